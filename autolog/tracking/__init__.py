@@ -1,0 +1,1 @@
+"""The tracking core: entities, fluent API, client, writer, stores, search."""

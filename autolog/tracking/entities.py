@@ -1,0 +1,188 @@
+"""The tracking data model: what a user reads back from a store.
+
+Plain, immutable-by-convention value classes with ``__slots__``: the hot path
+(``log_metric``) creates one :class:`Metric` per call, so these stay cheap.
+Names follow the vocabulary of the tracking tools ML engineers already know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "Experiment",
+    "ExperimentTag",
+    "FileInfo",
+    "LifecycleStage",
+    "Metric",
+    "PagedList",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunStatus",
+    "RunTag",
+    "ViewType",
+]
+
+
+class RunStatus:
+    """Run states, as strings (what stores persist and filters compare)."""
+
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    ALL = (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)
+    TERMINATED = (FINISHED, FAILED, KILLED)
+
+
+class LifecycleStage:
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class ViewType:
+    """Which lifecycle stages a search returns."""
+
+    ACTIVE_ONLY = 1
+    DELETED_ONLY = 2
+    ALL = 3
+
+    @staticmethod
+    def stages(view_type: int) -> tuple[str, ...]:
+        if view_type == ViewType.ACTIVE_ONLY:
+            return (LifecycleStage.ACTIVE,)
+        if view_type == ViewType.DELETED_ONLY:
+            return (LifecycleStage.DELETED,)
+        return (LifecycleStage.ACTIVE, LifecycleStage.DELETED)
+
+
+class Metric:
+    """One metric point: ``value`` (float, NaN and inf kept) at ``step``, ``timestamp`` in ms."""
+
+    __slots__ = ("key", "step", "timestamp", "value")
+
+    def __init__(self, key: str, value: float, timestamp: int, step: int = 0):
+        self.key = key
+        self.value = value
+        self.timestamp = timestamp
+        self.step = step
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Metric):
+            return NotImplemented
+        same_value = self.value == other.value or (
+            self.value != self.value and other.value != other.value  # both NaN
+        )
+        return (
+            self.key == other.key
+            and same_value
+            and self.timestamp == other.timestamp
+            and self.step == other.step
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Metric(key={self.key!r}, value={self.value!r}, "
+            f"timestamp={self.timestamp!r}, step={self.step!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Param:
+    """A run input; the value is always a string."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class RunTag:
+    """A mutable string label on a run."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ExperimentTag:
+    key: str
+    value: str
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: str
+    start_time: int
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: str = LifecycleStage.ACTIVE
+
+    @property
+    def run_uuid(self) -> str:  # the older name some users still type
+        return self.run_id
+
+
+@dataclass
+class RunData:
+    """``metrics``: the latest value per key (highest step, then latest timestamp)."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    info: RunInfo
+    data: RunData = field(default_factory=RunData)
+
+
+@dataclass
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str = LifecycleStage.ACTIVE
+    tags: dict[str, str] = field(default_factory=dict)
+    creation_time: int | None = None
+    last_update_time: int | None = None
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """An artifact: ``path`` relative to the run's artifact root, POSIX separators."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None
+
+
+T = TypeVar("T")
+
+
+class PagedList(list, Generic[T]):
+    """A page of results; ``token`` fetches the next page (None when this is the last)."""
+
+    def __init__(self, items: Any = (), token: str | None = None):
+        super().__init__(items)
+        self.token = token
+
+
+def latest_metrics(metrics: Any) -> dict[str, float]:
+    """Latest value per key of an iterable of :class:`Metric`: highest step, then newest."""
+    best: dict[str, Metric] = {}
+    for m in metrics:
+        cur = best.get(m.key)
+        if cur is None or (m.step, m.timestamp) >= (cur.step, cur.timestamp):
+            best[m.key] = m
+    return {k: m.value for k, m in best.items()}

@@ -1,0 +1,172 @@
+"""What integrations share: params from framework objects, epoch metrics, summaries.
+
+Every built-in integration turns framework settings into params, framework
+metric dicts into metric points and early-stopping state into a summary; the
+rules for that live here once, so that the same thing is named and cut the
+same way whatever the framework (STYLE.md: no copy-paste across integrations).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "MAX_PARAM_LENGTH",
+    "TRUNCATED_PARAMS_TAG",
+    "class_path",
+    "copy_callbacks",
+    "flatten",
+    "log_early_stopping",
+    "log_epoch_metrics",
+    "log_training_params",
+    "log_training_params_skipping_changed",
+    "numeric",
+    "param_value",
+]
+
+MAX_PARAM_LENGTH = 6000
+_MARKER = "...[truncated]"
+TRUNCATED_PARAMS_TAG = "autolog.truncated_params"
+SKIPPED_PARAMS_TAG = "autolog.skipped_params"
+
+
+def param_value(value: Any) -> tuple[str, bool]:
+    """``str(value)``, cut to the param limit with a marker; and whether it was cut."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= MAX_PARAM_LENGTH:
+        return text, False
+    return text[: MAX_PARAM_LENGTH - len(_MARKER)] + _MARKER, True
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """Nested mappings to one level: ``{"opt": {"lr": 0.1}}`` -> ``{"opt.lr": 0.1}``."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, name, sep))
+        else:
+            out[name] = value
+    return out
+
+
+def log_training_params(params: Mapping[str, Any], run_id: str | None) -> None:
+    """Log framework params: stringified, long values cut with a marker (autologging
+    must not fail on a huge value), the cut keys listed in a tag."""
+    from autolog.tracking import fluent
+
+    values: dict[str, str] = {}
+    cut: list[str] = []
+    for key, value in params.items():
+        values[key], was_cut = param_value(value)
+        if was_cut:
+            cut.append(key)
+    if values:
+        fluent.log_params(values, run_id=run_id)
+    if cut:
+        fluent.set_tag(TRUNCATED_PARAMS_TAG, ",".join(sorted(cut)), run_id=run_id)
+
+
+def log_training_params_skipping_changed(
+    params: Mapping[str, Any], run_id: str | None
+) -> list[str]:
+    """:func:`log_training_params` into a run that may hold some of these params
+    already, with other values: a user's run that an earlier training call logged
+    to (fine-tuning with fewer epochs). Params are immutable, so such a param
+    keeps its first value instead of failing the user's training; the skipped
+    keys are returned and listed in the tag ``autolog.skipped_params``."""
+    from autolog.errors import ParamOverwriteError
+    from autolog.tracking import fluent
+
+    try:
+        log_training_params(params, run_id)  # the usual case: one call, nothing changed
+        return []
+    except ParamOverwriteError:
+        pass  # log_params logs none of a batch with a change: redo it key by key
+    skipped = []
+    for key, value in params.items():
+        try:
+            log_training_params({key: value}, run_id)
+        except ParamOverwriteError:
+            skipped.append(key)
+    fluent.set_tag(SKIPPED_PARAMS_TAG, ",".join(sorted(skipped)), run_id=run_id)
+    return skipped
+
+
+def numeric(value: Any) -> float | None:
+    """A framework value as a float (numpy scalars, 0-d tensors), or None if it is not one."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, (str, bytes)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def log_epoch_metrics(
+    metrics: Mapping[str, Any], step: int, run_id: str | None, prefix: str = ""
+) -> None:
+    """One enqueue for all of an epoch's numeric values; non-numeric ones are skipped."""
+    from autolog.tracking import fluent
+
+    values = {}
+    for key, value in metrics.items():
+        number = numeric(value)
+        if number is not None:
+            values[f"{prefix}{key}"] = number
+    if values:
+        fluent.log_metrics(values, step=step, run_id=run_id)
+
+
+def log_early_stopping(
+    run_id: str | None,
+    *,
+    stopped_epoch: int | None = None,
+    restored_epoch: int | None = None,
+    stopped_iteration: int | None = None,
+    best_iteration: int | None = None,
+    best_score: Any = None,
+    monitor: str | None = None,
+    patience: int | None = None,
+) -> None:
+    """The early-stopping summary, named alike for every framework:
+    metrics ``stopped_epoch``, ``restored_epoch``, ``stopped_iteration`` (boosting
+    libraries count iterations, not epochs), ``best_iteration``,
+    ``best_score`` and params ``early_stopping_monitor`` / ``..._patience``."""
+    from autolog.tracking import fluent
+
+    metrics = {
+        "stopped_epoch": stopped_epoch,
+        "restored_epoch": restored_epoch,
+        "stopped_iteration": stopped_iteration,
+        "best_iteration": best_iteration,
+        "best_score": numeric(best_score) if best_score is not None else None,
+    }
+    values = {k: float(v) for k, v in metrics.items() if v is not None and not _nan(v)}
+    if values:
+        fluent.log_metrics(values, run_id=run_id)
+    params = {"early_stopping_monitor": monitor, "early_stopping_patience": patience}
+    params = {k: v for k, v in params.items() if v is not None}
+    if params:
+        log_training_params(params, run_id)
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def class_path(obj: Any) -> str:
+    """``module.QualName`` of an object's class (what ``estimator_class`` tags hold)."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def copy_callbacks(callbacks: Iterable[Any] | None, *ours: Any) -> list[Any]:
+    """A new list: the user's callbacks followed by ours (the user's list is never changed)."""
+    return [*(callbacks or ()), *ours]
