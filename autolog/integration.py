@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # typing / dataclasses stay out of autolog()'s import cost
     import types
     from typing import Any, ClassVar
 
-    from autolog.models import Flavor
+    from autolog.flavors import Flavor
 
 __all__ = [
     "Integration",
@@ -162,11 +162,14 @@ def _validate(cls: Any) -> None:
         fail(f"options {clash} clash with autolog()'s own keywords")
     if not isinstance(cls.flavors, tuple):
         fail(f"'flavors' must be a tuple of autolog.Flavor subclasses, got {cls.flavors!r}")
-    for flavor in cls.flavors:
-        from autolog.models import Flavor
+    if cls.flavors:
+        from autolog.flavors import validate_flavor_class
 
-        if not (isinstance(flavor, type) and issubclass(flavor, Flavor)):
-            fail(f"'flavors' must hold autolog.Flavor subclasses, got {flavor!r}")
+        for flavor in cls.flavors:
+            try:
+                validate_flavor_class(flavor)
+            except IntegrationError as exc:
+                fail(f"'flavors': {exc}")
 
 
 # -- the registry ------------------------------------------------------------------

@@ -25,6 +25,9 @@ def _reset_autolog() -> None:
     fluent = sys.modules.get("autolog.tracking.fluent")
     if fluent is not None:
         fluent._reset_for_tests()
+    flavors = sys.modules.get("autolog.flavors")
+    if flavors is not None:
+        flavors._reset_for_tests()
 
 
 @pytest.fixture(autouse=True)

@@ -63,7 +63,7 @@ BAD_CLASSES = [
             (autolog.Integration,),
             {"name": "f", "modules": ("x",), "patch": _patch, "flavors": (int,)},
         ),
-        "'flavors' must hold autolog.Flavor subclasses",
+        "'flavors': <class 'int'> is not a subclass of autolog.models.Flavor",
     ),
 ]
 
@@ -94,6 +94,15 @@ def test_valid_flavor_is_accepted():
         name = "toyflavor"
         distribution = "toy"
         module = "toy"
+
+        def handles(self, model):
+            return False
+
+        def snapshot(self, model, **options):
+            raise NotImplementedError
+
+        def load(self, path, metadata):
+            raise NotImplementedError
 
     cls = fake_integration("nowhere_module", _patch, name="flavored", flavors=(ToyFlavor,))
     assert autolog.register(cls) is cls

@@ -1,0 +1,574 @@
+"""The fluent tracking API: ``autolog.start_run()``, ``autolog.log_metric(...)``, ...
+
+What the user gets::
+
+    import autolog
+    autolog.set_experiment("Customer_Churn_Prediction")
+    with autolog.start_run(run_name="random_forest_v1") as run:
+        autolog.log_params({"n_estimators": 100, "max_depth": 10})
+        for epoch in range(10):
+            autolog.log_metric("train_loss", 1 / (epoch + 1), step=epoch)
+        autolog.set_tag("model_type", "Random Forest")
+    print(autolog.get_run(run.info.run_id).data.metrics)
+
+How it stays fast (ARCHITECTURE.md rule 2): ``start_run`` makes the run id
+locally and queues the run's creation; ``log_*`` validate, then queue. The
+background writer (:mod:`autolog.tracking.writer`) writes; :func:`flush`,
+:func:`end_run` and interpreter exit drain the queue; reads flush first, so a
+process always reads its own writes. Params are checked for immutability here,
+synchronously, so an overwrite raises at the call that made it.
+
+The active-run stack is per thread. Internal keyword arguments for other parts
+of autolog (not part of the user's API): ``run_id=`` on the ``log_*`` and
+``set_tag(s)`` functions logs to a run that is not this thread's active run
+(injected training callbacks run on other threads), ``end_run(flush=False)``
+returns without draining (the patch manager closes a run per ``fit``), and
+:func:`log_bytes` writes an artifact file through the writer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from time import time_ns
+from typing import Any
+
+from autolog.errors import InvalidParameterError, RunStateError
+from autolog.tracking import context
+from autolog.tracking import fluent_experiments as _experiments
+from autolog.tracking import writer as _writers
+from autolog.tracking.entities import (
+    LifecycleStage,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from autolog.tracking.fluent_experiments import (
+    _active_experiment_id,
+    _artifact_location,
+    _check_key,
+    _checked_keys,
+    _store,
+    _validated_tags,
+    create_experiment,
+    get_experiment,
+    get_experiment_by_name,
+    get_tracking_uri,
+    search_experiments,
+    set_experiment,
+    set_experiment_tag,
+    set_experiment_tags,
+    set_tracking_uri,
+)
+from autolog.tracking.stores import (
+    _forget_stores,
+)
+from autolog.tracking.stores.base import AbstractStore
+from autolog.tracking.validation import (
+    check_param_unchanged,
+    validate_metric_value,
+    validate_param_value,
+    validate_run_id,
+    validate_step,
+    validate_tag_value,
+    validate_timestamp,
+)
+from autolog.tracking.writer import METRIC, PARAM, TAG
+
+__all__ = [
+    "ActiveRun",
+    "active_run",
+    "create_experiment",
+    "delete_tag",
+    "end_run",
+    "flush",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_bytes",
+    "log_dict",
+    "log_figure",
+    "log_image",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_experiments",
+    "search_runs",
+    "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]
+
+_local = threading.local()  # .stack: this thread's active runs, innermost last
+_runs: dict[str, _RunState] = {}  # every active run of the process, by id
+_detached: dict[str, _RunState] = {}  # runs logged to by id without being active
+_last_run_id: str | None = None
+_end_hooks: dict[str, list[Any]] = {}  # run id -> callables run just before it ends
+
+
+def on_run_end(run_id: str, hook: Any) -> None:
+    """Call ``hook(run_id, status)`` when the run ends (internal: integrations
+    whose run outlives any one call, such as plain PyTorch loops, finish their
+    logging there). The hook runs before the run is closed, so it can still log
+    to it; it must keep its own errors to itself (``autolog.patching.guard``)."""
+    _end_hooks.setdefault(run_id, []).append(hook)
+
+
+class _RunState:
+    """What the process knows of a run it logs to, without asking the store."""
+
+    __slots__ = ("created", "info", "params", "pid", "repository", "run_id", "store")
+
+    def __init__(self, store: AbstractStore, info: RunInfo, params: dict[str, str], created: bool):
+        self.store = store
+        self.info = info
+        self.run_id = info.run_id
+        self.params = params  # logged so far: immutability is checked against these
+        self.created = created  # True once the store is known to hold the run
+        self.repository: Any = None
+        self.pid = os.getpid()  # the process that started (and so must end) the run
+
+
+class ActiveRun(Run):
+    """The run returned by :func:`start_run`; also a context manager.
+
+    ``info`` is known locally (no I/O); ``data`` flushes the writer and reads
+    the params, latest metrics and tags from the store. Leaving the ``with``
+    block ends the run: FINISHED, FAILED on an exception, KILLED on
+    KeyboardInterrupt; the exception propagates.
+    """
+
+    def __init__(self, state: _RunState):
+        self._state = state
+
+    @property  # type: ignore[override]
+    def info(self) -> RunInfo:
+        return self._state.info
+
+    @property  # type: ignore[override]
+    def data(self) -> RunData:
+        return get_run(self._state.run_id).data
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        if self._state.run_id in _runs:
+            _finish(self._state, status, flush=True)
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun run_id={self._state.run_id!r} name={self._state.info.run_name!r}>"
+
+
+# -- runs ----------------------------------------------------------------------
+
+
+def _stack() -> list[_RunState]:
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+def _now_ms() -> int:
+    return time_ns() // 1_000_000
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    parent_run_id: str | None = None,
+) -> ActiveRun:
+    """Start a run (or resume ``run_id``) and make it this thread's active run.
+
+    Use it as a context manager; ``nested=True`` puts the run under the active
+    one (tag ``mlflow.parentRunId``). Without ``run_name`` a readable name such
+    as ``brave-owl-417`` is generated. Experiment: ``experiment_id``, else the
+    one of :func:`set_experiment`, else ``AUTOLOG_EXPERIMENT_ID`` /
+    ``AUTOLOG_EXPERIMENT_NAME``, else the default experiment.
+    """
+    stack = _stack()
+    if stack and not nested:
+        raise RunStateError(
+            f"run {stack[-1].run_id} is already active; to start a run inside it pass "
+            "nested=True, otherwise call autolog.end_run() first"
+        )
+    extra_tags = _validated_tags(tags or {})
+    if description is not None:
+        extra_tags[context.NOTE] = validate_tag_value(context.NOTE, description)
+    parent = parent_run_id or (stack[-1].run_id if stack else None)
+    if parent is not None:
+        extra_tags[context.PARENT_RUN_ID] = parent
+    if run_id is not None:
+        state = _resume(validate_run_id(run_id), run_name, extra_tags)
+    else:
+        state = _create(experiment_id, run_name, extra_tags)
+    stack.append(state)
+    _runs[state.run_id] = state
+    return ActiveRun(state)
+
+
+def _create(experiment_id: Any, run_name: str | None, extra_tags: dict[str, str]) -> _RunState:
+    store = _store()
+    exp_id = str(experiment_id) if experiment_id is not None else _active_experiment_id(store)
+    location = _artifact_location(store, exp_id)
+    run_id = uuid.uuid4().hex
+    name = run_name or extra_tags.get(context.RUN_NAME) or context.generate_run_name()
+    system = context.system_tags()
+    tag_map = {**system, **extra_tags, context.RUN_NAME: validate_tag_value(context.RUN_NAME, name)}
+    user = system[context.USER]
+    start_time = _now_ms()
+
+    def create_run() -> None:
+        tags = [RunTag(k, v) for k, v in tag_map.items()]
+        store.create_run(exp_id, user, start_time, tags=tags, run_name=name, run_id=run_id)
+
+    _writer().submit(store, create_run, run_id)
+    info = RunInfo(
+        run_id=run_id,
+        experiment_id=exp_id,
+        run_name=name,
+        user_id=user,
+        status=RunStatus.RUNNING,
+        start_time=start_time,
+        end_time=None,
+        artifact_uri=f"{location}/{run_id}/artifacts",
+    )
+    return _RunState(store, info, {}, created=False)
+
+
+def _resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> _RunState:
+    if run_id in _runs:
+        raise RunStateError(f"run {run_id} is already active")
+    store = _store()
+    _writer().flush()  # the run may still be in our queue
+    run = store.get_run(run_id)
+    if run.info.lifecycle_stage == LifecycleStage.DELETED:
+        raise RunStateError(f"run {run_id} is deleted; restore it before resuming it")
+    info = store.update_run_info(run_id, status=RunStatus.RUNNING, run_name=run_name or None)
+    info.end_time = None
+    if extra_tags:
+        store.log_batch(run_id, tags=[RunTag(k, v) for k, v in extra_tags.items()])
+    return _RunState(store, info, dict(run.data.params), created=True)
+
+
+def end_run(status: str = RunStatus.FINISHED, *, flush: bool = True) -> None:
+    """End this thread's active run (no-op without one) and drain the writer.
+
+    ``flush=False`` (for the patch manager) returns without waiting for the
+    writer, still raising an earlier background write error.
+    """
+    stack = _stack()
+    if stack:
+        _finish(stack[-1], status, flush)
+
+
+def _finish(state: _RunState, status: str, flush: bool) -> None:
+    global _last_run_id
+    if status not in RunStatus.ALL:
+        raise InvalidParameterError(f"run status {status!r} is not one of {RunStatus.ALL}")
+    for hook in _end_hooks.pop(state.run_id, ()):
+        hook(state.run_id, status)
+    stack = _stack()
+    if state in stack:
+        stack.remove(state)
+    _runs.pop(state.run_id, None)
+    _last_run_id = state.run_id
+    end_time = _now_ms()
+    state.info.status = status
+    state.info.end_time = end_time
+    store, run_id = state.store, state.run_id
+
+    def update_run_info() -> None:
+        store.update_run_info(run_id, status=status, end_time=end_time)
+
+    writer = _writer()
+    writer.submit(store, update_run_info, run_id)
+    if flush or writer.failing:
+        writer.flush()
+
+
+def active_run() -> ActiveRun | None:
+    """This thread's innermost active run, or None."""
+    stack = _stack()
+    return ActiveRun(stack[-1]) if stack else None
+
+
+def last_active_run() -> Run | None:
+    """The active run, else the run that ended last in this process (read from the store)."""
+    stack = _stack()
+    run_id = stack[-1].run_id if stack else _last_run_id
+    return get_run(run_id) if run_id is not None else None
+
+
+def get_run(run_id: str) -> Run:
+    """Info, params, latest metrics and tags of a run (this process's writes included)."""
+    _writer().flush()
+    state = _runs.get(run_id)
+    return (state.store if state is not None else _store()).get_run(run_id)
+
+
+def search_runs(
+    experiment_ids: Sequence[str] | None = None,
+    filter_string: str = "",
+    run_view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int = 1000,
+    order_by: Sequence[str] | None = None,
+    output_format: str = "list",
+) -> Any:
+    """Runs of ``experiment_ids`` (default: the active experiment) matching the
+    filter, as a list of :class:`Run` or, with ``output_format="pandas"``, a
+    DataFrame with ``metrics.*``, ``params.*`` and ``tags.*`` columns."""
+    _writer().flush()
+    store = _store()
+    if experiment_ids is None:
+        experiment_ids = [_active_experiment_id(store)]
+    runs: PagedList[Run] = store.search_runs(
+        [str(e) for e in experiment_ids], filter_string, run_view_type, max_results, order_by
+    )
+    if output_format == "list":
+        return runs
+    if output_format == "pandas":
+        return _runs_frame(runs)
+    raise InvalidParameterError(f"output_format {output_format!r} must be 'list' or 'pandas'")
+
+
+def _runs_frame(runs: Sequence[Run]) -> Any:
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {
+            key: getattr(run.info, key)
+            for key in ("run_id", "experiment_id", "run_name", "status", "artifact_uri")
+        }
+        row["start_time"] = pd.to_datetime(run.info.start_time, unit="ms", utc=True)
+        end = run.info.end_time
+        row["end_time"] = pd.to_datetime(end, unit="ms", utc=True) if end is not None else None
+        for prefix, values in (("metrics", run.data.metrics), ("params", run.data.params)):
+            row.update({f"{prefix}.{k}": v for k, v in values.items()})
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# -- params, metrics, tags (the hot path) --------------------------------------
+
+
+def _writer() -> _writers.BatchingWriter:
+    return _writers._writer or _writers.get_writer()
+
+
+def _target(run_id: str | None) -> _RunState:
+    """The run to log to: ``run_id``'s, else this thread's active run, else a new one."""
+    if run_id is None:
+        stack = getattr(_local, "stack", None)
+        if stack:
+            return stack[-1]
+        start_run()
+        return _stack()[-1]
+    state = _runs.get(run_id) or _detached.get(run_id)
+    return state if state is not None else _attach(run_id)
+
+
+def _attach(run_id: str) -> _RunState:
+    """State for logging to a run that is not active in this process."""
+    store = _store()
+    _writer().flush()
+    run = store.get_run(validate_run_id(run_id))
+    if len(_detached) >= 1000:
+        _detached.clear()
+    state = _detached[run_id] = _RunState(store, run.info, dict(run.data.params), created=True)
+    return state
+
+
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    timestamp: int | None = None,
+    synchronous: bool = False,
+    *,
+    run_id: str | None = None,
+) -> None:
+    """Log one point of metric ``key`` (float; NaN and inf kept) at ``step`` (default 0).
+
+    Returns at once; the point is written in the background (``synchronous=True``
+    waits for the write). ``timestamp`` is in ms, default now.
+    """
+    state = _target(run_id)
+    if type(key) is not str or key not in _checked_keys:
+        _check_key(key, "metric key")
+    if type(value) is not float:
+        value = validate_metric_value(key, value)
+    if type(step) is not int:
+        step = validate_step(key, step)
+    timestamp = time_ns() // 1_000_000 if timestamp is None else validate_timestamp(key, timestamp)
+    writer = _writers._writer or _writers.get_writer()
+    writer.append((METRIC, state.store, state.run_id, Metric(key, value, timestamp, step)))
+    if synchronous:
+        writer.flush()
+
+
+def log_metrics(
+    metrics: Mapping[str, float],
+    step: int | None = None,
+    synchronous: bool = False,
+    *,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+) -> None:
+    """Log several metrics at one step; all are validated before any is queued."""
+    state = _target(run_id)
+    points = []
+    for key, value in metrics.items():
+        if type(key) is not str or key not in _checked_keys:
+            _check_key(key, "metric key")
+        number = validate_metric_value(key, value)
+        at_step = validate_step(key, step)
+        when = _now_ms() if timestamp is None else validate_timestamp(key, timestamp)
+        points.append(Metric(key, number, when, at_step))
+    _enqueue(state, METRIC, points, synchronous)
+
+
+def _enqueue(state: _RunState, kind: int, payloads: list, synchronous: bool) -> None:
+    writer = _writer()
+    for payload in payloads:
+        writer.append((kind, state.store, state.run_id, payload))
+    if synchronous:
+        writer.flush()
+
+
+def log_param(key: str, value: Any, synchronous: bool = False, *, run_id: str | None = None) -> Any:
+    """Log a param (stored as ``str(value)``) and return ``value``.
+
+    Params are immutable: the same value again is a no-op, a different value
+    raises :class:`~autolog.errors.ParamOverwriteError`.
+    """
+    log_params({key: value}, synchronous, run_id=run_id)
+    return value
+
+
+def log_params(
+    params: Mapping[str, Any], synchronous: bool = False, *, run_id: str | None = None
+) -> None:
+    """Log several params; if any is invalid or would change, none is logged."""
+    state = _target(run_id)
+    new: dict[str, str] = {}
+    for key, value in params.items():
+        if type(key) is not str or key not in _checked_keys:
+            _check_key(key, "param key")
+        text = validate_param_value(key, value)
+        logged = state.params.get(key)
+        if logged is not None:
+            check_param_unchanged(key, logged, text)
+        else:
+            new[key] = text
+    state.params.update(new)
+    _enqueue(state, PARAM, [Param(k, v) for k, v in new.items()], synchronous)
+
+
+def set_tag(key: str, value: Any, synchronous: bool = False, *, run_id: str | None = None) -> None:
+    """Set a tag (a mutable string) on the active run."""
+    set_tags({key: value}, synchronous, run_id=run_id)
+
+
+def set_tags(
+    tags: Mapping[str, Any], synchronous: bool = False, *, run_id: str | None = None
+) -> None:
+    """Set several tags; all are validated before any is queued."""
+    state = _target(run_id)
+    clean = _validated_tags(tags)
+    _enqueue(state, TAG, [RunTag(k, v) for k, v in clean.items()], synchronous)
+
+
+def delete_tag(key: str, *, run_id: str | None = None) -> None:
+    """Remove a tag from the active run (``ResourceNotFoundError`` if it has none)."""
+    state = _target(run_id)
+    _writer().flush()
+    state.store.delete_tag(state.run_id, _check_key(key, "tag key"))
+
+
+def flush() -> None:
+    """Write everything logged so far; raises ``TrackingWriteError`` if the store fails."""
+    _writer().flush()
+
+
+# -- process lifecycle -------------------------------------------------------------
+
+
+def _end_runs_at_exit() -> None:
+    """Interpreter exit: end the active runs FINISHED and drain the queue."""
+    try:
+        # A forked child may log into its parent's runs but does not own them.
+        pid = os.getpid()
+        for state in [s for s in _runs.values() if s.pid == pid]:
+            _finish(state, RunStatus.FINISHED, flush=False)
+        if _writers._writer is not None:
+            _writers._writer.flush()
+    except Exception as error:  # at exit nobody can catch it: say what was lost
+        print(f"autolog: tracking data could not be written at exit: {error!r}", file=sys.stderr)
+
+
+atexit.register(_end_runs_at_exit)
+
+
+def _reset_for_tests() -> None:
+    """End and forget every run, the URI and experiment set here, and the writer."""
+    global _last_run_id, _local
+    try:
+        for state in list(_runs.values()):
+            _finish(state, RunStatus.FINISHED, flush=False)
+        if _writers._writer is not None:
+            _writers._writer.flush()
+    except Exception:
+        pass  # a test that broke the store on purpose: its leftovers are dropped below
+    _writers.reset_writer()
+    _runs.clear()
+    _detached.clear()
+    _local = threading.local()
+    _last_run_id = None
+    _experiments._reset()
+    _forget_stores()
+
+
+# The artifact functions live in their own module; they are part of this API.
+from autolog.tracking.fluent_artifacts import (  # noqa: E402
+    log_artifact,
+    log_artifacts,
+    log_bytes,
+    log_dict,
+    log_figure,
+    log_image,
+    log_text,
+)

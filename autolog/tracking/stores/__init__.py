@@ -1,0 +1,116 @@
+"""Backend stores: where experiments, runs, params, metrics and tags live.
+
+``store_for_uri(uri)`` picks the store class by URI scheme; see ``base.py`` for
+the contract that every store implements and that the conformance suite
+(``tests/tracking/test_store_conformance.py``) checks.
+
+URIs understood:
+
+- ``file:///abs/path``, ``file:relative/path``, or a plain path: the file store;
+- ``sqlite:///file.db``, ``postgresql://...``, ``postgresql+psycopg://...``: the SQL store;
+- ``http://`` / ``https://``: a tracking server (the REST store, not available yet).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from autolog.errors import StoreError
+from autolog.tracking.stores.base import AbstractStore
+
+__all__ = [
+    "AbstractStore",
+    "default_tracking_uri",
+    "file_uri_to_path",
+    "normalize_tracking_uri",
+    "store_for_uri",
+]
+
+_SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+_stores: dict[str, AbstractStore] = {}
+_stores_lock = threading.Lock()
+
+
+def _scheme(uri: str) -> str:
+    head, sep, _rest = uri.partition(":")
+    # "C:\\runs" is a Windows path, not a URI with scheme "c"
+    if not sep or len(head) == 1 or not head.replace("+", "").isalnum():
+        return ""
+    return head.lower()
+
+
+def file_uri_to_path(uri: str) -> str:
+    """The local path of a ``file:`` URI (percent-decoded) or of a plain path."""
+    if _scheme(uri) != "file":
+        return uri
+    from urllib.parse import unquote, urlsplit
+
+    rest = uri[len("file:") :]
+    if rest.startswith("//"):
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost"):
+            raise StoreError(f"file URI {uri!r} names host {parts.netloc!r}; only local paths work")
+        return unquote(parts.path)
+    return unquote(rest)
+
+
+def normalize_tracking_uri(uri: str) -> str:
+    """File URIs and plain paths become absolute ``file://`` URIs (relative ones
+    against the current directory); other URIs are returned unchanged."""
+    if _scheme(uri) in ("", "file"):
+        from pathlib import Path
+
+        return Path(file_uri_to_path(uri)).expanduser().resolve().as_uri()
+    return uri
+
+
+def default_tracking_uri() -> str:
+    """``AUTOLOG_TRACKING_URI`` if set, else the file store at ``./mlruns``."""
+    return normalize_tracking_uri(os.environ.get("AUTOLOG_TRACKING_URI") or "./mlruns")
+
+
+def store_for_uri(uri: str) -> AbstractStore:
+    """The store of ``uri``, opened once per process and URI."""
+    store = _stores.get(uri)  # already normalised (what get_tracking_uri returns)
+    if store is not None:
+        return store
+    key = normalize_tracking_uri(uri)
+    store = _stores.get(key)
+    if store is not None:
+        return store
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _open_store(key)
+            _stores[key] = store
+    return store
+
+
+def _open_store(uri: str) -> AbstractStore:
+    scheme = _scheme(uri)
+    if scheme == "file":
+        from autolog.tracking.stores.file import FileStore
+
+        return FileStore(file_uri_to_path(uri))
+    if scheme in _SQL_SCHEMES:
+        from autolog.tracking.stores.sql import SqlStore
+
+        return SqlStore(uri)
+    if scheme in ("http", "https"):
+        raise StoreError(f"REST store not available yet (tracking URI {uri!r})")
+    raise StoreError(
+        f"unsupported tracking URI {uri!r}: use a path, file:, sqlite:, postgresql: or http(s):"
+    )
+
+
+def _forget_stores() -> None:
+    """Close and forget every opened store (tests)."""
+    with _stores_lock:
+        stores = list(_stores.values())
+        _stores.clear()
+    for store in stores:
+        try:
+            store.close()
+        except Exception:
+            pass

@@ -1,0 +1,184 @@
+"""Input rules of the tracking API (ARCHITECTURE.md rule 7), checked at the boundary.
+
+Every function here either returns the value in the form a store persists
+(``str`` for params and tags, ``float`` for metric values, ``int`` for steps and
+timestamps) or raises :class:`~autolog.errors.InvalidParameterError` /
+:class:`~autolog.errors.ParamOverwriteError` with the offending key in the
+message. Nothing is truncated or dropped silently.
+
+The checks are cheap on purpose: ``log_metric`` calls them on the training
+thread, and the fluent API remembers keys it has already validated.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from numbers import Real
+from typing import Any
+
+from autolog.errors import InvalidParameterError, ParamOverwriteError
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_PARAM_VALUE_LENGTH",
+    "MAX_TAG_VALUE_LENGTH",
+    "check_param_unchanged",
+    "validate_artifact_path",
+    "validate_key",
+    "validate_metric_value",
+    "validate_param_value",
+    "validate_run_id",
+    "validate_step",
+    "validate_tag_value",
+    "validate_timestamp",
+]
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+_RUN_ID_HEX = frozenset("0123456789abcdef")
+
+
+def _shorten(value: str, limit: int = 80) -> str:
+    """A value short enough to quote in an error message."""
+    return value if len(value) <= limit else value[:limit] + f"... ({len(value)} characters)"
+
+
+def _path_escape_reason(path: str) -> str | None:
+    """Why ``path`` (a key or an artifact path) could leave the run folder, or None."""
+    if "\x00" in path:
+        return "contains a NUL character"
+    if "\\" in path:
+        return "contains a backslash (use '/' to separate folders)"
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":" and path[0].isalpha()):
+        return "is an absolute path"
+    if ".." in path.split("/"):
+        return "contains a '..' path component"
+    return None
+
+
+def validate_key(key: Any, kind: str = "key") -> str:
+    """A metric / param / tag key: a non-empty string of at most 250 characters
+    that stays inside the run folder (no ``..``, no absolute path)."""
+    if not isinstance(key, str):
+        raise InvalidParameterError(f"{kind} {key!r} must be a string, not {type(key).__name__}")
+    if not key or key.isspace():
+        raise InvalidParameterError(f"{kind} {key!r} must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidParameterError(
+            f"{kind} {_shorten(key)!r} is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}"
+        )
+    if any(ord(c) < 32 for c in key):
+        raise InvalidParameterError(f"{kind} {key!r} contains a control character")
+    reason = _path_escape_reason(key)
+    if reason is not None:
+        raise InvalidParameterError(f"{kind} {key!r} {reason}")
+    return key
+
+
+def _validate_string_value(key: str, value: Any, limit: int, kind: str) -> str:
+    text = value if type(value) is str else str(value)
+    if len(text) > limit:
+        raise InvalidParameterError(
+            f"{kind} value of {key!r} is {len(text)} characters long; the limit is {limit} "
+            f"(value starts {_shorten(text, 40)!r})"
+        )
+    return text
+
+
+def validate_param_value(key: str, value: Any) -> str:
+    """``str(value)``, at most 6000 characters."""
+    return _validate_string_value(key, value, MAX_PARAM_VALUE_LENGTH, "param")
+
+
+def validate_tag_value(key: str, value: Any) -> str:
+    """``str(value)``, at most 8000 characters."""
+    return _validate_string_value(key, value, MAX_TAG_VALUE_LENGTH, "tag")
+
+
+def validate_metric_value(key: str, value: Any) -> float:
+    """A real number as float (NaN and ±inf kept). Python and numpy numbers and
+    0-d arrays / tensors are accepted; strings, complex numbers, None and
+    arrays with more than one element are rejected."""
+    if type(value) is float:
+        return value
+    if isinstance(value, Real):  # int, bool, numpy scalars, Fraction, Decimal-free reals
+        return float(value)
+    # 0-d numpy arrays and torch / tf tensors: take the element, then check it.
+    if not isinstance(value, (str, bytes)) and getattr(value, "ndim", None) == 0:
+        item = getattr(value, "item", None)
+        if item is not None:
+            element = item()
+            if isinstance(element, Real):
+                return float(element)
+    raise InvalidParameterError(
+        f"metric {key!r} must be a real number, got {type(value).__name__} {_shorten(repr(value))}"
+    )
+
+
+def validate_step(key: str, step: Any) -> int:
+    """The step of a metric point: an integer (``None`` means 0)."""
+    if step is None:
+        return 0
+    if type(step) is int:
+        return step
+    if isinstance(step, (bool, float, str)):
+        raise InvalidParameterError(
+            f"step of metric {key!r} must be an integer, got {type(step).__name__} {step!r}"
+        )
+    try:
+        return operator.index(step)  # numpy integers, integer 0-d tensors
+    except TypeError:
+        raise InvalidParameterError(
+            f"step of metric {key!r} must be an integer, got {type(step).__name__} {step!r}"
+        ) from None
+
+
+def validate_timestamp(key: str, timestamp: Any) -> int:
+    """A metric timestamp in integer milliseconds since the epoch."""
+    if type(timestamp) is int and timestamp >= 0:
+        return timestamp
+    if isinstance(timestamp, float) and math.isfinite(timestamp) and timestamp >= 0:
+        return int(timestamp)
+    if not isinstance(timestamp, (bool, str)):
+        try:
+            value = operator.index(timestamp)
+        except TypeError:
+            pass
+        else:
+            if value >= 0:
+                return value
+    raise InvalidParameterError(
+        f"timestamp of metric {key!r} must be non-negative milliseconds since the epoch, "
+        f"got {timestamp!r}"
+    )
+
+
+def check_param_unchanged(key: str, old_value: str, new_value: str) -> None:
+    """Params are immutable: the same value again is fine, a different one is an error."""
+    if old_value != new_value:
+        raise ParamOverwriteError(
+            f"param {key!r} was already logged with value {_shorten(old_value)!r}; "
+            f"it cannot be changed to {_shorten(new_value)!r} (params are immutable: "
+            "log a new key, a metric, or start a new run)"
+        )
+
+
+def validate_artifact_path(path: Any, kind: str = "artifact path") -> str:
+    """A relative POSIX path inside the run's artifact root (``None`` is not allowed)."""
+    if not isinstance(path, str):
+        raise InvalidParameterError(f"{kind} {path!r} must be a string")
+    if not path.strip("/"):
+        raise InvalidParameterError(f"{kind} {path!r} must name a file or folder")
+    reason = _path_escape_reason(path)
+    if reason is not None:
+        raise InvalidParameterError(f"{kind} {path!r} {reason}; it must stay inside the run")
+    return path
+
+
+def validate_run_id(run_id: Any) -> str:
+    """32 lowercase hex characters."""
+    if not (isinstance(run_id, str) and len(run_id) == 32 and _RUN_ID_HEX.issuperset(run_id)):
+        raise InvalidParameterError(f"run id {run_id!r} is not 32 lowercase hex characters")
+    return run_id
