@@ -1,0 +1,88 @@
+"""Where a model URI points: a local folder to read the model from.
+
+Accepted forms (``autolog.load_model`` documents them to users):
+
+- ``runs:/<run_id>/<path>``: the folder ``<path>`` of that run's artifacts,
+  found through the tracking store of the current tracking URI;
+- ``file:///abs/folder`` or a plain local path;
+- any other artifact URL the artifact store understands (``s3://...``),
+  downloaded to a temporary folder that is removed after loading.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from autolog.errors import InvalidParameterError, ResourceNotFoundError, StoreError
+
+__all__ = ["local_model_dir", "parse_runs_uri"]
+
+
+def parse_runs_uri(uri: str) -> tuple[str, str]:
+    """``runs:/<run_id>/<path>`` -> (run_id, path); InvalidParameterError if malformed."""
+    from autolog.models import _checked_artifact_path
+
+    rest = uri[len("runs:") :].lstrip("/")
+    run_id, _, path = rest.partition("/")
+    if not run_id or not path.strip("/"):
+        raise InvalidParameterError(
+            f"model URI {uri!r} must look like runs:/<run_id>/<path inside the run>"
+        )
+    return run_id, _checked_artifact_path(path.rstrip("/"))
+
+
+@contextmanager
+def local_model_dir(uri: str) -> Iterator[Path]:
+    """A local folder holding the model at ``uri`` for the duration of the ``with``."""
+    if not isinstance(uri, (str, Path)) or not str(uri):
+        raise InvalidParameterError(f"model URI must be a non-empty string, got {uri!r}")
+    uri = str(uri)
+    if uri.startswith("runs:"):
+        uri = _run_artifact_uri(*parse_runs_uri(uri))
+    scheme = urlsplit(uri).scheme
+    # one letter is a Windows drive ("C:\\models"), not a scheme
+    if len(scheme) <= 1:
+        yield _existing_dir(Path(uri), uri)
+    elif scheme == "file":
+        parts = urlsplit(uri)
+        yield _existing_dir(Path(url2pathname(unquote(parts.path))), uri)
+    elif scheme == "models":
+        raise InvalidParameterError(
+            f"model URI {uri!r}: there is no model registry; use runs:/<run_id>/<name>"
+        )
+    else:
+        with tempfile.TemporaryDirectory(prefix="autolog-model-") as tmp:
+            yield _download(uri, Path(tmp))
+
+
+def _existing_dir(path: Path, uri: str) -> Path:
+    if not path.is_dir():
+        raise ResourceNotFoundError(f"no model at {uri}: {path} is not a folder")
+    return path
+
+
+def _run_artifact_uri(run_id: str, path: str) -> str:
+    from autolog.tracking import fluent
+
+    # get_run flushes first: a model logged in this process may still sit in
+    # the writer's queue
+    artifact_uri = fluent.get_run(run_id).info.artifact_uri.rstrip("/")
+    return f"{artifact_uri}/{path}"
+
+
+def _download(uri: str, dst: Path) -> Path:
+    from autolog.tracking.artifacts import repository_for
+
+    try:
+        repository = repository_for(uri)
+    except (InvalidParameterError, StoreError):
+        raise
+    except Exception as exc:
+        raise InvalidParameterError(f"model URI {uri!r}: unsupported scheme ({exc})") from exc
+    local = Path(repository.download_artifacts("", str(dst)))
+    return _existing_dir(local, uri)

@@ -1,0 +1,362 @@
+"""Models: ``log_model`` / ``load_model`` for every framework, one API.
+
+``autolog.log_model(model)`` saves any model as a folder artifact of the
+active run (starting one if none is active) and returns a :class:`ModelInfo`
+whose ``model_uri`` (``runs:/<run_id>/<name>``) ``autolog.load_model`` takes
+back, in this process or a fresh one::
+
+    info = autolog.log_model(model, "model", input_example=X[:5])
+    same = autolog.load_model(info.model_uri)
+    same.predict(X)
+
+**Which format.** The *flavor* of a model is the integration that knows its
+framework: scikit-learn, XGBoost, LightGBM, Keras, torch, Lightning each
+register one (in their ``autolog.integrations.<fw>`` module, listed in
+``Integration.flavors``), a third-party package registers its own the same
+way, or calls :func:`register_flavor`. A flavor is asked whether it handles
+a model only when its framework is already imported, highest ``priority``
+first. Any other object, a custom class with a ``predict`` method included,
+is saved with the ``python`` flavor: cloudpickle, which stores classes defined
+in ``__main__`` (a script, a notebook) by value, so they load in a fresh
+process that does not have that script.
+
+**The folder.** ``<name>/model.json`` is the metadata (plain JSON):
+``format_version`` (1), ``flavor``, ``framework`` (distribution, version), ``python_version``,
+``autolog_version``, ``run_id``, ``artifact_path``, ``created_ms``,
+``files`` (what the flavor wrote, relative to the folder), ``requirements``
+(``dist==version`` from ``importlib.metadata``), ``signature`` (see
+:mod:`autolog.signature`), ``input_example`` (the file name of
+``input_example.json``, or null) and ``flavor_metadata`` (what the flavor
+needs to load). The flavor's native files sit next to it. ``model.json`` is
+written last, so a folder with one is complete.
+
+**Cost.** On the caller's thread ``log_model`` only takes the flavor's
+snapshot (the model's bytes) and builds the metadata; the files are written
+by the background writer like every other artifact.
+
+.. warning:: Loading a pickled model (the ``python`` flavor, scikit-learn's
+   default) runs code chosen by whoever wrote the file. Never load a model
+   from a source you do not trust. For scikit-learn, ``skops`` is the safer
+   format (``log_model(model, serialization="skops")`` where installed).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path, PurePosixPath
+
+from autolog.errors import (
+    InvalidParameterError,
+    MissingDependencyError,
+    ModelError,
+    ResourceNotFoundError,
+)
+from autolog.flavors import (
+    Flavor,
+    ModelSnapshot,
+    PythonFlavor,
+    distribution_version,
+    flavor_classes,
+    flavor_for_model,
+    flavor_instance,
+    load_pickle,
+    pickle_snapshot,
+    python_version,
+    register_flavor,
+    saved_bytes,
+    type_name,
+    validate_flavor_class,
+)
+
+# typing, dataclasses and json are not imported here: integrations import
+# this module at registration (see autolog.flavors); type checkers honour this.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from autolog.signature import Signature
+
+__all__ = [
+    "METADATA_FILE",
+    "INPUT_EXAMPLE_FILE",
+    "Flavor",
+    "ModelInfo",
+    "ModelSnapshot",
+    "PythonFlavor",
+    "distribution_version",
+    "flavor_classes",
+    "load_input_example",
+    "load_model",
+    "load_pickle",
+    "log_model",
+    "pickle_snapshot",
+    "read_model_metadata",
+    "register_flavor",
+    "saved_bytes",
+    "validate_flavor_class",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Signature and infer_signature live in autolog.signature; re-exported
+    # lazily so that importing this module stays cheap for integrations.
+    if name in ("Signature", "infer_signature"):
+        from autolog import signature
+
+        return getattr(signature, name)
+    raise AttributeError(f"module 'autolog.models' has no attribute {name!r}")
+
+
+METADATA_FILE = "model.json"
+INPUT_EXAMPLE_FILE = "input_example.json"
+METADATA_FORMAT_VERSION = 1
+
+
+# -- logging ------------------------------------------------------------------
+
+
+class ModelInfo:
+    """What :func:`log_model` saved: pass ``model_uri`` to :func:`load_model`.
+
+    ``model_uri`` (``runs:/<run_id>/<artifact_path>``), ``flavor``, ``run_id``,
+    ``artifact_path`` and ``metadata`` (the content of ``model.json``).
+    """
+
+    __slots__ = ("artifact_path", "flavor", "metadata", "model_uri", "run_id")
+
+    def __init__(
+        self, model_uri: str, flavor: str, run_id: str, artifact_path: str, metadata: dict
+    ):
+        self.model_uri = model_uri
+        self.flavor = flavor
+        self.run_id = run_id
+        self.artifact_path = artifact_path
+        self.metadata = metadata
+
+    def __repr__(self) -> str:
+        return f"ModelInfo(model_uri={self.model_uri!r}, flavor={self.flavor!r})"
+
+    @property
+    def signature(self) -> Signature | None:
+        from autolog.signature import Signature
+
+        data = self.metadata.get("signature")
+        return Signature.from_dict(data) if data else None
+
+
+def log_model(
+    model: Any,
+    name: str = "model",
+    input_example: Any = None,
+    signature: Signature | dict[str, Any] | None = None,
+    run_id: str | None = None,
+    flavor: str | type[Flavor] | None = None,
+    **flavor_options: Any,
+) -> ModelInfo:
+    """Save ``model`` as the folder ``name`` of the run ``run_id`` (default: the
+    active run, started if there is none) and return its :class:`ModelInfo`.
+
+    ``flavor`` forces a flavor (its name or class) instead of finding the one
+    that handles the model; ``flavor_options`` go to its ``snapshot``. When
+    ``signature`` is not given it is inferred from ``input_example`` (inputs
+    only: we do not run your model); pass
+    ``infer_signature(X, model.predict(X))`` for outputs too.
+    """
+    artifact_path = _checked_artifact_path(name)
+    chosen = flavor_for_model(model, flavor)
+    try:
+        snapshot = chosen.snapshot(model, **flavor_options)
+    except (ModelError, InvalidParameterError):
+        raise
+    except TypeError as exc:
+        if flavor_options:  # most often an option this flavor does not know
+            raise InvalidParameterError(
+                f"flavor {chosen.name!r} rejected options {sorted(flavor_options)}: {exc}"
+            ) from exc
+        raise ModelError(f"flavor {chosen.name!r} cannot save {type_name(model)}: {exc}") from exc
+    except Exception as exc:
+        raise ModelError(f"flavor {chosen.name!r} cannot save {type_name(model)}: {exc}") from exc
+    for file_name in snapshot.files:
+        if file_name in (METADATA_FILE, INPUT_EXAMPLE_FILE):
+            raise ModelError(f"flavor {chosen.name!r} wrote the reserved file name {file_name!r}")
+        _checked_artifact_path(file_name)
+
+    # the signature module is imported only by calls that use it (import cost)
+    from autolog.signature import coerce_signature, infer_signature, input_example_json
+
+    files = dict(snapshot.files)
+    if input_example is not None:
+        files[INPUT_EXAMPLE_FILE] = input_example_json(input_example)
+    if signature is not None:
+        signature = coerce_signature(signature)
+    elif input_example is not None:
+        try:
+            signature = infer_signature(input_example)
+        except InvalidParameterError:
+            signature = None  # an example we can store but not describe: no signature
+
+    from autolog.tracking import fluent
+
+    run_id = run_id or _active_or_new_run_id(fluent)
+    metadata = {
+        "format_version": METADATA_FORMAT_VERSION,
+        "flavor": chosen.name,
+        "framework": {
+            "distribution": chosen.distribution,
+            "version": distribution_version(chosen.distribution),
+        },
+        "python_version": python_version(),
+        "autolog_version": _autolog_version(),
+        "run_id": run_id,
+        "artifact_path": artifact_path,
+        "created_ms": time.time_ns() // 1_000_000,
+        "files": sorted(snapshot.files),
+        "requirements": _requirements(chosen, model),
+        "signature": signature.to_dict() if signature is not None else None,
+        "input_example": INPUT_EXAMPLE_FILE if input_example is not None else None,
+        "flavor_metadata": snapshot.metadata,
+    }
+    import json
+
+    try:
+        encoded = json.dumps(metadata, indent=1, sort_keys=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise ModelError(
+            f"flavor {chosen.name!r} returned metadata that is not JSON: {exc}"
+        ) from exc
+    # model.json goes last: the writer keeps order, so a reader that finds it
+    # finds every file it names.
+    files[METADATA_FILE] = encoded
+    for file_name, data in files.items():
+        fluent.log_bytes(data, f"{artifact_path}/{file_name}", run_id=run_id)
+    return ModelInfo(
+        f"runs:/{run_id}/{artifact_path}", chosen.name, run_id, artifact_path, metadata
+    )
+
+
+def _active_or_new_run_id(fluent: Any) -> str:
+    run = fluent.active_run()
+    if run is None:  # like every log_* call: start a run, left open for the user
+        run = fluent.start_run()
+    return run.info.run_id
+
+
+def _requirements(flavor: Flavor, model: Any) -> list[str]:
+    names = dict.fromkeys([flavor.distribution, *flavor.requirements(model)])
+    pinned = []
+    for dist in names:
+        version = distribution_version(dist)
+        pinned.append(f"{dist}=={version}" if version else dist)
+    return pinned
+
+
+# -- loading ------------------------------------------------------------------
+
+
+def load_model(model_uri: str) -> Any:
+    """The native model saved at ``model_uri``, ready to ``predict``.
+
+    ``model_uri``: ``runs:/<run_id>/<name>`` (the ``ModelInfo.model_uri``), a
+    local folder, or an artifact URI (``file:///...``, or any URL the
+    artifact store reads). Raises :class:`MissingDependencyError` naming the
+    distribution when the model's framework is not installed,
+    :class:`ResourceNotFoundError` when there is no model there, and
+    :class:`InvalidParameterError` for a malformed URI.
+
+    Loading a pickled model runs code: never load models from untrusted sources.
+    """
+    from autolog.model_uri import local_model_dir
+
+    with local_model_dir(model_uri) as path:
+        metadata = _read_metadata(path, model_uri)
+        flavor_class = _loadable_flavor_class(metadata, model_uri)
+        try:
+            return flavor_instance(flavor_class).load(path, metadata.get("flavor_metadata", {}))
+        except (ModelError, ImportError):
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"flavor {flavor_class.name!r} could not load the model at {model_uri}: {exc}"
+            ) from exc
+
+
+def read_model_metadata(model_uri: str) -> dict[str, Any]:
+    """The content of the model's ``model.json`` (no framework is imported)."""
+    from autolog.model_uri import local_model_dir
+
+    with local_model_dir(model_uri) as path:
+        return _read_metadata(path, model_uri)
+
+
+def load_input_example(model_uri: str) -> Any:
+    """The input example saved with the model (numpy arrays and pandas frames
+    rebuilt as such), or None when it was logged without one."""
+    from autolog.model_uri import local_model_dir
+
+    with local_model_dir(model_uri) as path:
+        name = _read_metadata(path, model_uri).get("input_example")
+        if not name:
+            return None
+        import json
+
+        from autolog.signature import parse_input_example
+
+        return parse_input_example(json.loads((path / name).read_text()))
+
+
+def _read_metadata(path: Path, model_uri: str) -> dict[str, Any]:
+    file = path / METADATA_FILE
+    if not file.is_file():
+        raise ResourceNotFoundError(f"no model at {model_uri}: {file} does not exist")
+    import json
+
+    try:
+        metadata = json.loads(file.read_text())
+    except ValueError as exc:
+        raise ModelError(f"model metadata {file} is not valid JSON: {exc}") from exc
+    if not isinstance(metadata, dict) or "flavor" not in metadata:
+        raise ModelError(f"model metadata {file} has no 'flavor'")
+    return metadata
+
+
+def _loadable_flavor_class(metadata: dict[str, Any], model_uri: str) -> type[Flavor]:
+    name = metadata["flavor"]
+    framework = metadata.get("framework") or {}
+    distribution = framework.get("distribution") or name
+    saved_with = f"{distribution}=={framework['version']}" if framework.get("version") else ""
+    hint = f" (saved with {saved_with}; pip install {saved_with})" if saved_with else ""
+    known = {cls.name: cls for cls in flavor_classes()}
+    flavor_class = known.get(name)
+    if flavor_class is None:
+        raise MissingDependencyError(
+            f"the model at {model_uri} has flavor {name!r}, which no installed integration "
+            f"provides; it needs the distribution {distribution!r}{hint}"
+        )
+    if distribution_version(flavor_class.distribution) is None:
+        raise MissingDependencyError(
+            f"the model at {model_uri} (flavor {name!r}) needs the distribution "
+            f"{flavor_class.distribution!r}, which is not installed{hint}"
+        )
+    return flavor_class
+
+
+# -- small helpers ------------------------------------------------------------
+
+
+def _checked_artifact_path(name: Any) -> str:
+    """``name`` as a clean relative POSIX path inside the run, or InvalidParameterError."""
+    if not isinstance(name, str) or not name.strip("/ "):
+        raise InvalidParameterError(f"model name must be a non-empty path, got {name!r}")
+    path = PurePosixPath(name)
+    if "\\" in name or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+        raise InvalidParameterError(
+            f"model name {name!r} must be a relative path inside the run "
+            "(no leading '/', no '..', no drive, no backslash)"
+        )
+    return path.as_posix()
+
+
+def _autolog_version() -> str:
+    from autolog import __version__
+
+    return __version__
