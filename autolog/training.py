@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+
+from autolog.patching import TYPE_CHECKING
+
+if TYPE_CHECKING:  # integrations import this module at autolog(): keep typing out
+    from typing import Any
 
 __all__ = [
     "MAX_PARAM_LENGTH",

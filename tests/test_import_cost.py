@@ -1,0 +1,36 @@
+"""Rule 3 in practice: what `import autolog` and `autolog.autolog()` load.
+
+Timings live in benchmarks/; this checks the cause of slow imports that a
+change most often brings in: a heavy module imported at module level.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+FRAMEWORKS = ("sklearn", "torch", "tensorflow", "keras", "xgboost", "lightgbm", "lightning")
+HEAVY = (*FRAMEWORKS, "numpy", "pandas", "sqlalchemy", "matplotlib", "cloudpickle")
+# cheap to name, costly to import on a bare interpreter (several ms each)
+SLOW_STDLIB = ("typing", "dataclasses", "tempfile", "json", "importlib.metadata", "asyncio")
+
+
+def loaded_after(code: str) -> set[str]:
+    script = f"import sys\n{code}\nloaded = sorted(sys.modules)\nimport json\nprint(json.dumps(loaded))"
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, check=True
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_import_autolog_loads_no_framework_and_no_slow_stdlib():
+    loaded = loaded_after("import autolog")
+    assert loaded.isdisjoint(HEAVY + SLOW_STDLIB), sorted(loaded & set(HEAVY + SLOW_STDLIB))
+
+
+def test_autolog_call_with_no_framework_imported_loads_none():
+    loaded = loaded_after("import autolog; autolog.autolog()")
+    assert loaded.isdisjoint(HEAVY + SLOW_STDLIB), sorted(loaded & set(HEAVY + SLOW_STDLIB))
+    integrations = {m for m in loaded if m.startswith("autolog.integrations.")}
+    assert {f"autolog.integrations.{n}" for n in ("sklearn", "keras", "torch")} <= integrations
