@@ -1,0 +1,170 @@
+"""File store throughput and search (issue 2 and issue 9 goals).
+
+Rows:
+- 1,000,000 metric points logged with ``autolog.log_metric`` from one run,
+  flushed, and all read back with ``Client.get_metric_history``: points/s
+  end to end (goal >= 200,000/s); and the same through ``FileStore.log_batch``
+  in batches of 1,000 (the store's share of it);
+- 10,000 runs of 3 params, 5 metrics, 2 tags created with ``log_batch``, and a
+  3-clause filter search over them, with a fresh store object (nothing cached,
+  files in the OS cache) and again on the same object (goal < 1 s).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import autolog
+from autolog.tracking.entities import Metric, Param, RunTag
+from autolog.tracking.stores.file import FileStore
+
+POINTS = 1_000_000
+BATCH = 1_000
+RUNS = 10_000
+FILTER = "metrics.m1 > 0.5 and params.model = 'rf' and tags.team = 'a'"
+
+
+class _Clock:
+    """Wall and process CPU seconds (all threads) of what runs inside ``with``."""
+
+    wall = cpu = 0.0
+
+    def __enter__(self):
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def __exit__(self, *exc):
+        self.wall += time.perf_counter() - self._wall
+        self.cpu += time.process_time() - self._cpu
+
+
+def _fluent_round_trip(root: Path) -> _Clock:
+    """Log POINTS through the public API, flush, and read them back."""
+    autolog.set_tracking_uri(root.as_uri())
+    log_metric = autolog.log_metric
+    clock = _Clock()
+    with clock:
+        with autolog.start_run() as run:
+            for step in range(POINTS):
+                log_metric("loss", 1.0 / (step + 1), step=step)
+            autolog.flush()
+        history = autolog.Client().get_metric_history(run.info.run_id, "loss")
+    assert len(history) == POINTS, len(history)
+    return clock
+
+
+def _store_round_trip(root: Path) -> _Clock:
+    """POINTS through FileStore.log_batch (batches of BATCH) and back; building
+    the batches is not timed."""
+    store = FileStore(root)
+    run_id = store.create_run("0", "bench", 0).info.run_id
+    now = int(time.time() * 1000)
+    clock = _Clock()
+    for b in range(0, POINTS, BATCH):
+        batch = [Metric("loss", 1.0 / (i + 1), now, i) for i in range(b, b + BATCH)]
+        with clock:
+            store.log_batch(run_id, metrics=batch)
+    with clock:
+        history = store.get_metric_history(run_id, "loss")
+    assert len(history) == POINTS
+    return clock
+
+
+def _median_rate(h, name: str, round_trip, repeat: int, notes: str) -> None:
+    if not h.wanted(name):
+        return
+    clocks = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="autolog-bench-") as tmp:
+            clocks.append(round_trip(Path(tmp)))
+    wall = statistics.median(c.wall for c in clocks)
+    cpu = statistics.median(c.cpu for c in clocks)
+    h.row(
+        name,
+        POINTS / wall,
+        "points/s",
+        goal=">= 200,000/s",
+        notes=f"{notes}; {wall:.2f} s wall, {cpu:.2f} s CPU per 1M (median of {repeat})",
+    )
+
+
+def _create_runs(store: FileStore, experiment_id: str) -> float:
+    """Milliseconds per run to create RUNS runs with one log_batch each."""
+    rng = random.Random(0)
+    now = int(time.time() * 1000)
+    start = time.perf_counter()
+    for i in range(RUNS):
+        run_id = store.create_run(experiment_id, "bench", now + i).info.run_id
+        store.log_batch(
+            run_id,
+            metrics=[Metric(f"m{k}", rng.random(), now, 0) for k in range(1, 6)],
+            params=[
+                Param("model", rng.choice(("rf", "svm", "knn"))),
+                Param("depth", str(rng.randint(1, 10))),
+                Param("lr", str(rng.random())),
+            ],
+            tags=[RunTag("team", rng.choice("ab")), RunTag("mlflow.user", "bench")],
+        )
+    return (time.perf_counter() - start) / RUNS * 1000
+
+
+def _search_rows(h) -> None:
+    names = ("file store: create 10k runs", "file store: search 10k runs")
+    if not any(h.wanted(name) for name in names):
+        return
+    with tempfile.TemporaryDirectory(prefix="autolog-bench-") as tmp:
+        store = FileStore(Path(tmp))
+        experiment_id = store.create_experiment("search-bench")
+        per_run_ms = _create_runs(store, experiment_id)
+        h.row(
+            names[0],
+            per_run_ms,
+            "ms/run",
+            peer="mlflow 3.17 sqlite 12.6 ms/run",
+            notes="create_run + one log_batch (3 params, 5 metrics, 2 tags)",
+        )
+
+        def search(on: FileStore) -> int:
+            runs = on.search_runs([experiment_id], FILTER, max_results=50_000)
+            assert 0 < len(runs) < RUNS
+            return len(runs)
+
+        found = search(store)
+        h.time(
+            f"{names[1]}, fresh store object",
+            lambda: search(FileStore(Path(tmp))),
+            repeat=3,
+            unit="ms",
+            goal="< 1000 ms",
+            peer="mlflow 3.17 sqlite: 330 ms for 5k runs",
+            notes=f"3-clause filter, {found} matches; parses every run's files",
+        )
+        h.time(
+            f"{names[1]}, warm store object",
+            lambda: search(store),
+            repeat=5,
+            unit="ms",
+            goal="< 1000 ms",
+            notes="parsed runs cached by (inode, mtime, size); stats every file",
+        )
+
+
+def run(h) -> None:
+    _median_rate(
+        h,
+        "file store: 1M points log_metric -> flush -> history",
+        _fluent_round_trip,
+        repeat=3,
+        notes="public API, default writer, one run",
+    )
+    _median_rate(
+        h,
+        "file store: 1M points log_batch -> history",
+        _store_round_trip,
+        repeat=3,
+        notes="FileStore only, batches of 1,000",
+    )
+    _search_rows(h)

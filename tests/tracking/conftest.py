@@ -1,0 +1,36 @@
+"""The ``store`` fixture: every test that takes it runs once per store backend.
+
+Add a backend by adding a factory to ``STORE_FACTORIES``: a function of the
+test's ``tmp_path`` that returns a fresh, empty store (ARCHITECTURE.md rule 6:
+one conformance suite for every store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from autolog.tracking.stores.base import AbstractStore
+from tests.tracking.sql_stores import SQL_STORE_FACTORIES
+
+
+def make_file_store(tmp_path: Path) -> AbstractStore:
+    from autolog.tracking.stores.file import FileStore
+
+    return FileStore(tmp_path / "store")
+
+
+STORE_FACTORIES: dict[str, Callable[[Path], AbstractStore]] = {
+    "file": make_file_store,
+    **SQL_STORE_FACTORIES,  # sqlite, postgresql (tests/tracking/sql_stores.py)
+}
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+def store(request, tmp_path) -> Iterator[AbstractStore]:
+    """A fresh, empty store of each backend in turn."""
+    instance = STORE_FACTORIES[request.param](tmp_path)
+    yield instance
+    instance.close()

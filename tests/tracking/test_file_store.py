@@ -1,0 +1,142 @@
+"""What only the file store promises: a layout a person can read, crash safety,
+and several store objects / processes sharing one folder."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+
+import pytest
+
+from autolog.errors import ResourceAlreadyExistsError
+from autolog.tracking.entities import Metric, Param, RunStatus, RunTag
+from autolog.tracking.stores.file import FileStore
+
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path / "mlruns"
+
+
+def log_path(root, run):
+    return root / run.info.experiment_id / run.info.run_id / "log.jsonl"
+
+
+def test_layout_is_readable_json(root):
+    store = FileStore(root)
+    experiment_id = store.create_experiment("iris", tags={"team": "a"})
+    run = store.create_run(experiment_id, "alice", T0, run_name="rf")
+    store.log_batch(
+        run.info.run_id,
+        metrics=[Metric("acc", 0.9, T0, 0), Metric("loss", math.nan, T0, 0)],
+        params=[Param("depth", "3")],
+        tags=[RunTag("k", "v")],
+    )
+    assert json.loads((root / "0" / "meta.json").read_text())["name"] == "Default"
+    experiment = json.loads((root / experiment_id / "meta.json").read_text())
+    assert (experiment["name"], experiment["tags"]) == ("iris", {"team": "a"})
+    run_dir = root / experiment_id / run.info.run_id
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert (meta["run_name"], meta["status"]) == ("rf", "RUNNING")
+    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert lines[-1]["p"] == [["depth", "3"]]
+    assert lines[-1]["m"]["acc"] == {"value": [0.9], "step": [0], "timestamp": [T0]}
+    assert math.isnan(lines[-1]["m"]["loss"]["value"][0])
+    assert (run_dir / "artifacts").is_dir()
+    assert run.info.artifact_uri == (run_dir / "artifacts").as_uri()
+
+
+@pytest.mark.parametrize("spelling", ["uri", "relative"])
+def test_root_as_uri_or_relative_path(root, spelling, monkeypatch):
+    monkeypatch.chdir(root.parent)
+    store = FileStore(root.as_uri() if spelling == "uri" else "mlruns")
+    assert store.root == root
+    assert store.uri == root.as_uri()
+    store.create_experiment("x")
+    assert (root / "1" / "meta.json").exists()
+
+
+def test_torn_last_line_is_ignored_and_repaired(root):
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0)
+    run_id = run.info.run_id
+    store.log_batch(run_id, metrics=[Metric("m", 1.0, T0, 0)], params=[Param("p", "1")])
+    # a writer killed in the middle of its line
+    with open(log_path(root, run), "ab") as f:
+        f.write(b'{"m": {"m": {"value": [2.0], "step": [1], "ti')
+    reader = FileStore(root)
+    assert reader.get_run(run_id).data.metrics == {"m": 1.0}
+    assert [p.value for p in reader.get_metric_history(run_id, "m")] == [1.0]
+    # the next process to append first ends the torn line
+    writer = FileStore(root)
+    writer.log_batch(run_id, metrics=[Metric("m", 3.0, T0 + 1, 2)], tags=[RunTag("t", "x")])
+    for fresh_or_cached in (FileStore(root), reader):
+        run_now = fresh_or_cached.get_run(run_id)
+        assert run_now.data.metrics == {"m": 3.0}
+        assert run_now.data.params == {"p": "1"}
+        assert run_now.data.tags["t"] == "x"
+        assert [p.value for p in fresh_or_cached.get_metric_history(run_id, "m")] == [1.0, 3.0]
+
+
+def test_failed_document_write_keeps_the_old_document(root):
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0, run_name="kept")
+    meta_path = root / "0" / run.info.run_id / "meta.json"
+    before = meta_path.read_bytes()
+    with pytest.raises(TypeError):
+        store._write_doc(meta_path, {"run_name": object()})  # json fails halfway
+    assert meta_path.read_bytes() == before
+    left = sorted(p.name for p in meta_path.parent.iterdir())
+    assert left == ["artifacts", "log.jsonl", "meta.json"]
+    store.update_run_info(run.info.run_id, status=RunStatus.FINISHED)
+    assert not [p for p in meta_path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_store_objects_see_each_others_writes(root):
+    first, second = FileStore(root), FileStore(root)
+    run_id = first.create_run("0", "alice", T0).info.run_id
+    first.log_batch(run_id, params=[Param("a", "1")], metrics=[Metric("m", 1.0, T0, 0)])
+    assert second.get_run(run_id).data.params == {"a": "1"}  # second has it cached now
+    second.log_batch(run_id, params=[Param("b", "2")], metrics=[Metric("m", 2.0, T0, 1)])
+    first.log_batch(run_id, tags=[RunTag("t", "1")])  # first's cache is behind
+    second.update_run_info(run_id, status=RunStatus.FINISHED)
+    for store in (first, second):
+        run = store.get_run(run_id)
+        assert run.data.params == {"a": "1", "b": "2"}
+        assert run.data.metrics == {"m": 2.0}
+        assert run.data.tags == {"t": "1"}
+        assert run.info.status == RunStatus.FINISHED
+        assert [r.info.run_id for r in store.search_runs(["0"], "params.b = '2'")] == [run_id]
+    with pytest.raises(ValueError, match="b"):
+        first.log_batch(run_id, params=[Param("b", "3")])  # immutability across objects
+
+
+def _create_experiment(root, name, barrier, results):
+    barrier.wait()
+    try:
+        results.put(FileStore(root).create_experiment(name))
+    except ResourceAlreadyExistsError:
+        results.put("exists")
+
+
+def test_processes_racing_on_one_new_name_make_one_experiment(root):
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(4), context.Queue()
+    workers = [
+        context.Process(target=_create_experiment, args=(root, name, barrier, results))
+        for name in ("shared", "shared", "shared", "own")
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    outcomes = sorted(results.get(timeout=5) for _ in workers)
+    assert outcomes.count("exists") == 2
+    store = FileStore(root)
+    names = sorted(e.name for e in store.search_experiments())
+    assert names == ["Default", "own", "shared"]
+    assert len({e.experiment_id for e in store.search_experiments()}) == 3
