@@ -17,9 +17,10 @@ import gc
 import importlib.util
 import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -168,26 +169,43 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def run_one(path: Path, filters: list[str], out: Path) -> None:
+    """Run one benchmark file in this interpreter and write its rows to ``out``."""
+    harness = Harness(filters)
+    # A filter matching the area ("store") selects all its rows, since
+    # wanted() matches against "<area> <row name>".
+    harness.module = path.stem.removeprefix("bench_")
+    load(path).run(harness)
+    out.write_text(json.dumps([asdict(r) for r in harness.rows]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("filters", nargs="*", help="substrings of file or row names to run")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--one", metavar="FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--out", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    harness = Harness(args.filters)
+    if args.one:  # a child: one benchmark file
+        run_one(Path(args.one), args.filters, Path(args.out))
+        return 0
+    rows: list[Row] = []
     failed = []
-    for path in discover():
-        # A filter matching the area ("store") selects all its rows, since
-        # wanted() matches against "<area> <row name>".
-        harness.module = path.stem.removeprefix("bench_")
-        try:
-            load(path).run(harness)
-        except Exception:
-            failed.append(path.name)
-            traceback.print_exc()
-        print(f"done: {path.name}", file=sys.stderr)
-    print(table(harness.rows))
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in discover():
+            # Each file in a fresh interpreter: benchmarks set tracking URIs,
+            # patch frameworks and import heavy modules, and must not see
+            # each other's state (nor pay for each other's imports).
+            out = Path(tmp, f"{path.stem}.json")
+            cmd = [sys.executable, __file__, "--one", str(path), "--out", str(out), *args.filters]
+            if subprocess.run(cmd, cwd=tmp).returncode != 0 or not out.exists():
+                failed.append(path.name)
+            else:
+                rows.extend(Row(**r) for r in json.loads(out.read_text()))
+            print(f"done: {path.name}", file=sys.stderr)
+    print(table(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in harness.rows], indent=1))
+        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1))
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
