@@ -1,0 +1,503 @@
+"""Keras 3 autologging: ``Model.fit`` with params, per-epoch metrics, early stopping and a model.
+
+``autolog.autolog()`` (or ``autolog.autolog("keras")``) and then, with any
+Keras 3 backend (TensorFlow, torch, JAX; ``tf.keras`` is Keras 3 from
+TensorFlow 2.16 on)::
+
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.fit(X, y, epochs=10, validation_split=0.2)
+
+gives one run per ``fit`` call (or logs into your active run) holding:
+
+- **params**: ``epochs``, ``batch_size`` (32 for arrays when not given; read
+  from a ``tf.data`` pipeline, a ``PyDataset``'s or loader's ``batch_size``
+  attribute, or the first batch of a generator when Keras itself takes it;
+  ``None`` when it cannot be known), ``steps_per_epoch``,
+  ``validation_split``, ``initial_epoch``, ``shuffle``, ``has_class_weight``,
+  ``has_sample_weight``, ``optimizer`` (class name) and ``optimizer.<key>``
+  for its config (``optimizer.learning_rate``, ...), ``loss``, ``metrics``,
+  and the settings of the ``EarlyStopping`` (``early_stopping_*``) and
+  ``ReduceLROnPlateau`` (``reduce_lr_on_plateau_*``) callbacks you passed;
+- **metrics**: every value Keras reports at the end of an epoch (``loss``,
+  ``val_loss``, ``accuracy``, ...) at step = epoch, and ``learning_rate``;
+  with ``log_every_n_steps=N`` also the running batch values as
+  ``batch_<name>`` every N training steps (off by default: it makes Keras
+  synchronise every batch);
+- **early stopping**: ``stopped_epoch`` (when it stopped training),
+  ``restored_epoch`` (the best epoch, when ``restore_best_weights`` put its
+  weights back) and ``best_score`` (the best monitored value);
+- **artifacts**: ``model_summary.txt`` and, with ``log_models`` (default),
+  the trained model as ``model/`` in the native ``.keras`` format, which
+  ``autolog.load_model`` (``keras.models.load_model``) reads back.
+
+Our callback is added to a copy of your ``callbacks`` list; your list and
+your callback objects are never changed. A ``CallbackList`` you build
+yourself is used as is (we do not add to it), so such a fit logs no epoch
+metrics. Interrupting ``fit`` (Ctrl-C, or a callback raising
+``KeyboardInterrupt``) ends the run KILLED with the epochs done so far.
+
+**Repeated fits in your own run** (fine-tuning: ``fit`` twice inside one
+``autolog.start_run()``): a param the run already holds with another value
+(``epochs=5`` then ``epochs=2``) keeps its first value and is listed in the
+tag ``autolog.skipped_params``, since params are immutable; the metrics of
+the second fit continue at its epochs (pass ``initial_epoch`` to keep the
+steps increasing) and the model and summary are replaced by the latest.
+Without an active run each ``fit`` gets a run of its own.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import types
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+from autolog import training
+from autolog.integration import Integration
+from autolog.models import Flavor, ModelSnapshot, distribution_version
+from autolog.patching import Call, Patcher, guard
+
+__all__ = ["KerasFlavor", "KerasIntegration"]
+
+NAME = "keras"
+MODEL_FILE = "model.keras"
+SUMMARY_FILE = "model_summary.txt"
+# Keras' own default for array inputs (Model.fit docstring).
+DEFAULT_ARRAY_BATCH_SIZE = 32
+
+_EARLY_STOPPING_SETTINGS = (
+    "min_delta",
+    "mode",
+    "baseline",
+    "restore_best_weights",
+    "start_from_epoch",
+)
+_REDUCE_LR_SETTINGS = ("monitor", "factor", "patience", "min_delta", "cooldown", "min_lr", "mode")
+
+
+# -- the callback we inject ------------------------------------------------------
+#
+# Its classes subclass keras.callbacks.Callback, so they are built on first use
+# (importing keras here would break rule 3). They are module attributes,
+# created on demand by __getattr__ as well, so a pickled callback (Keras and
+# multiprocessing frameworks pickle callbacks) unpickles by reference in a
+# process that never ran fit.
+
+_callback_classes: dict[str, type] = {}
+
+
+def _build_callback_classes() -> None:
+    import keras
+
+    class AutologCallback(keras.callbacks.Callback):
+        """Logs each epoch's values in one enqueue and the model summary once.
+
+        State: the run id and an option value (picklable). It defines no
+        batch hook, which keeps Keras' asynchronous batch dispatch on.
+        """
+
+        def __init__(self, run_id: str, log_every_n_steps: int | None = None):
+            super().__init__()
+            self.run_id = run_id
+            self.log_every_n_steps = log_every_n_steps
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            with guard(NAME, "in on_train_begin"):
+                _log_summary(self.model, self.run_id)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            with guard(NAME, "in on_epoch_end"):
+                values = dict(logs) if logs else {}
+                # ReduceLROnPlateau / LearningRateScheduler put the rate used in
+                # this epoch into the logs; otherwise read the optimizer's.
+                if "learning_rate" not in values:
+                    rate = _learning_rate(self.model)
+                    if rate is not None:
+                        values["learning_rate"] = rate
+                training.log_epoch_metrics(values, epoch, self.run_id)
+
+    class AutologBatchCallback(AutologCallback):
+        """Also logs the running batch values every ``log_every_n_steps`` steps."""
+
+        def __init__(self, run_id: str, log_every_n_steps: int | None = None):
+            super().__init__(run_id, log_every_n_steps)
+            self.steps_done = 0  # training steps of this fit before the current epoch
+            self.steps_seen = 0  # training steps of this fit so far
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.steps_done = self.steps_seen
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            with guard(NAME, "in on_train_batch_end"):
+                # ``batch`` is the last step index of the epoch that ran (more
+                # than one per call with steps_per_execution > 1).
+                previous, self.steps_seen = self.steps_seen, self.steps_done + batch + 1
+                every = self.log_every_n_steps or 1
+                if logs and self.steps_seen // every > previous // every:
+                    training.log_epoch_metrics(logs, self.steps_seen, self.run_id, prefix="batch_")
+
+    for cls in (AutologCallback, AutologBatchCallback):
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+        _callback_classes[cls.__name__] = cls
+        globals()[cls.__name__] = cls
+
+
+def _callback_class(batch_level: bool) -> type:
+    if not _callback_classes:
+        _build_callback_classes()
+    return _callback_classes["AutologBatchCallback" if batch_level else "AutologCallback"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("AutologCallback", "AutologBatchCallback"):
+        return _callback_class(name == "AutologBatchCallback")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _learning_rate(model: Any) -> float | None:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return None
+    try:
+        return training.numeric(optimizer.learning_rate)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _log_summary(model: Any, run_id: str) -> None:
+    if not getattr(model, "built", False):
+        return  # Keras cannot summarise a model that has no weights yet
+    from autolog.tracking import fluent
+
+    parts: list[str] = []
+    model.summary(print_fn=lambda text, **_: parts.append(str(text)))
+    fluent.log_text("\n".join(parts), SUMMARY_FILE, run_id=run_id)
+
+
+# -- params of one fit call -------------------------------------------------------
+
+
+def _fit_params(call: Call, model: Any, callbacks: list[Any], batch_size: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "epochs": call.argument("epochs"),
+        "steps_per_epoch": call.argument("steps_per_epoch"),
+        "validation_split": call.argument("validation_split"),
+        "initial_epoch": call.argument("initial_epoch"),
+        "shuffle": call.argument("shuffle"),
+        "has_class_weight": call.argument("class_weight") is not None,
+        "has_sample_weight": call.argument("sample_weight") is not None,
+    }
+    if batch_size is not _UNKNOWN_YET:
+        params["batch_size"] = batch_size
+    params.update(_compile_params(model))
+    params.update(_callback_params(callbacks))
+    return params
+
+
+def _compile_params(model: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        params["optimizer"] = type(optimizer).__name__
+        config = dict(optimizer.get_config())
+        config.pop("name", None)
+        for key, value in training.flatten(config, prefix="optimizer").items():
+            params[key] = _float32_text(value)
+    loss = getattr(model, "loss", None)
+    if loss is not None:
+        params["loss"] = _names(loss)
+    metrics = _compiled_metrics(model)
+    if metrics:
+        params["metrics"] = metrics
+    return params
+
+
+def _compiled_metrics(model: Any) -> str | None:
+    # The compile config holds what the user passed (strings, or serialized
+    # Metric objects); model.metrics only says "compile_metrics" in Keras 3.
+    try:
+        config = model.get_compile_config() or {}
+    except Exception:  # a metric Keras cannot serialize: we only lose its name
+        return None
+    names = [_names(value) for value in (config.get("metrics"), config.get("weighted_metrics"))]
+    return ", ".join(name for name in names if name) or None
+
+
+def _names(value: Any) -> str:
+    """A readable name for a loss or metric spec: a string, a Loss/Metric object,
+    a function, a serialized object, or lists/dicts of those."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if "class_name" in value and "config" in value:  # a serialized Keras object
+            config = value["config"]
+            if isinstance(config, str):  # a serialized function: its name
+                return config
+            return str((config or {}).get("name") or value["class_name"])
+        return ", ".join(f"{key}: {_names(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(filter(None, (_names(item) for item in value)))
+    return str(getattr(value, "name", None) or getattr(value, "__name__", None) or value)
+
+
+def _float32_text(value: Any) -> Any:
+    """Optimizer settings held in float32 variables come back as 0.0010000000474974513;
+    show them as the float32 the user meant (0.001) when that is exact."""
+    if type(value) is not float:
+        return value
+    import numpy as np
+
+    single = np.float32(value)
+    return str(single) if float(single) == value else value
+
+
+def _callback_params(callbacks: list[Any]) -> dict[str, Any]:
+    import keras
+
+    params: dict[str, Any] = {}
+    early = _first(callbacks, keras.callbacks.EarlyStopping)
+    if early is not None:
+        params["early_stopping_monitor"] = early.monitor
+        params["early_stopping_patience"] = early.patience
+        for key in _EARLY_STOPPING_SETTINGS:
+            params[f"early_stopping_{key}"] = getattr(early, key, None)
+    plateau = _first(callbacks, keras.callbacks.ReduceLROnPlateau)
+    if plateau is not None:
+        for key in _REDUCE_LR_SETTINGS:
+            params[f"reduce_lr_on_plateau_{key}"] = getattr(plateau, key, None)
+    return params
+
+
+def _first(items: list[Any], cls: type) -> Any:
+    return next((item for item in items if isinstance(item, cls)), None)
+
+
+def _user_callbacks(callbacks: Any) -> list[Any] | None:
+    """The user's callbacks as a flat list (a new list), or None when we must not add
+    to them (a CallbackList the user built)."""
+    import keras
+
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return None
+    if isinstance(callbacks, keras.callbacks.Callback):
+        return [callbacks]
+    return list(keras.tree.flatten(callbacks))
+
+
+# -- batch size without consuming the data ------------------------------------------
+
+_UNKNOWN_YET = object()  # a generator's: read when Keras takes its first batch
+
+
+def _batch_size(x: Any, given: Any) -> Any:
+    """The batch size of fit's ``x``: ``given``, Keras' default for arrays, read from a
+    tf.data pipeline or a loader, _UNKNOWN_YET for a generator, None if unknowable."""
+    if given is not None:
+        return given
+    if isinstance(x, types.GeneratorType):
+        return _UNKNOWN_YET
+    import keras
+
+    if isinstance(x, keras.utils.PyDataset) or type(x).__module__.startswith("torch."):
+        return _int_attribute(x, "batch_size")
+    if _is_tf_dataset(x):
+        return _tf_dataset_batch_size(x)
+    if hasattr(x, "__next__") or hasattr(x, "element_spec"):
+        return _int_attribute(x, "batch_size")  # other iterators and loaders
+    return DEFAULT_ARRAY_BATCH_SIZE
+
+
+def _int_attribute(obj: Any, name: str) -> int | None:
+    value = getattr(obj, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _is_tf_dataset(x: Any) -> bool:
+    tf_module = sys.modules.get("tensorflow")
+    return tf_module is not None and isinstance(x, tf_module.data.Dataset)
+
+
+def _tf_dataset_batch_size(dataset: Any) -> int | None:
+    # Walk the pipeline back to its batch op (map, prefetch, cache, shuffle,
+    # repeat and the like keep batches whole); the element_spec cannot tell a
+    # batch dimension from a feature dimension. Nothing is iterated.
+    node = dataset
+    for _ in range(100):  # pipelines are short; never loop on a strange graph
+        name = type(node).__name__.lower()
+        if "unbatch" in name or "rebatch" in name:
+            return None
+        size = getattr(node, "_batch_size", None)
+        if size is not None:
+            try:
+                return int(size)
+            except (TypeError, ValueError):
+                return None
+        node = getattr(node, "_input_dataset", None)
+        if node is None:
+            return None
+    return None
+
+
+def _first_batch_size(batch: Any) -> int | None:
+    inputs = batch[0] if isinstance(batch, tuple) else batch
+    while isinstance(inputs, (dict, list, tuple)) and inputs:
+        inputs = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs[0]
+    shape = getattr(inputs, "shape", None)
+    if shape is not None and len(shape) and shape[0] is not None:
+        return int(shape[0])
+    try:
+        return len(inputs)
+    except TypeError:
+        return None
+
+
+def _reporting_batch_size(generator: Iterator[Any], run_id: str) -> Iterator[Any]:
+    """Yields what ``generator`` yields; logs the size of the first batch when it is
+    taken (Keras takes it itself, before training, to learn the data's shape)."""
+    try:
+        first = next(generator)
+    except StopIteration:
+        return
+    with guard(NAME, "while reading a generator's batch size"):
+        training.log_training_params_skipping_changed(
+            {"batch_size": _first_batch_size(first)}, run_id
+        )
+    yield first
+    yield from generator
+
+
+# -- the model flavor ----------------------------------------------------------------
+
+
+class KerasFlavor(Flavor):
+    """Keras 3 models in the native ``.keras`` format (architecture, weights,
+    compile state and optimizer), loaded with ``keras.models.load_model``.
+
+    Custom layers must be registered with
+    ``keras.saving.register_keras_serializable`` and importable where the model
+    is loaded. Priority above torch's: under the torch backend a Keras model
+    is also a ``torch.nn.Module``.
+    """
+
+    name = "keras"
+    distribution = "keras"
+    module = "keras"
+    priority = 20
+
+    def handles(self, model: Any) -> bool:
+        import keras
+
+        return isinstance(model, keras.Model)
+
+    def snapshot(self, model: Any, **options: Any) -> ModelSnapshot:
+        import keras
+
+        # Keras writes .keras archives to a path only; the bytes are read back
+        # at once, so the snapshot is the model as it is now, on this thread.
+        with tempfile.TemporaryDirectory(prefix="autolog-keras-") as folder:
+            path = Path(folder) / MODEL_FILE
+            model.save(path, **options)
+            data = path.read_bytes()
+        metadata = {
+            "model_file": MODEL_FILE,
+            "backend": keras.backend.backend(),
+            "class": training.class_path(model),
+        }
+        return ModelSnapshot({MODEL_FILE: data}, metadata)
+
+    def load(self, path: Path, metadata: dict[str, Any]) -> Any:
+        import keras
+
+        return keras.models.load_model(Path(path) / metadata.get("model_file", MODEL_FILE))
+
+    def requirements(self, model: Any) -> list[str]:
+        import keras
+
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            # tensorflow-cpu installs the same module under another name.
+            for dist in ("tensorflow", "tensorflow-cpu"):
+                if distribution_version(dist) is not None:
+                    return [dist]
+            return ["tensorflow"]
+        return [backend] if backend in ("torch", "jax") else []
+
+
+# -- the handler and the integration --------------------------------------------------
+
+
+class KerasIntegration(Integration):
+    """Autologging of ``keras.Model.fit`` (see the module documentation)."""
+
+    name = NAME
+    modules = ("keras",)
+    distribution = "keras"
+    supported_versions = ">=3.0,<4"
+    options = {"log_every_n_steps": None}
+    flavors = (KerasFlavor,)
+
+    def patch(self, patcher: Patcher, module: types.ModuleType) -> None:
+        # Keras 3 defines fit on the backend's trainer class (TensorFlowTrainer,
+        # TorchTrainer, JAXTrainer), a base of keras.Model. Wrapping the class
+        # that defines it covers every model. A user's subclass that overrides
+        # fit and calls super().fit reaches this wrapper with Keras' own
+        # signature, so it is deliberately not wrapped on its own.
+        owner = next(cls for cls in module.Model.__mro__ if "fit" in cls.__dict__)
+        patcher.wrap(owner, "fit", self.on_fit)
+
+    def on_fit(self, call: Call) -> Generator[None, Any, None]:
+        model = call.instance
+        run_id = call.run_id
+        given_callbacks = call.argument("callbacks")
+        callbacks = _user_callbacks(given_callbacks)
+        # A CallbackList of the user's is read (EarlyStopping settings), never added to.
+        seen = callbacks if callbacks is not None else list(given_callbacks.callbacks)
+        x = call.argument("x")
+        batch_size = _batch_size(x, call.argument("batch_size"))
+        params = _fit_params(call, model, seen, batch_size)
+        if call.created_run:
+            training.log_training_params(params, run_id)
+        else:
+            training.log_training_params_skipping_changed(params, run_id)
+        if callbacks is not None:
+            every = call.config.log_every_n_steps
+            ours = _callback_class(bool(every))(run_id, every)
+            call.set_argument("callbacks", training.copy_callbacks(callbacks, ours))
+        if batch_size is _UNKNOWN_YET:
+            call.set_argument("x", _reporting_batch_size(x, run_id))
+
+        yield  # the user's fit runs here
+
+        _log_early_stopping(seen, run_id)
+        if call.config.log_models:
+            import autolog
+
+            example = _input_example(x) if call.config.log_input_examples else None
+            autolog.log_model(model, "model", input_example=example, run_id=run_id)
+
+
+def _log_early_stopping(callbacks: list[Any], run_id: str) -> None:
+    import keras
+
+    early = _first(callbacks, keras.callbacks.EarlyStopping)
+    if early is None:
+        return
+    restored = early.restore_best_weights and early.best_weights is not None
+    training.log_early_stopping(
+        run_id,
+        stopped_epoch=early.stopped_epoch if early.stopped_epoch > 0 else None,
+        restored_epoch=early.best_epoch if restored else None,
+        best_score=early.best,
+    )
+
+
+def _input_example(x: Any) -> Any:
+    if hasattr(x, "shape") and hasattr(x, "__getitem__") and not _is_tf_dataset(x):
+        return x[:5]
+    return None  # datasets and generators: taking an example would consume them

@@ -1,0 +1,411 @@
+"""Keras autologging against the real Keras 3 / TensorFlow: every test trains a
+tiny dense network for a few epochs and reads the run back from the store."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import textwrap
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from autolog.integrations import keras as keras_integration
+
+import autolog
+from tests.models_roundtrip import assert_roundtrip_in_fresh_process, run_python
+
+ROWS, FEATURES = 64, 4
+
+
+@pytest.fixture(autouse=True)
+def _autolog_keras():
+    autolog.autolog("keras")
+    keras.utils.set_random_seed(0)
+
+
+def data(rows: int = ROWS) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.RandomState(0)
+    X = rng.rand(rows, FEATURES).astype("float32")
+    return X, (X[:, 0] > 0.5).astype("float32")
+
+
+def tiny_model(learning_rate: float = 0.01) -> keras.Model:
+    model = keras.Sequential(
+        [
+            keras.Input((FEATURES,)),
+            keras.layers.Dense(4, activation="relu", name="hidden"),
+            keras.layers.Dense(1, activation="sigmoid", name="out"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def only_run() -> autolog.Run:
+    runs = autolog.search_runs()
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return runs[0]
+
+
+def history(run: autolog.Run, key: str) -> list[tuple[int, float]]:
+    points = autolog.Client().get_metric_history(run.info.run_id, key)
+    return [(point.step, point.value) for point in points]
+
+
+def artifact_paths(run: autolog.Run, path: str | None = None) -> set[str]:
+    return {info.path for info in autolog.Client().list_artifacts(run.info.run_id, path)}
+
+
+def test_numpy_fit_with_validation_split_logs_params_metrics_summary_and_model():
+    X, y = data()
+    model = tiny_model()
+    fitted = model.fit(X, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0)
+
+    run = only_run()
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.autologging"] == "keras"
+    params = run.data.params
+    assert params["epochs"] == "3"
+    assert params["batch_size"] == "16"
+    assert params["validation_split"] == "0.25"
+    assert params["initial_epoch"] == "0"
+    assert params["shuffle"] == "True"
+    assert params["steps_per_epoch"] == "None"
+    assert params["has_class_weight"] == params["has_sample_weight"] == "False"
+    assert params["optimizer"] == "Adam"
+    assert params["optimizer.learning_rate"] == "0.01"  # not 0.009999999776482582
+    assert params["optimizer.beta_1"] == "0.9"
+    assert params["loss"] == "binary_crossentropy"
+    assert params["metrics"] == "accuracy, auc"
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy", "auc", "val_auc"):
+        steps_values = history(run, key)
+        assert [step for step, _ in steps_values] == [0, 1, 2], key
+        assert [v for _, v in steps_values] == pytest.approx(fitted.history[key], rel=1e-6)
+    assert [v for _, v in history(run, "learning_rate")] == pytest.approx([0.01] * 3)
+
+    assert {"model", "model_summary.txt"} <= artifact_paths(run)
+    assert {"model/model.keras", "model/model.json"} <= artifact_paths(run, "model")
+    summary_dir = autolog.Client().download_artifacts(run.info.run_id, "model_summary.txt")
+    with open(summary_dir, encoding="utf-8") as file:
+        summary = file.read()
+    assert "hidden (Dense)" in summary and "Total params: 25" in summary
+    loaded = autolog.load_model(f"runs:/{run.info.run_id}/model")
+    np.testing.assert_array_equal(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
+
+
+def test_array_default_batch_size_and_weights_given():
+    X, y = data()
+    model = tiny_model()
+    model.fit(X, y, epochs=1, verbose=0, class_weight={0: 1.0, 1: 2.0}, sample_weight=None)
+    params = only_run().data.params
+    assert params["batch_size"] == "32"  # Keras' default for arrays
+    assert params["has_class_weight"] == "True"
+    assert params["has_sample_weight"] == "False"
+
+
+def test_tf_data_dataset_batch_size_read_from_the_pipeline():
+    X, y = data()
+    dataset = tf.data.Dataset.from_tensor_slices((X, y)).shuffle(8).batch(8)
+    dataset = dataset.map(lambda a, b: (a * 1.0, b)).prefetch(1)
+    validation = tf.data.Dataset.from_tensor_slices((X, y)).batch(16, drop_remainder=True)
+    tiny_model().fit(dataset, validation_data=validation, epochs=2, verbose=0)
+
+    run = only_run()
+    assert run.data.params["batch_size"] == "8"
+    assert [step for step, _ in history(run, "val_loss")] == [0, 1]
+    # A static batch dimension and a pipeline that unbatches:
+    assert keras_integration._batch_size(validation, None) == 16
+    assert keras_integration._batch_size(dataset.unbatch().map(lambda a, b: (a, b)), None) is None
+
+
+def test_generator_batch_size_from_the_batch_keras_takes_itself():
+    X, y = data()
+    taken = []
+
+    def batches():
+        while True:
+            for start in range(0, ROWS, 16):
+                taken.append(start)
+                yield X[start : start + 16], y[start : start + 16]
+
+    model = tiny_model()
+    fitted = model.fit(batches(), steps_per_epoch=4, epochs=2, verbose=0)
+
+    run = only_run()
+    assert run.data.params["batch_size"] == "16"
+    assert run.data.params["steps_per_epoch"] == "4"
+    assert [v for _, v in history(run, "loss")] == pytest.approx(fitted.history["loss"], rel=1e-6)
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    def __init__(self, X, y, batch_size=None, **kwargs):
+        super().__init__(**kwargs)
+        self.X, self.y = X, y
+        self.size = batch_size or 16
+        if batch_size is not None:
+            self.batch_size = batch_size
+
+    def __len__(self):
+        return len(self.X) // self.size
+
+    def __getitem__(self, index):
+        part = slice(index * self.size, (index + 1) * self.size)
+        return self.X[part], self.y[part]
+
+
+def test_py_dataset_batch_size_attribute_or_none():
+    X, y = data()
+    tiny_model().fit(ArrayBatches(X, y, batch_size=8), epochs=1, verbose=0)
+    assert only_run().data.params["batch_size"] == "8"
+    assert keras_integration._batch_size(ArrayBatches(X, y), None) is None
+
+
+def test_validation_data_metrics_per_epoch():
+    X, y = data()
+    tiny_model().fit(X, y, validation_data=(X[:16], y[:16]), epochs=2, verbose=0)
+    run = only_run()
+    assert run.data.params["validation_split"] == "0.0"
+    assert [step for step, _ in history(run, "val_accuracy")] == [0, 1]
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_user_callbacks_run_unchanged_and_early_stopping_is_summarised():
+    X, y = data()
+    # min_delta no loss can beat: the first epoch stays best, training stops at
+    # epoch 1 and restores epoch 0's weights.
+    early = keras.callbacks.EarlyStopping(
+        monitor="loss", min_delta=10.0, patience=0, restore_best_weights=True
+    )
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="loss", factor=0.5, patience=0, min_delta=10.0
+    )
+    recorder = EpochRecorder()
+    callbacks = [recorder, early, plateau]
+    before = list(callbacks)
+    model = tiny_model()
+    model.fit(X, y, epochs=5, verbose=0, callbacks=callbacks)
+
+    assert callbacks == before  # the same list, same objects, nothing added
+    assert recorder.epochs == [0, 1]
+    run = only_run()
+    params = run.data.params
+    assert params["early_stopping_monitor"] == "loss"
+    assert params["early_stopping_patience"] == "0"
+    assert params["early_stopping_min_delta"] == "10.0"
+    assert params["early_stopping_restore_best_weights"] == "True"
+    assert params["reduce_lr_on_plateau_factor"] == "0.5"
+    assert params["reduce_lr_on_plateau_monitor"] == "loss"
+    metrics = run.data.metrics
+    assert metrics["stopped_epoch"] == 1
+    assert metrics["restored_epoch"] == 0
+    assert metrics["best_score"] == pytest.approx(history(run, "loss")[0][1])
+    # ReduceLROnPlateau reports the rate epoch 1 ran with, then halves it.
+    assert [v for _, v in history(run, "learning_rate")] == pytest.approx([0.01, 0.01])
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
+
+
+def test_single_callback_object_and_tuple_are_accepted():
+    X, y = data()
+    recorder = EpochRecorder()
+    tiny_model().fit(X, y, epochs=2, verbose=0, callbacks=(recorder,))
+    assert recorder.epochs == [0, 1]
+    assert [step for step, _ in history(only_run(), "loss")] == [0, 1]
+
+
+class InterruptAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_keyboard_interrupt_ends_the_run_killed_with_the_epochs_so_far():
+    X, y = data()
+    with pytest.raises(KeyboardInterrupt):
+        tiny_model().fit(X, y, epochs=5, verbose=0, callbacks=[InterruptAt(2)])
+    run = only_run()
+    assert run.info.status == "KILLED"
+    assert [step for step, _ in history(run, "loss")] == [0, 1]
+    assert run.data.params["epochs"] == "5"
+    assert "model" not in artifact_paths(run)
+
+
+def test_repeated_fits_without_a_run_give_one_run_each():
+    X, y = data()
+    model = tiny_model()
+    model.fit(X, y, epochs=2, verbose=0)
+    model.fit(X, y, epochs=1, verbose=0)
+    runs = autolog.search_runs()
+    assert sorted(r.data.params["epochs"] for r in runs) == ["1", "2"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_repeated_fits_in_the_users_run_keep_first_params_and_continue_metrics():
+    X, y = data()
+    model = tiny_model()
+    with autolog.start_run() as run:
+        autolog.log_param("note", "fine-tuning")
+        model.fit(X, y, epochs=2, verbose=0)
+        model.fit(X, y, epochs=4, initial_epoch=2, verbose=0)
+        assert autolog.active_run().info.run_id == run.info.run_id  # not ended by us
+    [stored] = autolog.search_runs()
+    assert stored.info.run_id == run.info.run_id
+    assert stored.info.status == "FINISHED"
+    params = stored.data.params
+    assert params["epochs"] == "2"  # params are immutable: the first value stays
+    assert params["initial_epoch"] == "0"
+    assert params["note"] == "fine-tuning"
+    assert stored.data.tags["autolog.skipped_params"] == "epochs,initial_epoch"
+    assert [step for step, _ in history(stored, "loss")] == [0, 1, 2, 3]
+
+
+def test_log_every_n_steps_logs_batch_values():
+    autolog.autolog("keras", log_every_n_steps=3)
+    X, y = data()
+    tiny_model().fit(X, y, epochs=2, batch_size=16, verbose=0)  # 4 steps per epoch
+    run = only_run()
+    assert [step for step, _ in history(run, "batch_loss")] == [3, 6]
+    assert [step for step, _ in history(run, "loss")] == [0, 1]
+
+
+def test_no_batch_hook_by_default_and_callback_pickles():
+    default = keras_integration._callback_class(False)("0" * 32)
+    assert keras.src.utils.is_default(default.on_train_batch_end)  # async dispatch stays on
+    batch = keras_integration._callback_class(True)("1" * 32, 5)
+    copy = pickle.loads(pickle.dumps(batch))
+    assert type(copy).__qualname__ == "AutologBatchCallback"
+    assert (copy.run_id, copy.log_every_n_steps) == ("1" * 32, 5)
+
+
+def test_log_models_off_logs_no_model():
+    autolog.autolog("keras", log_models=False)
+    X, y = data()
+    tiny_model().fit(X, y, epochs=1, verbose=0)
+    assert "model" not in artifact_paths(only_run())
+
+
+def test_input_example_of_array_inputs_when_asked():
+    autolog.autolog("keras", log_input_examples=True)
+    X, y = data()
+    tiny_model().fit(X, y, epochs=1, verbose=0)
+    uri = f"runs:/{only_run().info.run_id}/model"
+    np.testing.assert_array_equal(autolog.models.load_input_example(uri), X[:5])
+
+
+def test_model_loads_in_a_fresh_process_with_identical_predictions():
+    result = assert_roundtrip_in_fresh_process(
+        """
+        import os
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        import numpy as np
+        import keras
+        keras.utils.set_random_seed(0)
+        X = np.random.RandomState(0).rand(32, 4).astype("float32")
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"),
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(X, X[:, :1], epochs=2, verbose=0)
+        """,
+        predict="model.predict(X, verbose=0)",
+        expected_flavor="keras",
+    )
+    assert result.loaded_type == "Sequential"
+    assert result.metadata["framework"]["distribution"] == "keras"
+    assert result.metadata["flavor_metadata"]["backend"] == keras.backend.backend()
+    assert any(req.startswith("tensorflow") for req in result.metadata["requirements"])
+
+
+class TwiceAsLong(keras.Sequential):
+    """A user's model class whose fit override calls Keras' own."""
+
+    def fit(self, x=None, y=None, epochs=1, **kwargs):
+        return super().fit(x, y, epochs=epochs * 2, **kwargs)
+
+
+def test_users_fit_override_gives_one_run_with_kerass_arguments():
+    X, y = data()
+    model = TwiceAsLong([keras.Input((FEATURES,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(X, y, epochs=1, verbose=0)
+    run = only_run()
+    assert run.data.params["epochs"] == "2"  # what Keras' fit was called with
+    assert run.data.params["optimizer"] == "SGD"
+    assert [step for step, _ in history(run, "loss")] == [0, 1]
+
+
+def test_users_callback_list_is_used_as_is():
+    X, y = data()
+    early = keras.callbacks.EarlyStopping(monitor="loss", patience=3)
+    recorder = EpochRecorder()
+    model = tiny_model()
+    callback_list = keras.callbacks.CallbackList([recorder, early], add_history=True, model=model)
+    before = list(callback_list.callbacks)
+    model.fit(X, y, epochs=2, verbose=0, callbacks=callback_list)
+    assert callback_list.callbacks == before
+    assert recorder.epochs == [0, 1]
+    run = only_run()
+    assert run.data.params["early_stopping_patience"] == "3"
+    assert "loss" not in run.data.metrics  # no callback of ours inside the user's list
+    assert "model" in artifact_paths(run)
+
+
+class OddKey(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        logs["k" * 300] = 1.0  # longer than a metric key may be
+
+
+def test_our_failure_in_an_epoch_warns_once_and_training_goes_on(monkeypatch):
+    monkeypatch.setenv("AUTOLOG_TESTING", "0")  # production behaviour: warn, do not raise
+    X, y = data()
+    with pytest.warns(autolog.AutologWarning, match="on_epoch_end") as warned:
+        fitted = tiny_model().fit(X, y, epochs=3, verbose=0, callbacks=[OddKey()])
+    assert len([w for w in warned if "on_epoch_end" in str(w.message)]) == 1
+    assert len(fitted.history["loss"]) == 3
+    run = only_run()
+    assert run.info.status == "FINISHED"
+    assert "model" in artifact_paths(run)
+
+
+@pytest.mark.slow
+def test_torch_backend_is_patched_on_its_own_trainer(tmp_path):
+    # A fresh process: the Keras backend is chosen once, at keras' first import.
+    script = """
+        import os
+        os.environ["KERAS_BACKEND"] = "torch"
+        import autolog
+        autolog.autolog("keras", silent=True)
+        import numpy as np, keras
+        X = np.random.RandomState(0).rand(32, 4).astype("float32")
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(X, X[:, :1], epochs=2, verbose=0, validation_split=0.25)
+        [row] = [s for s in autolog.status() if s.name == "keras"]
+        assert row.targets == ("keras.src.backend.torch.trainer.TorchTrainer.fit",), row
+        """
+    run_python(textwrap.dedent(script), tmp_path)
+    run = only_run()
+    assert run.data.params["epochs"] == "2"
+    assert [step for step, _ in history(run, "val_loss")] == [0, 1]
+    metadata = autolog.models.read_model_metadata(f"runs:/{run.info.run_id}/model")
+    assert metadata["flavor"] == "keras"
+    assert metadata["flavor_metadata"]["backend"] == "torch"
+    assert "torch" in {req.split("==")[0] for req in metadata["requirements"]}
