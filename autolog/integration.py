@@ -379,7 +379,44 @@ def _on_import(name: str, module_name: str, module: types.ModuleType) -> None:
         state.problem = None
 
 
+def _in_modules(module_name: str, modules: tuple[str, ...]) -> bool:
+    return any(module_name == m or module_name.startswith(m + ".") for m in modules)
+
+
+def _owner_module(owner: Any) -> str:
+    # a patched module (functions) or a class (methods)
+    return owner.__module__ if isinstance(owner, type) else owner.__name__
+
+
+def _yielding(state: _State, *, disabling: bool) -> list[_State]:
+    """Enabled integrations that cover this one's framework while it is off (the
+    scikit-learn integration wraps XGBoost's estimators then): re-patched around
+    enabling it (so they step aside) and disabling it (so they cover it again)."""
+    own = tuple(state.cls.modules)
+    found = []
+    for other in _registry.states.values():
+        if other is state or not other.enabled:
+            continue
+        if disabling:
+            shares = any(_in_modules(m, own) for m in other.cls.modules)
+        else:
+            shares = any(_in_modules(_owner_module(r.owner), own) for r in other.patcher.records)
+        if shares:
+            found.append(other)
+    return found
+
+
 def _enable(state: _State) -> None:
+    yielding = _yielding(state, disabling=False)
+    for other in yielding:
+        other.patcher.unpatch_all()
+        other.patched.clear()
+    _enable_one(state)
+    for other in yielding:
+        _enable_one(other)
+
+
+def _enable_one(state: _State) -> None:
     state.enabled = True
     state.problem = None
     for module_name in state.cls.modules:
@@ -405,6 +442,10 @@ def _disable(state: _State) -> None:
         report_error(
             state.cls.name, exc, "while unpatching", silent=state.integration.config.silent
         )
+    for other in _yielding(state, disabling=True):
+        other.patcher.unpatch_all()
+        other.patched.clear()
+        _enable_one(other)
 
 
 def autolog(
@@ -449,6 +490,10 @@ def autolog(
                 f"unknown integration(s) {unknown}; registered integrations: {known}"
             )
         selected = [_registry.states[n] for n in (names or known)]
+        # An integration that covers another's framework while that one is off
+        # (sklearn for XGBoost's estimators) is enabled after it: no re-patching.
+        firsts = {s.cls.modules[0] for s in selected}
+        selected.sort(key=lambda s: bool(firsts & set(s.cls.modules[1:])), reverse=disable)
         declared = {key for s in selected for key in s.cls.options}
         stray = sorted(set(options) - declared)
         if stray and not disable:

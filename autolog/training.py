@@ -116,16 +116,45 @@ def numeric(value: Any) -> float | None:
 def log_epoch_metrics(
     metrics: Mapping[str, Any], step: int, run_id: str | None, prefix: str = ""
 ) -> None:
-    """One enqueue for all of an epoch's numeric values; non-numeric ones are skipped."""
+    """One enqueue for all of an epoch's numeric values; non-numeric ones are skipped.
+
+    A key the tracking API refuses (a user callback put a 300-character name
+    in the logs) is left out with one warning, instead of costing the epoch's
+    other metrics."""
+    from autolog.errors import InvalidParameterError
     from autolog.tracking import fluent
+    from autolog.tracking.validation import validate_key
 
     values = {}
     for key, value in metrics.items():
         number = numeric(value)
-        if number is not None:
-            values[f"{prefix}{key}"] = number
+        if number is None:
+            continue
+        name = f"{prefix}{key}"
+        if name not in _valid_keys:
+            try:
+                validate_key(name, "metric key")
+            except InvalidParameterError as exc:
+                _warn_once(name, exc)
+                continue
+            _valid_keys.add(name)
+        values[name] = number
     if values:
         fluent.log_metrics(values, step=step, run_id=run_id)
+
+
+_valid_keys: set[str] = set()
+_refused_keys: set[str] = set()
+
+
+def _warn_once(key: str, exc: Exception) -> None:
+    if key not in _refused_keys:
+        import warnings
+
+        from autolog.errors import AutologWarning
+
+        _refused_keys.add(key)
+        warnings.warn(f"autolog: metric {key!r} not logged: {exc}", AutologWarning, stacklevel=3)
 
 
 def log_early_stopping(

@@ -1,0 +1,206 @@
+"""What the XGBoost and LightGBM integrations share.
+
+Both libraries train boosters round by round, report ``(dataset, metric)``
+scores after each round, stop early on a validation metric and rank features
+by several importance types. The rules for turning that into params, metric
+keys and artifacts live here once (STYLE.md: no copy-paste across
+integrations); each integration only knows where its framework keeps them.
+
+Naming, the same for both frameworks:
+
+- per-iteration metric ``<dataset>-<metric>`` (``validation_0-logloss``,
+  ``valid_0-auc``), step = the iteration (0-based, as the callbacks count);
+- in ``cv``: ``<dataset>-<metric>-mean`` and ``<dataset>-<metric>-std``;
+- artifact ``feature_importance.json``: ``{importance_type: {feature: value}}``,
+  and ``feature_importance.png`` when the option ``log_feature_importance_plot``
+  is on (matplotlib; it costs more than all the rest together).
+
+Nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from autolog import training
+
+__all__ = [
+    "FEATURE_IMPORTANCE_FILE",
+    "FEATURE_IMPORTANCE_PLOT",
+    "IterationMetricsLogger",
+    "booster_params",
+    "describe",
+    "importance_table",
+    "input_example",
+    "log_feature_importance",
+    "log_model",
+    "log_evaluation_history",
+    "training_arguments",
+]
+
+FEATURE_IMPORTANCE_FILE = "feature_importance.json"
+FEATURE_IMPORTANCE_PLOT = "feature_importance.png"
+_PLOTTED_FEATURES = 20
+_INPUT_EXAMPLE_ROWS = 5
+
+#: one score of one round: (dataset, metric, value, standard deviation or None)
+Score = tuple[str, str, Any, Any]
+
+
+# -- params ------------------------------------------------------------------
+
+
+def booster_params(params: Any) -> dict[str, Any]:
+    """Booster params as a dict. XGBoost also takes a list of pairs, where a
+    repeated key (``eval_metric``) means several values: they become a list."""
+    if params is None:
+        return {}
+    if isinstance(params, Mapping):
+        return dict(params)
+    merged: dict[str, Any] = {}
+    for key, value in params:
+        if key in merged:
+            previous = merged[key]
+            merged[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            merged[key] = value
+    return merged
+
+
+def describe(value: Any) -> Any:
+    """A param value that reads well: functions and callable objects (custom
+    objectives, metrics, callbacks) by name instead of ``<function f at 0x...>``."""
+    if isinstance(value, (list, tuple)):
+        return [describe(v) for v in value]
+    if callable(value) and not isinstance(value, type):
+        return getattr(value, "__name__", None) or type(value).__name__
+    return value
+
+
+def training_arguments(
+    arguments: Mapping[str, Any], not_params: frozenset[str], params_argument: str = "params"
+) -> dict[str, Any]:
+    """The params of one ``train``/``cv`` call: the booster params at top level,
+    then every other argument except ``not_params`` (the data, the model to
+    continue from, the callbacks) and those left at None (not used). A training
+    argument whose name is also a booster param is left out: the booster param
+    is what configured the booster."""
+    out = {str(k): describe(v) for k, v in booster_params(arguments.get(params_argument)).items()}
+    for name, value in arguments.items():
+        if name == params_argument or name in not_params or name in out or value is None:
+            continue
+        out[name] = describe(value)
+    return out
+
+
+# -- per-iteration metrics ------------------------------------------------------
+
+
+class IterationMetricsLogger:
+    """The state and logging rule of our per-iteration callbacks.
+
+    Holds only picklable values (the run id, counters), because the frameworks
+    pickle callbacks (distributed training, ``copy.deepcopy`` of estimators).
+    Each round's scores become ONE ``log_metrics`` call.
+    """
+
+    def __init__(self, integration: str, run_id: str | None):
+        self.integration = integration
+        self.run_id = run_id
+        #: the last iteration seen (the step of the last metrics logged)
+        self.last_iteration: int | None = None
+        #: the metric keys of the last iteration, in the framework's order
+        self.last_keys: tuple[str, ...] = ()
+
+    def log_iteration(self, iteration: int, scores: Iterable[Score]) -> None:
+        metrics: dict[str, Any] = {}
+        for dataset, metric, value, std in scores:
+            key = f"{dataset}-{metric}"
+            if std is None:
+                metrics[key] = value
+            else:
+                metrics[f"{key}-mean"] = value
+                metrics[f"{key}-std"] = std
+        self.last_iteration = iteration
+        if metrics:
+            self.last_keys = tuple(metrics)
+            training.log_epoch_metrics(metrics, iteration, self.run_id)
+
+
+def log_evaluation_history(history: Mapping[str, Mapping[str, Sequence[Any]]], run_id: str) -> None:
+    """Log a finished ``{dataset: {metric: [value per iteration]}}`` history (the
+    ``evals_result()`` of both libraries), one enqueue per iteration: for the
+    rare models that take no callback (XGBoost's random forests)."""
+    rounds = max((len(v) for metrics in history.values() for v in metrics.values()), default=0)
+    logger = IterationMetricsLogger("", run_id)
+    for i in range(rounds):
+        logger.log_iteration(
+            i,
+            (
+                (dataset, metric, values[i], None)
+                for dataset, metrics in history.items()
+                for metric, values in metrics.items()
+                if i < len(values)
+            ),
+        )
+
+
+# -- after training --------------------------------------------------------------
+
+
+def log_feature_importance(
+    run_id: str, importances: Mapping[str, Mapping[str, float]], *, plot: bool
+) -> None:
+    """``feature_importance.json`` (every importance type), and a bar chart per
+    type when ``plot`` (matplotlib, imported only then)."""
+    from autolog.tracking import fluent
+
+    if not any(importances.values()):
+        return  # no tree split on anything (e.g. zero rounds): nothing to rank
+    fluent.log_dict(
+        {kind: dict(values) for kind, values in importances.items()},
+        FEATURE_IMPORTANCE_FILE,
+        run_id=run_id,
+    )
+    if plot:
+        fluent.log_figure(_importance_figure(importances), FEATURE_IMPORTANCE_PLOT, run_id=run_id)
+
+
+def _importance_figure(importances: Mapping[str, Mapping[str, float]]) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)  # no display needed (servers, CI)
+    from matplotlib.figure import Figure  # a Figure, not pyplot: no global state
+
+    kinds = [k for k, v in importances.items() if v]
+    figure = Figure(figsize=(6, 0.3 * _PLOTTED_FEATURES * len(kinds) + 1), tight_layout=True)
+    for index, kind in enumerate(kinds, start=1):
+        top = sorted(importances[kind].items(), key=lambda item: item[1])[-_PLOTTED_FEATURES:]
+        axes = figure.add_subplot(len(kinds), 1, index)
+        axes.barh([name for name, _ in top], [value for _, value in top])
+        axes.set_title(f"feature importance ({kind})")
+    return figure
+
+
+def log_model(call: Any, model: Any, example: Any = None) -> None:
+    """The trained model, in its native format, when ``log_models`` is on."""
+    if call.config.log_models:
+        from autolog.models import log_model as log
+
+        log(model, "model", input_example=example, run_id=call.run_id)
+
+
+def input_example(call: Any, data: Any) -> Any:
+    """The first rows of the training data when ``log_input_examples`` is on, else None."""
+    if not call.config.log_input_examples or data is None:
+        return None
+    rows = getattr(data, "iloc", data)  # pandas by position, numpy and lists by slice
+    return rows[:_INPUT_EXAMPLE_ROWS]
+
+
+def importance_table(
+    kinds: Iterable[str], scores_of: Callable[[str], Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
+    """``{kind: {feature: float}}`` from a framework's per-kind importance query."""
+    return {kind: {str(f): float(v) for f, v in scores_of(kind).items()} for kind in kinds}

@@ -1,0 +1,283 @@
+"""XGBoost autologging: ``xgboost.train``, ``xgboost.cv`` and the scikit-learn API.
+
+::
+
+    import autolog, xgboost as xgb
+    autolog.autolog("xgboost")
+    booster = xgb.train(params, dtrain, 50, evals=[(dvalid, "valid")],
+                        early_stopping_rounds=5)
+    # or: xgb.XGBClassifier(n_estimators=50).fit(X, y, eval_set=[(Xv, yv)])
+
+Each call gives one run (the scikit-learn API calls ``train`` inside; that
+inner call logs nothing of its own) with:
+
+- params: the booster params, ``num_boost_round``, ``early_stopping_rounds``
+  and the other training arguments except the data; for the scikit-learn API
+  its ``get_params()``;
+- metrics per iteration, ``<dataset>-<metric>`` as XGBoost names them
+  (``valid-logloss``, ``validation_0-logloss``), step = iteration; in ``cv``
+  ``test-logloss-mean`` / ``test-logloss-std`` (the keys of ``cv``'s result);
+- with early stopping: ``best_iteration``, ``best_score`` (as the booster
+  reports them, 0-based) and ``stopped_iteration`` (the last iteration run),
+  params ``early_stopping_monitor`` / ``early_stopping_patience``;
+- ``feature_importance.json`` with the importance types weight, gain, cover,
+  total_gain and total_cover; ``feature_importance.png`` too with
+  ``autolog(log_feature_importance_plot=True)``;
+- the model (``log_models``) in XGBoost's own UBJSON format, which any
+  XGBoost reads; :func:`autolog.load_model` gives back a ``Booster``, or an
+  instance of the same scikit-learn API class.
+
+Our callback goes into a copy of the user's callbacks: for the scikit-learn
+API, whose callbacks are an estimator attribute, the attribute holds that copy
+only while ``fit`` runs and is then restored to the user's own object.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autolog.integrations import _boosting
+
+from autolog import training
+from autolog.errors import InvalidParameterError, ModelError
+from autolog.integration import Integration
+from autolog.models import Flavor, ModelSnapshot
+
+if TYPE_CHECKING:
+    import types
+
+    from autolog.patching import Call, Patcher
+
+__all__ = ["XGBoostFlavor", "XGBoostIntegration"]
+
+IMPORTANCE_TYPES = ("weight", "gain", "cover", "total_gain", "total_cover")
+
+# Arguments of train()/cv() that are data, outputs or objects, not settings.
+_NOT_PARAMS = frozenset(
+    {"dtrain", "evals", "evals_result", "xgb_model", "callbacks", "folds", "fpreproc"}
+)
+# Estimators whose fit runs elsewhere (a dask or spark cluster) or that
+# refuse callbacks are logged only as far as they allow.
+_OTHER_RUNTIMES = ("xgboost.dask", "xgboost.spark")
+
+
+class XGBoostFlavor(Flavor):
+    """XGBoost models (``Booster`` and the scikit-learn API) in XGBoost's own format.
+
+    Option: ``model_format="ubj"`` (default, compact) or ``"json"`` (readable).
+    """
+
+    name = "xgboost"
+    distribution = "xgboost"
+    module = "xgboost"
+    priority = 10  # the scikit-learn API models are sklearn estimators too
+
+    def handles(self, model: Any) -> bool:
+        import xgboost
+
+        return isinstance(model, (xgboost.Booster, xgboost.XGBModel))
+
+    def snapshot(self, model: Any, model_format: str = "ubj") -> ModelSnapshot:
+        import xgboost
+
+        if model_format not in ("ubj", "json"):
+            raise InvalidParameterError(
+                f"xgboost model_format must be 'ubj' or 'json', got {model_format!r}"
+            )
+        file_name = f"model.{model_format}"
+        if isinstance(model, xgboost.XGBModel):
+            data = _sklearn_model_bytes(model, model_format)
+        else:
+            data = bytes(model.save_raw(raw_format=model_format))
+        return ModelSnapshot(
+            {file_name: data},
+            {
+                "model_file": file_name,
+                "format": model_format,
+                "class": _class_ref(type(model)),
+                "xgboost_class": _class_ref(_xgboost_base(type(model))),
+            },
+        )
+
+    def load(self, path: Path, metadata: dict[str, Any]) -> Any:
+        import xgboost
+
+        file = str(Path(path) / metadata["model_file"])
+        cls = _model_class(metadata)
+        if issubclass(cls, xgboost.Booster):
+            return xgboost.Booster(model_file=file)
+        model = cls()
+        model.load_model(file)
+        return model
+
+
+def _sklearn_model_bytes(model: Any, model_format: str) -> bytes:
+    """What ``XGBModel.save_model`` writes, as bytes without a file: the booster
+    carries the estimator type for the duration of the save, as there."""
+    import json
+
+    booster = model.get_booster()
+    booster.set_attr(scikit_learn=json.dumps({"_estimator_type": model._get_type()}))
+    try:
+        return bytes(booster.save_raw(raw_format=model_format))
+    finally:
+        booster.set_attr(scikit_learn=None)
+
+
+def _xgboost_base(cls: type) -> type:
+    """The first class of XGBoost's own in the MRO (for subclasses defined by the user)."""
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] == "xgboost":
+            return klass
+    return cls
+
+
+def _class_ref(cls: type) -> list[str]:
+    return [cls.__module__, cls.__qualname__]
+
+
+def _import_class(ref: list[str]) -> Any:
+    obj: Any = importlib.import_module(ref[0])
+    for attr in ref[1].split("."):
+        obj = getattr(obj, attr)
+    return obj
+
+
+def _model_class(metadata: dict[str, Any]) -> type:
+    import xgboost
+
+    try:
+        cls = _import_class(metadata["class"])
+    except (ImportError, AttributeError) as exc:
+        # A subclass defined in the training script: XGBoost's class it
+        # extends loads the same booster.
+        cls = _import_class(metadata["xgboost_class"])
+        warnings.warn(
+            f"cannot import the model class {'.'.join(metadata['class'])} ({exc}); "
+            f"loading it as {'.'.join(metadata['xgboost_class'])}",
+            stacklevel=4,
+        )
+    if not (isinstance(cls, type) and issubclass(cls, (xgboost.Booster, xgboost.XGBModel))):
+        raise ModelError(f"{'.'.join(metadata['class'])} is not an XGBoost model class")
+    return cls
+
+
+class XGBoostIntegration(Integration):
+    """Autologging for XGBoost (see the module documentation)."""
+
+    name = "xgboost"
+    modules = ("xgboost",)
+    distribution = "xgboost"
+    supported_versions = ">=2.0,<4"
+    options = {"log_feature_importance_plot": False}
+    flavors = (XGBoostFlavor,)
+
+    def patch(self, patcher: Patcher, module: types.ModuleType) -> None:
+        # Users call the package attributes (xgboost.train is
+        # xgboost.training.train re-exported); the scikit-learn API calls
+        # xgboost.training.train directly, inside its own patched fit.
+        patcher.wrap(module, "train", self.on_train)
+        patcher.wrap(module, "cv", self.on_cv)
+        patcher.wrap_subclasses(
+            module.XGBModel,
+            "fit",
+            self.on_fit,
+            include=lambda cls: not cls.__module__.startswith(_OTHER_RUNTIMES),
+        )
+
+    def on_train(self, call: Call) -> Any:
+        arguments = call.arguments()
+        training.log_training_params(
+            _boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id
+        )
+        callback = _new_callback(call.run_id)
+        call.set_argument("callbacks", training.copy_callbacks(arguments["callbacks"], callback))
+        booster = yield
+        _log_early_stopping(
+            call.run_id, booster, callback.logger, arguments["early_stopping_rounds"]
+        )
+        self._log_booster(call, booster)
+        _boosting.log_model(call, booster)
+
+    def on_cv(self, call: Call) -> Any:
+        arguments = call.arguments()
+        training.log_training_params(
+            _boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id
+        )
+        callback = _new_callback(call.run_id)
+        call.set_argument("callbacks", training.copy_callbacks(arguments["callbacks"], callback))
+        results = yield
+        patience = arguments["early_stopping_rounds"]
+        if patience and callback.logger.last_keys:
+            # cv keeps the rows up to the best round (0-based: rows - 1).
+            monitor = next(k for k in reversed(callback.logger.last_keys) if k.endswith("-mean"))
+            column = list(results[monitor])
+            training.log_early_stopping(
+                call.run_id,
+                stopped_iteration=callback.logger.last_iteration,
+                best_iteration=len(column) - 1,
+                best_score=column[-1],
+                monitor=monitor,
+                patience=patience,
+            )
+
+    def on_fit(self, call: Call) -> Any:
+        import xgboost
+
+        model = call.instance
+        params = {k: _boosting.describe(v) for k, v in model.get_params().items()}
+        training.log_training_params(params, call.run_id)
+        example = _boosting.input_example(call, call.argument("X"))
+        takes_callbacks = not isinstance(model, (xgboost.XGBRFClassifier, xgboost.XGBRFRegressor))
+        callback = _new_callback(call.run_id)
+        if takes_callbacks:
+            user_callbacks = model.callbacks
+            model.callbacks = training.copy_callbacks(user_callbacks, callback)
+            try:
+                yield
+            finally:
+                model.callbacks = user_callbacks
+        else:  # random forests reject any callback: log their history after fit
+            yield
+            _boosting.log_evaluation_history(model.evals_result() or {}, call.run_id)
+        booster = model.get_booster()
+        _log_early_stopping(call.run_id, booster, callback.logger, model.early_stopping_rounds)
+        self._log_booster(call, booster)
+        _boosting.log_model(call, model, example)
+
+    def _log_booster(self, call: Call, booster: Any) -> None:
+        importances = _boosting.importance_table(
+            IMPORTANCE_TYPES, lambda kind: booster.get_score(importance_type=kind)
+        )
+        _boosting.log_feature_importance(
+            call.run_id, importances, plot=call.config.log_feature_importance_plot
+        )
+
+
+def _new_callback(run_id: str | None) -> Any:
+    from autolog.integrations._xgboost_callback import XGBoostMetricsCallback
+
+    return XGBoostMetricsCallback(run_id)
+
+
+def _log_early_stopping(
+    run_id: str | None, booster: Any, logger: _boosting.IterationMetricsLogger, patience: Any
+) -> None:
+    """The summary when early stopping ran (XGBoost then stores ``best_iteration``
+    on the booster, whether through ``early_stopping_rounds`` or a callback)."""
+    best_iteration = booster.attr("best_iteration")  # attributes are strings
+    if best_iteration is None:
+        return
+    # XGBoost's EarlyStopping watches the last metric of the last dataset.
+    monitor = logger.last_keys[-1] if logger.last_keys else None
+    training.log_early_stopping(
+        run_id,
+        stopped_iteration=logger.last_iteration,
+        best_iteration=int(best_iteration),
+        best_score=float(booster.attr("best_score")),
+        monitor=monitor,
+        patience=patience,
+    )

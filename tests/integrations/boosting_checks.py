@@ -1,0 +1,30 @@
+"""Reading back what an autologged boosting call stored (shared by the XGBoost
+and LightGBM tests)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import autolog
+
+
+def only_run() -> Any:
+    """The one run of the default experiment (fails when there are more or none)."""
+    runs = autolog.Client().search_runs(["0"])
+    assert len(runs) == 1, f"expected one run, got {len(runs)}"
+    return runs[0]
+
+
+def history(run: Any, key: str) -> list[tuple[int, float]]:
+    """(step, value) of every point of metric ``key``."""
+    return [(m.step, m.value) for m in autolog.Client().get_metric_history(run.info.run_id, key)]
+
+
+def artifact_names(run: Any) -> set[str]:
+    return {f.path for f in autolog.Client().list_artifacts(run.info.run_id)}
+
+
+def artifact_json(run: Any, path: str) -> Any:
+    with open(autolog.Client().download_artifacts(run.info.run_id, path)) as file:
+        return json.load(file)
