@@ -121,8 +121,9 @@ def _lightgbm_rows(h, X, y):
         base_label="bare",
     )
 
-    from autolog.integrations.lightgbm import LightGBMMetricsCallback
     from lightgbm.callback import CallbackEnv
+
+    from autolog.integrations.lightgbm import LightGBMMetricsCallback
 
     results = [("valid_0", "binary_logloss", 0.4, False), ("valid_0", "auc", 0.9, True)]
     with autolog.start_run() as run:

@@ -52,9 +52,8 @@ def run(h) -> None:
     fixed_row = "fixed cost per fit (epochs=0), model saved"
     if not any(h.wanted(row) for row in (epoch_row, fit_row, fixed_row)):
         return
-    from autolog.integrations import keras as keras_integration
-
     import autolog
+    from autolog.integrations import keras as keras_integration
 
     autolog.set_tracking_uri((Path(tempfile.mkdtemp(prefix="bench-keras-")) / "mlruns").as_uri())
     autolog.autolog("keras", silent=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from autolog.integrations._boosting import IterationMetricsLogger, Score
 from xgboost.callback import TrainingCallback
 
+from autolog.integrations._boosting import IterationMetricsLogger, Score
 from autolog.patching import guard
 
 __all__ = ["XGBoostMetricsCallback"]

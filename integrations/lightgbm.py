@@ -37,10 +37,9 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autolog.integrations import _boosting
-
 from autolog import training
 from autolog.integration import Integration
+from autolog.integrations import _boosting
 from autolog.models import Flavor, ModelSnapshot, load_pickle, pickle_snapshot
 from autolog.patching import guard
 

@@ -39,11 +39,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autolog.integrations import _boosting
-
 from autolog import training
 from autolog.errors import InvalidParameterError, ModelError
 from autolog.integration import Integration
+from autolog.integrations import _boosting
 from autolog.models import Flavor, ModelSnapshot
 
 if TYPE_CHECKING:

@@ -17,7 +17,9 @@ SLOW_STDLIB = ("typing", "dataclasses", "tempfile", "json", "importlib.metadata"
 
 
 def loaded_after(code: str) -> set[str]:
-    script = f"import sys\n{code}\nloaded = sorted(sys.modules)\nimport json\nprint(json.dumps(loaded))"
+    script = (
+        f"import sys\n{code}\nloaded = sorted(sys.modules)\nimport json\nprint(json.dumps(loaded))"
+    )
     out = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, check=True
     )

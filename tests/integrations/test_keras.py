@@ -13,9 +13,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from autolog.integrations import keras as keras_integration
 
 import autolog
+from autolog.integrations import keras as keras_integration
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process, run_python
 
 ROWS, FEATURES = 64, 4

@@ -8,9 +8,9 @@ import warnings
 import lightgbm as lgb
 import numpy as np
 import pytest
-from autolog.integrations.lightgbm import LightGBMMetricsCallback
 
 import autolog
+from autolog.integrations.lightgbm import LightGBMMetricsCallback
 from tests.integrations.boosting_checks import artifact_json, artifact_names, history, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 

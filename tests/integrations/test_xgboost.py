@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 import xgboost as xgb
-from autolog.integrations._xgboost_callback import XGBoostMetricsCallback
 
 import autolog
+from autolog.integrations._xgboost_callback import XGBoostMetricsCallback
 from tests.integrations.boosting_checks import artifact_json, artifact_names, history, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 
