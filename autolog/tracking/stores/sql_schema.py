@@ -1,0 +1,198 @@
+"""The tables of the SQL store and the migrations that create and change them.
+
+The schema carries a version (table ``autolog_schema_version``, one row).
+``ensure_schema`` applies, in order and in one transaction, every migration
+newer than the database's version: version 1 is the initial schema. A later
+change to the tables is a new function appended to ``MIGRATIONS``; the table
+definitions below always describe the newest version.
+
+Why the columns look the way they do:
+
+- ``metrics`` keeps the full history; ``seq`` is the logging order (the
+  tie-break of ``get_metric_history``). NaN is stored as ``value`` NULL with
+  ``is_nan`` true on both backends: SQLite cannot store NaN at all (it reads
+  back NULL) and PostgreSQL sorts NaN above every number, so neither native
+  behaviour matches the search semantics (NaN compares False to everything).
+- ``latest_metrics`` is what searches filter and sort on (one row per run and
+  key: highest step, then latest timestamp), maintained by ``log_batch``.
+- Param and tag values are unbounded ``TEXT``. On SQLite they are indexed by
+  ``(key, value)``; PostgreSQL's B-tree cannot hold index entries above ~2.7 kB,
+  so there a long value would make the insert fail: searches on params and
+  tags go through the ``(run_id, key)`` primary key instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from autolog.errors import StoreError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema", "metadata"]
+
+metadata = sa.MetaData()
+
+# An id column that autoincrements everywhere: SQLite only does so for
+# "INTEGER PRIMARY KEY" (an alias of the rowid), not for BIGINT.
+_AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_Key = sa.String(250)
+
+schema_version = sa.Table(
+    "autolog_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("experiment_id", _AutoId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(500), nullable=False, unique=True),
+    sa.Column("artifact_location", sa.Text, nullable=False),
+    sa.Column("lifecycle_stage", sa.String(32), nullable=False),
+    sa.Column("creation_time", sa.BigInteger),
+    sa.Column("last_update_time", sa.BigInteger),
+)
+
+experiment_tags = sa.Table(
+    "experiment_tags",
+    metadata,
+    sa.Column(
+        "experiment_id",
+        _AutoId,
+        sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key", _Key, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("experiment_id", _AutoId, sa.ForeignKey("experiments.experiment_id"), nullable=False),
+    sa.Column("run_name", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=False),
+    sa.Column("end_time", sa.BigInteger),
+    sa.Column("artifact_uri", sa.Text, nullable=False),
+    sa.Column("lifecycle_stage", sa.String(32), nullable=False),
+    # the default order of search_runs is start_time DESC, run_id ASC
+    sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+)
+
+
+def _run_id_column() -> sa.Column:
+    return sa.Column(
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
+params = sa.Table(
+    "params",
+    metadata,
+    _run_id_column(),
+    sa.Column("key", _Key, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    _run_id_column(),
+    sa.Column("key", _Key, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("seq", _AutoId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "run_id", sa.String(32), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("key", _Key, nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("is_nan", sa.Boolean, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Index("ix_metrics_history", "run_id", "key", "step", "timestamp"),
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    _run_id_column(),
+    sa.Column("key", _Key, primary_key=True),
+    sa.Column("value", sa.Double),
+    sa.Column("is_nan", sa.Boolean, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+
+def _migrate_v1_initial(conn: sa.Connection) -> None:
+    """Every table of version 1, plus the value indexes SQLite can afford."""
+    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
+    if conn.dialect.name == "sqlite":
+        # plain DDL: an sa.Index on the columns would attach itself to the shared
+        # Table objects and reach PostgreSQL's create_all too
+        conn.exec_driver_sql("CREATE INDEX ix_params_key_value ON params (key, value)")
+        conn.exec_driver_sql("CREATE INDEX ix_tags_key_value ON tags (key, value)")
+
+
+#: (version, migration) in order; ``ensure_schema`` runs those above the stored version.
+MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
+    (1, _migrate_v1_initial),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# Serialises the first use of one PostgreSQL database by several processes.
+_PG_SCHEMA_LOCK = 0x6175746F6C6F67  # "autolog"
+
+
+def _stored_version(conn: sa.Connection) -> int:
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return 0
+    return conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+
+
+def ensure_schema(
+    conn: sa.Connection,
+    on_created: Callable[[sa.Connection], None],
+    migrations: list[tuple[int, Callable[[sa.Connection], None]]] | None = None,
+) -> int:
+    """Bring the database at ``conn`` (inside a write transaction) to the newest
+    schema version and return it; ``on_created`` runs once, right after the
+    initial schema is created (it inserts the default experiment).
+
+    Raises StoreError when the database is newer than this autolog."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
+    current = _stored_version(conn)
+    newest = migrations[-1][0]
+    if current > newest:
+        raise StoreError(
+            f"database schema version {current} is newer than this autolog supports "
+            f"({newest}); upgrade autolog"
+        )
+    if current == newest:
+        return current
+    if current == 0:
+        schema_version.create(conn)
+        conn.execute(schema_version.insert(), {"version": 0})
+    for version, migrate in migrations:
+        if version > current:
+            migrate(conn)
+            conn.execute(schema_version.update().values(version=version))
+            if current == 0 and version == migrations[0][0]:
+                on_created(conn)
+    return newest

@@ -1,0 +1,212 @@
+"""The search tree of ``autolog.tracking.search`` compiled to parameterised SQL.
+
+Every value of the user's filter reaches the database as a bound parameter;
+only table and column names that we chose appear in the SQL text (keys are
+bound too). The compiled predicate is two-valued like the Python evaluator:
+
+- a metric / param / tag comparison is ``run_id IN (runs with a matching row)``
+  on its table, so a run without the key gives False (never SQL's NULL: no
+  run_id is NULL) and ``NOT`` negates;
+- NaN is stored as NULL with ``is_nan`` set, so in that subquery a NaN value
+  compares False to everything, ``!=`` included, as in Python;
+- a nullable attribute (``end_time``) is guarded by ``IS NOT NULL``.
+
+``LIKE`` patterns are read as the evaluator reads them (``%`` and ``_`` are
+wildcards, there is no escape character) and rewritten for the backend: SQLite's ``LIKE`` folds
+ASCII case, so there a pattern becomes a case-sensitive ``GLOB``; PostgreSQL
+gets ``LIKE ... ESCAPE '\\'``. ``ILIKE`` lower-cases both sides (SQLite: a
+registered ``str.lower``, the evaluator's own; PostgreSQL: ``lower()``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from autolog.errors import InvalidFilterError
+from autolog.tracking import search as _search
+from autolog.tracking.search import And, Comparison, Node, Not, Or, OrderKey
+from autolog.tracking.stores.sql_schema import latest_metrics, params, runs, tags
+
+__all__ = ["compile_filter", "order_by_clauses"]
+
+_NUMERIC_OPS = {
+    "=": lambda c, v: c == v,
+    "!=": lambda c, v: c != v,
+    "<": lambda c, v: c < v,
+    "<=": lambda c, v: c <= v,
+    ">": lambda c, v: c > v,
+    ">=": lambda c, v: c >= v,
+}
+_KEYED_TABLES = {_search.METRIC: latest_metrics, _search.PARAM: params, _search.TAG: tags}
+#: SQLite function registered per connection: ``str.lower``, as the Python evaluator folds
+SQLITE_LOWER = "autolog_lower"
+_ANY, _ONE = object(), object()
+
+
+def _like_tokens(pattern: str) -> list:
+    """A LIKE pattern read as the evaluator reads it: ``%`` is _ANY, ``_`` is
+    _ONE, every other character (a backslash too) is itself."""
+    return [_ANY if c == "%" else _ONE if c == "_" else c for c in pattern]
+
+
+def _glob_pattern(tokens: list) -> str:
+    """SQLite GLOB (case-sensitive, unlike its LIKE): GLOB's own ``* ? [`` become
+    one-character classes."""
+    return "".join(
+        "*" if t is _ANY else "?" if t is _ONE else f"[{t}]" if t in "*?[" else t for t in tokens
+    )
+
+
+def _like_pattern(tokens: list) -> str:
+    """PostgreSQL LIKE with ``ESCAPE '\\'``: a literal backslash is escaped."""
+    return "".join(
+        "%" if t is _ANY else "_" if t is _ONE else f"\\{t}" if t in "%_\\" else t for t in tokens
+    )
+
+
+def _pattern_predicate(column: sa.ColumnElement, op: str, pattern: str, dialect: str):
+    if op == "ILIKE":
+        # both sides lower-cased, as the evaluator does (PostgreSQL's lower() folds
+        # char by char: it differs from str.lower only on 'İ' and final sigma)
+        pattern = pattern.lower()
+        column = (
+            getattr(sa.func, SQLITE_LOWER)(column) if dialect == "sqlite" else sa.func.lower(column)
+        )
+    tokens = _like_tokens(pattern)
+    if dialect == "sqlite":
+        return column.op("GLOB", is_comparison=True)(_glob_pattern(tokens))
+    if any(t == "\x00" for t in tokens):
+        return sa.false()  # PostgreSQL text cannot hold NUL: nothing can match
+    return column.like(_like_pattern(tokens), escape="\\")
+
+
+def _in_predicate(column: sa.ColumnElement, op: str, items: tuple[str, ...], dialect: str):
+    """One bound parameter for the whole list, however long (SQLite caps the
+    number of parameters of a statement; PostgreSQL plans ``= ANY`` once)."""
+    negate = op == "NOT IN"
+    if dialect == "sqlite":
+        members = sa.select(sa.column("value")).select_from(
+            sa.func.json_each(sa.bindparam(None, json.dumps(list(items)), sa.Text))
+        )
+        return column.not_in(members) if negate else column.in_(members)
+    members = sa.bindparam(None, [v for v in items if "\x00" not in v], pg.ARRAY(sa.Text))
+    return column != sa.all_(members) if negate else column == sa.any_(members)
+
+
+def _string_predicate(column: sa.ColumnElement, op: str, value: object, dialect: str):
+    if op in ("IN", "NOT IN"):
+        return _in_predicate(column, op, value, dialect)  # type: ignore[arg-type]
+    if not isinstance(value, str):
+        raise InvalidFilterError(f"Expected a string to compare with, got {value!r}")
+    if op in ("LIKE", "ILIKE"):
+        return _pattern_predicate(column, op, value, dialect)
+    if op == "=":
+        return sa.false() if dialect != "sqlite" and "\x00" in value else column == value
+    if op == "!=":
+        return sa.true() if dialect != "sqlite" and "\x00" in value else column != value
+    raise InvalidFilterError(f"Operator {op!r} is not supported on strings")
+
+
+def _numeric_predicate(column: sa.ColumnElement, op: str, value: object):
+    if op not in _NUMERIC_OPS:
+        raise InvalidFilterError(f"Operator {op!r} is not supported on numbers")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InvalidFilterError(f"Expected a number to compare with, got {value!r}")
+    if math.isnan(value):
+        return sa.false()  # NaN compares False with everything
+    return _NUMERIC_OPS[op](column, float(value))
+
+
+def _comparison(node: Comparison, dialect: str) -> sa.ColumnElement[bool]:
+    if node.entity == _search.ATTRIBUTE:
+        column = runs.c.get(node.key)
+        if column is None:
+            raise InvalidFilterError(f"Unknown attribute {node.key!r}")
+        if node.op == "IS NULL":
+            return column.is_(None)
+        if node.op == "IS NOT NULL":
+            return column.is_not(None)
+        if node.key in _search.NUMERIC_ATTRIBUTES:
+            predicate = _numeric_predicate(column, node.op, node.value)
+        else:
+            predicate = _string_predicate(column, node.op, node.value, dialect)
+        # AND with FALSE is FALSE even when the comparison is NULL: two-valued.
+        return sa.and_(column.is_not(None), predicate) if column.nullable else predicate
+
+    table = _KEYED_TABLES.get(node.entity)
+    if table is None:
+        raise InvalidFilterError(f"Unknown entity {node.entity!r}")
+    row = table.alias()
+    where = [row.c.key == node.key]
+    if node.op not in ("IS NULL", "IS NOT NULL"):
+        if node.entity == _search.METRIC:
+            where.append(_numeric_predicate(row.c.value, node.op, node.value))
+        else:
+            where.append(_string_predicate(row.c.value, node.op, node.value, dialect))
+    # An uncorrelated IN (not a correlated EXISTS): the database evaluates the
+    # subquery once through the (key, value) index. run_id is never NULL, so
+    # IN is two-valued here.
+    present = runs.c.run_id.in_(sa.select(row.c.run_id).where(*where))
+    return ~present if node.op == "IS NULL" else present
+
+
+def compile_filter(node: Node, dialect: str) -> sa.ColumnElement[bool]:
+    """The WHERE clause (over the ``runs`` table) of a parsed filter tree."""
+    if isinstance(node, Comparison):
+        return _comparison(node, dialect)
+    if isinstance(node, And):
+        return sa.and_(*(compile_filter(item, dialect) for item in node.items))
+    if isinstance(node, Or):
+        return sa.or_(*(compile_filter(item, dialect) for item in node.items))
+    if isinstance(node, Not):
+        return sa.not_(compile_filter(node.item, dialect))
+    raise InvalidFilterError(f"Not a filter node: {node!r}")
+
+
+def _text_order(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    # Python orders strings by code point; so do SQLite's BINARY collation and
+    # PostgreSQL's "C" collation, but not a database's linguistic default.
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def order_by_clauses(
+    query: sa.Select, keys: Sequence[OrderKey], dialect: str
+) -> tuple[sa.Select, list[sa.ColumnElement]]:
+    """``query`` joined with what the keys sort on, and the ORDER BY list:
+    each key with runs that miss it last in both directions, then start_time
+    descending, then run_id ascending."""
+    clauses: list[sa.ColumnElement] = []
+    for i, key in enumerate(keys):
+        if key.entity == _search.ATTRIBUTE:
+            if key.key not in runs.c:
+                raise InvalidFilterError(f"Unknown attribute {key.key!r} in order_by")
+            value = runs.c[key.key]
+            missing = value.is_(None)
+            if key.key not in _search.NUMERIC_ATTRIBUTES:
+                value = _text_order(value, dialect)
+        else:
+            table = _KEYED_TABLES.get(key.entity)
+            if table is None:
+                raise InvalidFilterError(f"Unknown entity {key.entity!r} in order_by")
+            row = table.alias(f"order_{i}")
+            query = query.outerjoin(
+                row,
+                sa.and_(row.c.run_id == runs.c.run_id, row.c.key == key.key),
+            )
+            missing = row.c.run_id.is_(None)
+            value = row.c.value
+            if key.entity != _search.METRIC:
+                value = _text_order(value, dialect)
+        # tiers in both directions: values, then NaN metrics, then runs missing the key
+        tiers = [(missing, 2)]
+        if key.entity == _search.METRIC:
+            tiers.append((row.c.is_nan, 1))
+        clauses.append(sa.case(*tiers, else_=0))
+        clauses.append(value.asc() if key.ascending else value.desc())
+    clauses += [runs.c.start_time.desc(), _text_order(runs.c.run_id, dialect).asc()]
+    return query, clauses

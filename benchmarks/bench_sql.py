@@ -1,0 +1,152 @@
+"""SQL store throughput: creating 10,000 runs and a 3-clause search over them.
+
+Each run has 3 params, 5 metrics and 2 tags, written as the background writer
+writes them: ``create_run`` then one ``log_batch``. The search is
+``metrics.m1 > 0.5 and params.model = 'rf' and tags.team = 'a'`` (about 4% of
+the runs match) and returns the matching runs with all their data.
+
+Peer numbers (issue 9): MLflow 3.17's SQLite store takes 12.6 ms per run to
+create with ``log_batch`` and 330 ms to search 5,000 runs; the goal is 10x
+faster. When ``mlflow`` is importable the same rows are measured for it.
+
+PostgreSQL rows use ``AUTOLOG_TEST_POSTGRES_URI`` (default: the server that
+``.ci/start-postgres`` starts), in a throwaway schema; they are left out when
+the server is unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+RUNS = 10_000
+FILTER = "metrics.m1 > 0.5 and params.model = 'rf' and tags.team = 'a'"
+CREATE_GOAL = "<= 1.26 ms (10x mlflow)"
+SEARCH_GOAL = "<= 33 ms (10x mlflow per 5k)"
+MLFLOW_CREATE = "mlflow sqlite 12.6 ms"
+MLFLOW_SEARCH = "mlflow sqlite 330 ms / 5k runs"
+DEFAULT_POSTGRES_URI = "postgresql://autolog:autolog@127.0.0.1:5432/autolog_test"
+
+
+def _run_values(rng: random.Random, i: int):
+    params = {"model": rng.choice(["rf", "xgb", "lr"]), "depth": str(i % 12), "lr": "0.1"}
+    metrics = {f"m{k}": rng.random() for k in range(1, 6)}
+    tags = {"team": rng.choice("abcd"), "stage": "bench"}
+    return params, metrics, tags
+
+
+def _fill(store, experiment_id: str) -> float:
+    """Create RUNS runs; milliseconds per run (create_run + log_batch)."""
+    from autolog.tracking.entities import Metric, Param, RunTag
+
+    rng = random.Random(42)
+    now = int(time.time() * 1000)
+    start = time.perf_counter()
+    for i in range(RUNS):
+        params, metrics, tags = _run_values(rng, i)
+        run_id = store.create_run(experiment_id, "bench", now + i).info.run_id
+        store.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now + i) for k, v in metrics.items()],
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+    return (time.perf_counter() - start) * 1000 / RUNS
+
+
+def _measure(h, label: str, store) -> None:
+    create_row, search_row = f"{label} create run + log_batch", f"{label} 3-clause search 10k runs"
+    if not (h.wanted(create_row) or h.wanted(search_row)):
+        return
+    experiment_id = store.create_experiment("bench")
+    per_run = _fill(store, experiment_id)
+    h.row(create_row, per_run, "ms", goal=CREATE_GOAL, peer=MLFLOW_CREATE, notes=f"{RUNS:,} runs")
+    found = len(store.search_runs([experiment_id], FILTER, max_results=RUNS))
+    h.time(
+        search_row,
+        lambda: store.search_runs([experiment_id], FILTER, max_results=RUNS),
+        repeat=5,
+        unit="ms",
+        goal=SEARCH_GOAL,
+        peer=MLFLOW_SEARCH,
+        notes=f"{found} runs returned with their data",
+    )
+
+
+def _postgres_schema_uri(base: str, schema: str) -> str:
+    import sqlalchemy as sa
+
+    url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+def _bench_postgresql(h) -> None:
+    import psycopg
+
+    from autolog.tracking.stores.sql import SqlStore
+
+    base = os.environ.get("AUTOLOG_TEST_POSTGRES_URI", DEFAULT_POSTGRES_URI)
+    schema = f"autolog_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as exc:
+        print(f"bench_sql: PostgreSQL rows left out ({exc})", file=sys.stderr)
+        return
+    store = SqlStore(_postgres_schema_uri(base, schema), artifact_root=tempfile.gettempdir())
+    try:
+        _measure(h, "postgresql", store)
+    finally:
+        store.close()
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _bench_mlflow(h, folder: Path) -> None:
+    """The same rows for MLflow's SQLite store, when mlflow is installed."""
+    try:
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    except ImportError:
+        return
+    store = SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "mlflow-artifacts"))
+    experiment_id = store.create_experiment("bench")
+    rng = random.Random(42)
+    now = int(time.time() * 1000)
+    start = time.perf_counter()
+    for i in range(RUNS):
+        params, metrics, tags = _run_values(rng, i)
+        run_id = store.create_run(experiment_id, "bench", now + i, [], "").info.run_id
+        store.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now + i, 0) for k, v in metrics.items()],
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+    per_run = (time.perf_counter() - start) * 1000 / RUNS
+    h.row("mlflow sqlite create run + log_batch", per_run, "ms", notes=f"{RUNS:,} runs")
+    h.time(
+        "mlflow sqlite 3-clause search 10k runs",
+        lambda: store.search_runs([experiment_id], FILTER, 1, max_results=RUNS),
+        repeat=5,
+        unit="ms",
+    )
+
+
+def run(h) -> None:
+    from autolog.tracking.stores.sql import SqlStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        store = SqlStore(f"sqlite:///{folder / 'bench.db'}", artifact_root=str(folder / "art"))
+        try:
+            _measure(h, "sqlite", store)
+        finally:
+            store.close()
+        _bench_postgresql(h)
+        _bench_mlflow(h, folder)
