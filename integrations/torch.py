@@ -1,0 +1,446 @@
+"""PyTorch autologging for plain training loops: nothing but ``autolog.autolog()`` in the script.
+
+An ordinary loop, unchanged::
+
+    autolog.autolog()
+    model = Net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    for epoch in range(5):
+        for x, y in train_loader:                  # a torch.utils.data.DataLoader
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        with torch.no_grad():                      # evaluation is never counted
+            evaluate(model, val_loader)
+
+gives one run, opened at the first ``optimizer.step()`` of the thread (or your
+active run, if you started one; none with ``exclusive=True``) and closed at
+``autolog.end_run()`` or at interpreter exit. It holds:
+
+- **params** (at the first step of each optimizer): ``optimizer`` (class name),
+  ``optimizer.<key>`` for each hyperparameter of its param group (``lr``,
+  ``momentum``, ``betas``, ``weight_decay``, ...; ``optimizer.group<i>.<key>``
+  when it has several groups) and ``parameter_count`` (the number of values
+  the optimizer trains). A second optimizer (a GAN's) logs the same under
+  ``optimizer1``;
+- **metrics per epoch** (step = epoch index): ``train_loss``, the mean of the
+  tensors you called ``backward()`` on (summed on their own device, read once
+  per epoch: no per-step ``.item()`` and no device synchronisation);
+  ``learning_rate`` (``learning_rate_group_<i>`` with several param groups;
+  ``..._optimizer1`` for a second optimizer), the rate the epoch's last step
+  used, so schedulers show; and ``steps``, the optimizer steps of the epoch;
+- **the model**: when the run closes, the modules whose trainable parameters
+  the optimizer trained (the outermost ones; ``torch.compile`` and
+  ``DataParallel`` wrappers are unwrapped) are saved with ``log_model`` as
+  ``model`` (more than one, as ``model_1``, ...): see :class:`TorchFlavor`.
+
+**Epochs.** The training loader is the ``DataLoader`` whose iteration was
+running at the first optimizer step; each new iteration over it starts an
+epoch. A loop without a ``DataLoader`` (tensors sliced by hand) is one epoch,
+logged when the run closes. A loader created anew for every epoch is not
+recognised as the same loader: its epochs are logged as one.
+
+Inside a Lightning ``Trainer.fit`` or a Keras ``fit`` on the torch backend
+this integration does nothing: those integrations own the run. Under
+``torch.distributed`` only rank 0 logs. Only losses that go through
+``Tensor.backward()`` are seen (not ``torch.autograd.backward(loss)``).
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import threading
+import warnings
+import weakref
+from collections.abc import Generator, Iterable
+from pathlib import Path
+from typing import Any
+
+from autolog import training
+from autolog.flavors import Flavor, ModelSnapshot, type_name
+from autolog.integration import Integration
+from autolog.patching import _SESSIONS, AUTOLOGGING_TAG, Call, Patcher, guard
+
+__all__ = ["TorchFlavor", "TorchIntegration", "learning_rate_metrics", "optimizer_params"]
+
+NAME = "torch"
+MODEL_FILE = "model.pt"
+STATE_DICT_FILE = "state_dict.pt"
+
+# param-group keys that are no hyperparameter: the tensors, and what LR
+# schedulers add (the rate at their start)
+_NOT_HYPERPARAMETERS = frozenset({"params", "initial_lr"})
+
+# losses summed per batch of this many steps (bounded memory: 0-d tensors)
+_LOSS_BATCH = 128
+
+# tracker states
+_IDLE, _LOGGING, _SKIPPING = 0, 1, 2
+
+
+# -- names shared with the Lightning integration ------------------------------------
+
+
+def _optimizer_prefix(index: int) -> str:
+    return "optimizer" if index == 0 else f"optimizer{index}"
+
+
+def optimizer_params(optimizer: Any, index: int = 0) -> dict[str, Any]:
+    """``optimizer`` (class name) and ``optimizer.<key>`` per hyperparameter of each
+    param group (``optimizer.group<i>.<key>`` for several groups); ``optimizer<index>``
+    for the ``index``-th optimizer of a training."""
+    prefix = _optimizer_prefix(index)
+    params: dict[str, Any] = {prefix: type(optimizer).__name__}
+    groups = optimizer.param_groups
+    for number, group in enumerate(groups):
+        where = prefix if len(groups) == 1 else f"{prefix}.group{number}"
+        for key, value in group.items():
+            if key not in _NOT_HYPERPARAMETERS:
+                params[f"{where}.{key}"] = _plain(value)
+    return params
+
+
+def learning_rate_metrics(rates: Iterable[Any], index: int = 0) -> dict[str, Any]:
+    """``learning_rate`` (``learning_rate_group_<i>`` for several param groups) of
+    the ``index``-th optimizer (suffix ``_optimizer<index>`` from the second one)."""
+    rates = list(rates)
+    suffix = "" if index == 0 else f"_optimizer{index}"
+    if len(rates) == 1:
+        return {f"learning_rate{suffix}": rates[0]}
+    return {f"learning_rate_group_{i}{suffix}": rate for i, rate in enumerate(rates)}
+
+
+def _plain(value: Any) -> Any:
+    """A hyperparameter as the user wrote it: a 0-d tensor (a tensor ``lr``) as its number."""
+    if hasattr(value, "numel") and value.numel() == 1:
+        return value.item()
+    return value
+
+
+# -- the per-thread loop tracker ---------------------------------------------------------
+
+
+class _LoopTracker:
+    """What one thread's plain loop has done since its run opened.
+
+    Everything on the per-step path (``add_loss``, ``on_step``) is a few
+    attribute updates and, for the loss, one in-place add on the loss's device.
+    """
+
+    def __init__(self, integration: TorchIntegration):
+        self.integration = integration
+        self.state = _IDLE
+        self.run_id: str | None = None
+        self.pending_losses: list[Any] = []  # detached losses not yet in loss_sum
+        self.loss_sum: Any = None  # float32 0-d tensor on the losses' device
+        self.loss_count = 0  # losses in loss_sum
+        self.steps = 0  # steps of the first optimizer in this epoch
+        self.rates: dict[int, list[Any]] = {}  # optimizer index -> lr per group, last step
+        self.optimizers: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self.optimizer_count = 0
+        self.trained: list[weakref.ref[Any]] = []  # the optimizers' parameters
+        self.epoch = 0
+        self.train_loader: weakref.ref[Any] | None = None
+        self.latest_loader: weakref.ref[Any] | None = None
+
+    # per step ----------------------------------------------------------------
+
+    def add_loss(self, loss: Any) -> None:
+        if self.state == _SKIPPING or loss.numel() != 1:
+            return  # a non-scalar backward(gradient) is no loss
+        # Appending a detached reference is the cheapest step-path work (no
+        # kernel launch); the tensors are summed on their device in batches.
+        pending = self.pending_losses
+        pending.append(loss.detach())
+        if len(pending) >= _LOSS_BATCH:
+            self._fold_losses()
+
+    def _fold_losses(self) -> None:
+        """Add the pending losses to the float32 sum, on their device, without a sync."""
+        import torch
+
+        pending, self.pending_losses = self.pending_losses, []
+        if not pending:
+            return
+        try:
+            total = torch.stack([t.reshape(()) for t in pending]).sum(dtype=torch.float32)
+        except RuntimeError:  # losses on several devices: add them one by one
+            device = pending[0].device
+            total = sum(t.reshape(()).to(device, torch.float32) for t in pending)
+        self.loss_count += len(pending)
+        if self.loss_sum is None:
+            self.loss_sum = total
+        else:
+            self.loss_sum = self.loss_sum + total.to(self.loss_sum.device)
+
+    def on_step(self, optimizer: Any) -> None:
+        if self.state != _LOGGING and (self.state == _SKIPPING or not self._open()):
+            return
+        index = self.optimizers.get(optimizer)
+        if index is None:
+            index = self._add_optimizer(optimizer)
+        if index == 0:
+            self.steps += 1
+        self.rates[index] = [group["lr"] for group in optimizer.param_groups]
+
+    def on_loader_iter(self, loader: Any) -> None:
+        if self.state == _SKIPPING:
+            return
+        train = self.train_loader
+        if train is None:
+            if self.state == _IDLE:
+                # Losses before the iteration that holds the first step belong
+                # to no epoch.
+                self.latest_loader = weakref.ref(loader)
+                self._reset_epoch()
+        elif train() is loader:
+            self._close_epoch()
+
+    # run lifecycle --------------------------------------------------------------
+
+    def _open(self) -> bool:
+        """Open (or join) the run at the first step; False when this step must not log."""
+        from autolog.tracking import fluent
+
+        config = self.integration.config
+        if not _is_rank_zero():
+            self.state = _SKIPPING  # other ranks never log, for the life of the thread
+            return False
+        user_run = fluent.active_run()
+        if user_run is not None and config.exclusive:
+            self.state = _SKIPPING
+            fluent.on_run_end(user_run.info.run_id, self._on_skipped_run_end)
+            return False
+        if user_run is not None:
+            run_id = user_run.info.run_id
+        else:
+            tags = {AUTOLOGGING_TAG: NAME, **config.extra_tags}
+            run_id = fluent.start_run(tags=tags).info.run_id
+        self.run_id = run_id
+        self.state = _LOGGING
+        self.epoch = 0
+        self.train_loader = self.latest_loader
+        fluent.on_run_end(run_id, self._on_run_end)
+        return True
+
+    def _add_optimizer(self, optimizer: Any) -> int:
+        index = self.optimizer_count
+        self.optimizer_count += 1
+        self.optimizers[optimizer] = index
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        self.trained.extend(weakref.ref(p) for p in parameters)
+        params = optimizer_params(optimizer, index)
+        count_key = (
+            "parameter_count" if index == 0 else f"{_optimizer_prefix(index)}.parameter_count"
+        )
+        params[count_key] = sum(p.numel() for p in parameters)
+        training.log_training_params_skipping_changed(params, self.run_id)
+        return index
+
+    def _close_epoch(self) -> None:
+        if self.rates:  # some optimizer stepped in this epoch
+            metrics: dict[str, Any] = {"steps": self.steps}
+            self._fold_losses()
+            if self.loss_count:
+                metrics["train_loss"] = (self.loss_sum / self.loss_count).item()
+            for index, rates in sorted(self.rates.items()):
+                metrics.update(learning_rate_metrics(rates, index))
+            training.log_epoch_metrics(metrics, self.epoch, self.run_id)
+            self.epoch += 1
+        self._reset_epoch()
+
+    def _reset_epoch(self) -> None:
+        self.pending_losses = []
+        self.loss_sum = None
+        self.loss_count = 0
+        self.steps = 0
+        self.rates = {}
+
+    def _on_run_end(self, run_id: str, status: str) -> None:
+        with guard(NAME, "while closing its run"):
+            if self.run_id != run_id:
+                return
+            try:
+                self._close_epoch()
+                if self.integration.config.log_models:
+                    _log_trained_modules(self.trained, run_id)
+            finally:
+                self._forget_run()
+
+    def _on_skipped_run_end(self, run_id: str, status: str) -> None:
+        if self.state == _SKIPPING:
+            self._forget_run()
+
+    def _forget_run(self) -> None:
+        self.__init__(self.integration)  # type: ignore[misc]
+
+
+def _is_rank_zero() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+# -- the trained model ---------------------------------------------------------------------
+
+
+def _log_trained_modules(trained: list[weakref.ref[Any]], run_id: str) -> None:
+    import autolog
+
+    modules = trained_modules({id(p) for ref in trained if (p := ref()) is not None})
+    for number, module in enumerate(modules):
+        autolog.log_model(module, name="model" if number == 0 else f"model_{number}", run_id=run_id)
+
+
+def trained_modules(held: set[int]) -> list[Any]:
+    """The outermost ``nn.Module`` objects alive whose trainable parameters all have
+    their ``id`` in ``held`` (the optimizers'), largest first; wrappers unwrapped."""
+    import torch
+
+    if not held:
+        return []
+    candidates = []
+    with warnings.catch_warnings():
+        # isinstance reads __class__, which some deprecated module-level
+        # objects (torch.distributed.reduce_op) answer with a warning
+        warnings.simplefilter("ignore")
+        modules = [obj for obj in gc.get_objects() if isinstance(obj, torch.nn.Module)]
+    for module in modules:
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        if trainable and all(id(p) in held for p in trainable):
+            candidates.append(module)
+    inner = {id(m) for c in candidates for m in c.modules() if m is not c}
+    found: dict[int, Any] = {}
+    for module in candidates:
+        if id(module) not in inner:
+            module = _unwrapped(module)
+            found.setdefault(id(module), module)
+    return sorted(found.values(), key=lambda m: -sum(p.numel() for p in m.parameters()))
+
+
+def _unwrapped(module: Any) -> Any:
+    # torch.compile's OptimizedModule keeps the user's module as _orig_mod;
+    # DataParallel / DistributedDataParallel as .module.
+    import torch
+
+    while True:
+        original = getattr(module, "_orig_mod", None)
+        if isinstance(original, torch.nn.Module):
+            module = original
+        elif isinstance(module, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+            module = module.module
+        else:
+            return module
+
+
+# -- the model flavor ----------------------------------------------------------------------
+
+
+class TorchFlavor(Flavor):
+    """Any ``torch.nn.Module`` (LightningModules too; they load as their own class).
+
+    The folder holds ``model.pt``, the whole module saved with ``torch.save``
+    through cloudpickle (so a class defined in your script, ``__main__``, is
+    stored with it and loads in a fresh process) and ``state_dict.pt``, the
+    weights alone, for ``model.load_state_dict(torch.load(path))`` in code
+    that builds the module itself. ``autolog.load_model`` returns the module,
+    on its original device when available, else on the CPU.
+
+    Loading ``model.pt`` runs code from the file (it is a pickle): only load
+    models you trust. ``state_dict.pt`` loads with ``weights_only=True``.
+    """
+
+    name = "torch"
+    distribution = "torch"
+    module = "torch"
+
+    def handles(self, model: Any) -> bool:
+        import torch
+
+        return isinstance(model, torch.nn.Module)
+
+    def requirements(self, model: Any) -> list[str]:
+        needed = ["cloudpickle"]
+        roots = {cls.__module__.partition(".")[0] for cls in type(model).__mro__}
+        for root, dist in (("lightning", "lightning"), ("pytorch_lightning", "pytorch-lightning")):
+            if root in roots:
+                needed.append(dist)
+        return needed
+
+    def snapshot(self, model: Any, **options: Any) -> ModelSnapshot:
+        import cloudpickle
+        import torch
+
+        whole, weights = io.BytesIO(), io.BytesIO()
+        torch.save(model, whole, pickle_module=cloudpickle)
+        torch.save(model.state_dict(), weights)
+        return ModelSnapshot(
+            {MODEL_FILE: whole.getvalue(), STATE_DICT_FILE: weights.getvalue()},
+            {
+                "model_file": MODEL_FILE,
+                "state_dict_file": STATE_DICT_FILE,
+                "class": type_name(model),
+            },
+        )
+
+    def load(self, path: Path, metadata: dict[str, Any]) -> Any:
+        import torch
+
+        location = None if torch.cuda.is_available() else "cpu"
+        file = Path(path) / metadata.get("model_file", MODEL_FILE)
+        return torch.load(file, weights_only=False, map_location=location)
+
+
+# -- the integration -------------------------------------------------------------------------
+
+
+class TorchIntegration(Integration):
+    """Plain PyTorch loops (see the module docstring for what a run holds)."""
+
+    name = NAME
+    modules = ("torch",)
+    distribution = "torch"
+    supported_versions = ">=2.1,<2.14"
+    flavors = (TorchFlavor,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._threads = threading.local()
+
+    def tracker(self) -> _LoopTracker:
+        """This thread's loop tracker."""
+        tracker = getattr(self._threads, "tracker", None)
+        if tracker is None:
+            tracker = self._threads.tracker = _LoopTracker(self)
+        return tracker
+
+    def patch(self, patcher: Patcher, module: Any) -> None:
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        handle = register_optimizer_step_post_hook(self._on_optimizer_step)
+        patcher.add_cleanup(handle.remove)
+        patcher.wrap(module.Tensor, "backward", self._on_backward, opens_run=False)
+        patcher.wrap(
+            module.utils.data.DataLoader, "__iter__", self._on_loader_iter, opens_run=False
+        )
+
+    def _on_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        # A global hook: it also fires inside Lightning's or Keras' fit, whose
+        # integrations own that run (their session is on the stack).
+        sessions = _SESSIONS.get()
+        if sessions and sessions[0].integration != NAME:
+            return
+        with guard(NAME, "in the optimizer step hook"):
+            self.tracker().on_step(optimizer)
+
+    def _on_backward(self, call: Call) -> Generator[None, Any, None]:
+        yield  # a loss counts once its backward pass succeeded
+        self.tracker().add_loss(call.instance)
+
+    def _on_loader_iter(self, call: Call) -> Generator[None, Any, None]:
+        self.tracker().on_loader_iter(call.instance)
+        yield
