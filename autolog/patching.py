@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import os
+import sys
 import threading
 import types
 import warnings
@@ -218,16 +219,25 @@ _signatures: dict[Any, inspect.Signature] = {}
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:
-    # Bound methods are new objects per call: cache by the underlying function,
-    # and drop ``self`` ourselves.
-    func = getattr(fn, "__func__", fn)
+    """The signature of what ``call.args`` / ``call.kwargs`` are passed to.
+
+    wrapt hands a handler a bound method (``obj.fit(x)``) or, when the method
+    is called through its class (``Trainer.fit(trainer, x)``), a partial proxy
+    binding the instance: in both, the function's first parameter is already
+    taken. Cached by the underlying function: bound objects are new per call.
+    """
+    if isinstance(fn, types.MethodType):
+        func, bound = fn.__func__, True
+    elif isinstance(fn, wrapt.ObjectProxy):
+        func, bound = fn.__wrapped__, True
+    else:
+        func, bound = fn, False
     sig = _signatures.get(func)
     if sig is None:
         sig = inspect.signature(func)
         _signatures[func] = sig
-    if func is not fn:
-        params = list(sig.parameters.values())[1:]
-        return sig.replace(parameters=params)
+    if bound:
+        return sig.replace(parameters=list(sig.parameters.values())[1:])
     return sig
 
 
@@ -346,7 +356,63 @@ def _make_wrapper(integration: Integration, handler: Handler, opens_run: bool) -
 
 
 class _AutologFunctionWrapper(wrapt.FunctionWrapper):
-    """Our wrapper type: lets us recognise our own wraps (no double wrapping)."""
+    """Our wrapper type: lets us recognise our own wraps (no double wrapping).
+
+    It pickles and copies as the function it wraps does: wrapt proxies refuse
+    both by default, which would break a user's ``pickle.dumps(r2_score)``, a
+    joblib worker or a ``copy.deepcopy`` of an object holding a patched
+    function while autolog is on.
+    """
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return _pickle_reference(self)
+
+    def __reduce__(self) -> Any:
+        return _pickle_reference(self)
+
+    def __copy__(self) -> Any:
+        return self  # functions are immutable: copies are the object itself
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return self
+
+
+class _ImportedModule:
+    """Pickles as ``importlib.import_module(name)``: only that call is stored,
+    so the file loads where autolog is not installed."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __reduce__(self) -> Any:
+        import importlib
+
+        return (importlib.import_module, (self.name,))
+
+
+def _pickle_reference(wrapper: Any) -> Any:
+    """A wrapped function pickles by reference, like a function: by its
+    qualified name when that name resolves to the wrapper (exactly the bytes of
+    the original), else as ``getattr(<its module>, name)``, which loads the
+    original (a function wrapped where it is re-exported, such as
+    ``sklearn.metrics.r2_score``, defined in ``sklearn.metrics._regression``)."""
+    import pickle
+
+    module_name = getattr(wrapper, "__module__", None)
+    qualname = getattr(wrapper, "__qualname__", None)
+    module = sys.modules.get(module_name) if isinstance(module_name, str) else None
+    if module is None or not isinstance(qualname, str) or "<locals>" in qualname:
+        raise pickle.PicklingError(f"cannot pickle {wrapper!r}: it has no importable name")
+    *parents, name = qualname.split(".")
+    owner: Any = module
+    for part in parents:
+        owner = getattr(owner, part, None)
+    if owner is None:
+        raise pickle.PicklingError(f"cannot pickle {wrapper!r}: {module_name}.{qualname} not found")
+    if getattr(owner, name, None) is wrapper:
+        return qualname
+    # A class pickles by reference itself; a module needs the import.
+    return (getattr, (owner if parents else _ImportedModule(module_name), name))
 
 
 class PatchRecord:
@@ -402,13 +468,25 @@ class Patcher:
         with self._lock:
             return [r.target for r in self.records]
 
-    def wrap(self, owner: Any, attribute: str, handler: Handler, *, opens_run: bool = True) -> bool:
+    def wrap(
+        self,
+        owner: Any,
+        attribute: str,
+        handler: Handler,
+        *,
+        opens_run: bool = True,
+        enabled: Callable[[], bool] | None = None,
+    ) -> bool:
         """Wrap ``owner.attribute`` (``attribute`` may be dotted: ``"Booster.update"``
         on a module). Returns False when it was already wrapped by us.
 
         ``opens_run=False``: the handler runs for outermost calls but no run is
         opened for it (``call.run_id`` is the user's active run or None): for
         calls that log into an existing run, such as metric functions.
+
+        ``enabled``: asked on every call (wrapt's switch); when it returns
+        False the wrap is skipped entirely, as if it were not there: for a
+        class that another integration owns while that one is enabled.
         """
         *path, attribute = attribute.split(".")
         for part in path:
@@ -426,7 +504,7 @@ class Patcher:
             wrapper_fn = _make_wrapper(self.integration, handler, opens_run)
             if isinstance(raw_inherited, property):
                 new: Any = property(
-                    _AutologFunctionWrapper(raw_inherited.fget, wrapper_fn),
+                    _AutologFunctionWrapper(raw_inherited.fget, wrapper_fn, enabled=enabled),
                     raw_inherited.fset,
                     raw_inherited.fdel,
                     raw_inherited.__doc__,
@@ -434,7 +512,7 @@ class Patcher:
             else:
                 # wrapt binds functions, classmethods and staticmethods correctly
                 # when given the raw descriptor from the class __dict__.
-                new = _AutologFunctionWrapper(raw_inherited, wrapper_fn)
+                new = _AutologFunctionWrapper(raw_inherited, wrapper_fn, enabled=enabled)
             setattr(owner, attribute, new)
             self.records.append(PatchRecord(owner, attribute, raw, new))
             return True
@@ -447,19 +525,20 @@ class Patcher:
         *,
         opens_run: bool = True,
         include: Callable[[type], bool] = lambda cls: True,
+        enabled: Callable[[], bool] | None = None,
     ) -> int:
         """Wrap ``attribute`` on ``base`` and every subclass that defines it in
         its own ``__dict__``, now and when later subclasses are created.
-        Returns the number of classes wrapped now."""
+        Returns the number of classes wrapped now. ``enabled``: see :meth:`wrap`."""
         count = 0
         for cls in _class_tree(base):
             if (
                 attribute in cls.__dict__
                 and include(cls)
-                and self.wrap(cls, attribute, handler, opens_run=opens_run)
+                and self.wrap(cls, attribute, handler, opens_run=opens_run, enabled=enabled)
             ):
                 count += 1
-        self._hook_subclass_creation(base, attribute, handler, opens_run, include)
+        self._hook_subclass_creation(base, attribute, handler, opens_run, include, enabled)
         return count
 
     def _hook_subclass_creation(
@@ -469,6 +548,7 @@ class Patcher:
         handler: Handler,
         opens_run: bool,
         include: Callable[[type], bool],
+        enabled: Callable[[], bool] | None = None,
     ) -> None:
         patcher = self
         original = base.__dict__.get("__init_subclass__", _MISSING)
@@ -480,7 +560,7 @@ class Patcher:
                 original.__func__(cls, **kwargs)
             try:
                 if attribute in cls.__dict__ and include(cls):
-                    patcher.wrap(cls, attribute, handler, opens_run=opens_run)
+                    patcher.wrap(cls, attribute, handler, opens_run=opens_run, enabled=enabled)
             except Exception as exc:  # never break the user's class statement
                 report_error(patcher.integration.name, exc, f"while patching {cls.__qualname__}")
 

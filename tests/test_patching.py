@@ -246,13 +246,17 @@ def test_call_arguments_by_name_and_position(make_module):
 
     autolog.register(fake_integration(fw.__name__, wraps("Model.fit", handler)))
     autolog.autolog("fake")
-    assert fw.Model().fit("orig", 2) == ("fitted", "changed", 5)
-    assert seen == {
+    expected = {
         "x": "orig",
         "epochs": 2,
         "missing": "dflt",
         "all": {"x": "orig", "epochs": 2, "callbacks": None},
     }
+    assert fw.Model().fit("orig", 2) == ("fitted", "changed", 5)
+    assert seen == expected
+    seen.clear()
+    assert fw.Model.fit(fw.Model(), "orig", 2) == ("fitted", "changed", 5)  # through the class
+    assert seen == expected
 
 
 def test_guard_reports_once_and_swallows(monkeypatch):
