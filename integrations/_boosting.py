@@ -21,9 +21,12 @@ Nothing here imports a framework.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
 
 from autolog import training
+from autolog.patching import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+    from typing import Any
 
 __all__ = [
     "FEATURE_IMPORTANCE_FILE",
@@ -45,7 +48,7 @@ _PLOTTED_FEATURES = 20
 _INPUT_EXAMPLE_ROWS = 5
 
 #: one score of one round: (dataset, metric, value, standard deviation or None)
-Score = tuple[str, str, Any, Any]
+Score = "tuple[str, str, Any, Any]"
 
 
 # -- params ------------------------------------------------------------------

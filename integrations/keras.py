@@ -48,16 +48,17 @@ Without an active run each ``fit`` gets a run of its own.
 from __future__ import annotations
 
 import sys
-import tempfile
 import types
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
 
 from autolog import training
 from autolog.integration import Integration
 from autolog.models import Flavor, ModelSnapshot, distribution_version
-from autolog.patching import Call, Patcher, guard
+from autolog.patching import TYPE_CHECKING, Call, Patcher, guard
+
+if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+    from typing import Any
 
 __all__ = ["KerasFlavor", "KerasIntegration"]
 
@@ -396,10 +397,12 @@ class KerasFlavor(Flavor):
         return isinstance(model, keras.Model)
 
     def snapshot(self, model: Any, **options: Any) -> ModelSnapshot:
-        import keras
-
         # Keras writes .keras archives to a path only; the bytes are read back
         # at once, so the snapshot is the model as it is now, on this thread.
+        import tempfile
+
+        import keras
+
         with tempfile.TemporaryDirectory(prefix="autolog-keras-") as folder:
             path = Path(folder) / MODEL_FILE
             model.save(path, **options)

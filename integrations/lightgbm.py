@@ -35,16 +35,16 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from autolog import training
 from autolog.integration import Integration
 from autolog.integrations import _boosting
 from autolog.models import Flavor, ModelSnapshot, load_pickle, pickle_snapshot
-from autolog.patching import guard
+from autolog.patching import TYPE_CHECKING, guard
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
     import types
+    from typing import Any
 
     from autolog.patching import Call, Patcher
 

@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Generator
-from typing import Any
 
 from autolog import training
 from autolog.integration import Integration
 from autolog.integrations.torch import TorchFlavor, learning_rate_metrics, optimizer_params
-from autolog.patching import Call, Patcher, guard
+from autolog.patching import TYPE_CHECKING, Call, Patcher, guard
+
+if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+    from typing import Any
 
 __all__ = ["LightningIntegration"]
 

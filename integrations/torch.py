@@ -58,12 +58,14 @@ import warnings
 import weakref
 from collections.abc import Generator, Iterable
 from pathlib import Path
-from typing import Any
 
 from autolog import training
 from autolog.flavors import Flavor, ModelSnapshot, type_name
 from autolog.integration import Integration
-from autolog.patching import _SESSIONS, AUTOLOGGING_TAG, Call, Patcher, guard
+from autolog.patching import _SESSIONS, AUTOLOGGING_TAG, TYPE_CHECKING, Call, Patcher, guard
+
+if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+    from typing import Any
 
 __all__ = ["TorchFlavor", "TorchIntegration", "learning_rate_metrics", "optimizer_params"]
 

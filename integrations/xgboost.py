@@ -37,16 +37,17 @@ from __future__ import annotations
 import importlib
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from autolog import training
 from autolog.errors import InvalidParameterError, ModelError
 from autolog.integration import Integration
 from autolog.integrations import _boosting
 from autolog.models import Flavor, ModelSnapshot
+from autolog.patching import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
     import types
+    from typing import Any
 
     from autolog.patching import Call, Patcher
 

@@ -368,9 +368,14 @@ def test_users_callback_list_is_used_as_is():
     assert "model" in artifact_paths(run)
 
 
+class Explosive:
+    def __float__(self):
+        raise RuntimeError("this value breaks whoever reads it")
+
+
 class OddKey(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
-        logs["k" * 300] = 1.0  # longer than a metric key may be
+        logs["odd"] = Explosive()  # our callback reads it after this one
 
 
 def test_our_failure_in_an_epoch_warns_once_and_training_goes_on(monkeypatch):
