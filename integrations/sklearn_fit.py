@@ -1,0 +1,253 @@
+"""What one scikit-learn ``fit`` logs: params, tags, dataset digest, training metrics, model.
+
+Imported by :mod:`autolog.integrations.sklearn` when scikit-learn is imported
+(never before: it imports numpy and sklearn at module level). The handler
+:func:`on_fit` runs for the outermost ``fit`` / ``fit_transform`` /
+``fit_predict`` of a thread; searches are handed to :mod:`.sklearn_search`.
+
+Cost matters more than anywhere else (a small ``fit`` takes 1 to 2 ms): the
+data is never copied (the digest hashes a few rows), metrics come from one
+prediction (:mod:`.sklearn_scores`), params are stringified without
+sklearn's pretty-printer, and the model's bytes are written by the
+background writer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import types
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier, is_regressor
+
+from autolog import training
+from autolog.errors import InvalidParameterError
+from autolog.integrations import sklearn_metrics
+from autolog.integrations.sklearn_scores import classifier_scores, regressor_scores
+from autolog.patching import Call
+from autolog.tracking import fluent
+
+__all__ = [
+    "FIT_METHODS",
+    "dataset_tags",
+    "estimator_params",
+    "fit_data",
+    "log_estimator",
+    "log_fitted",
+    "on_fit",
+    "training_metrics",
+]
+
+FIT_METHODS = ("fit", "fit_transform", "fit_predict")
+_DIGEST_ROWS = 32  # rows hashed from each end of the training data
+
+
+def on_fit(call: Call) -> Generator[None, Any, None]:
+    """The handler of ``fit`` / ``fit_transform`` / ``fit_predict``."""
+    from autolog.integrations import sklearn_search
+
+    estimator = call.instance
+    if sklearn_search.is_search(estimator):
+        yield from sklearn_search.on_search_fit(call)
+        return
+    X, y, weight = fit_data(call)
+    log_estimator(call, estimator, X)
+    result = yield
+    log_fitted(call, estimator, X, y, weight)
+    if call.wrapped.__name__ == "fit_predict" and call.config.log_post_training_metrics:
+        # cluster labels are predictions too: adjusted_rand_score(y, labels) is logged
+        sklearn_metrics.remember_prediction(result, call.run_id, X)
+
+
+def fit_data(call: Call) -> tuple[Any, Any, Any]:
+    """``(X, y, sample_weight)`` of a fit call, by position or keyword."""
+    args, kwargs = call.args, call.kwargs
+    X = (
+        args[0]
+        if args
+        else next((kwargs[k] for k in ("X", "x", "raw_documents") if k in kwargs), None)
+    )
+    y = args[1] if len(args) > 1 else kwargs.get("y", kwargs.get("Y"))
+    return X, y, call.argument("sample_weight")
+
+
+def log_estimator(call: Call, estimator: Any, X: Any) -> None:
+    """Before the fit: params, the estimator tags and the dataset digest."""
+    training.log_training_params(estimator_params(estimator), call.run_id)
+    tags = {
+        "estimator_name": type(estimator).__name__,
+        "estimator_class": training.class_path(estimator),
+    }
+    if call.config.log_datasets and X is not None:
+        tags.update(dataset_tags(X))
+    fluent.set_tags(tags, run_id=call.run_id)
+
+
+def log_fitted(
+    call: Call, estimator: Any, X: Any, y: Any, weight: Any, *, model: Any = None
+) -> None:
+    """After the fit: training metrics, the model (``model``, default the
+    estimator) and the estimator's run for post-training metrics."""
+    metrics, prediction = training_metrics(estimator, X, y, weight, call.config.pos_label)
+    if metrics:
+        fluent.log_metrics(metrics, run_id=call.run_id)
+    if call.config.log_models:
+        log_estimator_model(call, estimator if model is None else model, X, prediction)
+    if call.config.log_post_training_metrics:
+        sklearn_metrics.remember_fitted(estimator, call.run_id)
+
+
+# -- params ---------------------------------------------------------------------
+
+
+def estimator_params(estimator: Any) -> dict[str, Any]:
+    """``get_params(deep=True)``, with nested estimators by class name: sklearn's
+    repr would cost milliseconds per pipeline, and their params are logged anyway."""
+    return {
+        key: _describe(value, top=True) for key, value in estimator.get_params(deep=True).items()
+    }
+
+
+def _describe(value: Any, top: bool = False, depth: int = 0) -> Any:
+    if isinstance(value, BaseEstimator):
+        return type(value).__name__
+    if isinstance(value, types.FunctionType):
+        return f"{value.__module__}.{value.__qualname__}"  # not "<function f at 0x...>"
+    if isinstance(value, (list, tuple)) and depth < 4:
+        items = ", ".join(_describe(item, depth=depth + 1) for item in value)
+        if isinstance(value, list):
+            return f"[{items}]"
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    return value if top else repr(value)
+
+
+# -- dataset digest -------------------------------------------------------------
+
+
+def dataset_tags(X: Any) -> dict[str, str]:
+    """``dataset_shape``, ``dataset_dtype`` and ``dataset_digest`` (16 hex
+    characters of a SHA-256 over shape, dtypes, column names and the first and
+    last rows): enough to tell two training sets apart, without copying one."""
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        try:
+            shape = (len(X),)
+        except TypeError:
+            return {}
+    shape = tuple(int(d) for d in shape)
+    columns = getattr(X, "columns", None)
+    if columns is not None and hasattr(X, "dtypes"):  # a data frame
+        dtype = ",".join(sorted({str(d) for d in X.dtypes}))
+        rows = X.iloc
+    else:
+        dtype = str(getattr(X, "dtype", type(X).__name__))
+        rows = X
+    digest = hashlib.sha256(
+        repr((shape, dtype, list(columns) if columns is not None else None)).encode()
+    )
+    n = shape[0] if shape else 0
+    for part in (slice(0, _DIGEST_ROWS), slice(max(n - _DIGEST_ROWS, _DIGEST_ROWS), n)):
+        digest.update(_sample_bytes(rows[part]))
+    return {
+        "dataset_shape": "x".join(map(str, shape)),
+        "dataset_dtype": dtype,
+        "dataset_digest": digest.hexdigest()[:16],
+    }
+
+
+def _sample_bytes(sample: Any) -> bytes:
+    if hasattr(sample, "toarray"):  # scipy sparse
+        sample = sample.toarray()
+    elif hasattr(sample, "to_numpy"):
+        sample = sample.to_numpy()
+    array = np.asarray(sample) if not isinstance(sample, np.ndarray) else sample
+    if array.dtype.kind in "biufcmM":
+        return np.ascontiguousarray(array).tobytes()
+    return repr(array.tolist()).encode()  # object / string columns: bytes of pointers mean nothing
+
+
+# -- training metrics -----------------------------------------------------------
+
+
+def training_metrics(
+    estimator: Any, X: Any, y: Any, weight: Any, pos_label: Any = None
+) -> tuple[dict[str, float], Any]:
+    """``({"training_<metric>": value}, prediction)`` for a fitted classifier or
+    regressor (one ``predict``, one ``predict_proba``); ``({}, None)`` otherwise."""
+    if X is None or y is None:
+        return {}, None
+    if is_classifier(estimator):
+        prediction = estimator.predict(X)
+        proba = _predict_proba(estimator, X)
+        scores = classifier_scores(
+            y, prediction, weight, proba=proba, classes=getattr(estimator, "classes_", None),
+            pos_label=pos_label,
+        )  # fmt: skip
+        reused = "accuracy_score" if _scores_like(estimator, ClassifierMixin) else None
+    elif is_regressor(estimator):
+        prediction = estimator.predict(X)
+        scores = regressor_scores(y, prediction, weight)
+        reused = "r2_score" if _scores_like(estimator, RegressorMixin) else None
+    else:
+        return {}, None
+    if reused in scores:  # estimator.score would predict again to compute the same number
+        scores["score"] = scores[reused]
+    else:
+        extra = {} if weight is None else {"sample_weight": weight}
+        value = training.numeric(estimator.score(X, y, **extra))
+        if value is not None:
+            scores["score"] = value
+    return {f"training_{key}": value for key, value in scores.items()}, prediction
+
+
+def _predict_proba(estimator: Any, X: Any) -> Any:
+    if not hasattr(estimator, "predict_proba"):  # e.g. SVC(probability=False)
+        return None
+    try:
+        return estimator.predict_proba(X)
+    except (AttributeError, NotImplementedError, ValueError):
+        return None  # estimators that expose it but cannot (e.g. hinge-loss SGD)
+
+
+def _scores_like(estimator: Any, mixin: type) -> bool:
+    """Whether ``estimator.score`` is ``mixin.score`` (accuracy / R² of ``predict``),
+    looking through a Pipeline to its final step, as Pipeline.score does."""
+    while hasattr(estimator, "steps") and hasattr(estimator, "_final_estimator"):
+        estimator = estimator._final_estimator
+    import inspect
+
+    return inspect.getattr_static(type(estimator), "score", None) is mixin.__dict__.get("score")
+
+
+# -- model ----------------------------------------------------------------------
+
+
+def log_estimator_model(call: Call, model: Any, X: Any, prediction: Any) -> None:
+    """``log_model(model, "model")`` with a signature (dtype and shape only: cheap)
+    and, with ``log_input_examples``, the first rows as input example."""
+    from autolog.models import log_model
+    from autolog.signature import infer_signature
+
+    signature = None
+    if X is not None and (hasattr(X, "dtype") or hasattr(X, "dtypes")):
+        try:
+            signature = infer_signature(X, prediction)
+        except InvalidParameterError:
+            signature = None
+    example = _head(X) if call.config.log_input_examples and X is not None else None
+    options: dict[str, Any] = {}
+    if call.config.serialization_format != "pickle":
+        options = {"flavor": "sklearn", "serialization": call.config.serialization_format}
+    log_model(
+        model, "model", input_example=example, signature=signature, run_id=call.run_id, **options
+    )
+
+
+def _head(X: Any, rows: int = 5) -> Any:
+    if hasattr(X, "iloc"):
+        return X.iloc[:rows]
+    if hasattr(X, "toarray"):
+        return X[:rows].toarray()
+    return X[:rows]
