@@ -189,9 +189,11 @@ def test_user_exception_passes_unchanged_and_run_fails(make_module):
     frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
     assert frames[-1] == "fit"  # the traceback still ends in the user's frame
     assert str(info.value) == "the user's own error"
+    assert autolog.last_active_run().info.status == "FAILED"
     with pytest.raises(KeyboardInterrupt):
         fw.Model().fit("interrupt")
-    assert [r.info.status for r in runs()] == ["FAILED", "KILLED"]
+    assert autolog.last_active_run().info.status == "KILLED"
+    assert len(runs()) == 2
 
 
 def test_user_exception_is_the_same_object(make_module):

@@ -15,6 +15,15 @@ Queue items (built by the fluent API and the client):
   ``update_run_info``, writing an artifact file), run as ``fn()`` in queue
   order. :meth:`BatchingWriter.submit` enqueues one.
 
+Transactions: the operations of one drain that go to one store in a row are
+written inside one ``store.batch()`` (at most ``MAX_BATCH_OPERATIONS`` of
+them), which a SQL store makes one transaction: a burst of runs costs a few
+commits, not two per run. When such a batch fails it was rolled back whole,
+and the writer writes the same operations again one by one, each in its own
+transaction, so the failure handling below sees exactly the operation that
+fails. (A CALL of a rolled-back batch therefore runs twice: CALLs are store
+writes and artifact file writes, which may.)
+
 Failures: when the store raises, the items are put back at the head of the
 queue, one warning is issued for the episode (not one per item), and the
 writer retries on a growing interval. The next :meth:`~BatchingWriter.flush`
@@ -46,6 +55,7 @@ from autolog.errors import (
     ResourceNotFoundError,
     TrackingWriteError,
 )
+from autolog.tracking.stores.base import AbstractStore
 
 __all__ = ["CALL", "METRIC", "PARAM", "TAG", "BatchingWriter", "get_writer", "reset_writer"]
 
@@ -53,6 +63,10 @@ METRIC, PARAM, TAG, CALL = 0, 1, 2, 3
 
 #: errors that a retry cannot fix: the offending items are dropped and reported
 _PERMANENT_ERRORS = (InvalidParameterError, ResourceNotFoundError, ResourceAlreadyExistsError)
+
+#: store operations per ``store.batch()``: on SQLite a batch holds the write lock
+#: that other processes wait for, so it stays well under a second
+MAX_BATCH_OPERATIONS = 1_000
 
 
 class BatchingWriter:
@@ -186,20 +200,32 @@ class BatchingWriter:
         count = min(len(queue), self._max_batch)
         chunk = [queue.popleft() for _ in range(count)]
         operations = _plan(chunk)
-        for position, (indices, operation) in enumerate(operations):
+        start = 0
+        while start < len(operations):
+            end = _batch_end(chunk, operations, start)
+            if end - start == 1 or not _write_in_one_batch(chunk, operations[start:end]):
+                self._write_one_by_one(chunk, operations, start, end)
+            start = end
+        if self._failure is not None:
+            self._failure = None
+            self._warned = False
+        return count
+
+    def _write_one_by_one(self, chunk: list, operations: list, start: int, end: int) -> None:
+        """Write ``operations[start:end]`` one store call each. On an error a retry
+        may fix, every item from the failing operation on (of the whole chunk)
+        goes back to the head of the queue and the error is raised."""
+        for position in range(start, end):
+            indices, operation = operations[position]
             try:
                 operation()
             except _PERMANENT_ERRORS as error:
                 self._retry_singly(chunk, indices, error)
             except Exception as error:
                 unwritten = sorted(i for ids, _ in operations[position:] for i in ids)
-                queue.extendleft(chunk[i] for i in reversed(unwritten))
+                self._queue.extendleft(chunk[i] for i in reversed(unwritten))
                 self._record_failure(error)
                 raise
-        if self._failure is not None:
-            self._failure = None
-            self._warned = False
-        return count
 
     def _retry_singly(self, chunk: list, indices: list[int], error: BaseException) -> None:
         """A batch the store rejected: write its items one by one, keep the good ones."""
@@ -270,6 +296,37 @@ def _plan(chunk: list) -> list[tuple[list[int], Callable[[], Any]]]:
             groups.setdefault((id(store), run_id), []).append(index)
     close_groups()
     return operations
+
+
+def _batch_end(chunk: list, operations: list, start: int) -> int:
+    """End of the run of operations from ``start`` that go to the same store
+    (at most MAX_BATCH_OPERATIONS)."""
+    store = chunk[operations[start][0][0]][1]
+    end = start + 1
+    limit = min(len(operations), start + MAX_BATCH_OPERATIONS)
+    while end < limit and chunk[operations[end][0][0]][1] is store:
+        end += 1
+    return end
+
+
+def _write_in_one_batch(chunk: list, operations: list) -> bool:
+    """Write ``operations`` (all to one store) in one ``store.batch()``. True when
+    they are written; False when nothing is: the store's batch is no
+    transaction, or it failed and was rolled back whole."""
+    store = chunk[operations[0][0][0]][1]
+    if not isinstance(store, AbstractStore):
+        return False
+    try:
+        with store.batch() as atomic:
+            if not atomic:
+                return False
+            for _indices, operation in operations:
+                operation()
+    except Exception:
+        # Rolled back: the caller writes them one by one, which pins the error
+        # (if it happens again) on the operation that causes it.
+        return False
+    return True
 
 
 def _log_batch_operation(chunk: list, indices: list[int]) -> Callable[[], Any]:

@@ -22,6 +22,7 @@ Conventions every implementation follows:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -158,6 +159,23 @@ class AbstractStore(ABC):
         """Runs of the experiments matching the filter (``autolog.tracking.search``),
         ordered by ``order_by`` (missing values last), then start_time descending,
         then run_id; a page of at most ``max_results`` and a token for the next."""
+
+    def batch(self) -> contextlib.AbstractContextManager[bool]:
+        """A context manager grouping the calls made inside it, on this thread.
+
+        It yields True when the store makes them one transaction: they are
+        written together at the end of the block, an exception raised by any of
+        them (or by the block) rolls all of them back and propagates, and calls
+        nested inside run in the same transaction. It yields False when the
+        calls are written one by one as usual: the default here, for stores
+        without transactions. The background writer uses it to turn a burst of
+        runs into a few commits::
+
+            with store.batch():
+                run = store.create_run("0", "me", start_time)
+                store.log_batch(run.info.run_id, metrics=points)
+        """
+        return contextlib.nullcontext(False)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections / file handles."""

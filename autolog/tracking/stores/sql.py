@@ -29,6 +29,14 @@ transaction that still meets "database is locked" is retried with backoff, so
 many processes can write one file. On PostgreSQL concurrent writers are the
 server's business; upserts use ``ON CONFLICT`` and keys are written in sorted
 order so two writers of one run cannot deadlock.
+
+**Batches.** ``with store.batch():`` makes every call of this thread inside it
+one transaction (one commit: on PostgreSQL the commit's WAL flush is most of
+the cost of a small write). The background writer wraps each drain in one, so
+a burst of runs costs a few commits. A call that fails inside a batch rolls the
+whole batch back and the error propagates (the writer then writes the same
+operations one transaction each, which pins the error on the offending one).
+A batch is not retried on a lock timeout or deadlock: its caller decides.
 """
 
 from __future__ import annotations
@@ -38,9 +46,11 @@ import os
 import random
 import re
 import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -96,7 +106,66 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _RETRY_ATTEMPTS = 8
 # page data is fetched with ``run_id IN (...)``: stay below SQLite's variable limit
 _IN_CHUNK = 10_000
+# runs known to exist, so log_batch need not look them up; bounded, since a
+# long-lived process may log to any number of runs
+_KNOWN_RUNS_LIMIT = 100_000
 T = TypeVar("T")
+
+# PostgreSQL's write path: one statement (one round trip) per call, rows passed
+# as arrays, whatever their number. Data-modifying CTEs all run to completion;
+# the foreign keys are checked at the end of the statement, after the run row.
+# Every value is a bound parameter.
+_PG_CREATE_RUN = sa.text(
+    """
+    WITH new_run AS (
+        INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time,
+                          end_time, artifact_uri, lifecycle_stage)
+        VALUES (:run_id, :experiment_id, :run_name, :user_id, :status, :start_time,
+                :end_time, :artifact_uri, :lifecycle_stage)
+    )
+    INSERT INTO tags (run_id, key, value)
+    SELECT :run_id, t.key, t.value
+    FROM unnest(CAST(:tag_keys AS text[]), CAST(:tag_values AS text[])) AS t(key, value)
+    """
+)
+_PG_LOG_BATCH = sa.text(
+    """
+    WITH history AS (
+        INSERT INTO metrics (run_id, key, value, is_nan, step, "timestamp")
+        SELECT h.run_id, h.key, h.value, h.is_nan, h.step, h.ts
+        FROM unnest(CAST(:h_runs AS text[]), CAST(:h_keys AS text[]), CAST(:h_values AS float8[]),
+                    CAST(:h_nans AS boolean[]), CAST(:h_steps AS bigint[]),
+                    CAST(:h_times AS bigint[]))
+             WITH ORDINALITY AS h(run_id, key, value, is_nan, step, ts, position)
+        ORDER BY h.position  -- seq follows the logging order
+    ), latest AS (
+        INSERT INTO latest_metrics AS old (run_id, key, value, is_nan, step, "timestamp")
+        SELECT l.run_id, l.key, l.value, l.is_nan, l.step, l.ts
+        FROM unnest(CAST(:l_runs AS text[]), CAST(:l_keys AS text[]), CAST(:l_values AS float8[]),
+                    CAST(:l_nans AS boolean[]), CAST(:l_steps AS bigint[]),
+                    CAST(:l_times AS bigint[])) AS l(run_id, key, value, is_nan, step, ts)
+        ON CONFLICT (run_id, key) DO UPDATE
+        SET value = excluded.value, is_nan = excluded.is_nan, step = excluded.step,
+            "timestamp" = excluded."timestamp"
+        WHERE excluded.step > old.step
+           OR (excluded.step = old.step AND excluded."timestamp" >= old."timestamp")
+    ), new_params AS (
+        INSERT INTO params (run_id, key, value)
+        SELECT p.run_id, p.key, p.value
+        FROM unnest(CAST(:p_runs AS text[]), CAST(:p_keys AS text[]),
+                    CAST(:p_values AS text[])) AS p(run_id, key, value)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    ), new_tags AS (
+        INSERT INTO tags (run_id, key, value)
+        SELECT t.run_id, t.key, t.value
+        FROM unnest(CAST(:t_runs AS text[]), CAST(:t_keys AS text[]),
+                    CAST(:t_values AS text[])) AS t(run_id, key, value)
+        ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value
+    )
+    SELECT count(*) FROM new_params
+    """
+)
 
 
 def _now_ms() -> int:
@@ -159,6 +228,45 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+class _Batch:
+    """The one connection and transaction of a ``SqlStore.batch()`` on one thread,
+    what it learnt that holds only once it commits, and the rows of its
+    ``create_run`` / ``log_batch`` / ``update_run_info`` calls not yet written.
+
+    Those rows are written together (one multi-row statement per table) before
+    any other statement of the batch and at its end: a burst of runs costs a
+    handful of round trips instead of several per run. Their errors (a
+    duplicate run id, a param changed since an earlier transaction) therefore
+    surface at that point, and roll the whole batch back like any other."""
+
+    __slots__ = (
+        "conn",
+        "failure",
+        "history",
+        "known_runs",
+        "latest",
+        "locations",
+        "new_runs",
+        "params",
+        "tags",
+    )
+
+    def __init__(self, conn: sa.Connection):
+        self.conn = conn
+        self.failure: BaseException | None = None  # a call inside failed: never commit
+        self.known_runs: set[str] = set()
+        self.locations: dict[int, str] = {}
+        self.new_runs: dict[str, dict] = {}  # run_id -> its runs row
+        self.history: list[dict] = []  # metric points, in logging order
+        self.latest: dict[tuple[str, str], dict] = {}  # (run_id, key) -> latest point
+        self.params: dict[tuple[str, str], str] = {}
+        self.tags: dict[tuple[str, str], str] = {}
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.new_runs or self.history or self.params or self.tags)
+
+
 class SqlStore(AbstractStore):
     """A tracking store in SQLite (``sqlite:///path.db``) or PostgreSQL (``postgresql://...``).
 
@@ -185,6 +293,12 @@ class SqlStore(AbstractStore):
             self._engine = sa.create_engine(url, pool_reset_on_return=None)
             self._insert = pg_dialect.insert
         self._write_engine = self._engine.execution_options(autolog_write=True)
+        self._local = threading.local()  # .batch: this thread's open batch, if any
+        # Facts that no later write can undo (runs and experiments are never
+        # removed, an experiment's artifact_location never changes), learnt from
+        # committed transactions only: they save the lookups of the write path.
+        self._known_runs: set[str] = set()
+        self._locations: dict[int, str] = {}
         self._prepare_statements()
         if self.dialect == "sqlite":
             self._enable_wal()
@@ -223,7 +337,11 @@ class SqlStore(AbstractStore):
 
     def _transaction(self, work: Callable[[sa.Connection], T], *, write: bool = True) -> T:
         """Run ``work`` in one transaction; retried from scratch on lock timeouts
-        and deadlocks (the failed attempt rolled back completely)."""
+        and deadlocks (the failed attempt rolled back completely). Inside this
+        thread's batch, ``work`` runs in the batch's transaction instead."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            return self._in_batch(batch, work)
         engine = self._write_engine if write else self._engine
         for attempt in range(_RETRY_ATTEMPTS):
             try:
@@ -238,6 +356,147 @@ class SqlStore(AbstractStore):
 
     def _read(self, work: Callable[[sa.Connection], T]) -> T:
         return self._transaction(work, write=False)
+
+    def _in_batch(self, batch: _Batch, work: Callable[[sa.Connection], T]) -> T:
+        if batch.failure is not None:
+            raise StoreError(
+                f"{self.dialect} store {self.uri!r}: an earlier call in this batch failed "
+                f"({batch.failure!r}); the batch will be rolled back"
+            ) from batch.failure
+        try:
+            if batch.pending:  # this statement may read or depend on them
+                self._write_pending(batch)
+            return work(batch.conn)
+        except BaseException as exc:
+            # Its partial writes are in the transaction (and PostgreSQL refuses
+            # every later statement): the batch must not commit, even if the
+            # caller catches this error.
+            batch.failure = exc
+            if isinstance(exc, sa.exc.DBAPIError):
+                raise StoreError(f"{self.dialect} store {self.uri!r}: {exc.orig}") from exc
+            raise
+
+    @contextmanager
+    def batch(self) -> Iterator[bool]:
+        """Every call of this thread inside the block is one transaction (yields True).
+
+        Committed when the block ends; rolled back when anything inside raises,
+        and then the error propagates. Nested ``batch()`` blocks join the outer
+        one. Other threads keep their own transactions; on SQLite their writes
+        wait for this one to commit, so keep a batch short.
+        """
+        if getattr(self._local, "batch", None) is not None:
+            yield True  # nested: the outer batch commits or rolls back
+            return
+        try:
+            conn = self._write_engine.connect()
+            transaction = conn.begin()
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"{self.dialect} store {self.uri!r}: {exc.orig}") from exc
+        batch = self._local.batch = _Batch(conn)
+        try:
+            try:
+                yield True
+            finally:
+                self._local.batch = None
+            if batch.failure is None and batch.pending:
+                self._in_batch(batch, lambda conn: None)  # writes them; a failure is kept
+            if batch.failure is not None:
+                raise StoreError(
+                    f"{self.dialect} store {self.uri!r}: a call in the batch failed "
+                    f"({batch.failure!r}); the batch was rolled back"
+                ) from batch.failure
+            try:
+                transaction.commit()
+            except sa.exc.DBAPIError as exc:
+                raise StoreError(f"{self.dialect} store {self.uri!r}: {exc.orig}") from exc
+        except BaseException:
+            if transaction.is_active:
+                transaction.rollback()
+            raise
+        finally:
+            conn.close()
+        self._locations.update(batch.locations)
+        self._remember_runs(batch.known_runs)
+
+    def _deferred(self, batch: _Batch, work: Callable[[], T]) -> T:
+        """Run ``work``, which only adds rows to the batch's pending ones; an error
+        fails the batch like a statement's would."""
+        if batch.failure is not None:
+            return self._in_batch(batch, lambda conn: None)  # raises the batch's failure
+        try:
+            return work()
+        except BaseException as exc:
+            batch.failure = exc
+            raise
+
+    def _write_pending(self, batch: _Batch) -> None:
+        """Write the batch's pending rows: one statement per table, keys sorted so
+        that two writers take row locks in one order."""
+        conn = batch.conn
+        new_runs, history, latest, params, tags = (
+            batch.new_runs,
+            batch.history,
+            batch.latest,
+            batch.params,
+            batch.tags,
+        )
+        batch.new_runs, batch.history, batch.latest, batch.params, batch.tags = {}, [], {}, {}, {}
+        if new_runs:
+            try:
+                conn.execute(self._insert_run, [new_runs[k] for k in sorted(new_runs)])
+            except sa.exc.IntegrityError:
+                raise ResourceAlreadyExistsError(
+                    f"One of the runs {sorted(new_runs)} already exists"
+                ) from None
+        if self.dialect == "postgresql":
+            self._pg_write(conn, history, [latest[k] for k in sorted(latest)], params, tags)
+            return
+        if history:
+            conn.execute(self._insert_metric, history)
+        if latest:
+            conn.execute(self._upsert_latest, [latest[k] for k in sorted(latest)])
+        if params:
+            rows = [{"run_id": r, "key": k, "value": params[r, k]} for r, k in sorted(params)]
+            if conn.execute(self._insert_param, rows).rowcount < len(rows):
+                self._check_pending_params(conn, params)
+        if tags:
+            rows = [{"run_id": r, "key": k, "value": tags[r, k]} for r, k in sorted(tags)]
+            conn.execute(self._upsert_tag, rows)
+
+    def _remember_runs(self, run_ids: set[str] | list[str]) -> None:
+        if len(self._known_runs) + len(run_ids) > _KNOWN_RUNS_LIMIT:
+            self._known_runs.clear()
+        self._known_runs.update(run_ids)
+
+    def _learnt(self, run_id: str | None = None, location: tuple[int, str] | None = None) -> None:
+        """Record what a call just found: at once when it committed, at the end
+        of the batch when it ran in one (a rolled-back batch teaches nothing)."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            if run_id is not None:
+                batch.known_runs.add(run_id)
+            if location is not None:
+                batch.locations[location[0]] = location[1]
+            return
+        if run_id is not None:
+            self._remember_runs([run_id])
+        if location is not None:
+            self._locations[location[0]] = location[1]
+
+    def _run_known(self, run_id: str) -> bool:
+        if run_id in self._known_runs:
+            return True
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        return batch is not None and run_id in batch.known_runs
+
+    def _location_known(self, exp_key: int) -> str | None:
+        location = self._locations.get(exp_key)
+        if location is None:
+            batch: _Batch | None = getattr(self._local, "batch", None)
+            if batch is not None:
+                location = batch.locations.get(exp_key)
+        return location
 
     def _prepare_statements(self) -> None:
         """Statements of the hot write path, built once (SQLAlchemy caches their SQL)."""
@@ -434,11 +693,24 @@ class SqlStore(AbstractStore):
         run_name = run_name or tag_map.get(RUN_NAME_TAG, "")
         if run_name:
             tag_map[RUN_NAME_TAG] = run_name
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            info = self._deferred(
+                batch,
+                lambda: self._defer_create_run(
+                    batch, exp_key, run_id, run_name, user_id, start_time, tag_map
+                ),
+            )
+            return Run(info, RunData(tags=tag_map))
 
-        def work(conn: sa.Connection) -> RunInfo:
-            location = conn.execute(self._experiment_location, {"experiment_id": exp_key}).scalar()
+        def work(conn: sa.Connection) -> tuple[RunInfo, str]:
+            location = self._location_known(exp_key)
             if location is None:
-                raise ResourceNotFoundError(f"No experiment with id {experiment_id!r}")
+                location = conn.execute(
+                    self._experiment_location, {"experiment_id": exp_key}
+                ).scalar()
+                if location is None:
+                    raise ResourceNotFoundError(f"No experiment with id {experiment_id!r}")
             info = RunInfo(
                 run_id=run_id,
                 experiment_id=str(exp_key),
@@ -450,21 +722,66 @@ class SqlStore(AbstractStore):
                 artifact_uri=f"{location.rstrip('/')}/{run_id}/artifacts",
             )
             row = {**vars(info), "experiment_id": exp_key}
+            keys = sorted(tag_map)
             try:
+                if self.dialect == "postgresql":
+                    row.update(tag_keys=keys, tag_values=[tag_map[k] for k in keys])
+                    conn.execute(_PG_CREATE_RUN, row)
+                    return info, location
                 conn.execute(self._insert_run, row)
             except sa.exc.IntegrityError:
                 raise ResourceAlreadyExistsError(f"Run {run_id!r} already exists") from None
             if tag_map:
-                rows = [
-                    {"run_id": run_id, "key": k, "value": v} for k, v in sorted(tag_map.items())
-                ]
+                rows = [{"run_id": run_id, "key": k, "value": tag_map[k]} for k in keys]
                 conn.execute(self._insert_tag, rows)
-            return info
+            return info, location
 
-        return Run(self._transaction(work), RunData(tags=tag_map))
+        info, location = self._transaction(work)
+        self._learnt(run_id, (exp_key, location))
+        return Run(info, RunData(tags=tag_map))
+
+    def _experiment_location_of(self, conn: sa.Connection, exp_key: int) -> str:
+        location = self._location_known(exp_key)
+        if location is None:
+            location = conn.execute(self._experiment_location, {"experiment_id": exp_key}).scalar()
+            if location is None:
+                raise ResourceNotFoundError(f"No experiment with id {str(exp_key)!r}")
+            self._learnt(location=(exp_key, location))
+        return location
+
+    def _defer_create_run(
+        self,
+        batch: _Batch,
+        exp_key: int,
+        run_id: str,
+        run_name: str,
+        user_id: str,
+        start_time: int,
+        tag_map: dict[str, str],
+    ) -> RunInfo:
+        if run_id in batch.new_runs:
+            raise ResourceAlreadyExistsError(f"Run {run_id!r} already exists")
+        location = self._experiment_location_of(batch.conn, exp_key)
+        info = RunInfo(
+            run_id=run_id,
+            experiment_id=str(exp_key),
+            run_name=run_name,
+            user_id=user_id,
+            status=RunStatus.RUNNING,
+            start_time=start_time,
+            end_time=None,
+            artifact_uri=f"{location.rstrip('/')}/{run_id}/artifacts",
+        )
+        batch.new_runs[run_id] = {**vars(info), "experiment_id": exp_key}
+        for key, value in tag_map.items():
+            batch.tags[run_id, key] = value
+        batch.known_runs.add(run_id)
+        return info
 
     @staticmethod
-    def _run_info(row: sa.Row) -> RunInfo:
+    def _run_info(row: sa.Row | dict) -> RunInfo:
+        if isinstance(row, dict):
+            return RunInfo(**{**row, "experiment_id": str(row["experiment_id"])})
         return RunInfo(
             run_id=row.run_id,
             experiment_id=str(row.experiment_id),
@@ -533,15 +850,31 @@ class SqlStore(AbstractStore):
             values["end_time"] = end_time
         if run_name is not None:
             values["run_name"] = run_name
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None and run_id in batch.new_runs:
+            # created in this batch and not written yet: change the pending row
+            def change_pending() -> RunInfo:
+                batch.new_runs[run_id].update(values)
+                if run_name is not None:
+                    batch.tags[run_id, RUN_NAME_TAG] = run_name
+                return self._run_info(batch.new_runs[run_id])
+
+            return self._deferred(batch, change_pending)
 
         def work(conn: sa.Connection) -> RunInfo:
             if values:
-                self._update_run(conn, run_id, **values)
+                # RETURNING: the changed row comes back without a second query
+                query = runs.update().where(runs.c.run_id == run_id).values(**values)
+                row = conn.execute(query.returning(*runs.c)).first()
+                if row is None:
+                    raise ResourceNotFoundError(f"No run with id {run_id!r}")
+            else:
+                row = self._run_row(conn, run_id)
             if run_name is not None:
                 conn.execute(
                     self._upsert_tag, {"run_id": run_id, "key": RUN_NAME_TAG, "value": run_name}
                 )
-            return self._run_info(self._run_row(conn, run_id))
+            return self._run_info(row)
 
         return self._transaction(work)
 
@@ -586,10 +919,21 @@ class SqlStore(AbstractStore):
                     f"({param_map[p.key]!r}, {p.value!r}); params are immutable"
                 )
         tag_map = {t.key: t.value for t in tags}
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None and (RUN_NAME_TAG not in tag_map or run_id in batch.new_runs):
+            self._deferred(
+                batch,
+                lambda: self._defer_log_batch(batch, run_id, history, latest, param_map, tag_map),
+            )
+            return
 
         def work(conn: sa.Connection) -> None:
-            if not conn.execute(self._run_exists, {"run_id": run_id}).first():
+            known = self._run_known(run_id)
+            if not known and not conn.execute(self._run_exists, {"run_id": run_id}).first():
                 raise ResourceNotFoundError(f"No run with id {run_id!r}")
+            if self.dialect == "postgresql":
+                self._pg_log_batch(conn, run_id, history, latest, param_map, tag_map)
+                return
             if history:
                 conn.execute(self._insert_metric, history)
                 # sorted keys: two writers of one run take the row locks in one order
@@ -605,6 +949,93 @@ class SqlStore(AbstractStore):
                     self._update_run(conn, run_id, run_name=tag_map[RUN_NAME_TAG])
 
         self._transaction(work)
+        self._learnt(run_id)
+
+    def _defer_log_batch(
+        self,
+        batch: _Batch,
+        run_id: str,
+        history: list[dict],
+        latest: dict[str, dict],
+        param_map: dict[str, str],
+        tag_map: dict[str, str],
+    ) -> None:
+        if not self._run_known(run_id):
+            if not batch.conn.execute(self._run_exists, {"run_id": run_id}).first():
+                raise ResourceNotFoundError(f"No run with id {run_id!r}")
+            batch.known_runs.add(run_id)
+        for key, value in param_map.items():
+            logged = batch.params.setdefault((run_id, key), value)
+            if logged != value:
+                raise ParamOverwriteError(
+                    f"Param {key!r} was already logged with value {logged!r}; "
+                    f"cannot change it to {value!r} (params are immutable)"
+                )
+        batch.history.extend(history)
+        for key, point in latest.items():
+            best = batch.latest.get((run_id, key))
+            if best is None or (point["step"], point["timestamp"]) >= (
+                best["step"],
+                best["timestamp"],
+            ):
+                batch.latest[run_id, key] = point
+        for key, value in tag_map.items():
+            batch.tags[run_id, key] = value
+        if RUN_NAME_TAG in tag_map:
+            batch.new_runs[run_id]["run_name"] = tag_map[RUN_NAME_TAG]
+
+    def _pg_log_batch(
+        self,
+        conn: sa.Connection,
+        run_id: str,
+        history: list[dict],
+        latest: dict[str, dict],
+        param_map: dict[str, str],
+        tag_map: dict[str, str],
+    ) -> None:
+        """``log_batch`` on PostgreSQL: one statement (see ``_PG_LOG_BATCH``)."""
+        # sorted keys: two writers of one run take the row locks in one order
+        params = {(run_id, k): v for k, v in param_map.items()}
+        tags = {(run_id, k): v for k, v in tag_map.items()}
+        self._pg_write(conn, history, [latest[k] for k in sorted(latest)], params, tags)
+        if RUN_NAME_TAG in tag_map:
+            self._update_run(conn, run_id, run_name=tag_map[RUN_NAME_TAG])
+
+    def _pg_write(
+        self,
+        conn: sa.Connection,
+        history: list[dict],
+        latest: list[dict],
+        params: dict[tuple[str, str], str],
+        tags: dict[tuple[str, str], str],
+    ) -> None:
+        """Metric points, latest points, params and tags of any runs, in one
+        statement; ``latest`` has one point per (run, key), in the lock order."""
+        values: dict[str, object] = {}
+        for prefix, points in (("h", history), ("l", latest)):
+            values[f"{prefix}_runs"] = [p["run_id"] for p in points]
+            values[f"{prefix}_keys"] = [p["key"] for p in points]
+            values[f"{prefix}_values"] = [p["value"] for p in points]
+            values[f"{prefix}_nans"] = [p["is_nan"] for p in points]
+            values[f"{prefix}_steps"] = [p["step"] for p in points]
+            values[f"{prefix}_times"] = [p["timestamp"] for p in points]
+        for prefix, mapping in (("p", params), ("t", tags)):
+            keys = sorted(mapping)
+            values[f"{prefix}_runs"] = [run_id for run_id, _key in keys]
+            values[f"{prefix}_keys"] = [key for _run_id, key in keys]
+            values[f"{prefix}_values"] = [mapping[k] for k in keys]
+        if conn.execute(_PG_LOG_BATCH, values).scalar_one() < len(params):
+            self._check_pending_params(conn, params)
+
+    def _check_pending_params(
+        self, conn: sa.Connection, params: dict[tuple[str, str], str]
+    ) -> None:
+        """Some of ``params`` already existed: raise if one had another value."""
+        per_run: dict[str, dict[str, str]] = {}
+        for (run_id, key), value in params.items():
+            per_run.setdefault(run_id, {})[key] = value
+        for run_id, param_map in sorted(per_run.items()):
+            self._check_params(conn, run_id, param_map)
 
     def _write_params(self, conn: sa.Connection, run_id: str, param_map: dict[str, str]) -> None:
         """Insert new params; an existing key with another value rolls the batch back."""
@@ -612,8 +1043,12 @@ class SqlStore(AbstractStore):
         inserted = conn.execute(
             self._insert_param, [{"run_id": run_id, "key": k, "value": param_map[k]} for k in keys]
         ).rowcount
-        if inserted == len(keys):
-            return  # every key was new
+        if inserted < len(keys):
+            self._check_params(conn, run_id, param_map)
+
+    def _check_params(self, conn: sa.Connection, run_id: str, param_map: dict[str, str]) -> None:
+        """Some params already existed: raise if one had another value."""
+        keys = sorted(param_map)
         # Insert first, compare after: a concurrent writer of the same key is seen too.
         stored = conn.execute(
             sa.select(run_params.c.key, run_params.c.value).where(
