@@ -42,7 +42,9 @@ class ToyMLIntegration(autolog.Integration):
             {"learning_rate": trainer.learning_rate, "epochs": trainer.epochs}, call.run_id
         )
         if call.config.log_epochs:
-            callbacks = training.copy_callbacks(call.argument("callbacks"), EpochLogger(call.run_id))
+            callbacks = training.copy_callbacks(
+                call.argument("callbacks"), EpochLogger(call.run_id)
+            )
             call.set_argument("callbacks", callbacks)
         model = yield  # Trainer.train runs here
         autolog.log_metric("final_weight", model.weight, run_id=call.run_id)
