@@ -25,7 +25,6 @@ __all__ = [
     "log_early_stopping",
     "log_epoch_metrics",
     "log_training_params",
-    "log_training_params_skipping_changed",
     "numeric",
     "param_value",
 ]
@@ -56,9 +55,17 @@ def flatten(params: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict
     return out
 
 
-def log_training_params(params: Mapping[str, Any], run_id: str | None) -> None:
+def log_training_params(params: Mapping[str, Any], run_id: str | None) -> list[str]:
     """Log framework params: stringified, long values cut with a marker (autologging
-    must not fail on a huge value), the cut keys listed in a tag."""
+    must not fail on a huge value), the cut keys listed in the tag
+    ``autolog.truncated_params``.
+
+    The run may hold some of these params already with other values: a user's
+    run that an earlier training call logged to (fine-tuning with fewer
+    epochs). Params are immutable, so such a param keeps its first value
+    instead of failing the user's training; the skipped keys are returned and
+    listed in the tag ``autolog.skipped_params``."""
+    from autolog.errors import ParamOverwriteError
     from autolog.tracking import fluent
 
     values: dict[str, str] = {}
@@ -67,32 +74,19 @@ def log_training_params(params: Mapping[str, Any], run_id: str | None) -> None:
         values[key], was_cut = param_value(value)
         if was_cut:
             cut.append(key)
-    if values:
-        fluent.log_params(values, run_id=run_id)
     if cut:
         fluent.set_tag(TRUNCATED_PARAMS_TAG, ",".join(sorted(cut)), run_id=run_id)
-
-
-def log_training_params_skipping_changed(
-    params: Mapping[str, Any], run_id: str | None
-) -> list[str]:
-    """:func:`log_training_params` into a run that may hold some of these params
-    already, with other values: a user's run that an earlier training call logged
-    to (fine-tuning with fewer epochs). Params are immutable, so such a param
-    keeps its first value instead of failing the user's training; the skipped
-    keys are returned and listed in the tag ``autolog.skipped_params``."""
-    from autolog.errors import ParamOverwriteError
-    from autolog.tracking import fluent
-
+    if not values:
+        return []
     try:
-        log_training_params(params, run_id)  # the usual case: one call, nothing changed
+        fluent.log_params(values, run_id=run_id)  # the usual case: one call, nothing changed
         return []
     except ParamOverwriteError:
         pass  # log_params logs none of a batch with a change: redo it key by key
     skipped = []
-    for key, value in params.items():
+    for key, value in values.items():
         try:
-            log_training_params({key: value}, run_id)
+            fluent.log_param(key, value, run_id=run_id)
         except ParamOverwriteError:
             skipped.append(key)
     fluent.set_tag(SKIPPED_PARAMS_TAG, ",".join(sorted(skipped)), run_id=run_id)

@@ -366,9 +366,7 @@ def _reporting_batch_size(generator: Iterator[Any], run_id: str) -> Iterator[Any
     except StopIteration:
         return
     with guard(NAME, "while reading a generator's batch size"):
-        training.log_training_params_skipping_changed(
-            {"batch_size": _first_batch_size(first)}, run_id
-        )
+        training.log_training_params({"batch_size": _first_batch_size(first)}, run_id)
     yield first
     yield from generator
 
@@ -467,7 +465,7 @@ class KerasIntegration(Integration):
         if call.created_run:
             training.log_training_params(params, run_id)
         else:
-            training.log_training_params_skipping_changed(params, run_id)
+            training.log_training_params(params, run_id)
         if callbacks is not None:
             every = call.config.log_every_n_steps
             ours = _callback_class(bool(every))(run_id, every)

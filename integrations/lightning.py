@@ -115,9 +115,7 @@ def _build_callback_class(name: str, package: str) -> type:
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
             with guard(NAME, "in on_train_start"):
                 if trainer.is_global_zero:
-                    training.log_training_params_skipping_changed(
-                        _fit_params(trainer, pl_module), self.run_id
-                    )
+                    training.log_training_params(_fit_params(trainer, pl_module), self.run_id)
                     _log_summary(pl_module, self.run_id)
 
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:

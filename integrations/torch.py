@@ -240,7 +240,7 @@ class _LoopTracker:
             "parameter_count" if index == 0 else f"{_optimizer_prefix(index)}.parameter_count"
         )
         params[count_key] = sum(p.numel() for p in parameters)
-        training.log_training_params_skipping_changed(params, self.run_id)
+        training.log_training_params(params, self.run_id)
         return index
 
     def _close_epoch(self) -> None:

@@ -70,3 +70,13 @@ def test_copy_callbacks_leaves_the_users_list_alone():
     assert training.copy_callbacks(users, 3) == [1, 2, 3]
     assert users == [1, 2]
     assert training.copy_callbacks(None, 3) == [3]
+
+
+def test_a_changed_param_keeps_its_first_value_instead_of_failing():
+    with autolog.start_run() as run:
+        assert training.log_training_params({"a": 1, "b": 2}, run.info.run_id) == []
+        skipped = training.log_training_params({"a": 1, "b": 3, "c": 4}, run.info.run_id)
+    assert skipped == ["b"]
+    data = logged(run.info.run_id)
+    assert data.params == {"a": "1", "b": "2", "c": "4"}
+    assert data.tags[training.SKIPPED_PARAMS_TAG] == "b"
