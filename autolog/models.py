@@ -37,7 +37,7 @@ by the background writer like every other artifact.
 .. warning:: Loading a pickled model (the ``python`` flavor, scikit-learn's
    default) runs code chosen by whoever wrote the file. Never load a model
    from a source you do not trust. For scikit-learn, ``skops`` is the safer
-   format (``log_model(model, serialization="skops")`` where installed).
+   format (``log_model(model, serialization_format="skops")`` where installed).
 """
 
 from __future__ import annotations

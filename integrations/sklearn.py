@@ -85,7 +85,7 @@ _SKOPS_TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy", "builtins", "collections
 
 class SklearnFlavor(Flavor):
     """scikit-learn estimators (pipelines and searches included), pickled by
-    default or saved with skops (``serialization="skops"``), the safer format:
+    default or saved with skops (``serialization_format="skops"``), the safer format:
     loading it runs no code outside scikit-learn, numpy and scipy."""
 
     name = "sklearn"
@@ -97,18 +97,18 @@ class SklearnFlavor(Flavor):
 
         return isinstance(model, BaseEstimator)
 
-    def snapshot(self, model: Any, serialization: str = "pickle") -> ModelSnapshot:
-        if serialization == "pickle":
+    def snapshot(self, model: Any, serialization_format: str = "pickle") -> ModelSnapshot:
+        if serialization_format == "pickle":
             snap = pickle_snapshot(model)
-        elif serialization == "skops":
+        elif serialization_format == "skops":
             import skops.io
 
             snap = ModelSnapshot({"model.skops": skops.io.dumps(model)}, {"file": "model.skops"})
         else:
             raise InvalidParameterError(
-                f"serialization {serialization!r} must be 'pickle' or 'skops'"
+                f"serialization_format {serialization_format!r} must be 'pickle' or 'skops'"
             )
-        snap.metadata["serialization"] = serialization
+        snap.metadata["serialization"] = serialization_format
         return snap
 
     def load(self, path: Path, metadata: dict[str, Any]) -> Any:

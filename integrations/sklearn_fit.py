@@ -239,7 +239,7 @@ def log_estimator_model(call: Call, model: Any, X: Any, prediction: Any) -> None
     example = _head(X) if call.config.log_input_examples and X is not None else None
     options: dict[str, Any] = {}
     if call.config.serialization_format != "pickle":
-        options = {"flavor": "sklearn", "serialization": call.config.serialization_format}
+        options = {"flavor": "sklearn", "serialization_format": call.config.serialization_format}
     log_model(
         model, "model", input_example=example, signature=signature, run_id=call.run_id, **options
     )

@@ -257,7 +257,7 @@ def test_skops_round_trip_in_a_fresh_process():
         """,
         predict="model.predict(X)",
         expected_flavor="sklearn",
-        log_args='serialization="skops"',
+        log_args='serialization_format="skops"',
     )
     assert result.metadata["flavor_metadata"]["serialization"] == "skops"
 
