@@ -2,7 +2,8 @@
 
 ``import autolog`` is cheap (ARCHITECTURE.md rule 3): the public names below
 are resolved on first use (PEP 562), so importing the package loads neither a
-framework nor the tracking machinery.
+framework nor the tracking machinery; only wrapt, which the patch manager is
+built on.
 
 Quick start::
 
@@ -16,6 +17,11 @@ Quick start::
 from __future__ import annotations
 
 import importlib
+
+# wrapt is the one module of ours loaded up front: the patch manager is built
+# on it, and `autolog.autolog()` (budget 10 ms) is what nearly every script
+# calls next. It costs ~6 ms of `import autolog`'s 30 ms (inspect, mostly).
+import wrapt  # noqa: F401
 
 # typing costs ~7 ms on a bare interpreter; type checkers honour this name too.
 TYPE_CHECKING = False
