@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import autolog
 from autolog.integrations import keras as keras_integration
+from tests.integrations.runs import artifact_names, history, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process, run_python
 
 ROWS, FEATURES = 64, 4
@@ -49,21 +50,6 @@ def tiny_model(learning_rate: float = 0.01) -> keras.Model:
     return model
 
 
-def only_run() -> autolog.Run:
-    runs = autolog.search_runs()
-    assert len(runs) == 1, [r.info.run_id for r in runs]
-    return runs[0]
-
-
-def history(run: autolog.Run, key: str) -> list[tuple[int, float]]:
-    points = autolog.Client().get_metric_history(run.info.run_id, key)
-    return [(point.step, point.value) for point in points]
-
-
-def artifact_paths(run: autolog.Run, path: str | None = None) -> set[str]:
-    return {info.path for info in autolog.Client().list_artifacts(run.info.run_id, path)}
-
-
 def test_numpy_fit_with_validation_split_logs_params_metrics_summary_and_model():
     X, y = data()
     model = tiny_model()
@@ -91,8 +77,8 @@ def test_numpy_fit_with_validation_split_logs_params_metrics_summary_and_model()
         assert [v for _, v in steps_values] == pytest.approx(fitted.history[key], rel=1e-6)
     assert [v for _, v in history(run, "learning_rate")] == pytest.approx([0.01] * 3)
 
-    assert {"model", "model_summary.txt"} <= artifact_paths(run)
-    assert {"model/model.keras", "model/model.json"} <= artifact_paths(run, "model")
+    assert {"model", "model_summary.txt"} <= artifact_names(run)
+    assert {"model/model.keras", "model/model.json"} <= artifact_names(run, "model")
     summary_dir = autolog.Client().download_artifacts(run.info.run_id, "model_summary.txt")
     with open(summary_dir, encoding="utf-8") as file:
         summary = file.read()
@@ -246,7 +232,7 @@ def test_keyboard_interrupt_ends_the_run_killed_with_the_epochs_so_far():
     assert run.info.status == "KILLED"
     assert [step for step, _ in history(run, "loss")] == [0, 1]
     assert run.data.params["epochs"] == "5"
-    assert "model" not in artifact_paths(run)
+    assert "model" not in artifact_names(run)
 
 
 def test_repeated_fits_without_a_run_give_one_run_each():
@@ -300,7 +286,7 @@ def test_log_models_off_logs_no_model():
     autolog.autolog("keras", log_models=False)
     X, y = data()
     tiny_model().fit(X, y, epochs=1, verbose=0)
-    assert "model" not in artifact_paths(only_run())
+    assert "model" not in artifact_names(only_run())
 
 
 def test_input_example_of_array_inputs_when_asked():
@@ -365,7 +351,7 @@ def test_users_callback_list_is_used_as_is():
     run = only_run()
     assert run.data.params["early_stopping_patience"] == "3"
     assert "loss" not in run.data.metrics  # no callback of ours inside the user's list
-    assert "model" in artifact_paths(run)
+    assert "model" in artifact_names(run)
 
 
 class Explosive:
@@ -387,7 +373,7 @@ def test_our_failure_in_an_epoch_warns_once_and_training_goes_on(monkeypatch):
     assert len(fitted.history["loss"]) == 3
     run = only_run()
     assert run.info.status == "FINISHED"
-    assert "model" in artifact_paths(run)
+    assert "model" in artifact_names(run)
 
 
 @pytest.mark.slow

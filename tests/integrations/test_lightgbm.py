@@ -11,7 +11,7 @@ import pytest
 
 import autolog
 from autolog.integrations.lightgbm import LightGBMMetricsCallback
-from tests.integrations.boosting_checks import artifact_json, artifact_names, history, only_run
+from tests.integrations.runs import artifact_json, artifact_names, history, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 
 PARAMS = {"objective": "binary", "num_threads": 1, "verbose": -1, "num_leaves": 4, "seed": 0}

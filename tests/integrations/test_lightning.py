@@ -11,6 +11,7 @@ pl = pytest.importorskip("lightning.pytorch")
 torch = pytest.importorskip("torch")
 
 import autolog  # noqa: E402
+from tests.integrations.runs import history, only_run  # noqa: E402
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process  # noqa: E402
 
 MODULE_SOURCE = """
@@ -70,16 +71,6 @@ def _trainer(tmp_path, callbacks=(), **kwargs):
     )
 
 
-def _only_run():
-    runs = autolog.search_runs(output_format="list")
-    assert len(runs) == 1, [r.info.run_id for r in runs]
-    return runs[0]
-
-
-def _history(run_id: str, key: str) -> list[tuple[int, float]]:
-    return [(m.step, m.value) for m in autolog.Client().get_metric_history(run_id, key)]
-
-
 def test_fit_logs_params_epoch_metrics_early_stopping_checkpoint_and_model(tmp_path):
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -95,7 +86,7 @@ def test_fit_logs_params_epoch_metrics_early_stopping_checkpoint_and_model(tmp_p
     trainer.fit(model, train, val)
 
     assert trainer.callbacks == callbacks_before  # ours was there for the fit only
-    run = _only_run()
+    run = only_run()
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.autologging"] == "lightning"
@@ -117,11 +108,11 @@ def test_fit_logs_params_epoch_metrics_early_stopping_checkpoint_and_model(tmp_p
     epochs = trainer.current_epoch
     assert epochs < 6
     for key in ("train_loss", "val_loss", "learning_rate"):
-        assert [s for s, _ in _history(run_id, key)] == list(range(epochs)), key
-    assert [v for _, v in _history(run_id, "learning_rate")] == [
+        assert [s for s, _ in history(run_id, key)] == list(range(epochs)), key
+    assert [v for _, v in history(run_id, "learning_rate")] == [
         0.05 * 0.5**e for e in range(epochs)
     ]
-    val_losses = [v for _, v in _history(run_id, "val_loss")]
+    val_losses = [v for _, v in history(run_id, "val_loss")]
     assert val_losses[-1] == pytest.approx(float(trainer.callback_metrics["val_loss"]))
     metrics = run.data.metrics
     assert metrics["stopped_epoch"] == early.stopped_epoch > 0
@@ -146,9 +137,9 @@ def test_validation_values_are_logged_only_for_epochs_with_validation(tmp_path):
     autolog.autolog("lightning", log_models=False)
     trainer = _trainer(tmp_path, max_epochs=4, check_val_every_n_epoch=2)
     trainer.fit(Regressor(), *loaders())
-    run_id = _only_run().info.run_id
-    assert [s for s, _ in _history(run_id, "val_loss")] == [1, 3]
-    assert [s for s, _ in _history(run_id, "train_loss")] == [0, 1, 2, 3]
+    run_id = only_run().info.run_id
+    assert [s for s, _ in history(run_id, "val_loss")] == [1, 3]
+    assert [s for s, _ in history(run_id, "train_loss")] == [0, 1, 2, 3]
 
 
 def test_log_every_n_step_and_the_users_run(tmp_path):
@@ -159,8 +150,8 @@ def test_log_every_n_step_and_the_users_run(tmp_path):
         model.training_step = _logging_step_metric(model)
         trainer.fit(model, *loaders())
         assert autolog.active_run().info.run_id == run.info.run_id
-    assert _only_run().info.run_id == run.info.run_id
-    assert [s for s, _ in _history(run.info.run_id, "batch_step_loss")] == [2, 4]
+    assert only_run().info.run_id == run.info.run_id
+    assert [s for s, _ in history(run.info.run_id, "batch_step_loss")] == [2, 4]
 
 
 def _logging_step_metric(model):
@@ -214,9 +205,9 @@ def test_pytorch_lightning_package_is_patched_too(tmp_path):
         default_root_dir=str(tmp_path),
     )
     trainer.fit(Tiny(), loaders()[0])
-    run = _only_run()
+    run = only_run()
     assert run.data.params["optimizer"] == "SGD"
-    assert [s for s, _ in _history(run.info.run_id, "train_loss")] == [0, 1]
+    assert [s for s, _ in history(run.info.run_id, "train_loss")] == [0, 1]
 
 
 def test_lightning_module_from_a_script_loads_in_a_fresh_process():

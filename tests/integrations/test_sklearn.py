@@ -25,7 +25,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import autolog
 from autolog.integrations import sklearn_metrics
-from tests.integrations.boosting_checks import artifact_names, only_run
+from tests.integrations.runs import artifact_names, only_run
 
 CLASSIFIER_METRICS = {
     "training_accuracy_score",

@@ -20,7 +20,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score  # bound before autolo
 
 import autolog
 from autolog.integrations import sklearn_metrics
-from tests.integrations.boosting_checks import history, only_run
+from tests.integrations.runs import history, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 
 

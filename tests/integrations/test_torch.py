@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 
 import autolog  # noqa: E402
 from autolog.integrations.torch import TorchFlavor, trained_modules  # noqa: E402
+from tests.integrations.runs import history, only_run  # noqa: E402
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process  # noqa: E402
 
 EPOCHS, ROWS, BATCH = 3, 48, 16  # 3 steps per epoch
@@ -63,16 +64,6 @@ def _train(record_losses: list[list[float]] | None = None, epochs: int = EPOCHS)
     return model
 
 
-def _only_run():
-    runs = autolog.search_runs(output_format="list")
-    assert len(runs) == 1, [r.info.run_id for r in runs]
-    return runs[0]
-
-
-def _history(run_id: str, key: str) -> list[tuple[int, float]]:
-    return [(m.step, m.value) for m in autolog.Client().get_metric_history(run_id, key)]
-
-
 def test_a_plain_loop_logs_one_run_with_epochs_params_and_model():
     autolog.autolog("torch")
     losses: list[list[float]] = []
@@ -80,15 +71,15 @@ def test_a_plain_loop_logs_one_run_with_epochs_params_and_model():
     run_id = autolog.active_run().info.run_id  # the loop's run is the thread's active run
     autolog.end_run()
 
-    run = _only_run()
+    run = only_run()
     assert run.info.run_id == run_id and run.info.status == "FINISHED"
     assert run.data.tags["mlflow.autologging"] == "torch"
-    loss_history = _history(run_id, "train_loss")
+    loss_history = history(run_id, "train_loss")
     assert [step for step, _ in loss_history] == list(range(EPOCHS))
     for (_, logged), epoch_losses in zip(loss_history, losses):
         assert logged == pytest.approx(sum(epoch_losses) / len(epoch_losses), rel=1e-6)
-    assert _history(run_id, "learning_rate") == [(0, 0.1), (1, 0.05), (2, 0.025)]
-    assert _history(run_id, "steps") == [(e, ROWS / BATCH) for e in range(EPOCHS)]
+    assert history(run_id, "learning_rate") == [(0, 0.1), (1, 0.05), (2, 0.025)]
+    assert history(run_id, "steps") == [(e, ROWS / BATCH) for e in range(EPOCHS)]
 
     params = run.data.params
     assert params["optimizer"] == "SGD"
@@ -145,7 +136,7 @@ def test_losses_are_read_once_per_epoch_not_per_step():
     # however many steps an epoch has.
     assert added == [0] + [1] * (EPOCHS - 1)
     autolog.end_run()
-    assert len(_history(_only_run().info.run_id, "train_loss")) == EPOCHS
+    assert len(history(only_run().info.run_id, "train_loss")) == EPOCHS
 
 
 def test_the_users_run_is_used_and_left_open():
@@ -153,9 +144,9 @@ def test_the_users_run_is_used_and_left_open():
     with autolog.start_run() as run:
         _train(epochs=2)
         assert autolog.active_run().info.run_id == run.info.run_id
-    assert _only_run().info.run_id == run.info.run_id
-    assert [step for step, _ in _history(run.info.run_id, "train_loss")] == [0, 1]
-    assert "mlflow.autologging" not in _only_run().data.tags
+    assert only_run().info.run_id == run.info.run_id
+    assert [step for step, _ in history(run.info.run_id, "train_loss")] == [0, 1]
+    assert "mlflow.autologging" not in only_run().data.tags
 
 
 def test_exclusive_leaves_the_users_run_alone():
@@ -179,9 +170,9 @@ def test_a_loop_without_a_dataloader_is_one_epoch_and_a_later_loop_a_new_run():
         optimizer.step()
     first = autolog.active_run().info.run_id
     autolog.end_run()
-    assert _history(first, "steps") == [(0, 4.0)]
-    assert _history(first, "learning_rate_group_0") == [(0, 0.1)]
-    assert _history(first, "learning_rate_group_1") == [(0, 0.01)]
+    assert history(first, "steps") == [(0, 4.0)]
+    assert history(first, "learning_rate_group_0") == [(0, 0.1)]
+    assert history(first, "learning_rate_group_1") == [(0, 0.01)]
     params = autolog.get_run(first).data.params
     assert params["optimizer.group0.lr"] == "0.1" and params["optimizer.group1.lr"] == "0.01"
 
@@ -189,7 +180,7 @@ def test_a_loop_without_a_dataloader_is_one_epoch_and_a_later_loop_a_new_run():
     second = autolog.active_run().info.run_id
     autolog.end_run()
     assert second != first
-    assert _history(second, "steps") == [(0, 1.0)]
+    assert history(second, "steps") == [(0, 1.0)]
 
 
 def test_lightning_or_other_sessions_are_not_logged_by_the_plain_loop_integration():

@@ -10,7 +10,7 @@ import xgboost as xgb
 
 import autolog
 from autolog.integrations._xgboost_callback import XGBoostMetricsCallback
-from tests.integrations.boosting_checks import artifact_json, artifact_names, history, only_run
+from tests.integrations.runs import artifact_json, artifact_names, history, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 
 PARAMS = {"objective": "binary:logistic", "nthread": 1, "max_depth": 2, "seed": 0}

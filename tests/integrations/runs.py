@@ -1,5 +1,5 @@
-"""Reading back what an autologged boosting call stored (shared by the XGBoost
-and LightGBM tests)."""
+"""Reading back what an autologged training call stored: shared by every
+integration's tests."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ def only_run() -> Any:
 
 
 def history(run: Any, key: str) -> list[tuple[int, float]]:
-    """(step, value) of every point of metric ``key``."""
-    return [(m.step, m.value) for m in autolog.Client().get_metric_history(run.info.run_id, key)]
+    """(step, value) of every point of metric ``key`` of a run (or run id)."""
+    run_id = run if isinstance(run, str) else run.info.run_id
+    return [(m.step, m.value) for m in autolog.Client().get_metric_history(run_id, key)]
 
 
-def artifact_names(run: Any) -> set[str]:
-    return {f.path for f in autolog.Client().list_artifacts(run.info.run_id)}
+def artifact_names(run: Any, path: str | None = None) -> set[str]:
+    return {f.path for f in autolog.Client().list_artifacts(run.info.run_id, path)}
 
 
 def artifact_json(run: Any, path: str) -> Any:
