@@ -1,0 +1,160 @@
+"""The SQL store's way to its database: URIs, engines and retried transactions.
+
+- ``engine_url``: a tracking URI as a SQLAlchemy URL (psycopg 3 for a plain
+  ``postgresql://``); only SQLite and PostgreSQL are accepted.
+- ``open_engines``: the engine of reads and the one of writes (one pool). On
+  SQLite every connection gets a busy timeout, crash-safe cheap WAL commits and
+  our own ``BEGIN`` (``BEGIN IMMEDIATE`` for writes), and the file is switched
+  to WAL once.
+- ``run_retried``: one transaction, retried with backoff on lock timeouts,
+  deadlocks and dropped connections.
+- ``artifact_root_uri``: the artifact root rules (documented in ``sql.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+from autolog.errors import InvalidParameterError, StoreError
+from autolog.tracking.stores.sql_search import SQLITE_LOWER
+
+__all__ = [
+    "ARTIFACT_ROOT_ENV",
+    "DEFAULT_ARTIFACT_ROOT",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "artifact_root_uri",
+    "engine_url",
+    "open_engines",
+    "run_retried",
+    "store_error",
+]
+
+ARTIFACT_ROOT_ENV = "AUTOLOG_ARTIFACT_ROOT"
+DEFAULT_ARTIFACT_ROOT = "./mlartifacts"
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+_RETRY_ATTEMPTS = 8
+T = TypeVar("T")
+
+
+def engine_url(uri: str) -> sa.URL:
+    """The SQLAlchemy URL of a tracking URI; a plain ``postgresql://`` uses psycopg 3."""
+    url = sa.make_url(uri)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidParameterError(f"Unsupported SQL tracking URI {uri!r}: sqlite or postgresql")
+    return url
+
+
+def artifact_root_uri(artifact_root: str | None = None) -> str:
+    """The artifact root as a URI: the option, else ``AUTOLOG_ARTIFACT_ROOT``, else
+    ``./mlartifacts`` (a local path becomes an absolute ``file://`` URI)."""
+    root = artifact_root or os.environ.get(ARTIFACT_ROOT_ENV) or DEFAULT_ARTIFACT_ROOT
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", root):
+        return root.rstrip("/")
+    return Path(root).expanduser().resolve().as_uri()
+
+
+def open_engines(url: sa.URL) -> tuple[sa.Engine, sa.Engine]:
+    """The engine of reads and the engine of writes of ``url`` (one pool).
+
+    A SQLite file's folder is created; the file itself is switched to WAL."""
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite:
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # Every use ends in commit or rollback (engine.begin()), so the pool's
+    # reset-on-return would be one more round trip per transaction; a dropped
+    # connection is retried by run_retried instead of pinged.
+    engine = sa.create_engine(url, pool_reset_on_return=None)
+    if sqlite:
+        _configure_sqlite(engine)
+        _enable_wal(engine)
+    # the option that makes _configure_sqlite's BEGIN take the write lock
+    return engine, engine.execution_options(autolog_write=True)
+
+
+def store_error(label: str, exc: sa.exc.DBAPIError) -> StoreError:
+    """The StoreError of a database error, naming the store (``label``)."""
+    return StoreError(f"{label}: {exc.orig}")
+
+
+def run_retried(engine: sa.Engine, work: Callable[[sa.Connection], T], label: str) -> T:
+    """Run ``work`` in one transaction of ``engine``; retried from scratch on lock
+    timeouts and deadlocks (the failed attempt rolled back completely). A database
+    error that is not retried, or still there at the last attempt, becomes a
+    StoreError naming the store (``label``)."""
+    for attempt in range(_RETRY_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except sa.exc.DBAPIError as exc:
+            if attempt + 1 < _RETRY_ATTEMPTS and _is_retryable(exc):
+                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+                continue
+            raise store_error(label, exc) from exc
+    raise AssertionError("unreachable")
+
+
+def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
+    """SQLite's lock timeouts, PostgreSQL's deadlock / serialization aborts, and a
+    connection the server dropped (the pool then opens a new one)."""
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.OperationalError):
+        message = str(exc.orig).lower()
+        if "database is locked" in message or "database is busy" in message:
+            return True
+    return getattr(exc.orig, "sqlstate", None) in ("40001", "40P01")
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    """Per connection: our own transaction control, busy timeout, cheap WAL commits."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # The driver's implicit BEGIN would be DEFERRED; we emit our own below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # In WAL mode NORMAL is crash-safe (a power loss may lose the last commits).
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+        # ILIKE folds case with str.lower, exactly as the Python evaluator does
+        dbapi_connection.create_function(SQLITE_LOWER, 1, str.lower, deterministic=True)
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # A write transaction takes the write lock up front (waiting busy_timeout
+        # for it): a DEFERRED one that upgrades later fails at once when another
+        # writer got there first, which is the "database is locked" error.
+        write = conn.get_execution_options().get("autolog_write", False)
+        # straight to the driver: this runs once per transaction, on the hot path
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _enable_wal(engine: sa.Engine) -> None:
+    """Switch the file to WAL (persistent in the file; a no-op once done).
+
+    Outside any transaction: SQLite cannot change the journal mode inside one."""
+    for attempt in range(_RETRY_ATTEMPTS):
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt + 1 == _RETRY_ATTEMPTS:
+                raise
+            time.sleep(0.05 * 2**attempt)
+        finally:
+            raw.close()
