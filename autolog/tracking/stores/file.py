@@ -61,6 +61,7 @@ from autolog.errors import (
     StoreError,
 )
 from autolog.tracking import search as _search
+from autolog.tracking.context import RUN_NAME as RUN_NAME_TAG
 from autolog.tracking.entities import (
     Experiment,
     LifecycleStage,
@@ -89,7 +90,6 @@ from autolog.tracking.stores.file_log import (
 
 __all__ = ["FileStore"]
 
-RUN_NAME_TAG = "mlflow.runName"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _COMPACT = {"separators": (",", ":")}
 

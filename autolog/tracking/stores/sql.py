@@ -65,6 +65,7 @@ from autolog.errors import (
     StoreError,
 )
 from autolog.tracking import search as _search
+from autolog.tracking.context import RUN_NAME as RUN_NAME_TAG
 from autolog.tracking.entities import (
     Experiment,
     LifecycleStage,
@@ -108,7 +109,6 @@ from autolog.tracking.stores.sql_write import RowWriter, metric_rows, param_valu
 
 __all__ = ["ARTIFACT_ROOT_ENV", "DEFAULT_ARTIFACT_ROOT", "SqlStore", "engine_url"]
 
-RUN_NAME_TAG = "mlflow.runName"
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 T = TypeVar("T")
 
