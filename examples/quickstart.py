@@ -21,8 +21,9 @@ with autolog.start_run(run_name="random_forest_v1") as run:
     autolog.set_tag("model_type", "Random Forest")
 
 logged = autolog.get_run(run.info.run_id)
+print(logged.data.params["n_estimators"], logged.data.metrics["training_accuracy_score"])
+
 print(f"run {run.info.run_id} in {autolog.get_tracking_uri()}")
-print("params:", dict(sorted(logged.data.params.items())[:5]), "...")
 print("metrics:", logged.data.metrics)
 print("artifacts:", [f.path for f in autolog.Client().list_artifacts(run.info.run_id)])
 print("see it with: .venv/bin/autolog runs list --experiment Customer_Churn_Prediction")
