@@ -149,6 +149,7 @@ def discover() -> list[Path]:
 def load(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickle look modules up there
     sys.path.insert(0, str(BENCH_DIR))
     try:
         spec.loader.exec_module(module)
