@@ -324,6 +324,13 @@ def active_run() -> ActiveRun | None:
     return ActiveRun(stack[-1]) if stack else None
 
 
+def active_run_id() -> str | None:
+    """The id of this thread's active run, or None: :func:`active_run` without
+    building an object, for the patch manager's per-call path (internal)."""
+    stack = _stack()
+    return stack[-1].run_id if stack else None
+
+
 def last_active_run() -> Run | None:
     """The active run, else the run that ended last in this process (read from the store)."""
     stack = _stack()
