@@ -62,7 +62,7 @@ from pathlib import Path
 from autolog import training
 from autolog.flavors import Flavor, ModelSnapshot, type_name
 from autolog.integration import Integration
-from autolog.patching import _SESSIONS, AUTOLOGGING_TAG, TYPE_CHECKING, Call, Patcher, guard
+from autolog.patching import AUTOLOGGING_TAG, TYPE_CHECKING, Call, Patcher, active_session, guard
 
 if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
     from typing import Any
@@ -433,8 +433,8 @@ class TorchIntegration(Integration):
     def _on_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         # A global hook: it also fires inside Lightning's or Keras' fit, whose
         # integrations own that run (their session is on the stack).
-        sessions = _SESSIONS.get()
-        if sessions and sessions[0].integration != NAME:
+        session = active_session()
+        if session is not None and session.integration != NAME:
             return
         with guard(NAME, "in the optimizer step hook"):
             self.tracker().on_step(optimizer)
