@@ -8,13 +8,21 @@ What the user gets::
     history = client.get_metric_history(run_id, "accuracy")
     local = client.download_artifacts(run_id, "model", dst_path="./")
 
-Writes go straight to the store, validated like the fluent API's. Every call
-first flushes this process's background writer, so the client sees what the
-fluent API logged and writes in the order the process made them.
+Writes go through the process's background writer, like the fluent API's
+(ARCHITECTURE.md rule 2): ``create_run``, ``log_*``, ``set_tag``,
+``set_terminated`` and ``update_run`` validate now (params immutability
+included, so an overwrite raises at the call), queue the write and return;
+``synchronous=True`` waits for it. A drain of many runs is then written in one
+store transaction instead of one per call. Reads flush the writer first, so
+the client sees what this process logged, through it or the fluent API; so do
+the calls whose answer or error is needed at once (experiments, ``delete_run``,
+``restore_run``, ``delete_tag``, artifacts). A background write error is raised
+by the next flush, as :class:`~autolog.errors.TrackingWriteError`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,7 +30,7 @@ from typing import Any
 from autolog.errors import InvalidParameterError
 from autolog.tracking import fluent
 from autolog.tracking import writer as _writers
-from autolog.tracking.context import RUN_NAME, USER, generate_run_name, system_tags
+from autolog.tracking.context import RUN_NAME
 from autolog.tracking.entities import (
     Experiment,
     FileInfo,
@@ -30,23 +38,23 @@ from autolog.tracking.entities import (
     PagedList,
     Param,
     Run,
+    RunData,
     RunInfo,
     RunStatus,
     RunTag,
     ViewType,
 )
-from autolog.tracking.fluent_experiments import _require_name
+from autolog.tracking.fluent_experiments import _artifact_locations, _require_name
 from autolog.tracking.stores import normalize_tracking_uri, store_for_uri
 from autolog.tracking.stores.base import AbstractStore
 from autolog.tracking.validation import (
-    check_param_unchanged,
     validate_key,
     validate_metric_value,
-    validate_param_value,
     validate_step,
     validate_tag_value,
     validate_timestamp,
 )
+from autolog.tracking.writer import METRIC, PARAM, TAG
 
 __all__ = ["Client"]
 
@@ -57,10 +65,36 @@ def _flush() -> None:
         writer.flush()
 
 
+def _time_ms(what: str, value: Any) -> int:
+    """``value`` (ms since the epoch) checked now, not when the writer writes it; None: now."""
+    if value is None:
+        return fluent._now_ms()
+    try:
+        return validate_timestamp(what, value)
+    except InvalidParameterError:
+        raise InvalidParameterError(
+            f"{what} {value!r} must be non-negative milliseconds since the epoch"
+        ) from None
+
+
+def _check_status(status: str) -> str:
+    if status not in RunStatus.ALL:
+        raise InvalidParameterError(f"run status {status!r} is not one of {RunStatus.ALL}")
+    return status
+
+
+def _clean_tags(tags: Sequence[RunTag]) -> list[RunTag]:
+    return [
+        RunTag(validate_key(t.key, "tag key"), validate_tag_value(t.key, t.value)) for t in tags
+    ]
+
+
 class Client:
     """Experiments, runs and artifacts of one tracking URI, addressed by id.
 
     ``tracking_uri``: default :func:`autolog.get_tracking_uri` at construction.
+    Writes are queued on the process's background writer and go to this
+    client's store, whatever the fluent API's URI is.
     """
 
     def __init__(self, tracking_uri: str | os.PathLike | None = None):
@@ -73,7 +107,7 @@ class Client:
         """The backend store behind this client."""
         return self._store
 
-    # -- experiments -----------------------------------------------------------
+    # -- experiments (synchronous: flush, then ask the store) ------------------
     def create_experiment(
         self,
         name: str,
@@ -84,12 +118,15 @@ class Client:
         clean = {
             validate_key(k, "tag key"): validate_tag_value(k, v) for k, v in (tags or {}).items()
         }
+        _flush()
         return self._store.create_experiment(_require_name(name), artifact_location, clean)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
+        _flush()
         return self._store.get_experiment(str(experiment_id))
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
+        _flush()
         return self._store.get_experiment_by_name(name)
 
     def search_experiments(
@@ -100,20 +137,28 @@ class Client:
         order_by: Sequence[str] | None = None,
     ) -> list[Experiment]:
         """Experiments matching ``filter_string`` (``name``, ``tags.<key>``)."""
+        _flush()
         return self._store.search_experiments(view_type, max_results, filter_string, order_by)
 
     def delete_experiment(self, experiment_id: str) -> None:
+        _flush()
         self._store.delete_experiment(str(experiment_id))
+        # create_run checks an experiment is active once and caches the answer
+        _artifact_locations.pop((id(self._store), str(experiment_id)), None)
 
     def restore_experiment(self, experiment_id: str) -> None:
+        _flush()
         self._store.restore_experiment(str(experiment_id))
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        _flush()
         self._store.rename_experiment(str(experiment_id), _require_name(new_name))
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         validate_key(key, "tag key")
-        self._store.set_experiment_tag(str(experiment_id), key, validate_tag_value(key, value))
+        clean = validate_tag_value(key, value)
+        _flush()
+        self._store.set_experiment_tag(str(experiment_id), key, clean)
 
     # -- runs --------------------------------------------------------------------
     def create_run(
@@ -122,21 +167,24 @@ class Client:
         start_time: int | None = None,
         tags: Mapping[str, Any] | None = None,
         run_name: str | None = None,
+        synchronous: bool = False,
     ) -> Run:
         """Create a RUNNING run (with the system tags) and return it; end it with
-        :meth:`set_terminated`."""
+        :meth:`set_terminated`.
+
+        The run id is made here and the creation is queued (``synchronous=True``
+        waits for it); only the first run of an experiment asks the store
+        whether the experiment exists and is active.
+        """
         clean = {
             validate_key(k, "tag key"): validate_tag_value(k, v) for k, v in (tags or {}).items()
         }
-        name = run_name or clean.get(RUN_NAME) or generate_run_name()
-        all_tags = {**system_tags(), **clean, RUN_NAME: name}
-        return self._store.create_run(
-            str(experiment_id),
-            all_tags[USER],
-            fluent._now_ms() if start_time is None else start_time,
-            tags=[RunTag(k, v) for k, v in all_tags.items()],
-            run_name=name,
-        )
+        start = _time_ms("start_time", start_time)
+        state, all_tags = fluent._new_run(self._store, str(experiment_id), run_name, clean, start)
+        fluent._keep_detached(state)  # later log_* calls find its params without a read
+        if synchronous:
+            fluent._writer().flush()
+        return Run(dataclasses.replace(state.info), RunData(tags=dict(all_tags)))
 
     def get_run(self, run_id: str) -> Run:
         """Info, params, latest metrics and tags of a run."""
@@ -144,24 +192,56 @@ class Client:
         return self._store.get_run(run_id)
 
     def set_terminated(
-        self, run_id: str, status: str = RunStatus.FINISHED, end_time: int | None = None
+        self,
+        run_id: str,
+        status: str = RunStatus.FINISHED,
+        end_time: int | None = None,
+        synchronous: bool = False,
     ) -> RunInfo:
-        """End a run with ``status`` (FINISHED, FAILED or KILLED)."""
-        _flush()
-        if status not in RunStatus.ALL:
-            raise InvalidParameterError(f"run status {status!r} is not one of {RunStatus.ALL}")
-        end = fluent._now_ms() if end_time is None else end_time
-        return self._store.update_run_info(run_id, status=status, end_time=end)
+        """End a run with ``status`` (FINISHED, FAILED or KILLED); returns its info
+        as it will be once written."""
+        _check_status(status)
+        end = _time_ms("end_time", end_time)
+        state = fluent._state_in(self._store, run_id)
+        store = state.store
+        fluent._writer().submit(
+            store, lambda: store.update_run_info(run_id, status=status, end_time=end), run_id
+        )
+        state.info.status, state.info.end_time = status, end
+        if synchronous:
+            fluent._writer().flush()
+        return dataclasses.replace(state.info)
 
-    def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
-        _flush()
-        self._store.update_run_info(run_id, status=status, run_name=name)
+    def update_run(
+        self,
+        run_id: str,
+        status: str | None = None,
+        name: str | None = None,
+        synchronous: bool = False,
+    ) -> None:
+        """Change a run's status and / or name (and so its ``mlflow.runName`` tag)."""
+        if status is not None:
+            _check_status(status)
+        if name is not None:
+            name = validate_tag_value(RUN_NAME, name)
+        state = fluent._state_in(self._store, run_id)
+        store = state.store
+        fluent._writer().submit(
+            store, lambda: store.update_run_info(run_id, status=status, run_name=name), run_id
+        )
+        if status is not None:
+            state.info.status = status
+        if name:
+            state.info.run_name = name
+        if synchronous:
+            fluent._writer().flush()
 
     def delete_run(self, run_id: str) -> None:
         _flush()
         self._store.delete_run(run_id)
 
     def restore_run(self, run_id: str) -> None:
+        _flush()
         self._store.restore_run(run_id)
 
     def search_runs(
@@ -181,10 +261,10 @@ class Client:
             [str(i) for i in ids], filter_string, run_view_type, max_results, order_by, page_token
         )
 
-    # -- params, metrics, tags -----------------------------------------------------
-    def log_param(self, run_id: str, key: str, value: Any) -> Any:
-        """Log a param (immutable: a different value raises ParamOverwriteError)."""
-        self.log_batch(run_id, params=[Param(key, value)])
+    # -- params, metrics, tags (queued) ----------------------------------------------
+    def log_param(self, run_id: str, key: str, value: Any, synchronous: bool = False) -> Any:
+        """Log a param (immutable: a different value raises ParamOverwriteError now)."""
+        self.log_batch(run_id, params=[Param(key, value)], synchronous=synchronous)
         return value
 
     def log_metric(
@@ -194,14 +274,17 @@ class Client:
         value: float,
         timestamp: int | None = None,
         step: int | None = None,
+        synchronous: bool = False,
     ) -> None:
         timestamp = fluent._now_ms() if timestamp is None else timestamp
-        self.log_batch(run_id, metrics=[Metric(key, value, timestamp, step or 0)])
+        metric = Metric(key, value, timestamp, step or 0)
+        self.log_batch(run_id, metrics=[metric], synchronous=synchronous)
 
-    def set_tag(self, run_id: str, key: str, value: Any) -> None:
-        self.log_batch(run_id, tags=[RunTag(key, value)])
+    def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool = False) -> None:
+        self.log_batch(run_id, tags=[RunTag(key, value)], synchronous=synchronous)
 
     def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag now (``ResourceNotFoundError`` if the run has none of that key)."""
         _flush()
         self._store.delete_tag(run_id, validate_key(key, "tag key"))
 
@@ -211,9 +294,15 @@ class Client:
         metrics: Sequence[Metric] = (),
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
+        synchronous: bool = False,
     ) -> None:
-        """Write metrics, params and tags of one run now, in the order given.
-        Everything is validated before anything is written."""
+        """Log metrics, params and tags of one run, in the order given.
+
+        Everything is validated, and params checked against what the run has,
+        before anything is queued: an invalid value or a changed param raises
+        here and nothing of the batch is written. ``synchronous=True`` waits
+        for the write.
+        """
         clean_metrics = [
             Metric(
                 validate_key(m.key, "metric key"),
@@ -223,23 +312,13 @@ class Client:
             )
             for m in metrics
         ]
-        clean_params = [
-            Param(validate_key(p.key, "param key"), validate_param_value(p.key, p.value))
-            for p in params
-        ]
-        seen: dict[str, str] = {}
-        for param in clean_params:  # the same key twice in one batch must agree
-            if param.key in seen:
-                check_param_unchanged(param.key, seen[param.key], param.value)
-            seen[param.key] = param.value
-        clean_tags = [
-            RunTag(validate_key(t.key, "tag key"), validate_tag_value(t.key, t.value)) for t in tags
-        ]
-        _flush()
-        self._store.log_batch(run_id, clean_metrics, clean_params, clean_tags)
-        state = fluent._runs.get(run_id)
-        if state is not None:  # keep the fluent API's immutability check in step
-            state.params.update(seen)
+        clean_tags = _clean_tags(tags)
+        state = fluent._state_in(self._store, run_id)
+        new_params = fluent._new_params(state, ((p.key, p.value) for p in params))
+        state.params.update(new_params)
+        fluent._enqueue(state, METRIC, clean_metrics, False)
+        fluent._enqueue(state, PARAM, [Param(k, v) for k, v in new_params.items()], False)
+        fluent._enqueue(state, TAG, clean_tags, synchronous)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key``, ordered by step, then time."""

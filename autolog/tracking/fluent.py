@@ -33,7 +33,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from time import time_ns
 from typing import Any
 
@@ -241,13 +241,26 @@ def start_run(
 def _create(experiment_id: Any, run_name: str | None, extra_tags: dict[str, str]) -> _RunState:
     store = _store()
     exp_id = str(experiment_id) if experiment_id is not None else _active_experiment_id(store)
+    return _new_run(store, exp_id, run_name, extra_tags)[0]
+
+
+def _new_run(
+    store: AbstractStore,
+    exp_id: str,
+    run_name: str | None,
+    extra_tags: dict[str, str],
+    start_time: int | None = None,
+) -> tuple[_RunState, dict[str, str]]:
+    """Make a RUNNING run of ``store`` locally and queue its creation; returns its
+    state and its tags (system tags included). Shared with ``Client.create_run``."""
     location = _artifact_location(store, exp_id)
     run_id = uuid.uuid4().hex
     name = run_name or extra_tags.get(context.RUN_NAME) or context.generate_run_name()
     system = context.system_tags()
     tag_map = {**system, **extra_tags, context.RUN_NAME: validate_tag_value(context.RUN_NAME, name)}
     user = system[context.USER]
-    start_time = _now_ms()
+    if start_time is None:
+        start_time = _now_ms()
 
     def create_run() -> None:
         tags = [RunTag(k, v) for k, v in tag_map.items()]
@@ -264,7 +277,7 @@ def _create(experiment_id: Any, run_name: str | None, extra_tags: dict[str, str]
         end_time=None,
         artifact_uri=f"{location}/{run_id}/artifacts",
     )
-    return _RunState(store, info, {}, created=False)
+    return _RunState(store, info, {}, created=False), tag_map
 
 
 def _resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> _RunState:
@@ -408,15 +421,30 @@ def _target(run_id: str | None) -> _RunState:
     return state if state is not None else _attach(run_id)
 
 
-def _attach(run_id: str) -> _RunState:
-    """State for logging to a run that is not active in this process."""
-    store = _store()
+def _attach(run_id: str, store: AbstractStore | None = None) -> _RunState:
+    """State for logging to a run that is not active in this process (read once
+    from ``store``, default the current one)."""
+    store = _store() if store is None else store
     _writer().flush()
     run = store.get_run(validate_run_id(run_id))
+    return _keep_detached(_RunState(store, run.info, dict(run.data.params), created=True))
+
+
+def _keep_detached(state: _RunState) -> _RunState:
+    """Remember a run logged to by id (bounded: forgetting one only costs a re-read)."""
     if len(_detached) >= 1000:
         _detached.clear()
-    state = _detached[run_id] = _RunState(store, run.info, dict(run.data.params), created=True)
+    _detached[state.run_id] = state
     return state
+
+
+def _state_in(store: AbstractStore, run_id: str) -> _RunState:
+    """State for logging to ``run_id`` of ``store``, which may be another store than
+    the current one (``Client(tracking_uri=...)``)."""
+    state = _runs.get(run_id) or _detached.get(run_id)
+    if state is not None and state.store is store:
+        return state
+    return _attach(run_id, store)
 
 
 def log_metric(
@@ -491,18 +519,28 @@ def log_params(
 ) -> None:
     """Log several params; if any is invalid or would change, none is logged."""
     state = _target(run_id)
+    new = _new_params(state, params.items())
+    state.params.update(new)
+    _enqueue(state, PARAM, [Param(k, v) for k, v in new.items()], synchronous)
+
+
+def _new_params(state: _RunState, params: Iterable[tuple[Any, Any]]) -> dict[str, str]:
+    """The validated params of ``params`` that the run does not have yet; one the
+    run (or ``params`` itself) has with another value raises ParamOverwriteError.
+    Records nothing: the caller adds them to ``state.params`` once all is valid."""
     new: dict[str, str] = {}
-    for key, value in params.items():
+    for key, value in params:
         if type(key) is not str or key not in _checked_keys:
             _check_key(key, "param key")
         text = validate_param_value(key, value)
         logged = state.params.get(key)
+        if logged is None:
+            logged = new.get(key)
         if logged is not None:
             check_param_unchanged(key, logged, text)
         else:
             new[key] = text
-    state.params.update(new)
-    _enqueue(state, PARAM, [Param(k, v) for k, v in new.items()], synchronous)
+    return new
 
 
 def set_tag(key: str, value: Any, synchronous: bool = False, *, run_id: str | None = None) -> None:
