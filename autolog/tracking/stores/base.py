@@ -23,9 +23,13 @@ Conventions every implementation follows:
 from __future__ import annotations
 
 import contextlib
+import re
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from autolog.errors import InvalidParameterError
+from autolog.tracking.context import RUN_NAME
 from autolog.tracking.entities import (
     Experiment,
     Metric,
@@ -37,7 +41,12 @@ from autolog.tracking.entities import (
     ViewType,
 )
 
-__all__ = ["AbstractStore", "DEFAULT_EXPERIMENT_ID", "DEFAULT_EXPERIMENT_NAME"]
+__all__ = [
+    "DEFAULT_EXPERIMENT_ID",
+    "DEFAULT_EXPERIMENT_NAME",
+    "AbstractStore",
+    "new_run_identity",
+]
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -179,3 +188,24 @@ class AbstractStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections / file handles."""
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_run_identity(
+    run_id: str | None, tags: Sequence[RunTag], run_name: str
+) -> tuple[str, dict[str, str], str]:
+    """What every store's ``create_run`` decides first, alike: the run id
+    (generated when None, else checked: 32 lowercase hex characters), the tags
+    as a dict, and the run name, taken from the ``mlflow.runName`` tag when not
+    given, and written into it when given."""
+    if run_id is None:
+        run_id = uuid.uuid4().hex
+    elif not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        raise InvalidParameterError(f"Invalid run id {run_id!r}: expected 32 hex characters")
+    tag_map = {t.key: t.value for t in tags}
+    run_name = run_name or tag_map.get(RUN_NAME, "")
+    if run_name:
+        tag_map[RUN_NAME] = run_name
+    return run_id, tag_map, run_name

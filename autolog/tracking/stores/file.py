@@ -79,6 +79,7 @@ from autolog.tracking.stores.base import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
     AbstractStore,
+    new_run_identity,
 )
 from autolog.tracking.stores.file_log import (
     RunLog,
@@ -358,14 +359,7 @@ class FileStore(AbstractStore):
     ) -> Run:
         experiment = self._experiment_doc(experiment_id)
         self._ensure_default()
-        if run_id is None:
-            run_id = os.urandom(16).hex()
-        elif not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-            raise InvalidParameterError(f"Invalid run id {run_id!r}: expected 32 hex characters")
-        tag_map = {t.key: t.value for t in tags}
-        run_name = run_name or tag_map.get(RUN_NAME_TAG, "")
-        if run_name:
-            tag_map[RUN_NAME_TAG] = run_name
+        run_id, tag_map, run_name = new_run_identity(run_id, tags, run_name)
         run_dir = self.root / experiment["experiment_id"] / run_id
         try:
             run_dir.mkdir()

@@ -50,9 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -83,6 +81,7 @@ from autolog.tracking.stores.base import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
     AbstractStore,
+    new_run_identity,
 )
 from autolog.tracking.stores.sql_batch import ThreadBatches
 from autolog.tracking.stores.sql_engine import (
@@ -109,7 +108,6 @@ from autolog.tracking.stores.sql_write import RowWriter, metric_rows, param_valu
 
 __all__ = ["ARTIFACT_ROOT_ENV", "DEFAULT_ARTIFACT_ROOT", "SqlStore", "engine_url"]
 
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 T = TypeVar("T")
 
 
@@ -299,14 +297,7 @@ class SqlStore(AbstractStore):
         run_id: str | None = None,
     ) -> Run:
         exp_key = _experiment_key(experiment_id)
-        if run_id is None:
-            run_id = uuid.uuid4().hex
-        elif not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-            raise InvalidParameterError(f"Invalid run id {run_id!r}: expected 32 hex characters")
-        tag_map = {t.key: t.value for t in tags}
-        run_name = run_name or tag_map.get(RUN_NAME_TAG, "")
-        if run_name:
-            tag_map[RUN_NAME_TAG] = run_name
+        run_id, tag_map, run_name = new_run_identity(run_id, tags, run_name)
 
         def new_run(conn: sa.Connection) -> tuple[dict, str]:
             """The new run's row, and its experiment's artifact location."""
