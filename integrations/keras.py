@@ -462,10 +462,7 @@ class KerasIntegration(Integration):
         x = call.argument("x")
         batch_size = _batch_size(x, call.argument("batch_size"))
         params = _fit_params(call, model, seen, batch_size)
-        if call.created_run:
-            training.log_training_params(params, run_id)
-        else:
-            training.log_training_params(params, run_id)
+        training.log_training_params(params, run_id)
         if callbacks is not None:
             every = call.config.log_every_n_steps
             ours = _callback_class(bool(every))(run_id, every)
