@@ -57,7 +57,7 @@ def run(h) -> None:
         h.row("import autolog + autolog(), together", total, "ms", goal="<= 40 ms (30 + 10)")
 
     import autolog
-    from autolog import patching
+    from autolog import _calls
 
     autolog.set_tracking_uri(Path(tempfile.mkdtemp(), "mlruns").as_uri())
 
@@ -78,7 +78,7 @@ def run(h) -> None:
     autolog.autolog("bench_toy")
     patched = toy.fit
 
-    token = patching._SESSIONS.set((patching.Session("outer", None),))
+    token = _calls._SESSIONS.set((_calls.Session("outer", None),))
     try:
         h.compare(
             "patched call, nested (does not log)",
@@ -91,7 +91,7 @@ def run(h) -> None:
             goal="<= +5 us",
         )
     finally:
-        patching._SESSIONS.reset(token)
+        _calls._SESSIONS.reset(token)
 
     h.compare(
         "outermost call machinery (run open + close, empty handler)",

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from autolog.integration import ENTRY_POINT_GROUP, _entry_points
+from autolog._registry import ENTRY_POINT_GROUP, _entry_points
 
 NAMES = sorted({name for name, _ in _entry_points(ENTRY_POINT_GROUP)})
 

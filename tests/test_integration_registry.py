@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 import autolog
-from autolog import integration
+from autolog import _registry, integration
 from autolog.errors import AutologWarning, IntegrationError
 from autolog.models import Flavor
 from autolog.patching import is_autolog_wrapper
@@ -175,7 +175,7 @@ def test_entry_point_parser_reads_only_its_group():
         "[console_scripts]\nx = a:b\n\n[autolog.integrations]\ntoy = pkg.mod:Toy\n"
         "# c\n[other]\ny = c:d\n"
     )
-    assert integration._parse_section(text, "[autolog.integrations]") == [("toy", "pkg.mod:Toy")]
+    assert _registry._parse_section(text, "[autolog.integrations]") == [("toy", "pkg.mod:Toy")]
 
 
 def test_unsupported_version_warns_once_and_skips(make_module, monkeypatch):

@@ -184,7 +184,7 @@ def test_a_loop_without_a_dataloader_is_one_epoch_and_a_later_loop_a_new_run():
 
 
 def test_lightning_or_other_sessions_are_not_logged_by_the_plain_loop_integration():
-    from autolog.patching import _SESSIONS, Session
+    from autolog._calls import _SESSIONS, Session
 
     autolog.autolog("torch")
     token = _SESSIONS.set((Session("lightning", None),))
