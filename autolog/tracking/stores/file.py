@@ -21,7 +21,8 @@ million points then parse into a few thousand lists rather than a million
 infinities are written as the JSON extensions ``NaN`` / ``Infinity`` that
 Python reads back.
 
-Why it is safe:
+Why it is safe (the documents and the lock live in ``file_docs.py``, the log's
+format, writer and reader in ``file_log.py``):
 
 - ``meta.json`` documents are replaced by writing a temporary file and
   ``os.replace``: a reader sees the old or the new document, never half of one;
@@ -39,19 +40,13 @@ survives power loss, at the cost of an ``fsync`` per write.
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import json
 import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from itertools import repeat
-from operator import attrgetter
+from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from autolog.errors import (
     InvalidParameterError,
@@ -75,36 +70,23 @@ from autolog.tracking.entities import (
     RunTag,
     ViewType,
 )
+from autolog.tracking.stores import file_uri_to_path
 from autolog.tracking.stores.base import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
     AbstractStore,
     new_run_identity,
 )
-from autolog.tracking.stores.file_log import (
-    RunLog,
-    gc_paused,
-    in_order,
-    metric_columns,
-    parse_lines,
-)
+from autolog.tracking.stores.file_docs import DocumentCache, RootLock
+from autolog.tracking.stores.file_log import RunLogFiles, metric_columns, metric_history
 
 __all__ = ["FileStore"]
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_COMPACT = {"separators": (",", ":")}
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def root_from_uri(root: str | Path) -> Path:
-    """``file:///abs``, ``file:rel`` or a plain path -> an absolute Path."""
-    if isinstance(root, str) and root.startswith("file:"):
-        parsed = urlparse(root)
-        root = unquote(parsed.path if parsed.netloc in ("", "localhost") else root[5:])
-    return Path(root).expanduser().absolute()
 
 
 class FileStore(AbstractStore):
@@ -116,95 +98,21 @@ class FileStore(AbstractStore):
     """
 
     def __init__(self, root: str | Path, *, fsync: bool = False):
-        self.root = root_from_uri(root)
+        self.root = Path(file_uri_to_path(os.fspath(root))).expanduser().absolute()
         self.uri = self.root.as_uri()
-        self.fsync = fsync
         self._lock = threading.RLock()
-        self._flock_depth = 0
+        self._exclusive = RootLock(self.root, self._lock).held
+        self._docs = DocumentCache(fsync=fsync)
+        self._read_doc, self._write_doc = self._docs.read, self._docs.write
+        self._logs = RunLogFiles(fsync=fsync)
+        self._run_dirs: dict[str, Path] = {}
         self._default_ready = False
         self._unwritten_default: dict | None = None
-        self._docs: dict[str, tuple[tuple[int, int, int], dict]] = {}
-        self._logs: dict[str, RunLog] = {}
-        self._run_dirs: dict[str, Path] = {}
-        self._newline_checked: set[tuple[int, Path]] = set()
 
-    # -- files -------------------------------------------------------------
-    def _write_doc(self, path: Path, doc: dict) -> None:
-        """Replace ``path`` atomically (temp file in the same folder + rename)."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=1)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        st = os.stat(path)
-        self._docs[os.fspath(path)] = ((st.st_ino, st.st_mtime_ns, st.st_size), doc)
-
-    def _read_doc(self, path: str | Path) -> dict | None:
-        """A JSON document, parsed once per version (inode, mtime, size); None if absent.
-
-        Hot paths pass ``str`` paths: pathlib costs a third of a cold search."""
-        path = os.fspath(path)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return None
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        cached = self._docs.get(path)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        with open(path, "rb") as f:
-            doc = json.loads(f.read())
-        self._docs[path] = (key, doc)
-        return doc
-
-    def _append(self, path: Path, entry: dict) -> tuple[int, int, int]:
-        """Append ``entry`` as one line in one ``write()``; returns (bytes written,
-        file size and inode right after) so the caller can tell whether the line
-        is the only thing appended since it last read the file."""
-        data = (json.dumps(entry, **_COMPACT) + "\n").encode()
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            checked = (os.getpid(), path)
-            if checked not in self._newline_checked:
-                # A killed writer may have left a torn line: end it so ours parses.
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    data = b"\n" + data
-                self._newline_checked.add(checked)
-            os.write(fd, data)
-            if self.fsync:
-                os.fsync(fd)
-            st = os.fstat(fd)
-            return len(data), st.st_size, st.st_ino
-        finally:
-            os.close(fd)
-
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """Held across processes (flock) and threads while experiments change."""
-        with self._lock:
-            if self._flock_depth:  # a second flock from this process would deadlock
-                self._flock_depth += 1
-                try:
-                    yield
-                finally:
-                    self._flock_depth -= 1
-                return
-            self.root.mkdir(parents=True, exist_ok=True)
-            with open(self.root / ".lock", "a") as lock_file:
-                fcntl.flock(lock_file, fcntl.LOCK_EX)
-                self._flock_depth = 1
-                try:
-                    yield
-                finally:
-                    self._flock_depth = 0
-                    fcntl.flock(lock_file, fcntl.LOCK_UN)
+    @property
+    def fsync(self) -> bool:
+        """Whether every write is ``fsync``'ed (survives power loss); fixed at opening."""
+        return self._docs.fsync
 
     # -- experiments ---------------------------------------------------------
     def _new_experiment_doc(
@@ -379,7 +287,7 @@ class FileStore(AbstractStore):
         if location == run_dir.parent.as_uri():
             (run_dir / "artifacts").mkdir()
         if tag_map:
-            self._append(run_dir / "log.jsonl", {"t": list(map(list, tag_map.items()))})
+            self._logs.append(run_dir, {"t": list(map(list, tag_map.items()))})
         # meta.json last: a run folder without it is an unfinished creation, never listed
         self._write_doc(run_dir / "meta.json", vars(info))
         self._run_dirs[run_id] = run_dir
@@ -397,34 +305,11 @@ class FileStore(AbstractStore):
                     return candidate
         raise ResourceNotFoundError(f"No run with id {run_id!r}")
 
-    def _run_log(self, run_dir: str | Path) -> RunLog:
-        """The run's log state, after reading whatever was appended since last time."""
-        path = os.path.join(run_dir, "log.jsonl")
-        state = self._logs.get(path)
-        if state is None:
-            state = self._logs[path] = RunLog()
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return state
-        if st.st_ino != state.inode or st.st_size < state.offset:
-            state.__init__()  # replaced or truncated: read again from the start
-            state.inode = st.st_ino
-        if st.st_size > state.offset:
-            with open(path, "rb") as f:
-                f.seek(state.offset)
-                data = f.read()
-            complete = data.rfind(b"\n") + 1  # a torn tail stays unread
-            for entry in parse_lines(data[:complete]):
-                state.apply(entry)
-            state.offset += complete
-        return state
-
     def _load_run(self, run_dir: str | Path) -> Run | None:
         meta = self._read_doc(os.path.join(run_dir, "meta.json"))
         if meta is None:
             return None
-        log = self._run_log(run_dir)
+        log = self._logs.read(run_dir)
         data = RunData(
             params=dict(log.params),
             metrics={key: point[2] for key, point in log.latest.items()},
@@ -483,7 +368,7 @@ class FileStore(AbstractStore):
             entry["m"] = metric_columns(metrics)
         with self._lock:
             run_dir = self._run_dir(run_id)
-            log = self._run_log(run_dir)
+            log = self._logs.read(run_dir)  # up to date, so our own line folds in
             if params:
                 new_params = self._new_params(log.params, params)
                 if new_params:
@@ -492,13 +377,7 @@ class FileStore(AbstractStore):
                 entry["t"] = [[t.key, t.value] for t in tags]
             if not entry:
                 return
-            written, size, inode = self._append(run_dir / "log.jsonl", entry)
-            # Fold our own line into the cached state unless another process
-            # appended meanwhile (then the next read picks both up from the file).
-            if size == log.offset + written and (inode == log.inode or log.offset == 0):
-                log.inode = inode
-                log.apply(entry)
-                log.offset = size
+            self._logs.append(run_dir, entry)
             renamed = [t.value for t in tags if t.key == RUN_NAME_TAG]
             if renamed:
                 self._update_run(run_id, run_name=renamed[-1])
@@ -523,32 +402,12 @@ class FileStore(AbstractStore):
     def delete_tag(self, run_id: str, key: str) -> None:
         with self._lock:
             run_dir = self._run_dir(run_id)
-            if key not in self._run_log(run_dir).tags:
+            if key not in self._logs.read(run_dir).tags:
                 raise ResourceNotFoundError(f"Run {run_id!r} has no tag {key!r}")
-            self._append(run_dir / "log.jsonl", {"dt": [key]})
+            self._logs.append(run_dir, {"dt": [key]})
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        path = self._run_dir(run_id) / "log.jsonl"
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        needle = json.dumps(key).encode()  # skip lines that cannot hold the key
-        values: list[float] = []
-        steps: list[int] = []
-        timestamps: list[int] = []
-        for entry in parse_lines(b"\n".join(x for x in data.split(b"\n") if needle in x)):
-            columns = entry.get("m", {}).get(key)
-            if columns is not None:
-                values += columns["value"]
-                steps += columns["step"]
-                timestamps += columns["timestamp"]
-        with gc_paused():
-            points = list(map(Metric, repeat(key), values, timestamps, steps))
-        if not in_order(steps, timestamps):
-            points.sort(key=attrgetter("step", "timestamp"))  # stable: logging order on ties
-        return points
+        return metric_history(self._run_dir(run_id), key)
 
     def search_runs(
         self,

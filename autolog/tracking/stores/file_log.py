@@ -1,20 +1,33 @@
-"""The append-only ``log.jsonl`` of a file-store run: its line format and its reader.
+"""The append-only ``log.jsonl`` of a file-store run: its line format, writer and reader.
 
 One line per ``log_batch``; metrics as per-key columns (see ``file.py`` for the
-layout). Kept apart from the store so the format is read in one place.
+layout). Kept apart from the store so the format is written and read in one place.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from itertools import pairwise
+from itertools import pairwise, repeat
+from operator import attrgetter
+from pathlib import Path
 
 from autolog.tracking.entities import Metric
 
-__all__ = ["RunLog", "gc_paused", "in_order", "metric_columns", "parse_lines"]
+__all__ = [
+    "RunLog",
+    "RunLogFiles",
+    "gc_paused",
+    "in_order",
+    "metric_columns",
+    "metric_history",
+    "parse_lines",
+]
+
+_COMPACT = {"separators": (",", ":")}
 
 
 class RunLog:
@@ -106,3 +119,99 @@ def parse_lines(data: bytes) -> Iterator[dict]:
                 yield json.loads(line)
             except ValueError:
                 continue
+
+
+def metric_history(run_dir: str | Path, key: str) -> list[Metric]:
+    """Every point of metric ``key`` in the run's log, by (step, timestamp), ties in
+    logging order; [] if the run has logged nothing."""
+    try:
+        with open(os.path.join(run_dir, "log.jsonl"), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    needle = json.dumps(key).encode()  # skip lines that cannot hold the key
+    values: list[float] = []
+    steps: list[int] = []
+    timestamps: list[int] = []
+    for entry in parse_lines(b"\n".join(x for x in data.split(b"\n") if needle in x)):
+        columns = entry.get("m", {}).get(key)
+        if columns is not None:
+            values += columns["value"]
+            steps += columns["step"]
+            timestamps += columns["timestamp"]
+    with gc_paused():
+        points = list(map(Metric, repeat(key), values, timestamps, steps))
+    if not in_order(steps, timestamps):
+        points.sort(key=attrgetter("step", "timestamp"))  # stable: logging order on ties
+    return points
+
+
+class RunLogFiles:
+    """The ``log.jsonl`` files as one store object sees them: appends, and reads
+    that pick up where the last one stopped (a run is never parsed twice)."""
+
+    def __init__(self, *, fsync: bool = False):
+        self.fsync = fsync
+        self._logs: dict[str, RunLog] = {}
+        self._newline_checked: set[tuple[int, str]] = set()
+
+    def read(self, run_dir: str | Path) -> RunLog:
+        """The run's log state, after reading whatever was appended since last time."""
+        path = os.path.join(run_dir, "log.jsonl")
+        state = self._logs.get(path)
+        if state is None:
+            state = self._logs[path] = RunLog()
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return state
+        if st.st_ino != state.inode or st.st_size < state.offset:
+            state.__init__()  # replaced or truncated: read again from the start
+            state.inode = st.st_ino
+        if st.st_size > state.offset:
+            with open(path, "rb") as f:
+                f.seek(state.offset)
+                data = f.read()
+            complete = data.rfind(b"\n") + 1  # a torn tail stays unread
+            for entry in parse_lines(data[:complete]):
+                state.apply(entry)
+            state.offset += complete
+        return state
+
+    def append(self, run_dir: str | Path, entry: dict) -> None:
+        """Append ``entry`` to the run's log as one line in one ``write()``."""
+        path = os.path.join(run_dir, "log.jsonl")
+        written, size, inode = self._write_line(path, entry)
+        # Fold our own line into the cached state unless another process
+        # appended meanwhile (then the next read picks both up from the file).
+        state = self._logs.get(path)
+        if state is None or size != state.offset + written:
+            return
+        if inode == state.inode or state.offset == 0:
+            state.inode = inode
+            state.apply(entry)
+            state.offset = size
+
+    def _write_line(self, path: str, entry: dict) -> tuple[int, int, int]:
+        """Returns (bytes written, file size and inode right after) so the caller
+        can tell whether the line is the only thing appended since it last read."""
+        data = (json.dumps(entry, **_COMPACT) + "\n").encode()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            checked = (os.getpid(), path)
+            if checked not in self._newline_checked:
+                # A killed writer may have left a torn line: end it so ours parses.
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
+                self._newline_checked.add(checked)
+            os.write(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+            st = os.fstat(fd)
+            return len(data), st.st_size, st.st_ino
+        finally:
+            os.close(fd)
+
+    def clear(self) -> None:
+        self._logs.clear()

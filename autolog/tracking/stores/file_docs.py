@@ -1,0 +1,101 @@
+"""The ``meta.json`` documents of a file store and the lock on its root folder.
+
+A document is replaced atomically (temporary file in the same folder, then
+``os.replace``), so a reader sees the old or the new one, never half; each
+version is parsed once. The lock (``fcntl.flock`` on ``<root>/.lock``) is what
+makes two processes creating one new experiment name end with one experiment.
+See ``file.py`` for the whole layout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["DocumentCache", "RootLock"]
+
+_Version = tuple[int, int, int]  # (inode, mtime_ns, size): changes whenever the file does
+
+
+class DocumentCache:
+    """Reads and atomic writes of JSON documents, each version parsed once.
+
+    The cache is per store object: another process's write shows as a new
+    version (a new inode, from its ``os.replace``) and is read again.
+    """
+
+    def __init__(self, *, fsync: bool = False):
+        self.fsync = fsync
+        self._parsed: dict[str, tuple[_Version, dict]] = {}
+
+    def write(self, path: Path, doc: dict) -> None:
+        """Replace ``path`` atomically (temp file in the same folder + rename)."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        st = os.stat(path)
+        self._parsed[os.fspath(path)] = ((st.st_ino, st.st_mtime_ns, st.st_size), doc)
+
+    def read(self, path: str | Path) -> dict | None:
+        """A JSON document, parsed once per version (inode, mtime, size); None if absent.
+
+        Hot paths pass ``str`` paths: pathlib costs a third of a cold search."""
+        path = os.fspath(path)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        version = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._parsed.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        with open(path, "rb") as f:
+            doc = json.loads(f.read())
+        self._parsed[path] = (version, doc)
+        return doc
+
+    def clear(self) -> None:
+        self._parsed.clear()
+
+
+class RootLock:
+    """Exclusive across processes (``flock`` on ``<root>/.lock``) and across the
+    threads that share ``thread_lock``; re-entrant within this process."""
+
+    def __init__(self, root: Path, thread_lock: threading.RLock):
+        self.root = root
+        self._thread_lock = thread_lock
+        self._depth = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._depth:  # a second flock from this process would deadlock
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.root / ".lock", "a") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
+                    fcntl.flock(lock_file, fcntl.LOCK_UN)
