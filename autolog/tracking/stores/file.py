@@ -50,7 +50,6 @@ from pathlib import Path
 
 from autolog.errors import (
     InvalidParameterError,
-    ParamOverwriteError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
     StoreError,
@@ -79,6 +78,7 @@ from autolog.tracking.stores.base import (
 )
 from autolog.tracking.stores.file_docs import DocumentCache, RootLock
 from autolog.tracking.stores.file_log import RunLogFiles, metric_columns, metric_history
+from autolog.tracking.validation import check_param_unchanged
 
 __all__ = ["FileStore"]
 
@@ -392,11 +392,8 @@ class FileStore(AbstractStore):
             if old is None:
                 seen[p.key] = p.value
                 new.append([p.key, p.value])
-            elif old != p.value:
-                raise ParamOverwriteError(
-                    f"Param {p.key!r} was already logged with value {old!r}; "
-                    f"cannot change it to {p.value!r} (params are immutable)"
-                )
+            else:
+                check_param_unchanged(p.key, old, p.value)
         return new
 
     def delete_tag(self, run_id: str, key: str) -> None:

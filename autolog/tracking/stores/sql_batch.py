@@ -25,7 +25,8 @@ import sqlalchemy as sa
 
 from autolog.errors import StoreError
 from autolog.tracking.stores.sql_engine import store_error
-from autolog.tracking.stores.sql_write import RowWriter, param_overwrite_error, supersedes
+from autolog.tracking.stores.sql_write import RowWriter, supersedes
+from autolog.tracking.validation import check_param_unchanged
 
 __all__ = ["Batch", "KnownFacts", "ThreadBatches"]
 
@@ -93,9 +94,7 @@ class Batch:
     ) -> None:
         """Hold one ``log_batch``: ``latest`` is its latest point per key."""
         for key, value in params.items():
-            logged = self.params.setdefault((run_id, key), value)
-            if logged != value:
-                raise param_overwrite_error(key, logged, value)
+            check_param_unchanged(key, self.params.setdefault((run_id, key), value), value)
         self.history.extend(history)
         for key, point in latest.items():
             best = self.latest.get((run_id, key))

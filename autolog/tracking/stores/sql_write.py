@@ -22,8 +22,9 @@ from autolog.tracking.stores.sql_schema import experiment_tags, latest_metrics, 
 from autolog.tracking.stores.sql_schema import metrics as metric_history
 from autolog.tracking.stores.sql_schema import params as run_params
 from autolog.tracking.stores.sql_schema import tags as run_tags
+from autolog.tracking.validation import check_param_unchanged
 
-__all__ = ["RowWriter", "metric_rows", "param_overwrite_error", "param_values", "supersedes"]
+__all__ = ["RowWriter", "metric_rows", "param_values", "supersedes"]
 
 # PostgreSQL's write path: one statement (one round trip) per call, rows passed
 # as arrays, whatever their number. Data-modifying CTEs all run to completion;
@@ -119,13 +120,6 @@ def param_values(params: Sequence[Param]) -> dict[str, str]:
                 f"({values[p.key]!r}, {p.value!r}); params are immutable"
             )
     return values
-
-
-def param_overwrite_error(key: str, logged: str, value: str) -> ParamOverwriteError:
-    return ParamOverwriteError(
-        f"Param {key!r} was already logged with value {logged!r}; "
-        f"cannot change it to {value!r} (params are immutable)"
-    )
 
 
 class RowWriter:
@@ -249,5 +243,4 @@ class RowWriter:
                 )
             )
             for key, value in stored:
-                if value != param_map[key]:
-                    raise param_overwrite_error(key, value, param_map[key])
+                check_param_unchanged(key, value, param_map[key])
