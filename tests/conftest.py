@@ -25,6 +25,8 @@ def _reset_autolog() -> None:
     fluent = sys.modules.get("autolog.tracking.fluent")
     if fluent is not None:
         fluent._reset_for_tests()
+    elif (run_state := sys.modules.get("autolog.tracking.run_state")) is not None:
+        run_state._reset()  # a test that used only the Client
     flavors = sys.modules.get("autolog.flavors")
     if flavors is not None:
         flavors._reset_for_tests()

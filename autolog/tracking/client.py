@@ -29,7 +29,6 @@ from typing import Any
 
 from autolog.errors import InvalidParameterError
 from autolog.tracking import fluent
-from autolog.tracking import writer as _writers
 from autolog.tracking.context import RUN_NAME
 from autolog.tracking.entities import (
     Experiment,
@@ -44,7 +43,23 @@ from autolog.tracking.entities import (
     RunTag,
     ViewType,
 )
-from autolog.tracking.fluent_experiments import _artifact_locations, _require_name
+from autolog.tracking.fluent_experiments import (
+    _artifact_locations,
+    _require_name,
+    _validated_tags,
+)
+from autolog.tracking.run_state import (
+    _check_status,
+    _enqueue,
+    _flush_started,
+    _keep_detached,
+    _new_params,
+    _new_run,
+    _now_ms,
+    _queue_run_info,
+    _state_in,
+    _writer,
+)
 from autolog.tracking.stores import normalize_tracking_uri, store_for_uri
 from autolog.tracking.stores.base import AbstractStore
 from autolog.tracking.validation import (
@@ -59,28 +74,16 @@ from autolog.tracking.writer import METRIC, PARAM, TAG
 __all__ = ["Client"]
 
 
-def _flush() -> None:
-    writer = _writers._writer
-    if writer is not None:
-        writer.flush()
-
-
 def _time_ms(what: str, value: Any) -> int:
     """``value`` (ms since the epoch) checked now, not when the writer writes it; None: now."""
     if value is None:
-        return fluent._now_ms()
+        return _now_ms()
     try:
         return validate_timestamp(what, value)
     except InvalidParameterError:
         raise InvalidParameterError(
             f"{what} {value!r} must be non-negative milliseconds since the epoch"
         ) from None
-
-
-def _check_status(status: str) -> str:
-    if status not in RunStatus.ALL:
-        raise InvalidParameterError(f"run status {status!r} is not one of {RunStatus.ALL}")
-    return status
 
 
 def _clean_tags(tags: Sequence[RunTag]) -> list[RunTag]:
@@ -115,18 +118,16 @@ class Client:
         tags: Mapping[str, Any] | None = None,
     ) -> str:
         """Create an experiment and return its id."""
-        clean = {
-            validate_key(k, "tag key"): validate_tag_value(k, v) for k, v in (tags or {}).items()
-        }
-        _flush()
+        clean = _validated_tags(tags or {})
+        _flush_started()
         return self._store.create_experiment(_require_name(name), artifact_location, clean)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        _flush()
+        _flush_started()
         return self._store.get_experiment(str(experiment_id))
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        _flush()
+        _flush_started()
         return self._store.get_experiment_by_name(name)
 
     def search_experiments(
@@ -137,27 +138,27 @@ class Client:
         order_by: Sequence[str] | None = None,
     ) -> list[Experiment]:
         """Experiments matching ``filter_string`` (``name``, ``tags.<key>``)."""
-        _flush()
+        _flush_started()
         return self._store.search_experiments(view_type, max_results, filter_string, order_by)
 
     def delete_experiment(self, experiment_id: str) -> None:
-        _flush()
+        _flush_started()
         self._store.delete_experiment(str(experiment_id))
         # create_run checks an experiment is active once and caches the answer
         _artifact_locations.pop((id(self._store), str(experiment_id)), None)
 
     def restore_experiment(self, experiment_id: str) -> None:
-        _flush()
+        _flush_started()
         self._store.restore_experiment(str(experiment_id))
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        _flush()
+        _flush_started()
         self._store.rename_experiment(str(experiment_id), _require_name(new_name))
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         validate_key(key, "tag key")
         clean = validate_tag_value(key, value)
-        _flush()
+        _flush_started()
         self._store.set_experiment_tag(str(experiment_id), key, clean)
 
     # -- runs --------------------------------------------------------------------
@@ -176,19 +177,17 @@ class Client:
         waits for it); only the first run of an experiment asks the store
         whether the experiment exists and is active.
         """
-        clean = {
-            validate_key(k, "tag key"): validate_tag_value(k, v) for k, v in (tags or {}).items()
-        }
+        clean = _validated_tags(tags or {})
         start = _time_ms("start_time", start_time)
-        state, all_tags = fluent._new_run(self._store, str(experiment_id), run_name, clean, start)
-        fluent._keep_detached(state)  # later log_* calls find its params without a read
+        state, all_tags = _new_run(self._store, str(experiment_id), run_name, clean, start)
+        _keep_detached(state)  # later log_* calls find its params without a read
         if synchronous:
-            fluent._writer().flush()
+            _writer().flush()
         return Run(dataclasses.replace(state.info), RunData(tags=dict(all_tags)))
 
     def get_run(self, run_id: str) -> Run:
         """Info, params, latest metrics and tags of a run."""
-        _flush()
+        _flush_started()
         return self._store.get_run(run_id)
 
     def set_terminated(
@@ -202,14 +201,11 @@ class Client:
         as it will be once written."""
         _check_status(status)
         end = _time_ms("end_time", end_time)
-        state = fluent._state_in(self._store, run_id)
-        store = state.store
-        fluent._writer().submit(
-            store, lambda: store.update_run_info(run_id, status=status, end_time=end), run_id
-        )
+        state = _state_in(self._store, run_id)
+        _queue_run_info(state, status=status, end_time=end)
         state.info.status, state.info.end_time = status, end
         if synchronous:
-            fluent._writer().flush()
+            _writer().flush()
         return dataclasses.replace(state.info)
 
     def update_run(
@@ -224,24 +220,21 @@ class Client:
             _check_status(status)
         if name is not None:
             name = validate_tag_value(RUN_NAME, name)
-        state = fluent._state_in(self._store, run_id)
-        store = state.store
-        fluent._writer().submit(
-            store, lambda: store.update_run_info(run_id, status=status, run_name=name), run_id
-        )
+        state = _state_in(self._store, run_id)
+        _queue_run_info(state, status=status, run_name=name)
         if status is not None:
             state.info.status = status
         if name:
             state.info.run_name = name
         if synchronous:
-            fluent._writer().flush()
+            _writer().flush()
 
     def delete_run(self, run_id: str) -> None:
-        _flush()
+        _flush_started()
         self._store.delete_run(run_id)
 
     def restore_run(self, run_id: str) -> None:
-        _flush()
+        _flush_started()
         self._store.restore_run(run_id)
 
     def search_runs(
@@ -255,7 +248,7 @@ class Client:
     ) -> PagedList[Run]:
         """Runs matching the filter, e.g. ``"tags.model_type = 'Random Forest'"``;
         ``.token`` of the result fetches the next page."""
-        _flush()
+        _flush_started()
         ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
         return self._store.search_runs(
             [str(i) for i in ids], filter_string, run_view_type, max_results, order_by, page_token
@@ -276,7 +269,7 @@ class Client:
         step: int | None = None,
         synchronous: bool = False,
     ) -> None:
-        timestamp = fluent._now_ms() if timestamp is None else timestamp
+        timestamp = _now_ms() if timestamp is None else timestamp
         metric = Metric(key, value, timestamp, step or 0)
         self.log_batch(run_id, metrics=[metric], synchronous=synchronous)
 
@@ -285,7 +278,7 @@ class Client:
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag now (``ResourceNotFoundError`` if the run has none of that key)."""
-        _flush()
+        _flush_started()
         self._store.delete_tag(run_id, validate_key(key, "tag key"))
 
     def log_batch(
@@ -313,16 +306,16 @@ class Client:
             for m in metrics
         ]
         clean_tags = _clean_tags(tags)
-        state = fluent._state_in(self._store, run_id)
-        new_params = fluent._new_params(state, ((p.key, p.value) for p in params))
+        state = _state_in(self._store, run_id)
+        new_params = _new_params(state, ((p.key, p.value) for p in params))
         state.params.update(new_params)
-        fluent._enqueue(state, METRIC, clean_metrics, False)
-        fluent._enqueue(state, PARAM, [Param(k, v) for k, v in new_params.items()], False)
-        fluent._enqueue(state, TAG, clean_tags, synchronous)
+        _enqueue(state, METRIC, clean_metrics, False)
+        _enqueue(state, PARAM, [Param(k, v) for k, v in new_params.items()], False)
+        _enqueue(state, TAG, clean_tags, synchronous)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key``, ordered by step, then time."""
-        _flush()
+        _flush_started()
         return self._store.get_metric_history(run_id, key)
 
     # -- artifacts -------------------------------------------------------------------

@@ -16,7 +16,9 @@ locally and queues the run's creation; ``log_*`` validate, then queue. The
 background writer (:mod:`autolog.tracking.writer`) writes; :func:`flush`,
 :func:`end_run` and interpreter exit drain the queue; reads flush first, so a
 process always reads its own writes. Params are checked for immutability here,
-synchronously, so an overwrite raises at the call that made it.
+synchronously, so an overwrite raises at the call that made it, against the
+params the process keeps per run (:mod:`autolog.tracking.run_state`, which also
+keeps the active-run stack and is shared with ``Client``).
 
 The active-run stack is per thread. Internal keyword arguments for other parts
 of autolog (not part of the user's API): ``run_id=`` on the ``log_*`` and
@@ -28,21 +30,16 @@ returns without draining (the patch manager closes a run per ``fit``), and
 
 from __future__ import annotations
 
-import atexit
-import os
-import sys
-import threading
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from time import time_ns
 from typing import Any
 
 from autolog.errors import InvalidParameterError, RunStateError
 from autolog.tracking import context
 from autolog.tracking import fluent_experiments as _experiments
+from autolog.tracking import run_state as _run_state
 from autolog.tracking import writer as _writers
 from autolog.tracking.entities import (
-    LifecycleStage,
     Metric,
     PagedList,
     Param,
@@ -55,7 +52,7 @@ from autolog.tracking.entities import (
 )
 from autolog.tracking.fluent_experiments import (
     _active_experiment_id,
-    _artifact_location,
+    _artifact_location,  # noqa: F401 (re-exported: callers find it here)
     _check_key,
     _checked_keys,
     _store,
@@ -70,14 +67,24 @@ from autolog.tracking.fluent_experiments import (
     set_experiment_tags,
     set_tracking_uri,
 )
-from autolog.tracking.stores import (
-    _forget_stores,
+from autolog.tracking.run_state import (
+    _attach,
+    _detached,
+    _enqueue,
+    _finish,
+    _new_params,
+    _new_run,
+    _now_ms,
+    _resume,
+    _runs,
+    _RunState,
+    _stack,
+    _writer,
+    on_run_end,  # noqa: F401 (re-exported: integrations register their hooks here)
 )
-from autolog.tracking.stores.base import AbstractStore
+from autolog.tracking.stores import _forget_stores
 from autolog.tracking.validation import (
-    check_param_unchanged,
     validate_metric_value,
-    validate_param_value,
     validate_run_id,
     validate_step,
     validate_tag_value,
@@ -119,35 +126,6 @@ __all__ = [
     "start_run",
 ]
 
-_local = threading.local()  # .stack: this thread's active runs, innermost last
-_runs: dict[str, _RunState] = {}  # every active run of the process, by id
-_detached: dict[str, _RunState] = {}  # runs logged to by id without being active
-_last_run_id: str | None = None
-_end_hooks: dict[str, list[Any]] = {}  # run id -> callables run just before it ends
-
-
-def on_run_end(run_id: str, hook: Any) -> None:
-    """Call ``hook(run_id, status)`` when the run ends (internal: integrations
-    whose run outlives any one call, such as plain PyTorch loops, finish their
-    logging there). The hook runs before the run is closed, so it can still log
-    to it; it must keep its own errors to itself (``autolog.patching.guard``)."""
-    _end_hooks.setdefault(run_id, []).append(hook)
-
-
-class _RunState:
-    """What the process knows of a run it logs to, without asking the store."""
-
-    __slots__ = ("created", "info", "params", "pid", "repository", "run_id", "store")
-
-    def __init__(self, store: AbstractStore, info: RunInfo, params: dict[str, str], created: bool):
-        self.store = store
-        self.info = info
-        self.run_id = info.run_id
-        self.params = params  # logged so far: immutability is checked against these
-        self.created = created  # True once the store is known to hold the run
-        self.repository: Any = None
-        self.pid = os.getpid()  # the process that started (and so must end) the run
-
 
 class ActiveRun(Run):
     """The run returned by :func:`start_run`; also a context manager.
@@ -187,17 +165,6 @@ class ActiveRun(Run):
 
 
 # -- runs ----------------------------------------------------------------------
-
-
-def _stack() -> list[_RunState]:
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
-
-
-def _now_ms() -> int:
-    return time_ns() // 1_000_000
 
 
 def start_run(
@@ -244,57 +211,6 @@ def _create(experiment_id: Any, run_name: str | None, extra_tags: dict[str, str]
     return _new_run(store, exp_id, run_name, extra_tags)[0]
 
 
-def _new_run(
-    store: AbstractStore,
-    exp_id: str,
-    run_name: str | None,
-    extra_tags: dict[str, str],
-    start_time: int | None = None,
-) -> tuple[_RunState, dict[str, str]]:
-    """Make a RUNNING run of ``store`` locally and queue its creation; returns its
-    state and its tags (system tags included). Shared with ``Client.create_run``."""
-    location = _artifact_location(store, exp_id)
-    run_id = uuid.uuid4().hex
-    name = run_name or extra_tags.get(context.RUN_NAME) or context.generate_run_name()
-    system = context.system_tags()
-    tag_map = {**system, **extra_tags, context.RUN_NAME: validate_tag_value(context.RUN_NAME, name)}
-    user = system[context.USER]
-    if start_time is None:
-        start_time = _now_ms()
-
-    def create_run() -> None:
-        tags = [RunTag(k, v) for k, v in tag_map.items()]
-        store.create_run(exp_id, user, start_time, tags=tags, run_name=name, run_id=run_id)
-
-    _writer().submit(store, create_run, run_id)
-    info = RunInfo(
-        run_id=run_id,
-        experiment_id=exp_id,
-        run_name=name,
-        user_id=user,
-        status=RunStatus.RUNNING,
-        start_time=start_time,
-        end_time=None,
-        artifact_uri=f"{location}/{run_id}/artifacts",
-    )
-    return _RunState(store, info, {}, created=False), tag_map
-
-
-def _resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> _RunState:
-    if run_id in _runs:
-        raise RunStateError(f"run {run_id} is already active")
-    store = _store()
-    _writer().flush()  # the run may still be in our queue
-    run = store.get_run(run_id)
-    if run.info.lifecycle_stage == LifecycleStage.DELETED:
-        raise RunStateError(f"run {run_id} is deleted; restore it before resuming it")
-    info = store.update_run_info(run_id, status=RunStatus.RUNNING, run_name=run_name or None)
-    info.end_time = None
-    if extra_tags:
-        store.log_batch(run_id, tags=[RunTag(k, v) for k, v in extra_tags.items()])
-    return _RunState(store, info, dict(run.data.params), created=True)
-
-
 def end_run(status: str = RunStatus.FINISHED, *, flush: bool = True) -> None:
     """End this thread's active run (no-op without one) and drain the writer.
 
@@ -304,31 +220,6 @@ def end_run(status: str = RunStatus.FINISHED, *, flush: bool = True) -> None:
     stack = _stack()
     if stack:
         _finish(stack[-1], status, flush)
-
-
-def _finish(state: _RunState, status: str, flush: bool) -> None:
-    global _last_run_id
-    if status not in RunStatus.ALL:
-        raise InvalidParameterError(f"run status {status!r} is not one of {RunStatus.ALL}")
-    for hook in _end_hooks.pop(state.run_id, ()):
-        hook(state.run_id, status)
-    stack = _stack()
-    if state in stack:
-        stack.remove(state)
-    _runs.pop(state.run_id, None)
-    _last_run_id = state.run_id
-    end_time = _now_ms()
-    state.info.status = status
-    state.info.end_time = end_time
-    store, run_id = state.store, state.run_id
-
-    def update_run_info() -> None:
-        store.update_run_info(run_id, status=status, end_time=end_time)
-
-    writer = _writer()
-    writer.submit(store, update_run_info, run_id)
-    if flush or writer.failing:
-        writer.flush()
 
 
 def active_run() -> ActiveRun | None:
@@ -347,7 +238,7 @@ def active_run_id() -> str | None:
 def last_active_run() -> Run | None:
     """The active run, else the run that ended last in this process (read from the store)."""
     stack = _stack()
-    run_id = stack[-1].run_id if stack else _last_run_id
+    run_id = stack[-1].run_id if stack else _run_state._last_run_id
     return get_run(run_id) if run_id is not None else None
 
 
@@ -405,46 +296,17 @@ def _runs_frame(runs: Sequence[Run]) -> Any:
 # -- params, metrics, tags (the hot path) --------------------------------------
 
 
-def _writer() -> _writers.BatchingWriter:
-    return _writers._writer or _writers.get_writer()
-
-
 def _target(run_id: str | None) -> _RunState:
     """The run to log to: ``run_id``'s, else this thread's active run, else a new one."""
     if run_id is None:
-        stack = getattr(_local, "stack", None)
+        # _stack() without the call: this runs on every log_* call
+        stack = getattr(_run_state._local, "stack", None)
         if stack:
             return stack[-1]
         start_run()
         return _stack()[-1]
     state = _runs.get(run_id) or _detached.get(run_id)
     return state if state is not None else _attach(run_id)
-
-
-def _attach(run_id: str, store: AbstractStore | None = None) -> _RunState:
-    """State for logging to a run that is not active in this process (read once
-    from ``store``, default the current one)."""
-    store = _store() if store is None else store
-    _writer().flush()
-    run = store.get_run(validate_run_id(run_id))
-    return _keep_detached(_RunState(store, run.info, dict(run.data.params), created=True))
-
-
-def _keep_detached(state: _RunState) -> _RunState:
-    """Remember a run logged to by id (bounded: forgetting one only costs a re-read)."""
-    if len(_detached) >= 1000:
-        _detached.clear()
-    _detached[state.run_id] = state
-    return state
-
-
-def _state_in(store: AbstractStore, run_id: str) -> _RunState:
-    """State for logging to ``run_id`` of ``store``, which may be another store than
-    the current one (``Client(tracking_uri=...)``)."""
-    state = _runs.get(run_id) or _detached.get(run_id)
-    if state is not None and state.store is store:
-        return state
-    return _attach(run_id, store)
 
 
 def log_metric(
@@ -496,14 +358,6 @@ def log_metrics(
     _enqueue(state, METRIC, points, synchronous)
 
 
-def _enqueue(state: _RunState, kind: int, payloads: list, synchronous: bool) -> None:
-    writer = _writer()
-    for payload in payloads:
-        writer.append((kind, state.store, state.run_id, payload))
-    if synchronous:
-        writer.flush()
-
-
 def log_param(key: str, value: Any, synchronous: bool = False, *, run_id: str | None = None) -> Any:
     """Log a param (stored as ``str(value)``) and return ``value``.
 
@@ -522,25 +376,6 @@ def log_params(
     new = _new_params(state, params.items())
     state.params.update(new)
     _enqueue(state, PARAM, [Param(k, v) for k, v in new.items()], synchronous)
-
-
-def _new_params(state: _RunState, params: Iterable[tuple[Any, Any]]) -> dict[str, str]:
-    """The validated params of ``params`` that the run does not have yet; one the
-    run (or ``params`` itself) has with another value raises ParamOverwriteError.
-    Records nothing: the caller adds them to ``state.params`` once all is valid."""
-    new: dict[str, str] = {}
-    for key, value in params:
-        if type(key) is not str or key not in _checked_keys:
-            _check_key(key, "param key")
-        text = validate_param_value(key, value)
-        logged = state.params.get(key)
-        if logged is None:
-            logged = new.get(key)
-        if logged is not None:
-            check_param_unchanged(key, logged, text)
-        else:
-            new[key] = text
-    return new
 
 
 def set_tag(key: str, value: Any, synchronous: bool = False, *, run_id: str | None = None) -> None:
@@ -569,40 +404,9 @@ def flush() -> None:
     _writer().flush()
 
 
-# -- process lifecycle -------------------------------------------------------------
-
-
-def _end_runs_at_exit() -> None:
-    """Interpreter exit: end the active runs FINISHED and drain the queue."""
-    try:
-        # A forked child may log into its parent's runs but does not own them.
-        pid = os.getpid()
-        for state in [s for s in _runs.values() if s.pid == pid]:
-            _finish(state, RunStatus.FINISHED, flush=False)
-        if _writers._writer is not None:
-            _writers._writer.flush()
-    except Exception as error:  # at exit nobody can catch it: say what was lost
-        print(f"autolog: tracking data could not be written at exit: {error!r}", file=sys.stderr)
-
-
-atexit.register(_end_runs_at_exit)
-
-
 def _reset_for_tests() -> None:
     """End and forget every run, the URI and experiment set here, and the writer."""
-    global _last_run_id, _local
-    try:
-        for state in list(_runs.values()):
-            _finish(state, RunStatus.FINISHED, flush=False)
-        if _writers._writer is not None:
-            _writers._writer.flush()
-    except Exception:
-        pass  # a test that broke the store on purpose: its leftovers are dropped below
-    _writers.reset_writer()
-    _runs.clear()
-    _detached.clear()
-    _local = threading.local()
-    _last_run_id = None
+    _run_state._reset()
     _experiments._reset()
     _forget_stores()
 

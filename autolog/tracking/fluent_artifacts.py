@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from autolog.tracking import fluent as _fluent
+from autolog.tracking.run_state import _RunState, _writer
 from autolog.tracking.validation import validate_artifact_path
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
 # -- artifacts -------------------------------------------------------------------
 
 
-def _repository(state: _fluent._RunState) -> Any:
+def _repository(state: _RunState) -> Any:
     if state.repository is None:
         from autolog.tracking.artifacts import repository_for
 
@@ -35,10 +36,10 @@ def _repository(state: _fluent._RunState) -> Any:
     return state.repository
 
 
-def _created(state: _fluent._RunState) -> _fluent._RunState:
+def _created(state: _RunState) -> _RunState:
     """Make sure the store holds the run before touching its artifact folder."""
     if not state.created:
-        _fluent._writer().flush()
+        _writer().flush()
         state.created = True
     return state
 
@@ -74,7 +75,7 @@ def log_bytes(data: bytes, artifact_file: str, *, run_id: str | None = None) -> 
     def write() -> None:
         _repository(state).log_bytes(data, artifact_file)
 
-    _fluent._writer().submit(state.store, write, state.run_id)
+    _writer().submit(state.store, write, state.run_id)
 
 
 def log_text(text: str, artifact_file: str, *, run_id: str | None = None) -> None:

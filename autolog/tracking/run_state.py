@@ -1,0 +1,275 @@
+"""What the process keeps of the runs it logs to, shared by the fluent API and ``Client``.
+
+Internal to :mod:`autolog.tracking`. A run's :class:`_RunState` holds its info,
+its store and the params logged so far, so that logging needs no read of the
+store and a param overwrite raises at the call that made it. This module keeps:
+
+- each thread's active-run stack (:func:`_stack`, innermost last) and every
+  active run of the process by id (``_runs``);
+- the runs logged to by id without being active (``_detached``, bounded);
+- how a state is made: a new run (:func:`_new_run`, its creation queued), a
+  resumed one (:func:`_resume`), one read from the store (:func:`_attach`);
+- how a run ends (:func:`_finish`, which first calls the :func:`on_run_end`
+  hooks), and, at interpreter exit, the active runs this process started.
+
+Writes are queued on the background writer (:mod:`autolog.tracking.writer`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Iterable
+from time import time_ns
+from typing import Any
+
+from autolog.errors import InvalidParameterError, RunStateError
+from autolog.tracking import context
+from autolog.tracking import writer as _writers
+from autolog.tracking.entities import LifecycleStage, RunInfo, RunStatus, RunTag
+from autolog.tracking.fluent_experiments import (
+    _artifact_location,
+    _check_key,
+    _checked_keys,
+    _store,
+)
+from autolog.tracking.stores.base import AbstractStore
+from autolog.tracking.validation import (
+    check_param_unchanged,
+    validate_param_value,
+    validate_run_id,
+    validate_tag_value,
+)
+
+_local = threading.local()  # .stack: this thread's active runs, innermost last
+_runs: dict[str, _RunState] = {}  # every active run of the process, by id
+_detached: dict[str, _RunState] = {}  # runs logged to by id without being active
+_last_run_id: str | None = None  # the run that ended last in this process
+_end_hooks: dict[str, list[Any]] = {}  # run id -> callables run just before it ends
+
+
+class _RunState:
+    """What the process knows of a run it logs to, without asking the store."""
+
+    __slots__ = ("created", "info", "params", "pid", "repository", "run_id", "store")
+
+    def __init__(self, store: AbstractStore, info: RunInfo, params: dict[str, str], created: bool):
+        self.store = store
+        self.info = info
+        self.run_id = info.run_id
+        self.params = params  # logged so far: immutability is checked against these
+        self.created = created  # True once the store is known to hold the run
+        self.repository: Any = None
+        self.pid = os.getpid()  # the process that started (and so must end) the run
+
+
+def on_run_end(run_id: str, hook: Any) -> None:
+    """Call ``hook(run_id, status)`` when the run ends (internal: integrations
+    whose run outlives any one call, such as plain PyTorch loops, finish their
+    logging there). The hook runs before the run is closed, so it can still log
+    to it; it must keep its own errors to itself (``autolog.patching.guard``)."""
+    _end_hooks.setdefault(run_id, []).append(hook)
+
+
+def _stack() -> list[_RunState]:
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+def _now_ms() -> int:
+    return time_ns() // 1_000_000
+
+
+def _writer() -> _writers.BatchingWriter:
+    return _writers._writer or _writers.get_writer()
+
+
+def _flush_started() -> None:
+    """Drain the writer if one was started (no thread is started to find nothing queued)."""
+    if _writers._writer is not None:
+        _writers._writer.flush()
+
+
+def _check_status(status: str) -> str:
+    if status not in RunStatus.ALL:
+        raise InvalidParameterError(f"run status {status!r} is not one of {RunStatus.ALL}")
+    return status
+
+
+# -- making a run's state ------------------------------------------------------------
+
+
+def _new_run(
+    store: AbstractStore,
+    exp_id: str,
+    run_name: str | None,
+    extra_tags: dict[str, str],
+    start_time: int | None = None,
+) -> tuple[_RunState, dict[str, str]]:
+    """Make a RUNNING run of ``store`` locally and queue its creation; returns its
+    state and its tags (system tags included). Used by ``start_run`` and
+    ``Client.create_run``."""
+    location = _artifact_location(store, exp_id)
+    run_id = uuid.uuid4().hex
+    name = run_name or extra_tags.get(context.RUN_NAME) or context.generate_run_name()
+    system = context.system_tags()
+    tag_map = {**system, **extra_tags, context.RUN_NAME: validate_tag_value(context.RUN_NAME, name)}
+    user = system[context.USER]
+    if start_time is None:
+        start_time = _now_ms()
+
+    def create_run() -> None:
+        tags = [RunTag(k, v) for k, v in tag_map.items()]
+        store.create_run(exp_id, user, start_time, tags=tags, run_name=name, run_id=run_id)
+
+    _writer().submit(store, create_run, run_id)
+    info = RunInfo(
+        run_id=run_id,
+        experiment_id=exp_id,
+        run_name=name,
+        user_id=user,
+        status=RunStatus.RUNNING,
+        start_time=start_time,
+        end_time=None,
+        artifact_uri=f"{location}/{run_id}/artifacts",
+    )
+    return _RunState(store, info, {}, created=False), tag_map
+
+
+def _resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> _RunState:
+    """State of ``run_id`` of the current store, set RUNNING again (``start_run(run_id=...)``)."""
+    if run_id in _runs:
+        raise RunStateError(f"run {run_id} is already active")
+    store = _store()
+    _writer().flush()  # the run may still be in our queue
+    run = store.get_run(run_id)
+    if run.info.lifecycle_stage == LifecycleStage.DELETED:
+        raise RunStateError(f"run {run_id} is deleted; restore it before resuming it")
+    info = store.update_run_info(run_id, status=RunStatus.RUNNING, run_name=run_name or None)
+    info.end_time = None
+    if extra_tags:
+        store.log_batch(run_id, tags=[RunTag(k, v) for k, v in extra_tags.items()])
+    return _RunState(store, info, dict(run.data.params), created=True)
+
+
+def _attach(run_id: str, store: AbstractStore | None = None) -> _RunState:
+    """State for logging to a run that is not active in this process (read once
+    from ``store``, default the current one)."""
+    store = _store() if store is None else store
+    _writer().flush()
+    run = store.get_run(validate_run_id(run_id))
+    return _keep_detached(_RunState(store, run.info, dict(run.data.params), created=True))
+
+
+def _keep_detached(state: _RunState) -> _RunState:
+    """Remember a run logged to by id (bounded: forgetting one only costs a re-read)."""
+    if len(_detached) >= 1000:
+        _detached.clear()
+    _detached[state.run_id] = state
+    return state
+
+
+def _state_in(store: AbstractStore, run_id: str) -> _RunState:
+    """State for logging to ``run_id`` of ``store``, which may be another store than
+    the current one (``Client(tracking_uri=...)``)."""
+    state = _runs.get(run_id) or _detached.get(run_id)
+    if state is not None and state.store is store:
+        return state
+    return _attach(run_id, store)
+
+
+# -- logging to it ---------------------------------------------------------------------
+
+
+def _new_params(state: _RunState, params: Iterable[tuple[Any, Any]]) -> dict[str, str]:
+    """The validated params of ``params`` that the run does not have yet; one the
+    run (or ``params`` itself) has with another value raises ParamOverwriteError.
+    Records nothing: the caller adds them to ``state.params`` once all is valid."""
+    new: dict[str, str] = {}
+    for key, value in params:
+        if type(key) is not str or key not in _checked_keys:
+            _check_key(key, "param key")
+        text = validate_param_value(key, value)
+        logged = state.params.get(key)
+        if logged is None:
+            logged = new.get(key)
+        if logged is not None:
+            check_param_unchanged(key, logged, text)
+        else:
+            new[key] = text
+    return new
+
+
+def _enqueue(state: _RunState, kind: int, payloads: list, synchronous: bool) -> None:
+    """Queue ``payloads`` (metrics, params or tags: ``kind``) for the run's store."""
+    writer = _writer()
+    for payload in payloads:
+        writer.append((kind, state.store, state.run_id, payload))
+    if synchronous:
+        writer.flush()
+
+
+def _queue_run_info(state: _RunState, **changes: Any) -> None:
+    """Queue ``update_run_info(run_id, **changes)`` on the run's store."""
+    store, run_id = state.store, state.run_id
+    _writer().submit(store, lambda: store.update_run_info(run_id, **changes), run_id)
+
+
+# -- ending it -----------------------------------------------------------------------
+
+
+def _finish(state: _RunState, status: str, flush: bool) -> None:
+    """End an active run with ``status``: its hooks run, it leaves the stack, its
+    end is queued; ``flush`` (or a failing writer) drains the writer."""
+    global _last_run_id
+    _check_status(status)
+    for hook in _end_hooks.pop(state.run_id, ()):
+        hook(state.run_id, status)
+    stack = _stack()
+    if state in stack:
+        stack.remove(state)
+    _runs.pop(state.run_id, None)
+    _last_run_id = state.run_id
+    end_time = _now_ms()
+    state.info.status = status
+    state.info.end_time = end_time
+    _queue_run_info(state, status=status, end_time=end_time)
+    writer = _writer()
+    if flush or writer.failing:
+        writer.flush()
+
+
+def _end_runs_at_exit() -> None:
+    """Interpreter exit: end the active runs FINISHED and drain the queue."""
+    try:
+        # A forked child may log into its parent's runs but does not own them.
+        pid = os.getpid()
+        for state in [s for s in _runs.values() if s.pid == pid]:
+            _finish(state, RunStatus.FINISHED, flush=False)
+        _flush_started()
+    except Exception as error:  # at exit nobody can catch it: say what was lost
+        print(f"autolog: tracking data could not be written at exit: {error!r}", file=sys.stderr)
+
+
+atexit.register(_end_runs_at_exit)
+
+
+def _reset() -> None:
+    """End and forget every run and the writer (tests)."""
+    global _last_run_id, _local
+    try:
+        for state in list(_runs.values()):
+            _finish(state, RunStatus.FINISHED, flush=False)
+        _flush_started()
+    except Exception:
+        pass  # a test that broke the store on purpose: its leftovers are dropped below
+    _writers.reset_writer()
+    _runs.clear()
+    _detached.clear()
+    _local = threading.local()
+    _last_run_id = None
