@@ -166,7 +166,7 @@ class Call:
 
     def arguments(self) -> dict[str, Any]:
         """The call's arguments by parameter name, defaults applied."""
-        sig = _signature(self.wrapped)
+        sig, _ = _signature_and_positions(self.wrapped)
         bound = sig.bind_partial(*self.args, **self.kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)
@@ -175,33 +175,36 @@ class Call:
         """One argument by name, whether passed by position or keyword."""
         if name in self.kwargs:
             return self.kwargs[name]
-        index = _positions(self.wrapped).get(name)
+        sig, positions = _signature_and_positions(self.wrapped)
+        index = positions.get(name)
         if index is not None and index < len(self.args):
             return self.args[index]
-        param = _signature(self.wrapped).parameters.get(name)
+        param = sig.parameters.get(name)
         if param is not None and param.default is not inspect.Parameter.empty:
             return param.default
         return default
 
     def set_argument(self, name: str, value: Any) -> None:
         """Replace an argument, where the user put it (position or keyword)."""
-        index = _positions(self.wrapped).get(name)
+        index = _signature_and_positions(self.wrapped)[1].get(name)
         if name not in self.kwargs and index is not None and index < len(self.args):
             self.args[index] = value
         else:
             self.kwargs[name] = value
 
 
-_signatures: dict[Any, inspect.Signature] = {}
+_signatures: dict[tuple[Any, bool], tuple[inspect.Signature, dict[str, int]]] = {}
 
 
-def _signature(fn: Callable[..., Any]) -> inspect.Signature:
-    """The signature of what ``call.args`` / ``call.kwargs`` are passed to.
+def _signature_and_positions(fn: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, int]]:
+    """The signature of what ``call.args`` / ``call.kwargs`` are passed to, and
+    the position of each positional parameter.
 
     wrapt hands a handler a bound method (``obj.fit(x)``) or, when the method
     is called through its class (``Trainer.fit(trainer, x)``), a partial proxy
     binding the instance: in both, the function's first parameter is already
-    taken. Cached by the underlying function: bound objects are new per call.
+    taken. Cached by the underlying function (bound objects are new per call):
+    ``call.argument`` runs on hot paths such as every ``backward()``.
     """
     if isinstance(fn, types.MethodType):
         func, bound = fn.__func__, True
@@ -209,18 +212,15 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
         func, bound = fn.__wrapped__, True
     else:
         func, bound = fn, False
-    sig = _signatures.get(func)
-    if sig is None:
+    cached = _signatures.get((func, bound))
+    if cached is None:
         sig = inspect.signature(func)
-        _signatures[func] = sig
-    if bound:
-        return sig.replace(parameters=list(sig.parameters.values())[1:])
-    return sig
-
-
-def _positions(fn: Callable[..., Any]) -> dict[str, int]:
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return {p.name: i for i, p in enumerate(_signature(fn).parameters.values()) if p.kind in kinds}
+        if bound:
+            sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        positions = {p.name: i for i, p in enumerate(sig.parameters.values()) if p.kind in kinds}
+        cached = _signatures[func, bound] = (sig, positions)
+    return cached
 
 
 _fluent_module: types.ModuleType | None = None

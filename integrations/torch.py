@@ -45,8 +45,9 @@ recognised as the same loader: its epochs are logged as one.
 
 Inside a Lightning ``Trainer.fit`` or a Keras ``fit`` on the torch backend
 this integration does nothing: those integrations own the run. Under
-``torch.distributed`` only rank 0 logs. Only losses that go through
-``Tensor.backward()`` are seen (not ``torch.autograd.backward(loss)``).
+``torch.distributed`` only rank 0 logs. Losses are what goes through
+``loss.backward()`` or ``torch.autograd.backward(loss)`` (a scalar tensor;
+``torch.autograd.grad`` computes no training step and is not counted).
 """
 
 from __future__ import annotations
@@ -425,7 +426,8 @@ class TorchIntegration(Integration):
 
         handle = register_optimizer_step_post_hook(self._on_optimizer_step)
         patcher.add_cleanup(handle.remove)
-        patcher.wrap(module.Tensor, "backward", self._on_backward, opens_run=False)
+        # loss.backward() calls torch.autograd.backward: one wrap sees both.
+        patcher.wrap(module.autograd, "backward", self._on_backward, opens_run=False)
         patcher.wrap(
             module.utils.data.DataLoader, "__iter__", self._on_loader_iter, opens_run=False
         )
@@ -441,7 +443,9 @@ class TorchIntegration(Integration):
 
     def _on_backward(self, call: Call) -> Generator[None, Any, None]:
         yield  # a loss counts once its backward pass succeeded
-        self.tracker().add_loss(call.instance)
+        tensors = call.argument("tensors")
+        if hasattr(tensors, "numel"):  # one tensor, not a sequence of them
+            self.tracker().add_loss(tensors)
 
     def _on_loader_iter(self, call: Call) -> Generator[None, Any, None]:
         self.tracker().on_loader_iter(call.instance)

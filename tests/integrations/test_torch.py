@@ -36,7 +36,11 @@ def _data():
     )
 
 
-def _train(record_losses: list[list[float]] | None = None, epochs: int = EPOCHS):
+def _train(
+    record_losses: list[list[float]] | None = None,
+    epochs: int = EPOCHS,
+    backward=lambda loss: loss.backward(),
+):
     """An unmodified loop: StepLR scheduler, validation under no_grad each epoch."""
     torch.manual_seed(0)
     train_loader, val_loader = _data()
@@ -50,7 +54,7 @@ def _train(record_losses: list[list[float]] | None = None, epochs: int = EPOCHS)
         for x, y in train_loader:
             optimizer.zero_grad()
             loss = torch.nn.functional.mse_loss(model(x), y)
-            loss.backward()
+            backward(loss)
             optimizer.step()
             epoch_losses.append(loss.detach())
         losses.append(torch.stack(epoch_losses))
@@ -197,17 +201,17 @@ def test_lightning_or_other_sessions_are_not_logged_by_the_plain_loop_integratio
 
 
 def test_disable_removes_the_hook_and_the_wraps():
-    originals = (torch.Tensor.__dict__["backward"], torch.utils.data.DataLoader.__iter__)
+    originals = (torch.autograd.backward, torch.utils.data.DataLoader.__iter__)
     autolog.autolog("torch")
-    assert torch.Tensor.__dict__["backward"] is not originals[0]
+    assert torch.autograd.backward is not originals[0]
     row = next(r for r in autolog.status() if r.name == "torch")
     assert row.state == "active"
     assert set(row.targets) == {
-        "torch.Tensor.backward",
+        "torch.autograd.backward",
         "torch.utils.data.dataloader.DataLoader.__iter__",
     }
     autolog.autolog("torch", disable=True)
-    assert torch.Tensor.__dict__["backward"] is originals[0]
+    assert torch.autograd.backward is originals[0]
     assert torch.utils.data.DataLoader.__iter__ is originals[1]
     from torch.optim.optimizer import _global_optimizer_post_hooks
 
@@ -251,3 +255,22 @@ def test_model_from_a_script_loads_in_a_fresh_process():
     assert result.loaded_type == "ScriptNet"
     assert result.metadata["framework"]["distribution"] == "torch"
     assert "model.pt" in result.metadata["files"] and "state_dict.pt" in result.metadata["files"]
+
+
+@pytest.mark.parametrize("style", ["loss.backward()", "torch.autograd.backward(loss)"])
+def test_each_loss_counts_once_through_either_backward(style):
+    from autolog._registry import registry
+
+    def backward(loss):  # looked up at call time, as user code does
+        return loss.backward() if style == "loss.backward()" else torch.autograd.backward(loss)
+
+    autolog.autolog("torch")
+    losses: list[list[float]] = []
+    _train(losses, epochs=2, backward=backward)
+    tracker = registry.states["torch"].integration.tracker()
+    counted = tracker.loss_count + len(tracker.pending_losses)
+    run_id = autolog.active_run().info.run_id
+    autolog.end_run()
+    assert counted == len(losses[-1])  # the open epoch: one loss per step, not two
+    logged = [v for _, v in history(run_id, "train_loss")]
+    assert logged == pytest.approx([sum(e) / len(e) for e in losses], rel=1e-6)
