@@ -170,8 +170,10 @@ class _LoopTracker:
         if not pending:
             return
         try:
-            total = torch.stack([t.reshape(()) for t in pending]).sum(dtype=torch.float32)
-        except RuntimeError:  # losses on several devices: add them one by one
+            # Every loss has one element; stacked as they are (the usual case:
+            # one shape, one device) their sum needs no per-tensor reshape.
+            total = torch.stack(pending).sum(dtype=torch.float32)
+        except RuntimeError:  # shapes or devices differ: add them one by one
             device = pending[0].device
             total = sum(t.reshape(()).to(device, torch.float32) for t in pending)
         self.loss_count += len(pending)
