@@ -36,7 +36,7 @@ from autolog.tracking.fluent_experiments import (
     _checked_keys,
     _store,
 )
-from autolog.tracking.stores.base import AbstractStore
+from autolog.tracking.stores.base import AbstractStore, new_run_info
 from autolog.tracking.validation import (
     check_param_unchanged,
     validate_param_value,
@@ -128,16 +128,7 @@ def _new_run(
         store.create_run(exp_id, user, start_time, tags=tags, run_name=name, run_id=run_id)
 
     _writer().submit(store, create_run, run_id)
-    info = RunInfo(
-        run_id=run_id,
-        experiment_id=exp_id,
-        run_name=name,
-        user_id=user,
-        status=RunStatus.RUNNING,
-        start_time=start_time,
-        end_time=None,
-        artifact_uri=f"{location}/{run_id}/artifacts",
-    )
+    info = new_run_info(run_id, exp_id, name, user, start_time, location)
     return _RunState(store, info, {}, created=False), tag_map
 
 

@@ -37,6 +37,7 @@ from autolog.tracking.entities import (
     Param,
     Run,
     RunInfo,
+    RunStatus,
     RunTag,
     ViewType,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_EXPERIMENT_NAME",
     "AbstractStore",
     "new_run_identity",
+    "new_run_info",
 ]
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -209,3 +211,25 @@ def new_run_identity(
     if run_name:
         tag_map[RUN_NAME] = run_name
     return run_id, tag_map, run_name
+
+
+def new_run_info(
+    run_id: str,
+    experiment_id: str,
+    run_name: str,
+    user_id: str,
+    start_time: int,
+    artifact_location: str,
+) -> RunInfo:
+    """A new RUNNING run's info; its ``artifact_uri`` follows the contract:
+    ``<experiment artifact_location>/<run_id>/artifacts``."""
+    return RunInfo(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        run_name=run_name,
+        user_id=user_id,
+        status=RunStatus.RUNNING,
+        start_time=start_time,
+        end_time=None,
+        artifact_uri=f"{artifact_location.rstrip('/')}/{run_id}/artifacts",
+    )

@@ -75,6 +75,7 @@ from autolog.tracking.stores.base import (
     DEFAULT_EXPERIMENT_NAME,
     AbstractStore,
     new_run_identity,
+    new_run_info,
 )
 from autolog.tracking.stores.file_docs import DocumentCache, RootLock
 from autolog.tracking.stores.file_log import RunLogFiles, metric_columns, metric_history
@@ -274,15 +275,8 @@ class FileStore(AbstractStore):
         except FileExistsError:
             raise ResourceAlreadyExistsError(f"Run {run_id!r} already exists") from None
         location = experiment["artifact_location"].rstrip("/")
-        info = RunInfo(
-            run_id=run_id,
-            experiment_id=experiment["experiment_id"],
-            run_name=run_name,
-            user_id=user_id,
-            status=RunStatus.RUNNING,
-            start_time=start_time,
-            end_time=None,
-            artifact_uri=f"{location}/{run_id}/artifacts",
+        info = new_run_info(
+            run_id, experiment["experiment_id"], run_name, user_id, start_time, location
         )
         if location == run_dir.parent.as_uri():
             (run_dir / "artifacts").mkdir()

@@ -82,6 +82,7 @@ from autolog.tracking.stores.base import (
     DEFAULT_EXPERIMENT_NAME,
     AbstractStore,
     new_run_identity,
+    new_run_info,
 )
 from autolog.tracking.stores.sql_batch import ThreadBatches
 from autolog.tracking.stores.sql_engine import (
@@ -306,16 +307,7 @@ class SqlStore(AbstractStore):
                 location = artifact_location(conn, exp_key)
                 if location is None:
                     raise ResourceNotFoundError(f"No experiment with id {experiment_id!r}")
-            info = RunInfo(
-                run_id=run_id,
-                experiment_id=str(exp_key),
-                run_name=run_name,
-                user_id=user_id,
-                status=RunStatus.RUNNING,
-                start_time=start_time,
-                end_time=None,
-                artifact_uri=f"{location.rstrip('/')}/{run_id}/artifacts",
-            )
+            info = new_run_info(run_id, str(exp_key), run_name, user_id, start_time, location)
             return {**vars(info), "experiment_id": exp_key}, location
 
         batch = self._batches.current()
