@@ -13,11 +13,8 @@ grid search.
 
 from __future__ import annotations
 
-import gc
 import os
-import statistics
 import tempfile
-import time
 
 
 def _data():
@@ -27,36 +24,6 @@ def _data():
     X = rng.rand(2000, 20)
     y = (X[:, 0] + X[:, 1] + rng.rand(2000) > 1.5).astype(int)
     return X, y
-
-
-def _per_call_ms(fn, number: int) -> float:
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        return (time.perf_counter() - start) / number * 1e3
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-
-def _compare(h, name, fn, turn_on, turn_off, *, number, repeat=7, goal="", peer_note=""):
-    """Median ms per call of ``fn`` bare and with autolog on, rounds interleaved."""
-    if not h.wanted(name):
-        return
-    bare, logged = [], []
-    fn()  # warm caches (imports, signatures) for both
-    for _ in range(repeat):
-        turn_off()
-        bare.append(_per_call_ms(fn, number))
-        turn_on()
-        logged.append(_per_call_ms(fn, number))
-    turn_off()
-    b, o = statistics.median(bare), statistics.median(logged)
-    peer = f"bare {b:.3g} ms; x{o / b:.2f} (+{o - b:.3g} ms)"
-    h.row(name, o, "ms", goal=goal, peer=f"{peer}{peer_note}")
 
 
 def run(h) -> None:
@@ -87,12 +54,17 @@ def run(h) -> None:
             ("sklearn GridSearchCV 3 candidates x 3 folds", grid, {}, "<= +30 ms", 3),
         ]  # fmt: skip
         for name, fn, options, goal, number in rows:
-            _compare(
-                h,
+            if not h.wanted(name):
+                continue
+            fn()  # warm caches (imports, signatures) for both arms
+            h.compare(
                 name,
                 fn,
-                lambda options=options: enable("sklearn", silent=True, **options),
-                off,
+                fn,
+                repeat=7,
                 number=number,
                 goal=goal,
+                base_label="bare",
+                base_setup=off,
+                setup=lambda options=options: enable("sklearn", silent=True, **options),
             )

@@ -126,15 +126,26 @@ class Harness:
         goal: str | None = None,
         base_label: str = "base",
         notes: str = "",
+        base_setup: Callable[[], object] | None = None,
+        setup: Callable[[], object] | None = None,
     ) -> tuple[float, float] | None:
         """Time ``base_fn`` and ``fn`` interleaved (so machine noise hits both alike);
-        the row shows the median of ``fn`` and, as peer, the base and the ratio."""
+        the row shows the median of ``fn`` and, as peer, the base and the ratio.
+
+        ``base_setup`` / ``setup`` run untimed before each round of their arm:
+        e.g. autolog off, then on, when both arms call the same function."""
         if not self.wanted(name):
             return None
         base, other = [], []
         for _ in range(repeat):
+            if base_setup is not None:
+                base_setup()
             base.append(self._measure(base_fn, number, unit))
+            if setup is not None:
+                setup()
             other.append(self._measure(fn, number, unit))
+        if base_setup is not None:
+            base_setup()
         b, o = statistics.median(base), statistics.median(other)
         ratio = o / b if b else float("inf")
         peer = f"{base_label} {_fmt(b)} {unit}; x{ratio:.2f} (+{_fmt(o - b)} {unit})"
