@@ -30,6 +30,9 @@ def _reset_autolog() -> None:
     flavors = sys.modules.get("autolog.flavors")
     if flavors is not None:
         flavors._reset_for_tests()
+    sklearn_metrics = sys.modules.get("autolog.integrations.sklearn_metrics")
+    if sklearn_metrics is not None:  # predictions remembered for post-training metrics
+        sklearn_metrics._reset_for_tests()
 
 
 @pytest.fixture(autouse=True)

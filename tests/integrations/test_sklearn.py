@@ -24,7 +24,6 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 import autolog
-from autolog.integrations import sklearn_metrics
 from tests.integrations.runs import artifact_names, only_run
 
 CLASSIFIER_METRICS = {
@@ -42,12 +41,6 @@ REGRESSOR_METRICS = {
     "training_r2_score",
     "training_score",
 }
-
-
-@pytest.fixture(autouse=True)
-def _forget_predictions():
-    yield
-    sklearn_metrics._reset_for_tests()
 
 
 @pytest.fixture

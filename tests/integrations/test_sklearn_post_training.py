@@ -19,15 +19,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import accuracy_score, roc_auc_score  # bound before autolog(): originals
 
 import autolog
-from autolog.integrations import sklearn_metrics
 from tests.integrations.runs import history, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process
-
-
-@pytest.fixture(autouse=True)
-def _forget_predictions():
-    yield
-    sklearn_metrics._reset_for_tests()
 
 
 @pytest.fixture
