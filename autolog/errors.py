@@ -18,6 +18,7 @@ __all__ = [
     "RunStateError",
     "TrackingWriteError",
     "StoreError",
+    "TransientStoreError",
     "IntegrationError",
     "ModelError",
     "MissingDependencyError",
@@ -65,6 +66,14 @@ class RunStateError(AutologError):
 
 class StoreError(AutologError):
     """A backend store could not do what was asked (I/O, database, server)."""
+
+
+class TransientStoreError(StoreError):
+    """The store could not be reached or answered a failure that may pass
+    (connection refused or reset, timeout, HTTP 408/429/5xx, a database
+    restarting). The background writer retries it, keeping order; any other
+    ``AutologError`` from a store is permanent for the item that caused it.
+    """
 
 
 class TrackingWriteError(StoreError):
