@@ -419,6 +419,10 @@ def _build_parser() -> argparse.ArgumentParser:
     move.add_argument("--quiet", action="store_true", help="print only the summary")
     move.set_defaults(handler=_migrate)
 
+    from autolog.server.command import add_parser as add_server_parser
+
+    add_server_parser(commands)
+
     status = commands.add_parser("status", help="integrations and whether they are active")
     status.add_argument("-v", "--verbose", action="store_true", help="list patched targets")
     status.set_defaults(handler=_status)

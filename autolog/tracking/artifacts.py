@@ -1,11 +1,26 @@
 """Artifact repositories: where a run's files live, behind one small interface.
 
 ``repository_for(artifact_uri)`` gives a :class:`LocalArtifactRepository` for
-``file:`` URIs and plain paths, and an :class:`FsspecArtifactRepository` for
-any other scheme (``s3://``, ``gs://``, ``memory://`` ...) when ``fsspec`` is
-installed. Paths inside a repository are POSIX and relative to its root; one
-that would escape the root (``..``, an absolute path) is an
-``InvalidParameterError`` naming it.
+``file:`` URIs and plain paths, an :class:`FsspecArtifactRepository` for any
+other storage scheme (``s3://``, ``az://`` / ``abfs://``, ``gs://``,
+``hdfs://``, ``memory://``, any fsspec URL) when ``fsspec`` and the scheme's
+driver are installed (``pip install 'autolog[s3]'``, ``[azure]``, ``[gcs]``),
+and the tracking server's proxy for ``mlflow-artifacts:`` and ``http(s)://``
+URIs. Paths inside a repository are POSIX and relative to its root; one that
+would escape the root (``..``, an absolute path, a backslash, a symlink out of
+a local root) is an ``InvalidParameterError`` naming it.
+
+Credentials come from each platform's usual environment variables, read by
+its driver (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_PROFILE``,
+``AZURE_STORAGE_CONNECTION_STRING`` or ``AZURE_STORAGE_ACCOUNT_NAME`` /
+``AZURE_STORAGE_ACCOUNT_KEY``, ``GOOGLE_APPLICATION_CREDENTIALS``). An S3
+endpoint (MinIO, moto, Ceph) is ``AUTOLOG_S3_ENDPOINT_URL`` (also read:
+``MLFLOW_S3_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``);
+``AUTOLOG_ARTIFACT_STORAGE_OPTIONS`` (a JSON object) is passed to fsspec for
+every scheme (``{"anon": true}``, ``{"endpoint_url": ...}``, ...).
+
+The server and the proxy stream files through :meth:`ArtifactRepository.open_read`
+and :meth:`ArtifactRepository.open_write` in bounded memory.
 
 >>> repo = repository_for(run.info.artifact_uri)
 >>> repo.log_bytes(b"hello", "notes/hello.txt")
@@ -15,13 +30,17 @@ that would escape the root (``..``, an absolute path) is an
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import posixpath
 import shutil
 import tempfile
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from autolog.errors import InvalidParameterError, ResourceNotFoundError, StoreError
@@ -33,7 +52,30 @@ __all__ = [
     "LocalArtifactRepository",
     "clean_artifact_path",
     "repository_for",
+    "storage_options",
 ]
+
+#: what to install for a scheme whose fsspec driver is missing
+_DRIVERS = {
+    "s3": "autolog[s3]",
+    "s3a": "autolog[s3]",
+    "az": "autolog[azure]",
+    "abfs": "autolog[azure]",
+    "abfss": "autolog[azure]",
+    "adl": "autolog[azure]",
+    "gs": "autolog[gcs]",
+    "gcs": "autolog[gcs]",
+    "hdfs": "pyarrow",
+}
+_S3_ENDPOINT_ENVS = (
+    "AUTOLOG_S3_ENDPOINT_URL",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+)
+STORAGE_OPTIONS_ENV = "AUTOLOG_ARTIFACT_STORAGE_OPTIONS"
+#: the part size of streamed writes to object stores (S3's minimum is 5 MiB)
+WRITE_BLOCK_SIZE = 8 * 1024 * 1024
 
 
 def clean_artifact_path(path: str | None, *, what: str = "artifact path") -> str:
@@ -86,6 +128,24 @@ class ArtifactRepository(ABC):
         """Copy the file or folder ``path`` ('' for everything) to ``dst_path``
         (a new temporary folder if None) and return the local path of the copy."""
 
+    def open_read(self, path: str) -> BinaryIO:
+        """The file ``path`` opened for reading in binary (a stream: read it in
+        chunks). ResourceNotFoundError when missing, InvalidParameterError for a folder."""
+        raise StoreError(f"{type(self).__name__} cannot stream {path!r}")
+
+    def open_write(self, path: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """A binary file to write ``path`` through, in chunks: readers see the old
+        file or the whole new one; an exception inside the block leaves no file."""
+        raise StoreError(f"{type(self).__name__} cannot stream {path!r}")
+
+    def file_info(self, path: str) -> FileInfo | None:
+        """``path``'s FileInfo (a folder has ``file_size`` None), None when missing."""
+        raise StoreError(f"{type(self).__name__} cannot look up {path!r}")
+
+    def delete_artifacts(self, path: str) -> None:
+        """Remove the file or folder ``path``; ResourceNotFoundError when missing."""
+        raise StoreError(f"{type(self).__name__} cannot delete {path!r}")
+
     @staticmethod
     def _destination(dst_path: str | os.PathLike | None) -> Path:
         if dst_path is None:
@@ -110,6 +170,63 @@ class LocalArtifactRepository(ArtifactRepository):
     def _local(self, path: str | None, what: str = "artifact path") -> Path:
         relative = clean_artifact_path(path, what=what)
         return self.root / relative if relative else self.root
+
+    def _inside(self, path: str | None) -> Path:
+        """``_local(path)``, refused when a symlink on the way leads out of the root."""
+        target = self._local(path)
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(target)
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise InvalidParameterError(f"Invalid artifact path {path!r}: leads out of the root")
+        return target
+
+    def open_read(self, path: str) -> BinaryIO:
+        target = self._inside(path)
+        if target.is_dir():
+            raise InvalidParameterError(f"Artifact {path!r} is a folder, not a file")
+        try:
+            return open(target, "rb")
+        except FileNotFoundError:
+            raise ResourceNotFoundError(f"No artifact {path!r} under {self.artifact_uri}") from None
+
+    @contextlib.contextmanager
+    def open_write(self, path: str) -> Iterator[BinaryIO]:
+        if not clean_artifact_path(path, what="artifact file"):
+            raise InvalidParameterError(f"Invalid artifact file {path!r}: empty")
+        target = self._inside(path)
+        if target.is_dir():
+            raise InvalidParameterError(f"Artifact {path!r} is a folder, not a file")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._inside(path)  # a symlinked folder created meanwhile
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "wb") as stream:
+                yield stream
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def file_info(self, path: str) -> FileInfo | None:
+        relative = clean_artifact_path(path)
+        target = self._inside(relative)
+        try:
+            stat = target.stat()
+        except FileNotFoundError:
+            return None
+        if target.is_dir():
+            return FileInfo(relative, True, None)
+        return FileInfo(relative, False, stat.st_size)
+
+    def delete_artifacts(self, path: str) -> None:
+        relative = clean_artifact_path(path)
+        target = self._inside(relative)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        else:
+            raise ResourceNotFoundError(f"No artifact {path!r} under {self.artifact_uri}")
 
     def log_artifact(self, local_file: str | os.PathLike, artifact_path: str | None = None) -> None:
         source = Path(local_file)
@@ -179,16 +296,27 @@ class FsspecArtifactRepository(ArtifactRepository):
     fsspec and the scheme's driver (s3fs, gcsfs, ...) are imported only here.
     """
 
-    def __init__(self, artifact_uri: str):
+    def __init__(self, artifact_uri: str, **options: Any):
         super().__init__(artifact_uri)
+        scheme = urlparse(artifact_uri).scheme.lower()
+        hint = _DRIVERS.get(scheme, "fsspec and the driver of this scheme")
         try:
             import fsspec
         except ImportError:
             raise StoreError(
-                f"Artifact URI {artifact_uri!r} needs the 'fsspec' package "
-                "(and its driver for this scheme): pip install fsspec"
+                f"Artifact URI {artifact_uri!r} needs the 'fsspec' package: pip install '{hint}'"
             ) from None
-        self.fs, self.root = fsspec.core.url_to_fs(artifact_uri)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(
+                artifact_uri, **{**storage_options(artifact_uri), **options}
+            )
+        except ImportError as exc:
+            raise StoreError(
+                f"Artifact URI {artifact_uri!r} needs the fsspec driver of {scheme!r}: "
+                f"pip install '{hint}' ({exc})"
+            ) from None
+        except ValueError as exc:  # an unknown protocol
+            raise StoreError(f"Artifact URI {artifact_uri!r}: {exc}") from None
         self.root = self.root.rstrip("/")
 
     def _remote(self, path: str | None, what: str = "artifact path") -> str:
@@ -227,6 +355,46 @@ class FsspecArtifactRepository(ArtifactRepository):
             infos.append(FileInfo(_join(relative, name), is_dir, None if is_dir else entry["size"]))
         return sorted(infos, key=lambda info: info.path)
 
+    def open_read(self, path: str) -> BinaryIO:
+        remote = self._remote(path)
+        if self.fs.isdir(remote):
+            raise InvalidParameterError(f"Artifact {path!r} is a folder, not a file")
+        try:
+            return self.fs.open(remote, "rb")
+        except FileNotFoundError:
+            raise ResourceNotFoundError(f"No artifact {path!r} under {self.artifact_uri}") from None
+
+    @contextlib.contextmanager
+    def open_write(self, path: str) -> Iterator[BinaryIO]:
+        if not clean_artifact_path(path, what="artifact file"):
+            raise InvalidParameterError(f"Invalid artifact file {path!r}: empty")
+        # an object appears when its upload completes: readers never see half of it
+        stream = self.fs.open(self._remote(path), "wb", block_size=WRITE_BLOCK_SIZE)
+        try:
+            yield stream
+        except BaseException:
+            discard = getattr(stream, "discard", None)
+            if discard is not None:
+                discard()  # S3: aborts the multipart upload
+            raise
+        stream.close()
+
+    def file_info(self, path: str) -> FileInfo | None:
+        relative = clean_artifact_path(path)
+        try:
+            info = self.fs.info(self._remote(relative))
+        except FileNotFoundError:
+            return None
+        if info["type"] == "directory":
+            return FileInfo(relative, True, None)
+        return FileInfo(relative, False, info.get("size"))
+
+    def delete_artifacts(self, path: str) -> None:
+        remote = self._remote(path)
+        if not self.fs.exists(remote):
+            raise ResourceNotFoundError(f"No artifact {path!r} under {self.artifact_uri}")
+        self.fs.rm(remote, recursive=True)
+
     def download_artifacts(self, path: str, dst_path: str | os.PathLike | None = None) -> str:
         relative = clean_artifact_path(path)
         source = self._remote(relative)
@@ -245,11 +413,39 @@ class FsspecArtifactRepository(ArtifactRepository):
         return str(target)
 
 
+def storage_options(artifact_uri: str) -> dict[str, Any]:
+    """The fsspec options of ``artifact_uri`` from the environment: the S3 endpoint
+    (``AUTOLOG_S3_ENDPOINT_URL`` and its aliases) for ``s3://``, then the JSON
+    object in ``AUTOLOG_ARTIFACT_STORAGE_OPTIONS`` for any scheme."""
+    options: dict[str, Any] = {}
+    if urlparse(artifact_uri).scheme.lower() in ("s3", "s3a"):
+        endpoint = next((os.environ[e] for e in _S3_ENDPOINT_ENVS if os.environ.get(e)), None)
+        if endpoint:
+            options["endpoint_url"] = endpoint
+    text = os.environ.get(STORAGE_OPTIONS_ENV)
+    if text:
+        try:
+            extra = json.loads(text)
+        except ValueError:
+            extra = None
+        if not isinstance(extra, dict):
+            raise InvalidParameterError(
+                f"{STORAGE_OPTIONS_ENV} must be a JSON object, got {text!r}"
+            )
+        options.update(extra)
+    return options
+
+
 def repository_for(artifact_uri: str) -> ArtifactRepository:
     """The repository for a run's ``artifact_uri``: local for ``file:`` and plain
-    paths, fsspec for other schemes (StoreError naming fsspec when it is missing)."""
-    scheme = urlparse(artifact_uri).scheme
+    paths, the tracking server's proxy for ``mlflow-artifacts:`` and ``http(s):``,
+    fsspec for other schemes (StoreError naming what to install when it is missing)."""
+    scheme = urlparse(artifact_uri).scheme.lower()
     # a one-letter "scheme" is a Windows drive (C:\...)
     if scheme in ("", "file") or len(scheme) == 1:
         return LocalArtifactRepository(artifact_uri)
+    if scheme in ("mlflow-artifacts", "http", "https"):
+        from autolog.tracking.artifacts_http import proxied_repository
+
+        return proxied_repository(artifact_uri)
     return FsspecArtifactRepository(artifact_uri)

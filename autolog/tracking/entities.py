@@ -38,6 +38,19 @@ class RunStatus:
     ALL = (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)
     TERMINATED = (FINISHED, FAILED, KILLED)
 
+    @staticmethod
+    def ended_by(exc: BaseException | None) -> str:
+        """The status of a run that ``exc`` ended: FINISHED without one, KILLED for
+        Ctrl-C (a KeyboardInterrupt, or the SystemExit that frameworks such as
+        Lightning raise while handling one), FAILED for any other exception."""
+        if exc is None:
+            return RunStatus.FINISHED
+        if isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, SystemExit) and isinstance(exc.__context__, KeyboardInterrupt)
+        ):
+            return RunStatus.KILLED
+        return RunStatus.FAILED
+
 
 class LifecycleStage:
     ACTIVE = "active"

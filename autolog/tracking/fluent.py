@@ -24,7 +24,8 @@ The active-run stack is per thread. Internal keyword arguments for other parts
 of autolog (not part of the user's API): ``run_id=`` on the ``log_*`` and
 ``set_tag(s)`` functions logs to a run that is not this thread's active run
 (injected training callbacks run on other threads), ``end_run(flush=False)``
-returns without draining (the patch manager closes a run per ``fit``), and
+returns without draining (the patch manager closes a run per ``fit``),
+``end_run(run_id=...)`` ends a given active run, and
 :func:`log_bytes` writes an artifact file through the writer.
 """
 
@@ -151,14 +152,8 @@ class ActiveRun(Run):
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            status = RunStatus.FINISHED
-        elif issubclass(exc_type, KeyboardInterrupt):
-            status = RunStatus.KILLED
-        else:
-            status = RunStatus.FAILED
         if self._state.run_id in _runs:
-            _finish(self._state, status, flush=True)
+            _finish(self._state, RunStatus.ended_by(exc), flush=True)
 
     def __repr__(self) -> str:
         return f"<ActiveRun run_id={self._state.run_id!r} name={self._state.info.run_name!r}>"
@@ -211,12 +206,22 @@ def _create(experiment_id: Any, run_name: str | None, extra_tags: dict[str, str]
     return _new_run(store, exp_id, run_name, extra_tags)[0]
 
 
-def end_run(status: str = RunStatus.FINISHED, *, flush: bool = True) -> None:
+def end_run(
+    status: str = RunStatus.FINISHED, *, flush: bool = True, run_id: str | None = None
+) -> None:
     """End this thread's active run (no-op without one) and drain the writer.
 
     ``flush=False`` (for the patch manager) returns without waiting for the
-    writer, still raising an earlier background write error.
+    writer, still raising an earlier background write error. ``run_id=``
+    (internal, for integrations whose run outlives a call) ends that active
+    run of the process instead, wherever it is on the stack (no-op if it is not
+    active).
     """
+    if run_id is not None:
+        state = _runs.get(run_id)
+        if state is not None:
+            _finish(state, status, flush)
+        return
     stack = _stack()
     if stack:
         _finish(stack[-1], status, flush)

@@ -239,12 +239,24 @@ def _end_runs_at_exit() -> None:
     """Interpreter exit: end the active runs FINISHED and drain the queue."""
     try:
         # A forked child may log into its parent's runs but does not own them.
+def _exit_status() -> str:
+    """How the process ends: FAILED (KILLED on Ctrl-C) when an uncaught exception
+    ends the script (Python keeps it as ``sys.last_value`` before exit handlers
+    run), else FINISHED. An interactive session keeps its last error there too,
+    long after it was shown: it counts as FINISHED."""
+    interactive = hasattr(sys, "ps1") or sys.flags.interactive
+    error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return RunStatus.FINISHED if interactive else RunStatus.ended_by(error)
+
+
         pid = os.getpid()
         for state in [s for s in _runs.values() if s.pid == pid]:
-            _finish(state, RunStatus.FINISHED, flush=False)
+            if state.run_id in _runs:  # an end hook may have ended it (a child run)
+                _finish(state, status, flush=False)
         _flush_started()
     except Exception as error:  # at exit nobody can catch it: say what was lost
         print(f"autolog: tracking data could not be written at exit: {error!r}", file=sys.stderr)
+        status = _exit_status()
 
 
 atexit.register(_end_runs_at_exit)

@@ -1,0 +1,72 @@
+"""The backend store and the artifact destination a server process opens."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from autolog.errors import StoreError
+from autolog.server.settings import ServerSettings
+from autolog.tracking.artifacts import ArtifactRepository, repository_for
+from autolog.tracking.stores import file_uri_to_path, normalize_tracking_uri
+from autolog.tracking.stores.base import AbstractStore
+
+__all__ = ["mask_uri", "open_artifacts", "open_store"]
+
+_SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
+
+
+def mask_uri(uri: str) -> str:
+    """``uri`` with its password replaced by ``***`` (for printing)."""
+    try:
+        from autolog.tracking.stores import mask_uri as masked
+    except ImportError:
+        pass
+    else:
+        return masked(uri)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[-1]}"))
+
+
+def open_store(settings: ServerSettings) -> AbstractStore:
+    """The store of ``settings.backend_store_uri``, giving new experiments the
+    artifact root the settings call for (``mlflow-artifacts:`` when proxying)."""
+    uri = normalize_tracking_uri(settings.backend_store_uri)
+    scheme = uri.partition(":")[0].lower()
+    root = settings.store_artifact_root()
+    # the pool budget of one process (read by the SQL engine when it opens)
+    os.environ.setdefault("AUTOLOG_SQL_POOL_SIZE", str(settings.db_connections))
+    os.environ.setdefault("AUTOLOG_SQL_MAX_OVERFLOW", "0")
+    if scheme == "file":
+        from autolog.tracking.stores.file import FileStore
+
+        try:
+            return FileStore(file_uri_to_path(uri), artifact_root=root)  # type: ignore[call-arg]
+        except TypeError:  # a FileStore that takes no artifact root yet
+            return FileStore(file_uri_to_path(uri))
+    if scheme in _SQL_SCHEMES:
+        from autolog.tracking.stores.sql import SqlStore
+
+        # SqlStore keeps "<scheme>://" roots: "mlflow-artifacts://" becomes "mlflow-artifacts:"
+        return SqlStore(
+            uri, artifact_root="mlflow-artifacts://" if root == "mlflow-artifacts:" else root
+        )
+    raise StoreError(
+        f"--backend-store-uri {mask_uri(uri)!r}: use a path, file:, sqlite: or postgresql:"
+    )
+
+
+def open_artifacts(settings: ServerSettings) -> ArtifactRepository | None:
+    """The proxied artifacts' repository (None with ``--no-serve-artifacts``)."""
+    if not settings.serve_artifacts:
+        return None
+    destination = settings.destination
+    if "://" not in destination:
+        Path(destination).expanduser().mkdir(parents=True, exist_ok=True)
+    return repository_for(destination)
