@@ -85,6 +85,8 @@ from autolog.tracking.run_state import (
 )
 from autolog.tracking.stores import _forget_stores
 from autolog.tracking.validation import (
+    INT64_MAX,
+    INT64_MIN,
     validate_metric_value,
     validate_run_id,
     validate_step,
@@ -333,7 +335,7 @@ def log_metric(
         _check_key(key, "metric key")
     if type(value) is not float:
         value = validate_metric_value(key, value)
-    if type(step) is not int:
+    if type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
         step = validate_step(key, step)
     timestamp = time_ns() // 1_000_000 if timestamp is None else validate_timestamp(key, timestamp)
     writer = _writers._writer or _writers.get_writer()

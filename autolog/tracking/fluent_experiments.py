@@ -76,6 +76,8 @@ def _store() -> AbstractStore:
 def _require_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidParameterError(f"experiment name {name!r} must be a non-empty string")
+    if "\x00" in name:
+        raise InvalidParameterError(f"experiment name {name!r} contains a NUL character")
     return name
 
 

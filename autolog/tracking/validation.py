@@ -6,6 +6,10 @@ timestamps) or raises :class:`~autolog.errors.InvalidParameterError` /
 :class:`~autolog.errors.ParamOverwriteError` with the offending key in the
 message. Nothing is truncated or dropped silently.
 
+What no store can hold is refused here, not left to fail in the background
+writer: steps and timestamps outside the 64-bit integer range, NUL characters
+in keys, values and names, numbers too large for a float.
+
 The checks are cheap on purpose: ``log_metric`` calls them on the training
 thread, and the fluent API remembers keys it has already validated.
 """
@@ -23,6 +27,8 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "MAX_PARAM_VALUE_LENGTH",
     "MAX_TAG_VALUE_LENGTH",
+    "INT64_MAX",
+    "INT64_MIN",
     "check_param_unchanged",
     "validate_artifact_path",
     "validate_key",
@@ -38,6 +44,9 @@ MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
 _RUN_ID_HEX = frozenset("0123456789abcdef")
+#: steps and timestamps are 64-bit integers in every store (SQL BIGINT)
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 
 
 def _shorten(value: str, limit: int = 80) -> str:
@@ -79,6 +88,11 @@ def validate_key(key: Any, kind: str = "key") -> str:
 
 def _validate_string_value(key: str, value: Any, limit: int, kind: str) -> str:
     text = value if type(value) is str else str(value)
+    if "\x00" in text:
+        raise InvalidParameterError(
+            f"{kind} value of {key!r} contains a NUL character (\\x00), which stores "
+            f"cannot hold (value starts {_shorten(text, 40)!r})"
+        )
     if len(text) > limit:
         raise InvalidParameterError(
             f"{kind} value of {key!r} is {len(text)} characters long; the limit is {limit} "
@@ -104,54 +118,74 @@ def validate_metric_value(key: str, value: Any) -> float:
     if type(value) is float:
         return value
     if isinstance(value, Real):  # int, bool, numpy scalars, Fraction, Decimal-free reals
-        return float(value)
+        return _as_float(key, value)
     # 0-d numpy arrays and torch / tf tensors: take the element, then check it.
     if not isinstance(value, (str, bytes)) and getattr(value, "ndim", None) == 0:
         item = getattr(value, "item", None)
         if item is not None:
             element = item()
             if isinstance(element, Real):
-                return float(element)
+                return _as_float(key, element)
     raise InvalidParameterError(
         f"metric {key!r} must be a real number, got {type(value).__name__} {_shorten(repr(value))}"
     )
 
 
+def _as_float(key: str, value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int (or Fraction) beyond the largest float
+        raise InvalidParameterError(
+            f"metric {key!r}: value {_shorten(repr(value))} is too large for a float "
+            "(about 1.8e308 at most)"
+        ) from None
+
+
+def _int64(key: str, what: str, value: int) -> int:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidParameterError(
+            f"{what} of metric {key!r} is {value}, outside the 64-bit integer range "
+            f"[{INT64_MIN}, {INT64_MAX}] that stores hold"
+        )
+    return value
+
+
 def validate_step(key: str, step: Any) -> int:
-    """The step of a metric point: an integer (``None`` means 0)."""
+    """The step of a metric point: a 64-bit integer (``None`` means 0)."""
     if step is None:
         return 0
     if type(step) is int:
-        return step
+        return _int64(key, "step", step)
     if isinstance(step, (bool, float, str)):
         raise InvalidParameterError(
             f"step of metric {key!r} must be an integer, got {type(step).__name__} {step!r}"
         )
     try:
-        return operator.index(step)  # numpy integers, integer 0-d tensors
+        index = operator.index(step)  # numpy integers, integer 0-d tensors
     except TypeError:
         raise InvalidParameterError(
             f"step of metric {key!r} must be an integer, got {type(step).__name__} {step!r}"
         ) from None
+    return _int64(key, "step", index)
 
 
 def validate_timestamp(key: str, timestamp: Any) -> int:
-    """A metric timestamp in integer milliseconds since the epoch."""
-    if type(timestamp) is int and timestamp >= 0:
+    """A metric timestamp in integer milliseconds since the epoch (64-bit)."""
+    if type(timestamp) is int and 0 <= timestamp <= INT64_MAX:
         return timestamp
-    if isinstance(timestamp, float) and math.isfinite(timestamp) and timestamp >= 0:
+    if isinstance(timestamp, float) and math.isfinite(timestamp) and 0 <= timestamp < 2**63:
         return int(timestamp)
-    if not isinstance(timestamp, (bool, str)):
+    if not isinstance(timestamp, (bool, str, int)):
         try:
             value = operator.index(timestamp)
         except TypeError:
             pass
         else:
-            if value >= 0:
+            if 0 <= value <= INT64_MAX:
                 return value
     raise InvalidParameterError(
-        f"timestamp of metric {key!r} must be non-negative milliseconds since the epoch, "
-        f"got {timestamp!r}"
+        f"timestamp of metric {key!r} must be non-negative milliseconds since the epoch "
+        f"(a 64-bit integer), got {timestamp!r}"
     )
 
 

@@ -9,35 +9,49 @@ Queue items (built by the fluent API and the client):
 
 - ``(METRIC, store, run_id, Metric)``, ``(PARAM, store, run_id, Param)``,
   ``(TAG, store, run_id, RunTag)``: data points. The metric / param / tag items
-  between two other operations are grouped per run into one
+  of one run between two of its other operations are grouped into one
   ``store.log_batch`` call; the order of each run's items is kept.
-- ``(CALL, store, run_id, fn)``: any other operation (``create_run``,
-  ``update_run_info``, writing an artifact file), run as ``fn()`` in queue
-  order. :meth:`BatchingWriter.submit` enqueues one.
+- ``(CALL, store, run_id, Call)``: any other operation (``create_run``,
+  ``update_run_info``, writing an artifact file), run in queue order among
+  its run's items (one of no run, after every item before it).
+  :meth:`BatchingWriter.submit` enqueues one.
 
-Transactions: the operations of one drain that go to one store in a row are
-written inside one ``store.batch()`` (at most ``MAX_BATCH_OPERATIONS`` of
-them), which a SQL store makes one transaction: a burst of runs costs a few
-commits, not two per run. When such a batch fails it was rolled back whole,
-and the writer writes the same operations again one by one, each in its own
-transaction, so the failure handling below sees exactly the operation that
-fails. (A CALL of a rolled-back batch therefore runs twice: CALLs are store
-writes and artifact file writes, which may.)
+**Lanes.** Order is kept per *lane*: the items of one run of one store (an
+artifact write is in a lane of its own per run, so a model that cannot be
+written never holds back the run's metrics). Lanes are independent: what
+happens to one never delays another.
 
-Failures: when the store raises, the items are put back at the head of the
-queue, one warning is issued for the episode (not one per item), and the
-writer retries on a growing interval. The next :meth:`~BatchingWriter.flush`
-retries once synchronously and, if that fails too, raises
-:class:`~autolog.errors.TrackingWriteError` with the store's error as
-``__cause__``: never swallowed, never a hang. A store error that retrying
-cannot fix (an invalid value, an overwritten param from another process)
-drops only the offending items and is raised by the next flush.
+**Transactions.** The operations of one drain that go to one store in a row
+are written inside one ``store.batch()`` (at most ``MAX_BATCH_OPERATIONS``),
+which a SQL store makes one transaction: a burst of runs costs a few commits.
+When such a batch fails it was rolled back whole, and the operations are
+written again one by one (a CALL of a rolled-back batch therefore runs twice:
+store operations are idempotent, artifact writes replace their file).
 
-The queue is bounded: a producer that finds it full blocks until the writer
-makes room (never drops data); if the writer is failing it raises instead of
-blocking forever. ``os.fork()`` first drains the queue in the parent (so the
-child finds the runs it may log into); the child gets a fresh writer and
-none of the parent's items.
+**Failures** are told apart by :func:`is_transient`:
+
+- *transient* (:class:`~autolog.errors.TransientStoreError`, or an ``OSError``
+  such as a full disk or a lost connection, also as the ``__cause__`` of
+  another error): the lane's items stay, in order, *held for retry*; the
+  writer retries the lane on a growing interval (up to 2 s), one warning is
+  issued while lanes are held, and every :meth:`~BatchingWriter.flush` retries
+  once and raises :class:`~autolog.errors.TrackingWriteError` ("N items kept
+  for retry") until the write succeeds. Other lanes go on meanwhile.
+- *permanent* (any other error): the operation's items are split in halves
+  and written again until the item(s) the store refuses are found; the
+  others are written. Each refused item is *rejected* (dropped), reported
+  once as a warning naming its run, its key and the reason, and raised by the
+  next ``flush()`` (or ``flush(run_id)`` of its run) as ``TrackingWriteError``.
+  A run whose creation is rejected takes its later items with it (counted,
+  reported once). ``store.log_batch`` writes all or nothing, which is what
+  makes the halving safe.
+
+The queue is bounded (items queued plus items held): a producer that finds it
+full blocks until the writer makes room (never drops data); if lanes are held
+for retry it raises instead of blocking forever. ``os.fork()`` first drains
+the queue in the parent (so the child finds the runs it may log into); the
+child gets a fresh writer and none of the parent's items. At interpreter exit
+:func:`lost_report` says what could not be written.
 """
 
 from __future__ import annotations
@@ -47,26 +61,121 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
-from autolog.errors import (
-    InvalidParameterError,
-    ResourceAlreadyExistsError,
-    ResourceNotFoundError,
-    TrackingWriteError,
-)
+from autolog.errors import TrackingWriteError, TransientStoreError
 from autolog.tracking.stores.base import AbstractStore
 
-__all__ = ["CALL", "METRIC", "PARAM", "TAG", "BatchingWriter", "get_writer", "reset_writer"]
+__all__ = [
+    "CALL",
+    "METRIC",
+    "PARAM",
+    "TAG",
+    "BatchingWriter",
+    "Call",
+    "get_writer",
+    "is_transient",
+    "reset_writer",
+]
 
 METRIC, PARAM, TAG, CALL = 0, 1, 2, 3
-
-#: errors that a retry cannot fix: the offending items are dropped and reported
-_PERMANENT_ERRORS = (InvalidParameterError, ResourceNotFoundError, ResourceAlreadyExistsError)
 
 #: store operations per ``store.batch()``: on SQLite a batch holds the write lock
 #: that other processes wait for, so it stays well under a second
 MAX_BATCH_OPERATIONS = 1_000
+_MAX_RETRY_INTERVAL = 2.0
+_MAX_REJECTIONS_KEPT = 1_000  # past it only counted
+_CREATE_RUN = "create_run"
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for a failure a retry may fix: a :class:`TransientStoreError` or an
+    ``OSError`` (disk full, permission, connection reset), itself or as the
+    cause of the error raised. Anything else is permanent for its item."""
+    seen = 0
+    current: BaseException | None = error
+    while current is not None and seen < 8:
+        if isinstance(current, (TransientStoreError, OSError)):
+            return True
+        current = current.__cause__
+        seen += 1
+    return False
+
+
+class Call:
+    """A queued store operation: ``fn()``, described by ``what`` in reports;
+    ``lane`` (e.g. ``"artifacts"``) orders it apart from the run's data."""
+
+    __slots__ = ("fn", "lane", "what")
+
+    def __init__(self, fn: Callable[[], Any], what: str | None = None, lane: str | None = None):
+        self.fn = fn
+        self.what = what or getattr(fn, "__name__", "call")
+        self.lane = lane
+
+    def __call__(self) -> Any:
+        return self.fn()
+
+
+class _Op:
+    """One store call: a CALL, or one ``log_batch`` of a lane's data items."""
+
+    __slots__ = ("call", "items", "key", "run_id", "store")
+
+    def __init__(self, key: tuple, store: Any, run_id: str | None, call: Call | None = None):
+        self.key, self.store, self.run_id, self.call = key, store, run_id, call
+        self.items: list[tuple] = []
+
+    def run(self, items: list[tuple] | None = None) -> None:
+        if self.call is not None:
+            self.call()
+            return
+        lists: tuple[list, list, list] = ([], [], [])  # metrics, params, tags
+        for kind, _store, _run_id, payload in self.items if items is None else items:
+            lists[kind].append(payload)
+        self.store.log_batch(self.run_id, metrics=lists[0], params=lists[1], tags=lists[2])
+
+
+class _Held:
+    """A lane's items waiting for a retry, in order, and why."""
+
+    __slots__ = ("attempts", "error", "items", "retry_at", "run_id")
+
+    def __init__(self, run_id: str | None, error: BaseException, attempts: int):
+        self.run_id, self.error, self.attempts = run_id, error, attempts
+        self.items: list[tuple] = []
+        self.retry_at = monotonic() + min(_MAX_RETRY_INTERVAL, 0.05 * 2**attempts)
+
+
+class _Rejection:
+    """An item the store refused for good: its run, what it was, why."""
+
+    __slots__ = ("dropped", "error", "run_id", "what")
+
+    def __init__(self, run_id: str | None, what: str, error: BaseException):
+        self.run_id, self.what, self.error = run_id, what, error
+        self.dropped = 0  # later items of a run whose creation was rejected
+
+    def __str__(self) -> str:
+        text = f"run {self.run_id}: {self.what}: {self.error}"
+        if self.dropped:
+            text += f" ({self.dropped} later writes of the run dropped with it)"
+        return text
+
+
+def _lane(item: tuple) -> tuple:
+    kind, store, run_id, payload = item
+    return (id(store), run_id, payload.lane if kind == CALL else None)
+
+
+def _describe(item: tuple) -> str:
+    kind, _store, _run_id, payload = item
+    if kind == CALL:
+        return payload.what
+    if kind == METRIC:
+        return f"metric {payload.key!r} (step {payload.step})"
+    return f"{'param' if kind == PARAM else 'tag'} {payload.key!r}"
 
 
 class BatchingWriter:
@@ -86,15 +195,20 @@ class BatchingWriter:
     ):
         self._queue: deque[tuple[int, Any, str | None, Any]] = deque()
         self._max_queue = max_queue
+        self._limit = max_queue  # queue length at which append blocks: max less held items
         self._wake_threshold = wake_threshold
         self._interval = interval
         self._max_batch = max_batch
         self._wake = threading.Event()
         self._room = threading.Condition(threading.Lock())  # producers waiting for space
         self._drain_lock = threading.Lock()  # one drainer at a time keeps queue order
-        self._failure: BaseException | None = None  # set while the head cannot be written
-        self._warned = False
-        self._dropped: list[BaseException] = []  # permanent errors not yet raised
+        self._held: dict[tuple, _Held] = {}  # lanes waiting for a retry
+        self._attempts: dict[tuple, int] = {}  # failed tries of lanes not yet written
+        self._warned = False  # the warning of the current episode of held lanes
+        self._rejected: list[_Rejection] = []  # not yet raised by a flush
+        self._rejected_count = 0  # beyond what _rejected keeps
+        self._dead: dict[tuple, _Rejection] = {}  # (store, run) whose creation was rejected
+        self._warned_keys: set[tuple] = set()  # (run, what) already warned about
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="autolog-writer", daemon=True)
         self._thread.start()
@@ -103,15 +217,25 @@ class BatchingWriter:
     def append(self, item: tuple[int, Any, str | None, Any]) -> None:
         """Enqueue one item; blocks only when the queue is full."""
         queue = self._queue
-        if len(queue) >= self._max_queue:
+        if len(queue) >= self._limit:
             self._wait_for_room()
         queue.append(item)
         if len(queue) >= self._wake_threshold and not self._wake.is_set():
             self._wake.set()
 
-    def submit(self, store: Any, fn: Callable[[], Any], run_id: str | None = None) -> None:
-        """Run ``fn()`` on the writer thread, after everything enqueued before it."""
-        self.append((CALL, store, run_id, fn))
+    def submit(
+        self,
+        store: Any,
+        fn: Callable[[], Any],
+        run_id: str | None = None,
+        *,
+        what: str | None = None,
+        lane: str | None = None,
+    ) -> None:
+        """Run ``fn()`` on the writer thread, after everything enqueued before it
+        in its lane (``run_id``'s, or its ``lane`` of that run); ``what`` names
+        it in warnings and errors."""
+        self.append((CALL, store, run_id, Call(fn, what, lane)))
 
     def wake(self) -> None:
         """Ask the writer to drain now rather than at its next interval."""
@@ -120,140 +244,229 @@ class BatchingWriter:
     def _wait_for_room(self) -> None:
         self._wake.set()
         with self._room:
-            while len(self._queue) >= self._max_queue:
-                if self._failure is not None:
+            while len(self._queue) >= self._limit:
+                if self._held:
                     raise TrackingWriteError(
                         f"the tracking queue is full ({self._max_queue} items) and the "
-                        f"store keeps failing: {self._failure!r}"
-                    ) from self._failure
+                        f"store keeps failing: {self._first_held().error!r}"
+                    ) from self._first_held().error
                 self._room.wait(0.1)
 
     @property
     def pending(self) -> int:
-        """Items queued and not yet written."""
-        return len(self._queue)
+        """Items queued or held for retry, not yet written."""
+        return len(self._queue) + self._max_queue - self._limit
 
     @property
     def failing(self) -> bool:
-        """True while a store error keeps the head of the queue from being written."""
-        return self._failure is not None
+        """True while some items are held for retry after a transient failure."""
+        return bool(self._held)
+
+    def _first_held(self) -> _Held:
+        return next(iter(self._held.values()))
 
     # -- draining ------------------------------------------------------------
-    def flush(self) -> None:
+    def flush(self, run_id: str | None = None, *, raise_errors: bool = True) -> None:
         """Write everything queued before this call, on the caller's thread.
 
-        Raises :class:`TrackingWriteError` if the store fails (the items stay
-        queued for a later retry) or if a background write dropped items.
+        Lanes held for retry are retried once. Then raises
+        :class:`TrackingWriteError` for what could not be written: items still
+        held (kept, raised again next time) and items rejected since the last
+        flush (dropped, raised once). ``run_id``: raise only for that run's
+        items (the others stay for the next flush). ``raise_errors=False``
+        (reads) retries nothing and raises nothing.
         """
         with self._drain_lock:
             budget = len(self._queue)  # items logged after this call are not waited for
             try:
+                if raise_errors:
+                    self._retry_held(force=True)
                 while budget > 0 and self._queue:
                     budget -= self._drain_once()
-            except Exception as error:
-                raise TrackingWriteError(
-                    f"could not write tracking data ({len(self._queue)} items kept for "
-                    f"retry): {error!r}"
-                ) from error
             finally:
                 self._notify_room()
-        self._raise_dropped()
+        if raise_errors:
+            self._raise_errors(run_id)
 
-    def _raise_dropped(self) -> None:
-        if self._dropped:
-            errors, self._dropped = self._dropped, []
-            raise TrackingWriteError(
-                f"{len(errors)} tracking write(s) were rejected by the store; first: {errors[0]}"
-            ) from errors[0]
+    def _raise_errors(self, run_id: str | None) -> None:
+        with self._drain_lock:
+            held = [h for h in self._held.values() if run_id is None or h.run_id == run_id]
+            mine = [r for r in self._rejected if run_id is None or r.run_id == run_id]
+            if mine:
+                self._rejected = (
+                    [] if run_id is None else [r for r in self._rejected if r.run_id != run_id]
+                )
+            extra = 0
+            if run_id is None:
+                extra, self._rejected_count = self._rejected_count, 0
+        if not held and not mine:
+            return
+        parts = []
+        if mine:
+            total = len(mine) + extra
+            shown = "; ".join(str(r) for r in mine[:5])
+            more = f"; and {total - 5} more" if total > 5 else ""
+            parts.append(f"{total} tracking write(s) were rejected by the store: {shown}{more}")
+        if held:
+            count = sum(len(h.items) for h in held)
+            runs = ", ".join(sorted({str(h.run_id) for h in held}))
+            parts.append(
+                f"could not write tracking data of run(s) {runs} ({count} items kept for "
+                f"retry): {held[0].error!r}"
+            )
+        error = TrackingWriteError("; ".join(parts))
+        error.rejected = [(r.run_id, r.what, r.error) for r in mine]  # type: ignore[attr-defined]
+        raise error from (mine[0].error if mine else held[0].error)
 
     def _run(self) -> None:
-        backoff = self._interval
         while not self._closed:
-            self._wake.wait(backoff)
+            self._wake.wait(self._sleep_time())
             self._wake.clear()
             if self._closed:
                 return
             try:
                 with self._drain_lock:
+                    self._retry_held(force=False)
                     while self._queue and not self._closed:
                         self._drain_once()
                         self._notify_room()
-                backoff = self._interval
-            except Exception:
-                # _drain_once kept the items and recorded the failure; retry later,
-                # less often while the store keeps failing.
-                backoff = min(backoff * 2, 2.0)
+            except Exception as error:  # a bug of ours: say so, keep the thread alive
+                message = f"autolog: the tracking writer failed: {error!r}"
+                warnings.warn(message, RuntimeWarning, stacklevel=1)
             finally:
                 self._notify_room()
+
+    def _sleep_time(self) -> float:
+        held = self._held
+        if not held:
+            return self._interval
+        soonest = min(h.retry_at for h in list(held.values()))
+        return max(0.005, min(self._interval, soonest - monotonic()))
 
     def _notify_room(self) -> None:
         with self._room:
             self._room.notify_all()
 
     def _drain_once(self) -> int:
-        """Write one chunk from the head of the queue; returns items written.
-
-        On a store error the unwritten items go back to the head, in order.
-        Called with ``_drain_lock`` held.
-        """
+        """Write one chunk from the head of the queue; returns items taken.
+        Items of held lanes join them. Called with ``_drain_lock`` held."""
         queue = self._queue
         count = min(len(queue), self._max_batch)
         chunk = [queue.popleft() for _ in range(count)]
-        operations = _plan(chunk)
-        start = 0
-        while start < len(operations):
-            end = _batch_end(chunk, operations, start)
-            if end - start == 1 or not _write_in_one_batch(chunk, operations[start:end]):
-                self._write_one_by_one(chunk, operations, start, end)
-            start = end
-        if self._failure is not None:
-            self._failure = None
-            self._warned = False
+        if self._held or self._dead:
+            chunk = [item for item in chunk if not self._set_aside(item)]
+        self._write(_plan(chunk))
         return count
 
-    def _write_one_by_one(self, chunk: list, operations: list, start: int, end: int) -> None:
-        """Write ``operations[start:end]`` one store call each. On an error a retry
-        may fix, every item from the failing operation on (of the whole chunk)
-        goes back to the head of the queue and the error is raised."""
-        for position in range(start, end):
-            indices, operation = operations[position]
-            try:
-                operation()
-            except _PERMANENT_ERRORS as error:
-                self._retry_singly(chunk, indices, error)
-            except Exception as error:
-                unwritten = sorted(i for ids, _ in operations[position:] for i in ids)
-                self._queue.extendleft(chunk[i] for i in reversed(unwritten))
-                self._record_failure(error)
-                raise
+    def _set_aside(self, item: tuple) -> bool:
+        """Put ``item`` behind its held lane, or count it with its dead run."""
+        dead = self._dead.get((id(item[1]), item[2]))
+        if dead is not None:
+            dead.dropped += 1
+            return True
+        held = self._held.get(_lane(item))
+        if held is None:
+            return False
+        held.items.append(item)
+        self._limit -= 1
+        return True
 
-    def _retry_singly(self, chunk: list, indices: list[int], error: BaseException) -> None:
-        """A batch the store rejected: write its items one by one, keep the good ones."""
-        if len(indices) == 1 or chunk[indices[0]][0] == CALL:
-            self._report_dropped(error)
+    def _retry_held(self, force: bool) -> None:
+        now = monotonic()
+        for key, held in list(self._held.items()):
+            if force or held.retry_at <= now:
+                del self._held[key]
+                self._limit += len(held.items)
+                self._write(_plan(held.items))
+        if not self._held:
+            self._warned = False
+
+    def _write(self, operations: list[_Op]) -> None:
+        start = 0
+        while start < len(operations):
+            end = _batch_end(operations, start)
+            if end - start == 1 or not _write_in_one_batch(operations[start:end]):
+                for op in operations[start:end]:
+                    self._write_op(op)
+            start = end
+        for op in operations:
+            if op.key not in self._held:
+                self._attempts.pop(op.key, None)
+
+    def _write_op(self, op: _Op, items: list[tuple] | None = None) -> None:
+        """Write ``op`` (or the part ``items`` of its items); a failure holds or rejects."""
+        items = op.items if items is None else items
+        if op.key in self._held:  # failed earlier in this drain: keep the lane's order
+            self._hold(op.key, op.run_id, items, self._held[op.key].error)
             return
-        for index in indices:
-            try:
-                _plan([chunk[index]])[0][1]()
-            except _PERMANENT_ERRORS as single_error:
-                self._report_dropped(single_error)
+        if self._dead and (op.key[0], op.run_id) in self._dead:
+            self._dead[op.key[0], op.run_id].dropped += len(items)
+            return
+        try:
+            op.run(items)
+        except Exception as error:
+            if is_transient(error):
+                self._hold(op.key, op.run_id, items, error)
+            elif len(items) == 1:
+                self._reject(op, items[0], error)
+            else:  # find the bad item(s): halves, each written or split again
+                middle = len(items) // 2
+                self._write_op(op, items[:middle])
+                self._write_op(op, items[middle:])
 
-    def _report_dropped(self, error: BaseException) -> None:
-        self._dropped.append(error)
-        warnings.warn(
-            f"autolog: the store rejected a tracking write: {error}", RuntimeWarning, stacklevel=2
-        )
-
-    def _record_failure(self, error: BaseException) -> None:
-        self._failure = error
+    def _hold(self, key: tuple, run_id: str | None, items: list[tuple], error: Exception) -> None:
+        held = self._held.get(key)
+        if held is None:
+            attempts = self._attempts.get(key, 0) + 1
+            self._attempts[key] = attempts
+            held = self._held[key] = _Held(run_id, error, attempts)
+        held.items.extend(items)
+        self._limit -= len(items)
         if not self._warned:
             self._warned = True
             warnings.warn(
-                f"autolog: could not write tracking data, will retry ({len(self._queue)} items "
-                f"queued; flush() / end_run() raise if it keeps failing): {error!r}",
+                f"autolog: could not write tracking data of run {run_id}, will retry "
+                f"({len(held.items)} items kept; flush() / end_run() raise while it "
+                f"fails; other runs go on): {error!r}",
                 RuntimeWarning,
                 stacklevel=2,
             )
+
+    def _reject(self, op: _Op, item: tuple, error: Exception) -> None:
+        what = _describe(item)
+        rejection = _Rejection(op.run_id, what, error)
+        if op.call is not None and op.call.what == _CREATE_RUN:
+            self._dead[op.key[0], op.run_id] = rejection
+        if len(self._rejected) < _MAX_REJECTIONS_KEPT:
+            self._rejected.append(rejection)
+        else:
+            self._rejected_count += 1
+        warn_key = (op.run_id, what.split(" (step")[0])
+        if warn_key not in self._warned_keys:
+            if len(self._warned_keys) < 10_000:
+                self._warned_keys.add(warn_key)
+            warnings.warn(
+                f"autolog: the store rejected a tracking write of run {op.run_id}, {what}: "
+                f"{error} (dropped; the next flush() raises TrackingWriteError)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def lost_report(self) -> list[str]:
+        """What is not written: lanes held for retry and rejections not yet
+        raised, one line each (what interpreter exit prints)."""
+        lines = []
+        for held in list(self._held.values()):
+            kinds: dict[str, int] = {}
+            for item in held.items:
+                name = ("metric points", "params", "tags", "other writes")[item[0]]
+                kinds[name] = kinds.get(name, 0) + 1
+            counted = ", ".join(f"{n} {name}" for name, n in kinds.items())
+            lines.append(f"run {held.run_id}: {counted} not written: {held.error!r}")
+        lines += [f"{r} (rejected)" for r in self._rejected]
+        if self._rejected_count:
+            lines.append(f"{self._rejected_count} more rejected writes")
+        return lines
 
     # -- lifecycle -------------------------------------------------------------
     def close(self, drain: bool = True) -> None:
@@ -266,77 +479,76 @@ class BatchingWriter:
             self._wake.set()
 
     def discard(self) -> int:
-        """Forget every queued item and recorded error; returns how many items were dropped."""
+        """Forget every queued and held item and every recorded error; returns how
+        many items were dropped."""
         with self._drain_lock:
-            dropped = len(self._queue)
+            dropped = self.pending
             self._queue.clear()
-            self._failure = None
+            self._held.clear()
+            self._attempts.clear()
+            self._limit = self._max_queue
             self._warned = False
-            self._dropped = []
+            self._rejected, self._rejected_count = [], 0
+            self._dead.clear()
+            self._warned_keys.clear()
         self._notify_room()
         return dropped
 
 
-def _plan(chunk: list) -> list[tuple[list[int], Callable[[], Any]]]:
-    """Turn a chunk of queue items into store operations, in an order that keeps
-    queue order per run and keeps every CALL where it was."""
-    operations: list[tuple[list[int], Callable[[], Any]]] = []
-    groups: dict[tuple[int, str | None], list[int]] = {}  # data items since the last CALL
-
-    def close_groups() -> None:
-        for indices in groups.values():
-            operations.append((indices, _log_batch_operation(chunk, indices)))
-        groups.clear()
-
-    for index, (kind, store, run_id, _payload) in enumerate(chunk):
+def _plan(chunk: list) -> list[_Op]:
+    """Turn a chunk of queue items into store operations: each lane's data items
+    between two of its CALLs become one ``log_batch``; each lane keeps its order."""
+    operations: list[_Op] = []
+    groups: dict[tuple, _Op] = {}  # the open data group of each lane
+    for item in chunk:
+        kind, store, run_id, payload = item
         if kind == CALL:
-            close_groups()
-            operations.append(([index], chunk[index][3]))
+            key = (id(store), run_id, payload.lane)
+            if run_id is None:
+                groups.clear()  # a call of no run comes after everything before it
+            else:
+                groups.pop(key, None)
+            op = _Op(key, store, run_id, payload)
+            operations.append(op)
         else:
-            groups.setdefault((id(store), run_id), []).append(index)
-    close_groups()
+            key = (id(store), run_id, None)
+            op = groups.get(key)
+            if op is None:
+                op = groups[key] = _Op(key, store, run_id)
+                operations.append(op)
+        op.items.append(item)
     return operations
 
 
-def _batch_end(chunk: list, operations: list, start: int) -> int:
+def _batch_end(operations: list[_Op], start: int) -> int:
     """End of the run of operations from ``start`` that go to the same store
     (at most MAX_BATCH_OPERATIONS)."""
-    store = chunk[operations[start][0][0]][1]
+    store = operations[start].store
     end = start + 1
     limit = min(len(operations), start + MAX_BATCH_OPERATIONS)
-    while end < limit and chunk[operations[end][0][0]][1] is store:
+    while end < limit and operations[end].store is store:
         end += 1
     return end
 
 
-def _write_in_one_batch(chunk: list, operations: list) -> bool:
+def _write_in_one_batch(operations: list[_Op]) -> bool:
     """Write ``operations`` (all to one store) in one ``store.batch()``. True when
     they are written; False when nothing is: the store's batch is no
     transaction, or it failed and was rolled back whole."""
-    store = chunk[operations[0][0][0]][1]
+    store = operations[0].store
     if not isinstance(store, AbstractStore):
         return False
     try:
         with store.batch() as atomic:
             if not atomic:
                 return False
-            for _indices, operation in operations:
-                operation()
+            for op in operations:
+                op.run()
     except Exception:
         # Rolled back: the caller writes them one by one, which pins the error
         # (if it happens again) on the operation that causes it.
         return False
     return True
-
-
-def _log_batch_operation(chunk: list, indices: list[int]) -> Callable[[], Any]:
-    lists: tuple[list, list, list] = ([], [], [])  # metrics, params, tags
-    for index in indices:
-        kind, _store, _run_id, payload = chunk[index]
-        lists[kind].append(payload)
-    _kind, store, run_id, _payload = chunk[indices[0]]
-    metrics, params, tags = lists
-    return lambda: store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
 
 
 _writer: BatchingWriter | None = None
@@ -371,11 +583,11 @@ def reset_writer() -> None:
 def _before_fork() -> None:
     # Write what the parent queued so that the child finds the runs it may log
     # into (a run's creation is queued too); the items then leave the queue and
-    # cannot be written twice. A failure stays queued in the parent.
+    # cannot be written twice. A failure stays in the parent.
     writer = _writer
     if writer is not None and writer.pending:
         try:
-            writer.flush()
+            writer.flush(raise_errors=False)
         except Exception:
             pass
 

@@ -51,21 +51,22 @@ def test_migrations_run_in_order_once_and_keep_the_data(sql_store):
     run_id = _new_run(sql_store)
     sql_store.log_batch(run_id, params=[Param("lr", "0.1")])
     applied = []
+    next_version = sql_schema.SCHEMA_VERSION + 1
 
     def add_note_column(conn):
-        applied.append(2)
+        applied.append(next_version)
         conn.execute(sa.text("ALTER TABLE runs ADD COLUMN note TEXT"))
 
-    migrations = [*sql_schema.MIGRATIONS, (2, add_note_column)]
-    for _ in range(2):  # the second pass finds version 2 and does nothing
+    migrations = [*sql_schema.MIGRATIONS, (next_version, add_note_column)]
+    for _ in range(2):  # the second pass finds the new version and does nothing
         with sql_store._write_engine.begin() as conn:
-            assert sql_schema.ensure_schema(conn, lambda c: None, migrations) == 2
-    assert applied == [2]
+            assert sql_schema.ensure_schema(conn, lambda c: None, migrations) == next_version
+    assert applied == [next_version]
     with sql_store._engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
     assert "note" in columns
     assert sql_store.get_run(run_id).data.params == {"lr": "0.1"}
-    # an autolog that only knows version 1 refuses the newer database
+    # an autolog that does not know the new version refuses the newer database
     with pytest.raises(StoreError, match="newer than this autolog"):
         SqlStore(sql_store.uri)
 

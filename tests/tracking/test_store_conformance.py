@@ -147,8 +147,19 @@ def test_create_run_with_given_id(store):
     run_id = "0123456789abcdef0123456789abcdef"
     assert new_run(store, run_id=run_id).info.run_id == run_id
     assert store.get_run(run_id).info.run_id == run_id
-    with pytest.raises(ResourceAlreadyExistsError):
-        new_run(store, run_id=run_id)
+    with pytest.raises(ResourceAlreadyExistsError):  # another run with that id
+        new_run(store, run_id=run_id, start_time=T0 + 1)
+
+
+def test_create_run_retried_returns_the_run_it_made(store):
+    # the writer retries a creation whose answer it did not get: idempotent
+    run_id = "0123456789abcdef0123456789abcdef"
+    first = new_run(store, run_id=run_id, tags=[RunTag("k", "v")])
+    store.log_batch(run_id, params=[Param("lr", "0.1")])
+    again = new_run(store, run_id=run_id, tags=[RunTag("k", "v")])
+    assert again.info == first.info
+    assert again.data.params == {"lr": "0.1"}
+    assert len(store.search_runs([DEFAULT_EXPERIMENT_ID])) == 1
 
 
 def test_run_name_from_tag(store):

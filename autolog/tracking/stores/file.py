@@ -52,7 +52,8 @@ from autolog.errors import (
     InvalidParameterError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
-    StoreError,
+    RunStateError,
+    TransientStoreError,
 )
 from autolog.tracking import search as _search
 from autolog.tracking.context import RUN_NAME as RUN_NAME_TAG
@@ -204,7 +205,8 @@ class FileStore(AbstractStore):
             ids = [int(doc["experiment_id"]) for doc in self._experiment_docs()]
             experiment_id = str(max(ids, default=0) + 1)
             doc = self._new_experiment_doc(experiment_id, name, artifact_location, tags or {})
-            (self.root / experiment_id).mkdir()
+            # a folder without meta.json is a creation cut short (disk full): reuse it
+            (self.root / experiment_id).mkdir(exist_ok=True)
             self._write_doc(self.root / experiment_id / "meta.json", doc)
         return experiment_id
 
@@ -270,22 +272,45 @@ class FileStore(AbstractStore):
         self._ensure_default()
         run_id, tag_map, run_name = new_run_identity(run_id, tags, run_name)
         run_dir = self.root / experiment["experiment_id"] / run_id
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            raise ResourceAlreadyExistsError(f"Run {run_id!r} already exists") from None
         location = experiment["artifact_location"].rstrip("/")
         info = new_run_info(
             run_id, experiment["experiment_id"], run_name, user_id, start_time, location
         )
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            existing = self._read_doc(run_dir / "meta.json")
+            if existing is not None:  # created already: the same creation retried?
+                return self._same_creation(RunInfo(**existing), info)
+            # a creation cut short (disk full, killed) before meta.json: finish it
         if location == run_dir.parent.as_uri():
-            (run_dir / "artifacts").mkdir()
+            (run_dir / "artifacts").mkdir(exist_ok=True)
         if tag_map:
             self._logs.append(run_dir, {"t": list(map(list, tag_map.items()))})
         # meta.json last: a run folder without it is an unfinished creation, never listed
         self._write_doc(run_dir / "meta.json", vars(info))
         self._run_dirs[run_id] = run_dir
         return Run(info, RunData(tags=tag_map))
+
+    def _same_creation(self, existing: RunInfo, info: RunInfo) -> Run:
+        """A retried ``create_run`` of a run that exists returns it (idempotent);
+        another run with that id is ResourceAlreadyExistsError."""
+        same = (existing.experiment_id, existing.user_id, existing.start_time) == (
+            info.experiment_id,
+            info.user_id,
+            info.start_time,
+        )
+        if not same:
+            raise ResourceAlreadyExistsError(f"Run {info.run_id!r} already exists")
+        return self.get_run(info.run_id)
+
+    def _active_run_dir(self, run_id: str) -> Path:
+        """The folder of a run that may be written to: RunStateError if it is deleted."""
+        run_dir = self._run_dir(run_id)
+        meta = self._read_doc(run_dir / "meta.json")
+        if meta is not None and meta["lifecycle_stage"] == LifecycleStage.DELETED:
+            raise RunStateError(f"run {run_id} is deleted; restore it before writing to it")
+        return run_dir
 
     def _run_dir(self, run_id: str) -> Path:
         run_dir = self._run_dirs.get(run_id)
@@ -318,9 +343,9 @@ class FileStore(AbstractStore):
             raise ResourceNotFoundError(f"No run with id {run_id!r}")
         return run
 
-    def _update_run(self, run_id: str, **changes: object) -> RunInfo:
+    def _update_run(self, run_id: str, active: bool = True, **changes: object) -> RunInfo:
         with self._lock:
-            run_dir = self._run_dir(run_id)
+            run_dir = self._active_run_dir(run_id) if active else self._run_dir(run_id)
             meta = {**self._read_doc(run_dir / "meta.json"), **changes}
             self._write_doc(run_dir / "meta.json", meta)
         return RunInfo(**meta)
@@ -345,10 +370,10 @@ class FileStore(AbstractStore):
         return self._update_run(run_id, **changes)
 
     def delete_run(self, run_id: str) -> None:
-        self._update_run(run_id, lifecycle_stage=LifecycleStage.DELETED)
+        self._update_run(run_id, active=False, lifecycle_stage=LifecycleStage.DELETED)
 
     def restore_run(self, run_id: str) -> None:
-        self._update_run(run_id, lifecycle_stage=LifecycleStage.ACTIVE)
+        self._update_run(run_id, active=False, lifecycle_stage=LifecycleStage.ACTIVE)
 
     def log_batch(
         self,
@@ -361,7 +386,7 @@ class FileStore(AbstractStore):
         if metrics:
             entry["m"] = metric_columns(metrics)
         with self._lock:
-            run_dir = self._run_dir(run_id)
+            run_dir = self._active_run_dir(run_id)
             log = self._logs.read(run_dir)  # up to date, so our own line folds in
             if params:
                 new_params = self._new_params(log.params, params)
@@ -392,7 +417,7 @@ class FileStore(AbstractStore):
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self._lock:
-            run_dir = self._run_dir(run_id)
+            run_dir = self._active_run_dir(run_id)
             if key not in self._logs.read(run_dir).tags:
                 raise ResourceNotFoundError(f"Run {run_id!r} has no tag {key!r}")
             self._logs.append(run_dir, {"dt": [key]})
@@ -433,14 +458,16 @@ class FileStore(AbstractStore):
 
 def _os_errors_as_store_errors(method):
     """An OSError (disk full, permission, a path that is a file) becomes a
-    StoreError naming the store, with the OSError as its cause."""
+    TransientStoreError naming the store, with the OSError as its cause: the
+    writer keeps the write and retries it (every method finishes a write that
+    a failure cut short, so a retry is safe)."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except OSError as error:
-            raise StoreError(f"file store {self.root}: {error}") from error
+            raise TransientStoreError(f"file store {self.root}: {error}") from error
 
     return wrapper
 

@@ -6,6 +6,7 @@ layout). Kept apart from the store so the format is written and read in one plac
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
@@ -89,12 +90,13 @@ def metric_columns(metrics: Sequence[Metric]) -> dict[str, dict[str, list]]:
     }
 
 
-def in_order(steps: list[int], timestamps: list[int]) -> bool:
+def in_order(steps: list[int], timestamps: list[int], distinct: bool | None = None) -> bool:
     """True when the points are already ordered by (step, timestamp); cheap for the
-    usual case of strictly increasing steps."""
-    return steps == sorted(steps) and (
-        len(set(steps)) == len(steps) or all(a <= b for a, b in pairwise(timestamps))
-    )
+    usual case of strictly increasing steps. ``distinct``: whether no step repeats,
+    if the caller knows."""
+    if distinct is None:
+        distinct = len(set(steps)) == len(steps)
+    return steps == sorted(steps) and (distinct or all(a <= b for a, b in pairwise(timestamps)))
 
 
 @contextmanager
@@ -139,11 +141,32 @@ def metric_history(run_dir: str | Path, key: str) -> list[Metric]:
             values += columns["value"]
             steps += columns["step"]
             timestamps += columns["timestamp"]
+    distinct = len(set(steps)) == len(steps)  # then no point can repeat another
+    if not distinct and len(set(zip(steps, timestamps))) < len(steps):
+        values, steps, timestamps = _without_repeats(values, steps, timestamps)
     with gc_paused():
         points = list(map(Metric, repeat(key), values, timestamps, steps))
-    if not in_order(steps, timestamps):
+    if not in_order(steps, timestamps, distinct):
         points.sort(key=attrgetter("step", "timestamp"))  # stable: logging order on ties
     return points
+
+
+def _without_repeats(
+    values: list[float], steps: list[int], timestamps: list[int]
+) -> tuple[list[float], list[int], list[int]]:
+    """The points less the identical repeats of one (step, timestamp, value): a
+    write retried after its first attempt got through is stored once (the
+    store contract). NaN equals NaN here."""
+    seen: set[tuple] = set()
+    kept: tuple[list, list, list] = ([], [], [])
+    for value, step, timestamp in zip(values, steps, timestamps):
+        identity = (step, timestamp, value if value == value else "nan")
+        if identity not in seen:
+            seen.add(identity)
+            kept[0].append(value)
+            kept[1].append(step)
+            kept[2].append(timestamp)
+    return kept
 
 
 class RunLogFiles:
@@ -205,13 +228,29 @@ class RunLogFiles:
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     data = b"\n" + data
                 self._newline_checked.add(checked)
-            os.write(fd, data)
-            if self.fsync:
-                os.fsync(fd)
+            before = os.fstat(fd).st_size
+            try:
+                written = os.write(fd, data)
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, f"short write to {path} ({written} bytes)")
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError:
+                self._take_back(fd, path, before)
+                raise
             st = os.fstat(fd)
             return len(data), st.st_size, st.st_ino
         finally:
             os.close(fd)
+
+    def _take_back(self, fd: int, path: str, before: int) -> None:
+        """After a failed or short write (disk full): cut the torn line off, so a
+        retry of the same batch writes it once; if that fails too, the next
+        append starts a new line (readers skip the torn one)."""
+        try:
+            os.ftruncate(fd, before)
+        except OSError:
+            self._newline_checked.discard((os.getpid(), path))
 
     def clear(self) -> None:
         self._logs.clear()

@@ -97,6 +97,7 @@ from autolog.tracking.stores.sql_read import (
     artifact_location,
     load_experiments,
     load_runs,
+    require_active,
     require_run,
     run_info,
     run_row,
@@ -329,9 +330,22 @@ class SqlStore(AbstractStore):
             self._writer.create_run(conn, row, tag_map)
             return row, location
 
-        row, location = self._transaction(work)
+        try:
+            row, location = self._transaction(work)
+        except ResourceAlreadyExistsError:
+            return self._same_creation(run_id, str(exp_key), user_id, start_time)
         self._batches.learnt(run_id, (exp_key, location))
         return Run(run_info(row), RunData(tags=tag_map))
+
+    def _same_creation(self, run_id: str, experiment_id: str, user_id: str, start: int) -> Run:
+        """A retried ``create_run`` of a run that exists returns it (idempotent: the
+        first attempt committed but its answer was lost); another run with that
+        id is ResourceAlreadyExistsError."""
+        existing = self.get_run(run_id)
+        info = existing.info
+        if (info.experiment_id, info.user_id, info.start_time) != (experiment_id, user_id, start):
+            raise ResourceAlreadyExistsError(f"Run {run_id!r} already exists")
+        return existing
 
     def get_run(self, run_id: str) -> Run:
         return self._read(lambda conn: load_runs(conn, [run_row(conn, run_id)], self.dialect)[0])
@@ -371,12 +385,15 @@ class SqlStore(AbstractStore):
         def work(conn: sa.Connection) -> RunInfo:
             if values:
                 # RETURNING: the changed row comes back without a second query
-                query = runs.update().where(runs.c.run_id == run_id).values(**values)
-                row = conn.execute(query.returning(*runs.c)).first()
+                query = runs.update().where(
+                    runs.c.run_id == run_id, runs.c.lifecycle_stage != LifecycleStage.DELETED
+                )
+                row = conn.execute(query.values(**values).returning(*runs.c)).first()
                 if row is None:
-                    raise ResourceNotFoundError(f"No run with id {run_id!r}")
+                    require_run(conn, run_id)  # says why: no such run, or deleted
             else:
                 row = run_row(conn, run_id)
+                require_active(run_id, row.lifecycle_stage)
             if run_name is not None:
                 conn.execute(
                     self._writer.upsert_tag,
@@ -390,6 +407,8 @@ class SqlStore(AbstractStore):
         self._transaction(
             lambda conn: self._update_run(conn, run_id, lifecycle_stage=LifecycleStage.DELETED)
         )
+        # log_batch skips the lookup of runs it knows: this one must be looked up again
+        self._batches.known.runs.discard(run_id)
 
     def restore_run(self, run_id: str) -> None:
         self._transaction(
@@ -441,7 +460,7 @@ class SqlStore(AbstractStore):
 
     def delete_tag(self, run_id: str, key: str) -> None:
         def work(conn: sa.Connection) -> None:
-            run_row(conn, run_id)
+            require_active(run_id, run_row(conn, run_id).lifecycle_stage)
             done = conn.execute(
                 run_tags.delete().where(run_tags.c.run_id == run_id, run_tags.c.key == key)
             )

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from autolog.errors import InvalidParameterError, StoreError
+from autolog.errors import InvalidParameterError, StoreError, TransientStoreError
 from autolog.tracking.stores.sql_search import SQLITE_LOWER
 
 __all__ = [
@@ -85,8 +85,14 @@ def open_engines(url: sa.URL) -> tuple[sa.Engine, sa.Engine]:
 
 
 def store_error(label: str, exc: sa.exc.DBAPIError) -> StoreError:
-    """The StoreError of a database error, naming the store (``label``)."""
-    return StoreError(f"{label}: {exc.orig}")
+    """The StoreError of a database error, naming the store (``label``): a
+    TransientStoreError when a retry may fix it (a lost or refused connection,
+    a lock timeout, a full disk: SQLAlchemy's OperationalError and
+    InterfaceError), else a StoreError (a value the database refuses)."""
+    transient = exc.connection_invalidated or isinstance(
+        exc, (sa.exc.OperationalError, sa.exc.InterfaceError)
+    )
+    return (TransientStoreError if transient else StoreError)(f"{label}: {exc.orig}")
 
 
 def run_retried(engine: sa.Engine, work: Callable[[sa.Connection], T], label: str) -> T:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 
-from autolog.errors import ResourceNotFoundError
-from autolog.tracking.entities import Experiment, Run, RunData, RunInfo
+from autolog.errors import ResourceNotFoundError, RunStateError
+from autolog.tracking.entities import Experiment, LifecycleStage, Run, RunData, RunInfo
 from autolog.tracking.stores.sql_schema import experiment_tags, experiments, latest_metrics, runs
 from autolog.tracking.stores.sql_schema import params as run_params
 from autolog.tracking.stores.sql_schema import tags as run_tags
@@ -19,6 +19,7 @@ __all__ = [
     "artifact_location",
     "load_experiments",
     "load_runs",
+    "require_active",
     "require_run",
     "run_info",
     "run_row",
@@ -27,16 +28,24 @@ __all__ = [
 # run data is fetched with ``run_id IN (...)``: stay below SQLite's variable limit
 _IN_CHUNK = 10_000
 # the lookups of the write path, built once (when the store does not know the answer yet)
-_RUN_EXISTS = sa.select(runs.c.run_id).where(runs.c.run_id == sa.bindparam("run_id"))
+_RUN_STAGE = sa.select(runs.c.lifecycle_stage).where(runs.c.run_id == sa.bindparam("run_id"))
 _ARTIFACT_LOCATION = sa.select(experiments.c.artifact_location).where(
     experiments.c.experiment_id == sa.bindparam("experiment_id")
 )
 
 
 def require_run(conn: sa.Connection, run_id: str) -> None:
-    """ResourceNotFoundError unless the run exists."""
-    if conn.execute(_RUN_EXISTS, {"run_id": run_id}).first() is None:
+    """ResourceNotFoundError unless the run exists, RunStateError if it is deleted."""
+    stage = conn.execute(_RUN_STAGE, {"run_id": run_id}).scalar()
+    if stage is None:
         raise ResourceNotFoundError(f"No run with id {run_id!r}")
+    require_active(run_id, stage)
+
+
+def require_active(run_id: str, stage: str) -> None:
+    """RunStateError when the run's lifecycle ``stage`` forbids writing to it."""
+    if stage == LifecycleStage.DELETED:
+        raise RunStateError(f"run {run_id} is deleted; restore it before writing to it")
 
 
 def artifact_location(conn: sa.Connection, exp_key: int) -> str | None:

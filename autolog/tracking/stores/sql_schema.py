@@ -9,10 +9,12 @@ definitions below always describe the newest version.
 Why the columns look the way they do:
 
 - ``metrics`` keeps the full history; ``seq`` is the logging order (the
-  tie-break of ``get_metric_history``). NaN is stored as ``value`` NULL with
-  ``is_nan`` true on both backends: SQLite cannot store NaN at all (it reads
-  back NULL) and PostgreSQL sorts NaN above every number, so neither native
-  behaviour matches the search semantics (NaN compares False to everything).
+  tie-break of ``get_metric_history``); an identical point (same run, key,
+  step, timestamp and value) is stored once, so a retried write adds nothing.
+  NaN is stored as ``value`` NULL with ``is_nan`` true on both backends:
+  SQLite cannot store NaN at all (it reads back NULL) and PostgreSQL sorts NaN
+  above every number, so neither native behaviour matches the search
+  semantics (NaN compares False to everything).
 - ``latest_metrics`` is what searches filter and sort on (one row per run and
   key: highest step, then latest timestamp), maintained by ``log_batch``.
 - Param and tag values are unbounded ``TEXT``. On SQLite they are indexed by
@@ -122,7 +124,7 @@ metrics = sa.Table(
     sa.Column("is_nan", sa.Boolean, nullable=False),
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("timestamp", sa.BigInteger, nullable=False),
-    sa.Index("ix_metrics_history", "run_id", "key", "step", "timestamp"),
+    # its index, unique per point, is plain DDL in _migrate_v2_point_identity
 )
 
 latest_metrics = sa.Table(
@@ -148,9 +150,24 @@ def _migrate_v1_initial(conn: sa.Connection) -> None:
         conn.exec_driver_sql("CREATE INDEX ix_tags_key_value ON tags (key, value)")
 
 
+def _migrate_v2_point_identity(conn: sa.Connection) -> None:
+    """A metric point is identified by (run, key, step, timestamp, value): the
+    identical point logged again (a retried write) is stored once. Repeats
+    already stored are removed (the first one stays), then one unique index
+    replaces the history index of version 1 (its leading columns serve the
+    history's lookups). NaN is stored as value NULL, hence the COALESCE."""
+    identity = "run_id, key, step, timestamp, is_nan, COALESCE(value, 0)"
+    conn.exec_driver_sql(
+        f"DELETE FROM metrics WHERE seq NOT IN (SELECT MIN(seq) FROM metrics GROUP BY {identity})"
+    )
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_metrics_history")
+    conn.exec_driver_sql(f"CREATE UNIQUE INDEX ux_metrics_point ON metrics ({identity})")
+
+
 #: (version, migration) in order; ``ensure_schema`` runs those above the stored version.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _migrate_v1_initial),
+    (2, _migrate_v2_point_identity),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -53,6 +53,7 @@ _PG_WRITE = sa.text(
                     CAST(:h_times AS bigint[]))
              WITH ORDINALITY AS h(run_id, key, value, is_nan, step, ts, position)
         ORDER BY h.position  -- seq follows the logging order
+        ON CONFLICT DO NOTHING  -- an identical point is stored once
     ), latest AS (
         INSERT INTO latest_metrics AS old (run_id, key, value, is_nan, step, "timestamp")
         SELECT l.run_id, l.key, l.value, l.is_nan, l.step, l.ts
@@ -149,7 +150,8 @@ class RowWriter:
             set_={"value": upsert.excluded.value},
         )
         self._insert_param = insert(run_params).on_conflict_do_nothing()
-        self._insert_metric = metric_history.insert()
+        # an identical point (a retried write) is stored once: ux_metrics_point
+        self._insert_metric = insert(metric_history).on_conflict_do_nothing()
         self._insert_run = runs.insert()
         self._insert_tag = run_tags.insert()
 
