@@ -1,0 +1,236 @@
+"""The UI's Starlette routes: the page, its static files and its read endpoints.
+
+``routes(store)`` gives what a Starlette application mounts beside the REST
+API (``autolog server`` and ``autolog ui`` serve one application):
+
+- ``GET /`` the single page, under a restrictive Content-Security-Policy;
+- ``GET /ui-static/...`` its scripts, styles and the vendored uPlot;
+- ``GET /ui-api/...`` the reads a UI needs beyond the REST API: experiments
+  with run counts, a window of the runs table, metric history bucketed to a
+  chart's width, compare data, artifact listing and files, and a parse check
+  of a filter that says where it fails.
+
+Every store call runs in the thread pool; an ``AutologError`` answers 400
+(404 for a missing resource) with ``{"error_code", "message"}`` and never a
+stack trace.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from autolog.errors import (
+    AutologError,
+    InvalidFilterError,
+    InvalidParameterError,
+    ResourceNotFoundError,
+)
+from autolog.tracking.stores.base import AbstractStore
+
+__all__ = ["PAGE_CSP", "STATIC_DIR", "routes"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+#: the page's policy: our own scripts only, no inline script, no network but our origin
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; font-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
+)
+_PAGE_HEADERS = {
+    "Content-Security-Policy": PAGE_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+_MAX_COMPARE = 1000
+
+
+def _ids(text: str | None, what: str) -> list[str]:
+    ids = [part for part in (text or "").split(",") if part]
+    if not ids:
+        raise InvalidParameterError(f"Invalid {what} {text!r}: expected a comma-separated list")
+    return ids
+
+
+def _int(params: Any, name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidParameterError(f"Invalid {name} {raw!r}: expected an integer") from None
+
+
+def _float(params: Any, name: str) -> float | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidParameterError(f"Invalid {name} {raw!r}: expected a number") from None
+
+
+def _run_page(store: AbstractStore, run_id: str) -> dict[str, Any]:
+    from autolog.tracking.context import PARENT_RUN_ID
+    from autolog.tracking.entities import ViewType
+
+    run = store.get_run(run_id)
+    info = run.info
+    children = store.search_runs(
+        [info.experiment_id],
+        f"tags.`{PARENT_RUN_ID}` = '{run_id}'",
+        ViewType.ACTIVE_ONLY,
+        1000,
+    )
+    experiment = store.get_experiment(info.experiment_id)
+    return {
+        "info": {**vars(info)},
+        "experiment": {"id": experiment.experiment_id, "name": experiment.name},
+        "params": run.data.params,
+        "metrics": {k: _json_number(v) for k, v in run.data.metrics.items()},
+        "tags": run.data.tags,
+        "children": [{"id": c.info.run_id, "name": c.info.run_name} for c in children],
+    }
+
+
+def _json_number(value: float) -> float | str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _compare(store: AbstractStore, run_ids: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        out.append(
+            {
+                "id": run_id,
+                "name": run.info.run_name,
+                "status": run.info.status,
+                "params": run.data.params,
+                "metrics": {k: _json_number(v) for k, v in run.data.metrics.items()},
+            }
+        )
+    return out
+
+
+def routes(store: AbstractStore) -> list[Any]:
+    """The UI's Starlette routes over ``store``: mount them in the application
+    that serves the REST API (its middleware, auth included, then applies)."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    from autolog.ui import artifact_files, buckets, projection
+
+    def endpoint(work):
+        async def handle(request: Request) -> Response:
+            try:
+                result = await run_in_threadpool(work, request.query_params)
+            except InvalidFilterError as exc:
+                body = {
+                    "error_code": "INVALID_PARAMETER_VALUE",
+                    "message": str(exc),
+                    "position": exc.position,
+                    "expected": exc.expected,
+                }
+                return JSONResponse(body, status_code=400)
+            except ResourceNotFoundError as exc:
+                body = {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": str(exc)}
+                return JSONResponse(body, status_code=404)
+            except AutologError as exc:
+                body = {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}
+                return JSONResponse(body, status_code=400)
+            if isinstance(result, Response):
+                return result
+            return JSONResponse(result, headers={"Cache-Control": "no-store"})
+
+        return handle
+
+    def experiments(q: Any) -> Any:
+        return {"experiments": projection.experiment_rows(store, q.get("q", ""))}
+
+    def runs(q: Any) -> Any:
+        query = projection.RunsQuery(
+            experiment_ids=tuple(_ids(q.get("e"), "experiment ids")),
+            filter=q.get("filter", ""),
+            sort=q.get("sort") or "start",
+            descending=q.get("desc", "1") != "0",
+            columns=tuple(c for c in q.get("cols", "").split(",") if c),
+            nested=q.get("nest", "1") != "0",
+        )
+        return projection.runs_window(
+            store, query, _int(q, "offset", 0), _int(q, "limit", 100), q.get("parent") or None
+        )
+
+    def parse(q: Any) -> Any:
+        from autolog.tracking.search import parse_filter
+
+        try:
+            parse_filter(q.get("filter", ""))
+        except InvalidFilterError as exc:  # an answer, not a failure: the box shows it
+            return {
+                "ok": False,
+                "message": str(exc),
+                "position": exc.position,
+                "expected": exc.expected,
+            }
+        return {"ok": True}
+
+    def metrics(q: Any) -> Any:
+        series = buckets.metric_series(
+            store,
+            _ids(q.get("runs"), "run ids")[:_MAX_COMPARE],
+            _ids(q.get("keys"), "metric keys"),
+            _int(q, "width", 800),
+            q.get("x", "step"),
+            _float(q, "lo"),
+            _float(q, "hi"),
+        )
+        return {"series": series}
+
+    def run(q: Any) -> Any:
+        return _run_page(store, q.get("id", ""))
+
+    def compare(q: Any) -> Any:
+        return {"runs": _compare(store, _ids(q.get("runs"), "run ids")[:_MAX_COMPARE])}
+
+    def artifacts(q: Any) -> Any:
+        return {"files": artifact_files.list_files(store, q.get("run", ""), q.get("path", ""))}
+
+    def artifact(q: Any) -> Any:
+        from starlette.background import BackgroundTask
+
+        path = q.get("path", "")
+        local, tmp = artifact_files.local_file(store, q.get("run", ""), path)
+        media, headers = artifact_files.artifact_headers(path, q.get("inline") == "1")
+        cleanup = BackgroundTask(shutil.rmtree, tmp, ignore_errors=True) if tmp else None
+        return FileResponse(local, media_type=media, headers=headers, background=cleanup)
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
+
+    api = {
+        "experiments": experiments,
+        "runs": runs,
+        "parse": parse,
+        "metrics": metrics,
+        "run": run,
+        "compare": compare,
+        "artifacts": artifacts,
+        "artifact": artifact,
+    }
+    return [
+        Route("/", page, methods=["GET"]),
+        *(Route(f"/ui-api/{name}", endpoint(work), methods=["GET"]) for name, work in api.items()),
+        Mount("/ui-static", StaticFiles(directory=STATIC_DIR), name="ui-static"),
+    ]
