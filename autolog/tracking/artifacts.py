@@ -436,10 +436,11 @@ def storage_options(artifact_uri: str) -> dict[str, Any]:
     return options
 
 
-def repository_for(artifact_uri: str) -> ArtifactRepository:
+def repository_for(artifact_uri: str, tracking_uri: str | None = None) -> ArtifactRepository:
     """The repository for a run's ``artifact_uri``: local for ``file:`` and plain
-    paths, the tracking server's proxy for ``mlflow-artifacts:`` and ``http(s):``,
-    fsspec for other schemes (StoreError naming what to install when it is missing)."""
+    paths, the tracking server's proxy for ``mlflow-artifacts:`` and ``http(s):``
+    (the server of ``tracking_uri``, default the current one), fsspec for other
+    schemes (StoreError naming what to install when it is missing)."""
     scheme = urlparse(artifact_uri).scheme.lower()
     # a one-letter "scheme" is a Windows drive (C:\...)
     if scheme in ("", "file") or len(scheme) == 1:
@@ -447,5 +448,5 @@ def repository_for(artifact_uri: str) -> ArtifactRepository:
     if scheme in ("mlflow-artifacts", "http", "https"):
         from autolog.tracking.artifacts_http import proxied_repository
 
-        return proxied_repository(artifact_uri)
+        return proxied_repository(artifact_uri, tracking_uri)
     return FsspecArtifactRepository(artifact_uri)

@@ -322,7 +322,7 @@ class Client:
     def _repository(self, run_id: str) -> Any:
         from autolog.tracking.artifacts import repository_for
 
-        return repository_for(self.get_run(run_id).info.artifact_uri)
+        return repository_for(self.get_run(run_id).info.artifact_uri, self.tracking_uri)
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None

@@ -32,7 +32,7 @@ def _repository(state: _RunState) -> Any:
     if state.repository is None:
         from autolog.tracking.artifacts import repository_for
 
-        state.repository = repository_for(state.info.artifact_uri)
+        state.repository = repository_for(state.info.artifact_uri, state.store.uri)
     return state.repository
 
 

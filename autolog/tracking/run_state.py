@@ -142,6 +142,10 @@ def _resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> _R
     if run.info.lifecycle_stage == LifecycleStage.DELETED:
         raise RunStateError(f"run {run_id} is deleted; restore it before resuming it")
     info = store.update_run_info(run_id, status=RunStatus.RUNNING, run_name=run_name or None)
+    if getattr(store, "assigns_run_ids", False):  # a server that picks ids (mlflow server)
+        tags = [RunTag(k, v) for k, v in tag_map.items()]
+        run = store.create_run(exp_id, user, start_time, tags=tags, run_name=name)
+        return _RunState(store, run.info, {}, created=True), tag_map
     info.end_time = None
     if extra_tags:
         store.log_batch(run_id, tags=[RunTag(k, v) for k, v in extra_tags.items()])

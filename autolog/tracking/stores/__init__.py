@@ -8,7 +8,7 @@ URIs understood:
 
 - ``file:///abs/path``, ``file:relative/path``, or a plain path: the file store;
 - ``sqlite:///file.db``, ``postgresql://...``, ``postgresql+psycopg://...``: the SQL store;
-- ``http://`` / ``https://``: a tracking server (the REST store, not available yet).
+- ``http://`` / ``https://``: a tracking server (the REST store, ``rest.py``).
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def _open_store(uri: str) -> AbstractStore:
 
         return SqlStore(uri)
     if scheme in ("http", "https"):
-        raise StoreError(f"REST store not available yet (tracking URI {uri!r})")
+        from autolog.tracking.stores.rest import RestStore
+
+        return RestStore(uri)
     raise StoreError(
         f"unsupported tracking URI {uri!r}: use a path, file:, sqlite:, postgresql: or http(s):"
     )
