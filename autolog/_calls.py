@@ -3,22 +3,26 @@
 What runs when a wrapped function is called (the wraps themselves are
 :mod:`autolog.patching`'s): only the outermost patched call of a thread or task
 logs (:data:`_SESSIONS`, rule 4); it opens a run when the user has none and
-closes it afterwards; the handler runs around the user's call; and our
-failures stay ours (rule 1):
+closes it afterwards (the policy of which run is :mod:`autolog._runs`'s); the
+handler runs around the user's call; and our failures stay ours (rule 1):
 
 - an exception of the user's call propagates unchanged (same object, same
   traceback) and the run we opened ends FAILED (KILLED on KeyboardInterrupt);
 - an exception of ours, before or after the call, is reported once per
   integration per process as an :class:`~autolog.errors.AutologWarning`, and
   the call runs with the user's original arguments and returns its own result;
+  creating the handler's generator is ours too (a handler that is a plain
+  function, or raises before its ``yield``, or yields twice), and a run we
+  opened is closed whatever happens;
 - ``AUTOLOG_TESTING=1`` re-raises our exceptions so tests see them.
 
-Integrations use these through :mod:`autolog.patching`.
+Integrations use these through :mod:`autolog.plugin`.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import os
 import threading
@@ -28,6 +32,8 @@ from collections import namedtuple
 
 import wrapt
 
+from autolog import _runs
+from autolog._runs import AUTOLOGGING_TAG
 from autolog.errors import AutologWarning
 
 # typing and dataclasses cost ~7 ms of autolog()'s 10 ms budget; type checkers
@@ -42,7 +48,16 @@ if TYPE_CHECKING:
 #: a handler: ``def handler(call: Call) -> Generator[None, Any, None]``
 Handler = "Callable[[Call], Generator[None, Any, None]]"
 
-AUTOLOGGING_TAG = "mlflow.autologging"
+__all__ = [
+    "AUTOLOGGING_TAG",
+    "Call",
+    "Handler",
+    "Session",
+    "active_session",
+    "guard",
+    "guarded",
+    "report_error",
+]
 
 
 # -- the session stack (rule 4) ------------------------------------------------
@@ -122,6 +137,35 @@ class guard:
         return True
 
 
+def guarded(
+    integration: str, where: str | None = None, *, default: Any = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for code of ours that the framework calls during training (the
+    hooks of an injected callback): the body runs as under :class:`guard`, and
+    a failure returns ``default`` (``False`` for a hook whose return value
+    means "stop training")::
+
+        class EpochLogger:
+            @guarded("toyml")                 # reported as "in on_epoch_end"
+            def on_epoch_end(self, epoch, logs): ...
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        label = where or f"in {fn.__name__}"
+
+        @functools.wraps(fn)
+        def guarded_method(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                report_error(integration, exc, label)
+                return default
+
+        return guarded_method
+
+    return decorate
+
+
 # -- one patched call ---------------------------------------------------------------
 
 
@@ -135,6 +179,7 @@ class Call:
     """
 
     __slots__ = (
+        "_original",
         "args",
         "config",
         "created_run",
@@ -159,10 +204,16 @@ class Call:
         self.config: IntegrationConfig = integration.config
         self.wrapped = wrapped
         self.instance = instance
+        self._original = (args, kwargs)
         self.args = list(args)
         self.kwargs = dict(kwargs)
         self.run_id = run_id
         self.created_run = created_run
+
+    def original_arguments(self) -> tuple[list[Any], dict[str, Any]]:
+        """Fresh copies of the arguments the user passed (before any handler change)."""
+        args, kwargs = self._original
+        return list(args), dict(kwargs)
 
     def arguments(self) -> dict[str, Any]:
         """The call's arguments by parameter name, defaults applied."""
@@ -223,21 +274,6 @@ def _signature_and_positions(fn: Callable[..., Any]) -> tuple[inspect.Signature,
     return cached
 
 
-_fluent_module: types.ModuleType | None = None
-
-
-def _fluent() -> types.ModuleType:
-    # Imported on the first patched call, not at import: rule 3. Cached, since
-    # an import statement costs a microsecond on every call of a hot wrap
-    # (Tensor.backward).
-    global _fluent_module
-    if _fluent_module is None:
-        from autolog.tracking import fluent
-
-        _fluent_module = fluent
-    return _fluent_module
-
-
 def _call_outermost(
     integration: Integration,
     handler: Handler,
@@ -249,61 +285,93 @@ def _call_outermost(
 ) -> Any:
     name = integration.name
     config = integration.config
-    fluent = _fluent()
     try:
-        run_id = fluent.active_run_id()  # the user's run, if any
-        if run_id is not None and config.exclusive:
-            return wrapped(*args, **kwargs)  # exclusive: never log into the user's run
-        created = False
-        if run_id is None and opens_run:
-            tags = {AUTOLOGGING_TAG: name, **config.extra_tags}
-            run_id = fluent.start_run(tags=tags).info.run_id
-            created = True
+        if opens_run:
+            # the one run-opening policy (exclusive, tags, one run per training)
+            run_id, created = _runs.training_run(name, config, instance)
+            if run_id is None:
+                return wrapped(*args, **kwargs)  # exclusive: never log into the user's run
+        else:
+            run_id, created = _runs.fluent().active_run_id(), False
+            if run_id is not None and config.exclusive:
+                return wrapped(*args, **kwargs)
     except Exception as exc:  # our failure before anything of the user's ran
         report_error(name, exc, "while opening a run", silent=config.silent)
         return wrapped(*args, **kwargs)
 
     call = Call(integration, wrapped, instance, args, kwargs, run_id, created)
     token = _SESSIONS.set((*_SESSIONS.get(), Session(name, run_id)))
+    open_run = created  # a run of ours that is still open: never left behind
     try:
-        gen: Generator[None, Any, None] | None = handler(call)
-        try:
-            next(gen)  # type: ignore[arg-type]
-        except StopIteration:
-            gen = None  # the handler finished before the call: nothing to do after
-        except Exception as exc:
-            gen = None
-            report_error(name, exc, "before the training call", silent=config.silent)
-            call.args, call.kwargs = list(args), dict(kwargs)  # the user's own arguments
+        gen = _start(handler, call, name, config.silent)
         try:
             result = wrapped(*call.args, **call.kwargs)
         except BaseException as exc:
             if gen is not None:
                 _close(gen, name, config.silent)
             if created:
-                status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-                _end_run(fluent, status, name, config.silent)
+                open_run = False
+                # KILLED on Ctrl-C, also when the framework made it a SystemExit (Lightning)
+                _end_run(_runs.fluent().RunStatus.ended_by(exc), name, config.silent)
             raise
         if gen is not None:
-            try:
-                gen.send(result)
-            except StopIteration:
-                pass
-            except Exception as exc:
-                report_error(name, exc, "after the training call", silent=config.silent)
-            else:
-                _close(gen, name, config.silent)
-                report_error(
-                    name,
-                    RuntimeError(f"handler {handler.__qualname__} yielded more than once"),
-                    "after the training call",
-                    silent=config.silent,
-                )
+            _finish(gen, result, handler, name, config.silent)
         if created:
-            _end_run(fluent, "FINISHED", name, config.silent)
+            open_run = False
+            _end_run("FINISHED", name, config.silent)
         return result
     finally:
         _SESSIONS.reset(token)
+        if open_run:  # only when one of our errors is re-raised (AUTOLOG_TESTING)
+            _end_run("FAILED", name, config.silent)
+
+
+def _start(
+    handler: Handler, call: Call, name: str, silent: bool
+) -> Generator[None, Any, None] | None:
+    """Run the handler up to its ``yield``: the generator to resume after the
+    call, or None (it finished early, or failed: then the call gets the user's
+    own arguments). Creating the generator is ours too: a handler that is a
+    plain function runs (and may raise) right here."""
+    try:
+        gen = handler(call)  # type: ignore[operator]
+        if not isinstance(gen, types.GeneratorType):
+            raise TypeError(
+                f"handler {_handler_name(handler)} returned {type(gen).__name__}, not a "
+                "generator: it must `yield` once, where the user's call runs"
+            )
+        next(gen)
+    except StopIteration:
+        return None  # the handler finished before the call: nothing to do after
+    except Exception as exc:
+        call.args, call.kwargs = call.original_arguments()  # the user's own arguments
+        report_error(name, exc, "before the training call", silent=silent)
+        return None
+    return gen
+
+
+def _finish(
+    gen: Generator[None, Any, None], result: Any, handler: Handler, name: str, silent: bool
+) -> None:
+    """Resume the handler with the call's result; it must finish there."""
+    try:
+        gen.send(result)
+    except StopIteration:
+        return
+    except Exception as exc:
+        report_error(name, exc, "after the training call", silent=silent)
+        return
+    _close(gen, name, silent)
+    report_error(
+        name,
+        RuntimeError(f"handler {_handler_name(handler)} yielded more than once"),
+        "after the training call",
+        silent=silent,
+    )
+
+
+def _handler_name(handler: Any) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
 
 
 def _close(gen: Generator[None, Any, None], name: str, silent: bool) -> None:
@@ -313,11 +381,11 @@ def _close(gen: Generator[None, Any, None], name: str, silent: bool) -> None:
         report_error(name, exc, "while cleaning up after a failed call", silent=silent)
 
 
-def _end_run(fluent: types.ModuleType, status: str, name: str, silent: bool) -> None:
+def _end_run(status: str, name: str, silent: bool) -> None:
     try:
         # No drain: the training thread never waits on I/O (rule 2); the
         # writer reports a failure at the next flush()/end_run() or at exit.
-        fluent.end_run(status, flush=False)
+        _runs.end_run(status)
     except Exception as exc:
         report_error(name, exc, "while closing its run", silent=silent)
 

@@ -17,14 +17,17 @@ from collections.abc import Mapping
 
 import wrapt
 
+from autolog import flavors as _flavors
+from autolog._base import RESERVED_OPTION_NAMES, Integration, Option, as_option
+from autolog._calls import report_error
 from autolog.errors import AutologWarning, IntegrationError
-from autolog.patching import TYPE_CHECKING, Patcher, report_error
+from autolog.patching import Patcher
 
+# typing costs several ms at import; type checkers honour this name.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import types
     from typing import Any
-
-    from autolog.integration import Integration
 
 ENTRY_POINT_GROUP = "autolog.integrations"
 
@@ -41,43 +44,78 @@ _SPECIFIERS = re.compile(
 
 
 def _validate(cls: Any) -> None:
-    from autolog import integration as api  # imported here: it imports this module
+    """Raise IntegrationError quoting the class and the member that is wrong."""
+    where = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)!s}"
 
     def fail(what: str) -> None:
-        where = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)!s}"
         raise IntegrationError(f"invalid integration {where}: {what}")
 
-    if not (isinstance(cls, type) and issubclass(cls, api.Integration)):
+    if not (isinstance(cls, type) and issubclass(cls, Integration)):
         fail(f"expected a subclass of autolog.Integration, got {cls!r}")
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name.isidentifier():
         fail(f"'name' must be an identifier-like string, got {name!r}")
-    modules = getattr(cls, "modules", None)
-    if isinstance(modules, str):
-        fail(f"'modules' must be a tuple of module names, got the string {modules!r}")
-    if not modules or not all(isinstance(m, str) and m for m in modules):
-        fail(f"'modules' must be a non-empty tuple of module names, got {modules!r}")
-    if cls.patch is api.Integration.patch:
+    for attr in ("modules", "covers"):
+        modules = getattr(cls, attr, None)
+        if isinstance(modules, str):
+            fail(f"'{attr}' must be a tuple of module names, got the string {modules!r}")
+        if not isinstance(modules, tuple) or not all(isinstance(m, str) and m for m in modules):
+            fail(f"'{attr}' must be a tuple of module names, got {modules!r}")
+    if not cls.modules:
+        fail("'modules' must be a non-empty tuple of module names, got ()")
+    if set(cls.covers) & set(cls.modules):
+        fail(f"'covers' {sorted(set(cls.covers) & set(cls.modules))} are in 'modules' too")
+    if cls.patch is Integration.patch:
         fail("it does not implement patch(self, patcher, module)")
     if cls.distribution is not None and not isinstance(cls.distribution, str):
         fail(f"'distribution' must be a string or None, got {cls.distribution!r}")
     if not isinstance(cls.supported_versions, str) or not _SPECIFIERS.match(cls.supported_versions):
         fail(f"'supported_versions' is not a PEP 440 specifier: {cls.supported_versions!r}")
-    if not isinstance(cls.options, Mapping):
-        fail(f"'options' must be a mapping of option name to default, got {cls.options!r}")
-    clash = sorted(set(cls.options) & set(api.COMMON_OPTIONS))
-    if clash:
-        fail(f"options {clash} clash with autolog()'s own keywords")
+    _validate_options(cls, fail)
+    _validate_handlers(cls, fail)
     if not isinstance(cls.flavors, tuple):
         fail(f"'flavors' must be a tuple of autolog.Flavor subclasses, got {cls.flavors!r}")
-    if cls.flavors:
-        from autolog.flavors import validate_flavor_class
+    for flavor in cls.flavors:
+        try:
+            _flavors.validate_flavor_class(flavor)
+        except IntegrationError as exc:
+            fail(f"'flavors': {exc}")
 
-        for flavor in cls.flavors:
-            try:
-                validate_flavor_class(flavor)
-            except IntegrationError as exc:
-                fail(f"'flavors': {exc}")
+
+def _validate_options(cls: Any, fail: Any) -> None:
+    if not isinstance(cls.options, Mapping):
+        fail(f"'options' must be a mapping of option name to default, got {cls.options!r}")
+    clash = sorted(set(cls.options) & RESERVED_OPTION_NAMES)
+    if clash:
+        fail(f"options {clash} are reserved: they are autolog()'s own keywords")
+    for key, declared in cls.options.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            fail(f"option name {key!r} in 'options' is not an identifier")
+        if isinstance(declared, Option):
+            problem = declared.problem(declared.default)
+            if problem is not None:
+                fail(f"the default of option {key!r}: {problem}")
+        else:
+            as_option(declared)
+
+
+def _validate_handlers(cls: Any, fail: Any) -> None:
+    """Methods named ``on_*`` are handlers: each must be a generator function
+    (a plain function would run, and fail, outside the user's call)."""
+    import inspect
+
+    for klass in cls.__mro__:
+        if klass is Integration:
+            break
+        for attr, value in vars(klass).items():
+            if not attr.startswith("on_"):
+                continue
+            function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+            if callable(function) and not inspect.isgeneratorfunction(function):
+                fail(
+                    f"handler {klass.__qualname__}.{attr} is not a generator function: "
+                    "a handler must `yield` once, where the user's call runs"
+                )
 
 
 # -- the registry ------------------------------------------------------------------
@@ -153,6 +191,14 @@ class _Registry:
             self.classes[cls.name] = cls
             self.states[cls.name] = _State(cls)
             self.load_errors.pop(cls.name, None)
+            _flavors.add_integration_flavors(cls.flavors)  # pushed, never pulled
+
+    def remove(self, name: str) -> None:
+        """Forget a (disabled) run-time registration and its flavors."""
+        with self.lock:
+            cls = self.classes.pop(name)
+            del self.states[name]
+            _flavors.remove_integration_flavors(cls.flavors)
 
 
 registry = _Registry()
@@ -242,10 +288,13 @@ def _version_problem(state: _State) -> tuple[str, str] | None:
 
 
 def _on_import(name: str, module_name: str, module: types.ModuleType) -> None:
-    """Post-import hook: patch ``module`` for the integration ``name`` if enabled."""
+    """Post-import hook: patch ``module`` for the integration ``name`` if enabled
+    (a module it only ``covers``: if no enabled integration owns it)."""
     with registry.lock:
         state = registry.states.get(name)
         if state is None or not state.enabled or module_name in state.patched:
+            return
+        if module_name in state.cls.covers and _owner_enabled(module_name):
             return
         problem = _version_problem(state)
         if problem is not None:
@@ -256,7 +305,14 @@ def _on_import(name: str, module_name: str, module: types.ModuleType) -> None:
                 )
             return
         try:
+            installed = state.patcher.installed()
             state.integration.patch(state.patcher, module)
+            if state.patcher.installed() == installed:
+                raise IntegrationError(
+                    f"{state.cls.__module__}.{state.cls.__qualname__}.patch() wrapped nothing "
+                    f"in {module_name}: call patcher.wrap(...) (or add_cleanup) for what it "
+                    "logs"
+                )
         except Exception as exc:
             state.patcher.unpatch_all()  # never leave half a patch behind
             state.patched.clear()
@@ -269,47 +325,55 @@ def _on_import(name: str, module_name: str, module: types.ModuleType) -> None:
         state.problem = None
 
 
+def _owner_enabled(module_name: str) -> bool:
+    """Whether an enabled integration has ``module_name`` in its ``modules``."""
+    return any(s.enabled and module_name in s.cls.modules for s in registry.states.values())
+
+
+def _coverers(state: _State) -> list[_State]:
+    """Enabled integrations that cover this one's framework (``covers``: the
+    scikit-learn integration wraps XGBoost's estimators while XGBoost's own
+    integration is off)."""
+    own = set(state.cls.modules)
+    return [
+        other
+        for other in registry.states.values()
+        if other is not state and other.enabled and own & set(other.cls.covers)
+    ]
+
+
+def _step_aside(state: _State) -> None:
+    """Remove the wraps that covering integrations put on ``state``'s framework."""
+    own = tuple(state.cls.modules)
+    for other in _coverers(state):
+        covered = {m for m in other.patched if _in_modules(m, own)}
+        if covered:
+            other.patcher.unpatch_all(modules=own)
+            other.patched -= covered
+
+
+def _cover_again(state: _State) -> None:
+    """``state`` was disabled: integrations that cover its framework patch it now."""
+    for other in _coverers(state):
+        for module_name in set(other.cls.covers) & set(state.cls.modules):
+            module = sys.modules.get(module_name)
+            if module is not None:
+                _on_import(other.cls.name, module_name, module)
+
+
 def _in_modules(module_name: str, modules: tuple[str, ...]) -> bool:
     return any(module_name == m or module_name.startswith(m + ".") for m in modules)
 
 
-def _owner_module(owner: Any) -> str:
-    # a patched module (functions) or a class (methods)
-    return owner.__module__ if isinstance(owner, type) else owner.__name__
-
-
-def _yielding(state: _State, *, disabling: bool) -> list[_State]:
-    """Enabled integrations that cover this one's framework while it is off (the
-    scikit-learn integration wraps XGBoost's estimators then): re-patched around
-    enabling it (so they step aside) and disabling it (so they cover it again)."""
-    own = tuple(state.cls.modules)
-    found = []
-    for other in registry.states.values():
-        if other is state or not other.enabled:
-            continue
-        if disabling:
-            shares = any(_in_modules(m, own) for m in other.cls.modules)
-        else:
-            shares = any(_in_modules(_owner_module(r.owner), own) for r in other.patcher.records)
-        if shares:
-            found.append(other)
-    return found
-
-
 def _enable(state: _State) -> None:
-    yielding = _yielding(state, disabling=False)
-    for other in yielding:
-        other.patcher.unpatch_all()
-        other.patched.clear()
+    _step_aside(state)
     _enable_one(state)
-    for other in yielding:
-        _enable_one(other)
 
 
 def _enable_one(state: _State) -> None:
     state.enabled = True
     state.problem = None
-    for module_name in state.cls.modules:
+    for module_name in (*state.cls.modules, *state.cls.covers):
         if module_name not in state.hooked:
             # wrapt calls the hook at once when the module is already imported.
             state.hooked.add(module_name)
@@ -332,7 +396,4 @@ def _disable(state: _State) -> None:
         report_error(
             state.cls.name, exc, "while unpatching", silent=state.integration.config.silent
         )
-    for other in _yielding(state, disabling=True):
-        other.patcher.unpatch_all()
-        other.patched.clear()
-        _enable_one(other)
+    _cover_again(state)

@@ -270,27 +270,31 @@ def validate_flavor_class(flavor_class: Any) -> None:
             raise IntegrationError(f"flavor {qualname(flavor_class)} must implement {method}()")
 
 
-_validated: set[type[Flavor]] = set()
+# Flavors of registered integrations, pushed here by the integration registry
+# (autolog._registry) when it registers a class: this module never imports it.
+_from_integrations: list[type[Flavor]] = []
 
 
-def _integration_flavors() -> list[type[Flavor]]:
-    try:
-        from autolog.integration import integration_classes
-    except ImportError:  # the registry is optional for standalone use of this module
-        return []
-    found = [f for cls in integration_classes() for f in getattr(cls, "flavors", ())]
-    for flavor_class in found:
-        if flavor_class not in _validated:
-            validate_flavor_class(flavor_class)
-            _validated.add(flavor_class)
-    return found
+def add_integration_flavors(flavor_classes: tuple[type[Flavor], ...]) -> None:
+    """Called by the integration registry with a registered integration's
+    (already validated) ``flavors``."""
+    for flavor_class in flavor_classes:
+        if flavor_class not in _from_integrations:
+            _from_integrations.append(flavor_class)
+
+
+def remove_integration_flavors(flavor_classes: tuple[type[Flavor], ...]) -> None:
+    """The integration that listed ``flavor_classes`` was unregistered."""
+    for flavor_class in flavor_classes:
+        if flavor_class in _from_integrations:
+            _from_integrations.remove(flavor_class)
 
 
 def flavor_classes() -> list[type[Flavor]]:
     """Every known flavor: those of the registered integrations, then
     :func:`register_flavor`'s, then ``python`` (no duplicates)."""
     seen: dict[type[Flavor], None] = {}
-    for flavor_class in (*_integration_flavors(), *_registered, PythonFlavor):
+    for flavor_class in (*_from_integrations, *_registered, PythonFlavor):
         seen.setdefault(flavor_class, None)
     return list(seen)
 
@@ -357,4 +361,3 @@ def _reset_for_tests() -> None:
     """Forget flavors registered with :func:`register_flavor` and shared instances."""
     _registered.clear()
     _instances.clear()
-    _validated.clear()

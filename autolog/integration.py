@@ -31,6 +31,14 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Mapping
 
+from autolog._base import (
+    COMMON_OPTIONS,
+    Integration,
+    IntegrationConfig,
+    Option,
+    check_options,
+    option_defaults,
+)
 from autolog._registry import (
     ACTIVE,
     DISABLED,
@@ -42,88 +50,22 @@ from autolog._registry import (
 )
 from autolog._registry import registry as _registry
 from autolog.errors import IntegrationError
-from autolog.patching import TYPE_CHECKING, Patcher
 
-if TYPE_CHECKING:  # typing / dataclasses stay out of autolog()'s import cost
-    import types
-    from typing import Any, ClassVar
-
-    from autolog.flavors import Flavor
+# typing / dataclasses stay out of autolog()'s import cost; type checkers honour this.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Integration",
     "IntegrationConfig",
     "IntegrationStatus",
+    "Option",
     "autolog",
     "integration_classes",
     "register",
     "status",
 ]
-
-# Options every integration has; autolog() takes them as keywords.
-COMMON_OPTIONS: dict[str, Any] = {
-    "exclusive": False,
-    "silent": False,
-    "log_models": True,
-    "log_input_examples": False,
-    "log_datasets": True,
-    "extra_tags": None,
-    "allow_unsupported_versions": False,
-}
-
-
-class IntegrationConfig:
-    """The settings one integration runs with: the common options of
-    :func:`autolog` and the integration's declared options, all as attributes
-    (``config.log_models``, ``config.max_tuning_runs``). Replaced, never changed,
-    when ``autolog()`` reconfigures, so a running call sees one consistent set."""
-
-    def __init__(self, options: Mapping[str, Any] | None = None, **common: Any):
-        unknown = set(common) - set(COMMON_OPTIONS)
-        if unknown:
-            raise TypeError(f"unknown common option(s) {sorted(unknown)}")
-        values = {**COMMON_OPTIONS, **common, **dict(options or {})}
-        values["extra_tags"] = dict(values["extra_tags"] or {})
-        self.__dict__.update(values)
-        self.__dict__["options"] = dict(options or {})
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("IntegrationConfig is read-only; call autolog() to reconfigure")
-
-    def __repr__(self) -> str:
-        return f"IntegrationConfig({self.__dict__!r})"
-
-
-class Integration:
-    """Base class of every integration, built-in or third-party.
-
-    Set the class attributes and implement :meth:`patch`; everything else
-    (version checks, import hooks, run handling, error isolation, unpatching)
-    is the framework's job.
-    """
-
-    #: the name users pass to ``autolog(name)``
-    name: ClassVar[str]
-    #: modules whose import triggers :meth:`patch` (called once per module)
-    modules: ClassVar[tuple[str, ...]]
-    #: the distribution whose installed version is checked (None: no check)
-    distribution: ClassVar[str | None] = None
-    #: PEP 440 specifiers the integration supports ("" = any version)
-    supported_versions: ClassVar[str] = ""
-    #: the integration's own options and their defaults
-    options: ClassVar[Mapping[str, Any]] = {}
-    #: model flavors this integration provides (see autolog.models)
-    flavors: ClassVar[tuple[type[Flavor], ...]] = ()
-
-    def __init__(self) -> None:
-        self.config = IntegrationConfig(self.options)
-
-    def patch(self, patcher: Patcher, module: types.ModuleType) -> None:
-        """Install the wraps for ``module`` (one of :attr:`modules`), just imported."""
-        raise NotImplementedError
-
-    def unpatch(self) -> None:
-        """Extra clean-up beyond the patcher's wraps (rarely needed)."""
 
 
 def register(cls: type[Integration]) -> type[Integration]:
@@ -187,35 +129,53 @@ def autolog(
             )
         selected = [_registry.states[n] for n in (names or known)]
         # An integration that covers another's framework while that one is off
-        # (sklearn for XGBoost's estimators) is enabled after it: no re-patching.
-        firsts = {s.cls.modules[0] for s in selected}
-        selected.sort(key=lambda s: bool(firsts & set(s.cls.modules[1:])), reverse=disable)
-        declared = {key for s in selected for key in s.cls.options}
-        stray = sorted(set(options) - declared)
-        if stray and not disable:
-            raise TypeError(
-                f"autolog() got option(s) {stray} that none of {[s.cls.name for s in selected]} "
-                f"declares; their options: {sorted(declared)}"
-            )
-        for state in selected:
-            if disable:
+        # (sklearn covers XGBoost's estimators) is enabled after it and
+        # disabled before it: no patching that is undone at once.
+        owned = {m for s in selected for m in s.cls.modules}
+        selected.sort(key=lambda s: bool(owned & set(s.cls.covers)), reverse=disable)
+        if disable:
+            for state in selected:
                 _disable(state)
-                continue
+            return
+        common = {
+            "exclusive": exclusive,
+            "silent": silent,
+            "log_models": log_models,
+            "log_input_examples": log_input_examples,
+            "log_datasets": log_datasets,
+            "extra_tags": extra_tags,
+            "allow_unsupported_versions": allow_unsupported_versions,
+        }
+        _check_values(selected, common, options)
+        for state in selected:
             own = {
-                **state.cls.options,
+                **option_defaults(state.cls.options),
                 **{k: v for k, v in options.items() if k in state.cls.options},
             }
-            state.integration.config = IntegrationConfig(
-                own,
-                exclusive=exclusive,
-                silent=silent,
-                log_models=log_models,
-                log_input_examples=log_input_examples,
-                log_datasets=log_datasets,
-                extra_tags=extra_tags,
-                allow_unsupported_versions=allow_unsupported_versions,
-            )
+            state.integration.config = IntegrationConfig(own, **common)
             _enable(state)
+
+
+def _check_values(selected: list[Any], common: dict[str, Any], options: dict[str, Any]) -> None:
+    """Every option value against its declaration, before anything changes:
+    a stray name is a TypeError, a wrong type an InvalidParameterError naming
+    the option, the integration and the expected type."""
+    declared = {key for s in selected for key in s.cls.options}
+    stray = sorted(set(options) - declared)
+    if stray:
+        raise TypeError(
+            f"autolog() got option(s) {stray} that none of {[s.cls.name for s in selected]} "
+            f"declares; their options: {sorted(declared)}"
+        )
+    check_options("autolog", COMMON_OPTIONS, common)
+    if common["extra_tags"] is not None:
+        bad = {k: v for k, v in common["extra_tags"].items() if not isinstance(k, str)}
+        if bad:
+            from autolog.errors import InvalidParameterError
+
+            raise InvalidParameterError(f"autolog(): extra_tags keys must be strings, got {bad}")
+    for state in selected:
+        check_options(state.cls.name, state.cls.options, options)
 
 
 def is_enabled(name: str) -> bool:
@@ -270,7 +230,7 @@ def status() -> list[IntegrationStatus]:
             reason = ""
             if state.problem is not None:
                 current, reason = state.problem
-            elif importlib.util.find_spec(cls.modules[0].split(".")[0]) is None:
+            elif not any(importlib.util.find_spec(m.split(".")[0]) for m in cls.modules):
                 current = NOT_INSTALLED
             elif not state.enabled:
                 current = DISABLED
@@ -293,14 +253,15 @@ def status() -> list[IntegrationStatus]:
 
 
 def _reset_for_tests() -> None:
-    """Disable every integration and forget run-time registrations (tests only)."""
-    from autolog import _calls
+    """Disable every integration and forget run-time registrations (tests only).
+    Disabling is what clears an integration's state (its ``unpatch``)."""
+    from autolog import _calls, _runs
 
     with _registry.lock:
         for state in _registry.states.values():
             if state.enabled or state.patcher.records:
                 _disable(state)
         for name in set(_registry.classes) - _registry.from_entry_points:
-            del _registry.classes[name]
-            del _registry.states[name]
+            _registry.remove(name)
     _calls._warned.clear()
+    _runs._reset_for_tests()

@@ -14,26 +14,28 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 from autolog.errors import InvalidParameterError, ResourceNotFoundError, StoreError
 
-__all__ = ["local_model_dir", "parse_runs_uri"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["checked_artifact_path", "local_model_dir", "parse_runs_uri"]
 
 
 def parse_runs_uri(uri: str) -> tuple[str, str]:
     """``runs:/<run_id>/<path>`` -> (run_id, path); InvalidParameterError if malformed."""
-    from autolog.models import _checked_artifact_path
-
     rest = uri[len("runs:") :].lstrip("/")
     run_id, _, path = rest.partition("/")
     if not run_id or not path.strip("/"):
         raise InvalidParameterError(
             f"model URI {uri!r} must look like runs:/<run_id>/<path inside the run>"
         )
-    return run_id, _checked_artifact_path(path.rstrip("/"))
+    return run_id, checked_artifact_path(path.rstrip("/"))
 
 
 @contextmanager
@@ -86,3 +88,16 @@ def _download(uri: str, dst: Path) -> Path:
         raise InvalidParameterError(f"model URI {uri!r}: unsupported scheme ({exc})") from exc
     local = Path(repository.download_artifacts("", str(dst)))
     return _existing_dir(local, uri)
+
+
+def checked_artifact_path(name: Any) -> str:
+    """``name`` as a clean relative POSIX path inside the run, or InvalidParameterError."""
+    if not isinstance(name, str) or not name.strip("/ "):
+        raise InvalidParameterError(f"model name must be a non-empty path, got {name!r}")
+    path = PurePosixPath(name)
+    if "\\" in name or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+        raise InvalidParameterError(
+            f"model name {name!r} must be a relative path inside the run "
+            "(no leading '/', no '..', no drive, no backslash)"
+        )
+    return path.as_posix()

@@ -43,7 +43,7 @@ by the background writer like every other artifact.
 from __future__ import annotations
 
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from autolog.errors import (
     InvalidParameterError,
@@ -67,6 +67,7 @@ from autolog.flavors import (
     type_name,
     validate_flavor_class,
 )
+from autolog.model_uri import checked_artifact_path as _checked_artifact_path
 
 # typing, dataclasses and json are not imported here: integrations import
 # this module at registration (see autolog.flavors); type checkers honour this.
@@ -163,6 +164,7 @@ def log_model(
     ``infer_signature(X, model.predict(X))`` for outputs too.
     """
     artifact_path = _checked_artifact_path(name)
+    _discover_integrations()
     chosen = flavor_for_model(model, flavor)
     try:
         snapshot = chosen.snapshot(model, **flavor_options)
@@ -325,6 +327,7 @@ def _loadable_flavor_class(metadata: dict[str, Any], model_uri: str) -> type[Fla
     distribution = framework.get("distribution") or name
     saved_with = f"{distribution}=={framework['version']}" if framework.get("version") else ""
     hint = f" (saved with {saved_with}; pip install {saved_with})" if saved_with else ""
+    _discover_integrations()
     known = {cls.name: cls for cls in flavor_classes()}
     flavor_class = known.get(name)
     if flavor_class is None:
@@ -343,17 +346,13 @@ def _loadable_flavor_class(metadata: dict[str, Any], model_uri: str) -> type[Fla
 # -- small helpers ------------------------------------------------------------
 
 
-def _checked_artifact_path(name: Any) -> str:
-    """``name`` as a clean relative POSIX path inside the run, or InvalidParameterError."""
-    if not isinstance(name, str) or not name.strip("/ "):
-        raise InvalidParameterError(f"model name must be a non-empty path, got {name!r}")
-    path = PurePosixPath(name)
-    if "\\" in name or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
-        raise InvalidParameterError(
-            f"model name {name!r} must be a relative path inside the run "
-            "(no leading '/', no '..', no drive, no backslash)"
-        )
-    return path.as_posix()
+def _discover_integrations() -> None:
+    """Register the installed integrations (once per process), whose flavors the
+    registry hands to :mod:`autolog.flavors`: a fresh process that only loads
+    a model knows its flavor too."""
+    from autolog._registry import registry
+
+    registry.discover()
 
 
 def _autolog_version() -> str:

@@ -13,8 +13,8 @@ around the user's call::
 What happens around a patched call (only the outermost one logs, a run is
 opened and closed, our errors are kept from the user, rule 1) lives in
 :mod:`autolog._calls`; this module is the integrations' API: :class:`Patcher`
-(the wraps) and, from there, :class:`Call`, :class:`guard`,
-:func:`active_session` and :func:`report_error`.
+(the wraps); integration authors take it, with everything else they use,
+from :mod:`autolog.plugin`.
 
 Every wrap is recorded with the original object taken from the owner's
 ``__dict__``, so :meth:`Patcher.unpatch_all` restores the identical object
@@ -32,21 +32,24 @@ import wrapt
 
 from autolog._calls import (
     AUTOLOGGING_TAG,
-    TYPE_CHECKING,
     Call,
     Handler,
     Session,
     _make_wrapper,
     active_session,
     guard,
+    guarded,
     report_error,
 )
+from autolog.errors import IntegrationError
 
+# typing costs several ms at import; type checkers honour this name.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
-    from autolog.integration import Integration
+    from autolog._base import Integration
 
 __all__ = [
     "AUTOLOGGING_TAG",
@@ -56,6 +59,7 @@ __all__ = [
     "Session",
     "active_session",
     "guard",
+    "guarded",
     "is_autolog_wrapper",
     "report_error",
 ]
@@ -199,6 +203,7 @@ class Patcher:
         False the wrap is skipped entirely, as if it were not there: for a
         class that another integration owns while that one is enabled.
         """
+        _check_handler(self.integration, handler, attribute)
         *path, attribute = attribute.split(".")
         for part in path:
             owner = getattr(owner, part)
@@ -279,32 +284,67 @@ class Patcher:
             base.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment]
             self._subclass_hooks.append((base, original))
 
+    def installed(self) -> int:
+        """How many wraps, subclass hooks and clean-ups are installed now."""
+        with self._lock:
+            return len(self.records) + len(self._subclass_hooks) + len(self._cleanups)
+
     def add_cleanup(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on unpatch (e.g. to remove a framework hook we registered)."""
         with self._lock:
             self._cleanups.append(fn)
 
-    def unpatch_all(self) -> None:
-        """Restore every original object, newest wrap first."""
+    def unpatch_all(self, modules: tuple[str, ...] | None = None) -> None:
+        """Restore every original object, newest wrap first. ``modules``: only
+        the wraps on objects of those modules (and their submodules), and no
+        clean-up runs (the registry's, when a covered framework's own
+        integration takes over)."""
+
+        def selected(owner: Any) -> bool:
+            if modules is None:
+                return True
+            name = owner.__module__ if isinstance(owner, type) else owner.__name__
+            return any(name == m or name.startswith(m + ".") for m in modules)
+
         with self._lock:
+            kept_hooks = []
             for base, original in reversed(self._subclass_hooks):
-                if original is _MISSING:
+                if not selected(base):
+                    kept_hooks.insert(0, (base, original))
+                elif original is _MISSING:
                     delattr(base, "__init_subclass__")
                 else:
                     base.__init_subclass__ = original  # type: ignore[assignment]
-            self._subclass_hooks.clear()
+            self._subclass_hooks = kept_hooks
+            kept = []
             for record in reversed(self.records):
-                if record.original is _MISSING:
+                if not selected(record.owner):
+                    kept.insert(0, record)
+                elif record.original is _MISSING:
                     delattr(record.owner, record.attribute)
                 else:
                     setattr(record.owner, record.attribute, record.original)
-            self.records.clear()
+            self.records = kept
+            if modules is not None:
+                return
             cleanups, self._cleanups = self._cleanups, []
         for fn in reversed(cleanups):
             try:
                 fn()
             except Exception as exc:
                 report_error(self.integration.name, exc, "while unpatching")
+
+
+def _check_handler(integration: Any, handler: Any, target: str) -> None:
+    """A handler must be a generator function: IntegrationError naming it."""
+    if not inspect.isgeneratorfunction(handler):
+        cls = type(integration)
+        raise IntegrationError(
+            f"invalid integration {cls.__module__}.{cls.__qualname__}: the handler "
+            f"{getattr(handler, '__qualname__', handler)!s} given to patcher.wrap(..., "
+            f"{target!r}) is not a generator function: a handler must `yield` once, where "
+            "the user's call runs"
+        )
 
 
 def _class_tree(base: type) -> Iterable[type]:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from autolog.patching import TYPE_CHECKING
-
-if TYPE_CHECKING:  # integrations import this module at autolog(): keep typing out
+# integrations import this module at autolog(): keep typing out; type
+# checkers honour this name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
     "MAX_PARAM_LENGTH",
+    "SUMMARY_FILE",
     "TRUNCATED_PARAMS_TAG",
     "class_path",
     "copy_callbacks",
@@ -25,13 +27,17 @@ __all__ = [
     "log_early_stopping",
     "log_epoch_metrics",
     "log_training_params",
+    "log_model_summary",
     "numeric",
     "param_value",
+    "settings_params",
 ]
 
 MAX_PARAM_LENGTH = 6000
 _MARKER = "...[truncated]"
 TRUNCATED_PARAMS_TAG = "autolog.truncated_params"
+#: the artifact that holds a model's printed summary, for every framework
+SUMMARY_FILE = "model_summary.txt"
 SKIPPED_PARAMS_TAG = "autolog.skipped_params"
 
 
@@ -197,3 +203,24 @@ def class_path(obj: Any) -> str:
 def copy_callbacks(callbacks: Iterable[Any] | None, *ours: Any) -> list[Any]:
     """A new list: the user's callbacks followed by ours (the user's list is never changed)."""
     return [*(callbacks or ()), *ours]
+
+
+def settings_params(
+    obj: Any, keys: Iterable[str], prefix: str, *, skip_none: bool = True
+) -> dict[str, Any]:
+    """``{prefix + key: obj.key}``: the settings of a framework object (an
+    early-stopping callback, an LR scheduler) as params, named alike everywhere
+    (``early_stopping_patience``, ``reduce_lr_on_plateau_factor``)."""
+    out = {}
+    for key in keys:
+        value = getattr(obj, key, None)
+        if value is not None or not skip_none:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def log_model_summary(text: str, run_id: str | None) -> None:
+    """The model's printed summary as the artifact :data:`SUMMARY_FILE`."""
+    from autolog.tracking import fluent
+
+    fluent.log_text(text, SUMMARY_FILE, run_id=run_id)

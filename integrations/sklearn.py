@@ -56,13 +56,14 @@ import sys
 import types
 from pathlib import Path
 
-from autolog.errors import InvalidParameterError, ModelError
-from autolog.integration import Integration, is_enabled
-from autolog.models import Flavor, ModelSnapshot, load_pickle, pickle_snapshot
-from autolog.patching import TYPE_CHECKING, Patcher
+from autolog import plugin
+from autolog.plugin import Flavor, ModelSnapshot, Option, Patcher
 
-if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
+if TYPE_CHECKING:
     from typing import Any
+
+    from autolog.integrations.sklearn_metrics import PostTrainingMetrics
 
 __all__ = ["SklearnFlavor", "SklearnIntegration"]
 
@@ -99,13 +100,13 @@ class SklearnFlavor(Flavor):
 
     def snapshot(self, model: Any, serialization_format: str = "pickle") -> ModelSnapshot:
         if serialization_format == "pickle":
-            snap = pickle_snapshot(model)
+            snap = plugin.pickle_snapshot(model)
         elif serialization_format == "skops":
             import skops.io
 
             snap = ModelSnapshot({"model.skops": skops.io.dumps(model)}, {"file": "model.skops"})
         else:
-            raise InvalidParameterError(
+            raise plugin.InvalidParameterError(
                 f"serialization_format {serialization_format!r} must be 'pickle' or 'skops'"
             )
         snap.metadata["serialization"] = serialization_format
@@ -113,14 +114,14 @@ class SklearnFlavor(Flavor):
 
     def load(self, path: Path, metadata: dict[str, Any]) -> Any:
         if metadata.get("serialization") != "skops":
-            return load_pickle(path, metadata)
+            return plugin.load_pickle(path, metadata)
         import skops.io
 
         file = Path(path) / metadata.get("file", "model.skops")
         untrusted = skops.io.get_untrusted_types(file=file)
         foreign = [t for t in untrusted if t.split(".")[0] not in _SKOPS_TRUSTED_PACKAGES]
         if foreign:
-            raise ModelError(
+            raise plugin.ModelError(
                 f"the skops file {file} holds types from outside scikit-learn, numpy and scipy: "
                 f"{foreign}; review them, then load it with "
                 "skops.io.load(path, trusted=[...])"
@@ -128,23 +129,45 @@ class SklearnFlavor(Flavor):
         return skops.io.load(file, trusted=untrusted)
 
 
-class SklearnIntegration(Integration):
-    """Autologging for scikit-learn (see the module documentation)."""
+class SklearnIntegration(plugin.Integration):
+    """Autologging for scikit-learn (see the module documentation).
+
+    State: :attr:`post_training`, what it remembers for post-training metrics
+    (fitted estimators, predictions), lives on the instance and is dropped by
+    :meth:`unpatch` (``autolog("sklearn", disable=True)``)."""
 
     name = "sklearn"
     # sklearn.base is imported by `import sklearn`; metrics and model_selection
-    # are patched when (and if) they are imported; xgboost / lightgbm for their
-    # estimators while their own integrations are off.
-    modules = ("sklearn", "sklearn.metrics", "sklearn.model_selection", *_OWNED_ELSEWHERE)
+    # are patched when (and if) they are imported.
+    modules = ("sklearn", "sklearn.metrics", "sklearn.model_selection")
+    # XGBoost's and LightGBM's estimators, while their own integrations are off
+    covers = _OWNED_ELSEWHERE
     distribution = "scikit-learn"
     supported_versions = ">=1.3,<1.11"
     options = {
-        "max_tuning_runs": 5,
+        "max_tuning_runs": Option(5, int, allow_none=True),
         "log_post_training_metrics": True,
-        "serialization_format": "pickle",
-        "pos_label": None,
+        "serialization_format": Option("pickle", str, choices=("pickle", "skops")),
+        "pos_label": Option(None, (int, float, str, bool), allow_none=True),
     }
     flavors = (SklearnFlavor,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._post_training: PostTrainingMetrics | None = None
+
+    @property
+    def post_training(self) -> PostTrainingMetrics:
+        """Fitted estimators and predictions remembered for post-training metrics."""
+        memory = self._post_training
+        if memory is None:
+            from autolog.integrations.sklearn_metrics import PostTrainingMetrics
+
+            memory = self._post_training = PostTrainingMetrics()
+        return memory
+
+    def unpatch(self) -> None:
+        self._post_training = None  # forget every remembered fit and prediction
 
     def patch(self, patcher: Patcher, module: types.ModuleType) -> None:
         name = module.__name__
@@ -172,14 +195,10 @@ class SklearnIntegration(Integration):
             from autolog.integrations import sklearn_search
 
             sklearn_search.patch_cross_validation(patcher, module, enabled=_called_by_user)
-        elif name in _OWNED_ELSEWHERE and not is_enabled(name):
+        elif name in _OWNED_ELSEWHERE:  # covers: only while their own integration is off
             root = _import_attribute(_ROOTS_OF[name])
-            # Skipped entirely whenever their own integration is on.
             _wrap_estimator_methods(
-                patcher,
-                root,
-                include=lambda cls: True,
-                enabled=lambda: not is_enabled(name) and _called_by_user(),
+                patcher, root, include=lambda cls: True, enabled=_called_by_user
             )
 
 

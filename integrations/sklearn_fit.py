@@ -22,12 +22,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier, is_regressor
 
-from autolog import training
-from autolog.errors import InvalidParameterError
-from autolog.integrations import sklearn_metrics
+from autolog import plugin
 from autolog.integrations.sklearn_scores import classifier_scores, regressor_scores
-from autolog.patching import Call
-from autolog.tracking import fluent
+from autolog.plugin import Call
 
 __all__ = [
     "FIT_METHODS",
@@ -58,7 +55,7 @@ def on_fit(call: Call) -> Generator[None, Any, None]:
     log_fitted(call, estimator, X, y, weight)
     if call.wrapped.__name__ == "fit_predict" and call.config.log_post_training_metrics:
         # cluster labels are predictions too: adjusted_rand_score(y, labels) is logged
-        sklearn_metrics.remember_prediction(result, call.run_id, X)
+        call.integration.post_training.remember_prediction(result, call.run_id, X)
 
 
 def fit_data(call: Call) -> tuple[Any, Any, Any]:
@@ -75,14 +72,14 @@ def fit_data(call: Call) -> tuple[Any, Any, Any]:
 
 def log_estimator(call: Call, estimator: Any, X: Any) -> None:
     """Before the fit: params, the estimator tags and the dataset digest."""
-    training.log_training_params(estimator_params(estimator), call.run_id)
+    plugin.log_params(estimator_params(estimator), call.run_id)
     tags = {
         "estimator_name": type(estimator).__name__,
-        "estimator_class": training.class_path(estimator),
+        "estimator_class": plugin.class_path(estimator),
     }
     if call.config.log_datasets and X is not None:
         tags.update(dataset_tags(X))
-    fluent.set_tags(tags, run_id=call.run_id)
+    plugin.set_tags(tags, run_id=call.run_id)
 
 
 def log_fitted(
@@ -92,11 +89,11 @@ def log_fitted(
     estimator) and the estimator's run for post-training metrics."""
     metrics, prediction = training_metrics(estimator, X, y, weight, call.config.pos_label)
     if metrics:
-        fluent.log_metrics(metrics, run_id=call.run_id)
+        plugin.log_metrics(metrics, run_id=call.run_id)
     if call.config.log_models:
         log_estimator_model(call, estimator if model is None else model, X, prediction)
     if call.config.log_post_training_metrics:
-        sklearn_metrics.remember_fitted(estimator, call.run_id)
+        call.integration.post_training.remember_fitted(estimator, call.run_id)
 
 
 # -- params ---------------------------------------------------------------------
@@ -196,7 +193,7 @@ def training_metrics(
         scores["score"] = scores[reused]
     else:
         extra = {} if weight is None else {"sample_weight": weight}
-        value = training.numeric(estimator.score(X, y, **extra))
+        value = plugin.numeric(estimator.score(X, y, **extra))
         if value is not None:
             scores["score"] = value
     return {f"training_{key}": value for key, value in scores.items()}, prediction
@@ -227,20 +224,17 @@ def _scores_like(estimator: Any, mixin: type) -> bool:
 def log_estimator_model(call: Call, model: Any, X: Any, prediction: Any) -> None:
     """``log_model(model, "model")`` with a signature (dtype and shape only: cheap)
     and, with ``log_input_examples``, the first rows as input example."""
-    from autolog.models import log_model
-    from autolog.signature import infer_signature
-
     signature = None
     if X is not None and (hasattr(X, "dtype") or hasattr(X, "dtypes")):
         try:
-            signature = infer_signature(X, prediction)
-        except InvalidParameterError:
+            signature = plugin.infer_signature(X, prediction)
+        except plugin.InvalidParameterError:
             signature = None
     example = _head(X) if call.config.log_input_examples and X is not None else None
     options: dict[str, Any] = {}
     if call.config.serialization_format != "pickle":
         options = {"flavor": "sklearn", "serialization_format": call.config.serialization_format}
-    log_model(
+    plugin.log_model(
         model, "model", input_example=example, signature=signature, run_id=call.run_id, **options
     )
 

@@ -27,19 +27,17 @@ import weakref
 from collections.abc import Callable, Generator
 from typing import Any
 
-from autolog import training
-from autolog.patching import Call, Patcher
-from autolog.tracking import fluent
+from autolog import plugin
+from autolog.plugin import Call, Patcher
 
 __all__ = [
     "PREDICT_METHODS",
+    "PostTrainingMetrics",
     "metric_function_names",
     "on_metric",
     "on_predict",
     "on_score",
     "patch_metric_functions",
-    "remember_fitted",
-    "remember_prediction",
 ]
 
 PREDICT_METHODS = ("predict", "predict_proba")
@@ -48,11 +46,6 @@ UNKNOWN_DATASET = "unknown_dataset"
 _METRIC_EXTRAS = frozenset({"matthews_corrcoef", "max_error", "d2_tweedie_score"})
 _NOT_METRICS = frozenset({"check_scoring", "get_scorer", "get_scorer_names", "make_scorer"})
 _SUFFIXES = ("_score", "_error", "_loss", "_deviance")
-
-_lock = threading.Lock()
-_fitted: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()  # estimator -> run id
-_predictions: dict[int, tuple[weakref.ref, str, str]] = {}  # id(array) -> (array, run id, dataset)
-_key_counts: dict[tuple[str, str], int] = {}  # (run id, key) -> times logged
 
 
 def metric_function_names(module: types.ModuleType) -> list[str]:
@@ -80,41 +73,73 @@ def patch_metric_functions(
 # -- what is tracked ----------------------------------------------------------------
 
 
-def remember_fitted(estimator: Any, run_id: str | None) -> None:
-    """Make ``estimator``'s later predictions count for post-training metrics of ``run_id``."""
-    if run_id is None:
-        return
-    try:
-        with _lock:
-            _fitted[estimator] = run_id
-    except TypeError:  # an estimator class that is unhashable or has no weakref slot
-        pass
+class PostTrainingMetrics:
+    """What the integration remembers between a fit and a metric call: fitted
+    estimators (weakly) -> run id, predictions (weakly, by id) -> (run id,
+    dataset name), and how often each key was logged per run. One per
+    :class:`~autolog.integrations.sklearn.SklearnIntegration` instance,
+    dropped when it is disabled."""
 
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fitted: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self.predictions: dict[int, tuple[weakref.ref, str, str]] = {}
+        self.key_counts: dict[tuple[str, str], int] = {}
 
-def remember_prediction(prediction: Any, run_id: str | None, X: Any) -> None:
-    """Remember that ``prediction`` came from the model of ``run_id`` applied to ``X``
-    (named as the variable that holds ``X`` in the caller's frame)."""
-    if run_id is None:
-        return
-    key = id(prediction)
-    try:
-        ref = weakref.ref(prediction, lambda _, key=key: _predictions.pop(key, None))
-    except TypeError:  # lists, tuples: no weak reference, not tracked
-        return
-    _predictions[key] = (ref, run_id, _variable_name(X))
+    def remember_fitted(self, estimator: Any, run_id: str | None) -> None:
+        """Make ``estimator``'s later predictions count for post-training metrics of ``run_id``."""
+        if run_id is None:
+            return
+        try:
+            with self.lock:
+                self.fitted[estimator] = run_id
+        except TypeError:  # an estimator class that is unhashable or has no weakref slot
+            pass
 
+    def remember_prediction(self, prediction: Any, run_id: str | None, X: Any) -> None:
+        """Remember that ``prediction`` came from the model of ``run_id`` applied to ``X``
+        (named as the variable that holds ``X`` in the caller's frame)."""
+        if run_id is None:
+            return
+        key = id(prediction)
+        predictions = self.predictions
+        try:
+            ref = weakref.ref(prediction, lambda _, key=key: predictions.pop(key, None))
+        except TypeError:  # lists, tuples: no weak reference, not tracked
+            return
+        predictions[key] = (ref, run_id, _variable_name(X))
 
-def _source(value: Any) -> tuple[str, str] | None:
-    """``(run id, dataset name)`` when ``value`` (or the array it views) is a prediction."""
-    for candidate in (value, getattr(value, "base", None)):
-        entry = _predictions.get(id(candidate)) if candidate is not None else None
-        if entry is not None and entry[0]() is candidate:
-            return entry[1], entry[2]
-    return None
+    def run_of(self, estimator: Any) -> str | None:
+        """The run ``estimator`` was fitted in under autolog, if any."""
+        try:
+            return self.fitted.get(estimator)
+        except TypeError:  # unhashable, or no weak reference possible
+            return None
+
+    def source(self, value: Any) -> tuple[str, str] | None:
+        """``(run id, dataset name)`` when ``value`` (or the array it views) is a prediction."""
+        for candidate in (value, getattr(value, "base", None)):
+            entry = self.predictions.get(id(candidate)) if candidate is not None else None
+            if entry is not None and entry[0]() is candidate:
+                return entry[1], entry[2]
+        return None
+
+    def log(self, run_id: str, key: str, value: Any) -> None:
+        """Log one metric value; a repeated key on a run gets ``-2``, ``-3``..."""
+        if getattr(value, "ndim", 0) != 0:  # per-output arrays, reports: not one number
+            return
+        number = plugin.numeric(value)
+        if number is None:
+            return
+        with self.lock:
+            count = self.key_counts[(run_id, key)] = self.key_counts.get((run_id, key), 0) + 1
+        plugin.log_metric(key if count == 1 else f"{key}-{count}", number, run_id=run_id)
 
 
 def _variable_name(value: Any) -> str:
-    """The name bound to ``value`` in the first frame outside autolog and wrapt."""
+    """The name bound to ``value`` in the first frame outside autolog and wrapt:
+    a local of that frame, else one of its module's globals (a notebook's
+    ``def evaluate(): accuracy_score(y_test, model.predict(X_test))``)."""
     frame = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith(
         ("autolog.", "wrapt")
@@ -122,21 +147,11 @@ def _variable_name(value: Any) -> str:
         frame = frame.f_back
     if frame is None or value is None:
         return UNKNOWN_DATASET
-    for name, bound in frame.f_locals.items():
-        if bound is value and not name.startswith("_"):
-            return name
+    for namespace in (frame.f_locals, frame.f_globals):
+        for name, bound in namespace.items():
+            if bound is value and not name.startswith("_"):
+                return name
     return UNKNOWN_DATASET
-
-
-def _log(run_id: str, key: str, value: Any) -> None:
-    if getattr(value, "ndim", 0) != 0:  # per-output arrays, reports: not one number
-        return
-    number = training.numeric(value)
-    if number is None:
-        return
-    with _lock:
-        count = _key_counts[(run_id, key)] = _key_counts.get((run_id, key), 0) + 1
-    fluent.log_metric(key if count == 1 else f"{key}-{count}", number, run_id=run_id)
 
 
 # -- handlers (opens_run=False: they log to the model's run, never open one) ------
@@ -147,22 +162,24 @@ def on_predict(call: Call) -> Generator[None, Any, None]:
     prediction = yield
     if not call.config.log_post_training_metrics:
         return
-    run_id = _run_of(call.instance)
+    memory = call.integration.post_training
+    run_id = memory.run_of(call.instance)
     if run_id is not None:
         X = call.args[0] if call.args else next(iter(call.kwargs.values()), None)
-        remember_prediction(prediction, run_id, X)
+        memory.remember_prediction(prediction, run_id, X)
 
 
 def on_metric(call: Call) -> Generator[None, Any, None]:
     """A ``sklearn.metrics`` function: log its value if it scored a tracked prediction."""
     value = yield
-    if not call.config.log_post_training_metrics or not _predictions:
+    memory = call.integration.post_training
+    if not call.config.log_post_training_metrics or not memory.predictions:
         return
     for argument in (*call.args, *call.kwargs.values()):
-        found = _source(argument)
+        found = memory.source(argument)
         if found is not None:
             run_id, dataset = found
-            _log(run_id, f"{call.wrapped.__name__}_{dataset}", value)
+            memory.log(run_id, f"{call.wrapped.__name__}_{dataset}", value)
             return
 
 
@@ -172,22 +189,8 @@ def on_score(call: Call) -> Generator[None, Any, None]:
     if not call.config.log_post_training_metrics:
         return
     estimator = call.instance
-    run_id = _run_of(estimator)
+    memory = call.integration.post_training
+    run_id = memory.run_of(estimator)
     if run_id is not None:
         X = call.args[0] if call.args else call.kwargs.get("X")
-        _log(run_id, f"{type(estimator).__name__}_score_{_variable_name(X)}", value)
-
-
-def _run_of(estimator: Any) -> str | None:
-    """The run ``estimator`` was fitted in under autolog, if any."""
-    try:
-        return _fitted.get(estimator)
-    except TypeError:  # unhashable, or no weak reference possible
-        return None
-
-
-def _reset_for_tests() -> None:
-    with _lock:
-        _fitted.clear()
-        _predictions.clear()
-        _key_counts.clear()
+        memory.log(run_id, f"{type(estimator).__name__}_score_{_variable_name(X)}", value)

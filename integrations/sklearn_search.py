@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from autolog import training
+from autolog import plugin
 from autolog.integrations import sklearn_fit
-from autolog.patching import AUTOLOGGING_TAG, Call, Patcher
-from autolog.tracking import fluent
+from autolog.plugin import Call, Patcher
 
 __all__ = [
     "CROSS_VALIDATION_FUNCTIONS",
@@ -71,23 +70,21 @@ def on_search_fit(call: Call) -> Generator[None, Any, None]:
     yield
     run_id = call.run_id
     best_params = getattr(search, "best_params_", None) or {}
-    training.log_training_params(
+    plugin.log_params(
         {f"best_{k}": sklearn_fit._describe(v, top=True) for k, v in best_params.items()}, run_id
     )
-    best_score = training.numeric(getattr(search, "best_score_", None))
+    best_score = plugin.numeric(getattr(search, "best_score_", None))
     if best_score is not None:
-        fluent.log_metric("best_cv_score", best_score, run_id=run_id)
+        plugin.log_metric("best_cv_score", best_score, run_id=run_id)
     results = getattr(search, "cv_results_", None)
     if results:
-        fluent.log_text(cv_results_csv(results), "cv_results.csv", run_id=run_id)
-        _log_candidates(search, results, run_id, call.config.max_tuning_runs)
+        plugin.log_text(cv_results_csv(results), "cv_results.csv", run_id=run_id)
+        _log_candidates(call, search, results)
     best = getattr(search, "best_estimator_", None)
     if best is not None:  # refit: the search predicts with it
         sklearn_fit.log_fitted(call, search, X, y, weight, model=best)
         if call.config.log_post_training_metrics:
-            from autolog.integrations import sklearn_metrics
-
-            sklearn_metrics.remember_fitted(best, run_id)
+            call.integration.post_training.remember_fitted(best, run_id)
 
 
 def cv_results_csv(results: dict[str, Any]) -> str:
@@ -119,12 +116,11 @@ def _rank_column(search: Any, results: dict[str, Any]) -> str | None:
     return next((k for k in results if k.startswith("rank_test_")), None)
 
 
-def _log_candidates(
-    search: Any, results: dict[str, Any], parent_run_id: str | None, max_runs: int | None
-) -> None:
+def _log_candidates(call: Call, search: Any, results: dict[str, Any]) -> None:
     """One child run per best candidate, in rank order."""
     rank = _rank_column(search, results)
-    if rank is None or parent_run_id is None:
+    max_runs = call.config.max_tuning_runs
+    if rank is None or call.run_id is None:
         return
     order = np.argsort(np.asarray(results[rank]), kind="stable")
     if max_runs is not None:
@@ -136,21 +132,15 @@ def _log_candidates(
         }
         metrics = {}
         for column in metric_columns:
-            value = training.numeric(results[column][index])
+            value = plugin.numeric(results[column][index])
             if value is not None:
                 metrics[column] = value
-        child = fluent.start_run(
-            nested=True, parent_run_id=parent_run_id, tags={AUTOLOGGING_TAG: "sklearn"}
-        )
-        try:
-            child_id = child.info.run_id
-            training.log_training_params(params, child_id)
+        # the one run policy (tags, extra_tags); ended without waiting for the
+        # writer: the user's fit is not done yet
+        with plugin.child_run(call) as child_id:
+            plugin.log_params(params, child_id)
             if metrics:
-                fluent.log_metrics(metrics, run_id=child_id)
-        finally:
-            # ends the child (innermost), without waiting for the writer: the user's
-            # fit is not done yet
-            fluent.end_run(flush=False)
+                plugin.log_metrics(metrics, run_id=child_id)
 
 
 # -- cross-validation helpers ----------------------------------------------------------
@@ -166,7 +156,7 @@ def on_cross_validation(call: Call) -> Generator[None, Any, None]:
         for name in _EVALUATION_ARGUMENTS
         if call.argument(name) is not None
     }
-    training.log_training_params(
+    plugin.log_params(
         {k: sklearn_fit._describe(v, top=True) for k, v in settings.items()}, call.run_id
     )
     result = yield
@@ -193,9 +183,9 @@ def _log_per_fold(results: dict[str, Any], run_id: str | None) -> None:
         summary[f"{key}_mean"] = float(array.mean())
         summary[f"{key}_std"] = float(array.std())
     for fold, values in enumerate(folds):
-        fluent.log_metrics(values, step=fold, run_id=run_id)
+        plugin.log_metrics(values, step=fold, run_id=run_id)
     if summary:
-        fluent.log_metrics(summary, run_id=run_id)
+        plugin.log_metrics(summary, run_id=run_id)
 
 
 def _log_out_of_fold_scores(call: Call, estimator: Any, y: Any, prediction: Any) -> None:
@@ -213,4 +203,4 @@ def _log_out_of_fold_scores(call: Call, estimator: Any, y: Any, prediction: Any)
     else:
         return
     if scores:
-        fluent.log_metrics({f"cv_{k}": v for k, v in scores.items()}, run_id=call.run_id)
+        plugin.log_metrics({f"cv_{k}": v for k, v in scores.items()}, run_id=call.run_id)

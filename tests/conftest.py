@@ -18,7 +18,8 @@ os.environ["AUTOLOG_TESTING"] = "1"
 
 
 def _reset_autolog() -> None:
-    """Undo every patch and forget runs and URIs; only touches loaded modules."""
+    """Undo every patch and forget runs and URIs; only touches loaded modules.
+    Integrations forget their own state when they are disabled (their unpatch)."""
     integration = sys.modules.get("autolog.integration")
     if integration is not None:
         integration._reset_for_tests()
@@ -30,9 +31,6 @@ def _reset_autolog() -> None:
     flavors = sys.modules.get("autolog.flavors")
     if flavors is not None:
         flavors._reset_for_tests()
-    sklearn_metrics = sys.modules.get("autolog.integrations.sklearn_metrics")
-    if sklearn_metrics is not None:  # predictions remembered for post-training metrics
-        sklearn_metrics._reset_for_tests()
 
 
 @pytest.fixture(autouse=True)

@@ -55,7 +55,7 @@ BAD_CLASSES = [
             (autolog.Integration,),
             {"name": "c", "modules": ("x",), "patch": _patch, "options": {"silent": 1}},
         ),
-        "clash with autolog()'s own keywords",
+        "are reserved: they are autolog()'s own keywords",
     ),
     (
         type(

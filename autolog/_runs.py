@@ -1,0 +1,154 @@
+"""Which run a training logs to: the one run-opening policy of autolog.
+
+Every place that opens a run for a training (the patch manager around a
+patched call, the plain-PyTorch loop tracker, scikit-learn's search
+candidates) asks :func:`training_run` or :func:`child_run` here, so that
+``exclusive``, ``extra_tags`` and the ``mlflow.autologging`` tag mean the same
+everywhere:
+
+- no active run: a new run, tagged ``mlflow.autologging=<integration>`` plus
+  the ``extra_tags`` of ``autolog()``; whoever opened it closes it;
+- the user's active run and ``exclusive=True``: nothing is logged;
+- the user's active run, its first training (or the same model trained
+  again, e.g. Keras' ``fit(initial_epoch=...)`` resuming it): that run;
+- the user's active run, which already holds another training of ours
+  (``Ridge(alpha=1).fit`` then ``Ridge(alpha=50).fit`` in one ``start_run()``):
+  a nested child run of it (tag ``mlflow.parentRunId``), with one warning
+  per user run, instead of mixing both trainings' params, metrics and models.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import warnings
+import weakref
+
+from autolog.errors import AutologWarning
+
+# typing costs several ms at import; type checkers honour this name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from autolog.integration import IntegrationConfig
+
+__all__ = ["AUTOLOGGING_TAG", "child_run", "end_run", "fluent", "run_tags", "training_run"]
+
+AUTOLOGGING_TAG = "mlflow.autologging"
+
+_fluent_module: types.ModuleType | None = None
+
+
+def fluent() -> types.ModuleType:
+    """:mod:`autolog.tracking.fluent`, imported on first use (rule 3) and cached:
+    an import statement costs a microsecond on every call of a hot wrap."""
+    global _fluent_module
+    if _fluent_module is None:
+        from autolog.tracking import fluent as module
+
+        _fluent_module = module
+    return _fluent_module
+
+
+def run_tags(integration: str, config: IntegrationConfig) -> dict[str, str]:
+    """The tags of a run autolog opens: ``mlflow.autologging`` and ``extra_tags``."""
+    return {AUTOLOGGING_TAG: integration, **config.extra_tags}
+
+
+# user run id -> (integration, weak reference to the model it trained, or None)
+_trained: dict[str, tuple[str, Any]] = {}
+_warned_runs: set[str] = set()
+_lock = threading.Lock()
+
+
+def training_run(
+    integration: str, config: IntegrationConfig, model: Any = None
+) -> tuple[str | None, bool]:
+    """``(run_id, created)`` for a training of ``integration`` starting now on
+    this thread (see the module documentation); ``(None, False)``: log nothing
+    (``exclusive`` and the user has a run). ``model`` is what is trained (the
+    patched call's instance): the same model trained again in the user's run
+    continues there. A created run is this thread's active run: end it with
+    :func:`end_run`."""
+    fl = fluent()
+    user_run = fl.active_run_id()
+    if user_run is None:
+        return fl.start_run(tags=run_tags(integration, config)).info.run_id, True
+    if config.exclusive:
+        return None, False
+    with _lock:
+        first = _trained.get(user_run)
+        if first is None:
+            _trained[user_run] = (integration, _weak(model))
+    if first is None:
+        fl.on_run_end(user_run, _forget)
+        return user_run, False
+    same = first[0] == integration and first[1] is not None and first[1]() is model
+    if same and model is not None:
+        return user_run, False  # the same model trained again: one training
+    run_id = child_run(integration, config, user_run)
+    try:
+        _warn_mixed(user_run, integration, first[0], run_id, config.silent)
+    except BaseException:  # warnings turned into errors: leave no run of ours open
+        end_run("FAILED")
+        raise
+    return run_id, True
+
+
+def child_run(
+    integration: str, config: IntegrationConfig, parent_run_id: str, run_name: str | None = None
+) -> str:
+    """Open a run nested under ``parent_run_id`` (tag ``mlflow.parentRunId``)
+    with autolog's tags; it becomes this thread's active run: end it with
+    :func:`end_run` (which ends the innermost run)."""
+    tags = run_tags(integration, config)
+    return (
+        fluent()
+        .start_run(nested=True, parent_run_id=parent_run_id, tags=tags, run_name=run_name)
+        .info.run_id
+    )
+
+
+def end_run(status: str = "FINISHED") -> None:
+    """End the run autolog opened last on this thread, without waiting for the
+    writer (rule 2: the writer reports a failure at the next flush or at exit)."""
+    fluent().end_run(status, flush=False)
+
+
+def _weak(model: Any) -> Any:
+    if model is None:
+        return None
+    try:
+        return weakref.ref(model)
+    except TypeError:  # no weak reference possible: never taken for the same model
+        return None
+
+
+def _forget(run_id: str, status: str) -> None:
+    with _lock:
+        _trained.pop(run_id, None)
+        _warned_runs.discard(run_id)
+
+
+def _warn_mixed(user_run: str, integration: str, first: str, child: str, silent: bool) -> None:
+    with _lock:
+        if user_run in _warned_runs:
+            return
+        _warned_runs.add(user_run)
+    if not silent:
+        warnings.warn(
+            f"autolog: your run {user_run} already holds a {first} training logged by "
+            f"autolog; this {integration} training is logged to its nested child run "
+            f"{child} (and so are later ones in this run), so that params, metrics and "
+            "models of different trainings are not mixed. Start one run per training "
+            "to choose the runs yourself.",
+            AutologWarning,
+            stacklevel=4,
+        )
+
+
+def _reset_for_tests() -> None:
+    with _lock:
+        _trained.clear()
+        _warned_runs.clear()

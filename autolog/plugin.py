@@ -1,0 +1,247 @@
+"""Everything an integration author uses, in one module: ``from autolog import plugin``.
+
+The built-in integrations import only this module and the user API
+(``autolog``); so does ``examples/custom_integration/``. The README's "Write
+your own integration" is the guide; this is the reference.
+
+**Declaring.** Subclass :class:`Integration`: ``name``, ``modules`` (the
+framework's modules: :meth:`Integration.patch` runs when each is imported),
+``covers`` (other integrations' frameworks whose classes you also patch while
+their own integration is off), ``distribution`` / ``supported_versions``,
+``options`` (defaults or :class:`Option`, type-checked at ``autolog()``),
+``flavors`` (:class:`Flavor` subclasses). :func:`register` (or the entry-point
+group ``autolog.integrations``) validates the class and raises
+:class:`IntegrationError` naming the class and the member that is wrong.
+
+**Patching.** ``patch(self, patcher, module)`` calls :meth:`Patcher.wrap` /
+:meth:`Patcher.wrap_subclasses` with *handlers*: generator functions (methods
+named ``on_*``) that run around the user's outermost call::
+
+    def on_train(self, call: plugin.Call):
+        plugin.log_params({"epochs": call.argument("epochs")}, call.run_id)
+        result = yield                    # the user's call runs here
+        plugin.log_metrics({"final_loss": result.loss}, run_id=call.run_id)
+
+Whatever a handler raises (before its ``yield``, after it, a second ``yield``)
+is reported once as a warning and never reaches the user, whose call gets its
+own arguments and returns its own result; a run autolog opened is always
+closed. Code of yours that the framework calls during training (callback
+hooks) goes under :func:`guarded` (or ``with guard(...)``).
+
+**Logging to a given run.** Handlers and callbacks log to ``call.run_id``, not
+to "the active run" (a callback may run on another thread): the functions
+below take it as the keyword-only ``run_id`` (:func:`log_metrics`,
+:func:`log_metric`, :func:`set_tags`, :func:`log_text`, :func:`log_dict`,
+:func:`log_figure`, :func:`log_model`) and the shared helpers take it as an
+argument (:func:`log_params`, :func:`log_epoch_metrics`,
+:func:`log_early_stopping`). :class:`child_run` opens a nested run;
+:func:`training_run` asks the run-opening policy for a training that is no
+patched call (a plain loop).
+
+**Framework callbacks.** A callback class that subclasses a framework's class
+is defined on first use and pickles by reference: :class:`FrameworkClasses`.
+Callbacks hold only picklable state (the run id).
+"""
+
+from __future__ import annotations
+
+from autolog import _runs
+from autolog._base import Integration, IntegrationConfig, Option
+from autolog._calls import Call, Session, active_session, guard, guarded, report_error
+from autolog._lazy_classes import FrameworkClasses
+from autolog._runs import AUTOLOGGING_TAG
+from autolog.errors import IntegrationError, InvalidParameterError, ModelError
+from autolog.flavors import (
+    Flavor,
+    ModelSnapshot,
+    distribution_version,
+    load_pickle,
+    pickle_snapshot,
+    saved_bytes,
+)
+from autolog.patching import Patcher
+from autolog.training import (
+    MAX_PARAM_LENGTH,
+    SUMMARY_FILE,
+    class_path,
+    copy_callbacks,
+    flatten,
+    log_early_stopping,
+    log_epoch_metrics,
+    log_model_summary,
+    numeric,
+    param_value,
+    settings_params,
+)
+from autolog.training import log_training_params as log_params
+
+# typing costs several ms at import (integrations import this module at
+# autolog()); type checkers honour this name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+__all__ = [
+    "AUTOLOGGING_TAG",
+    "MAX_PARAM_LENGTH",
+    "SUMMARY_FILE",
+    "Call",
+    "Flavor",
+    "FrameworkClasses",
+    "Integration",
+    "IntegrationConfig",
+    "IntegrationError",
+    "InvalidParameterError",
+    "ModelError",
+    "ModelSnapshot",
+    "Option",
+    "Patcher",
+    "Session",
+    "active_session",
+    "child_run",
+    "class_path",
+    "copy_callbacks",
+    "distribution_version",
+    "end_training_run",
+    "flatten",
+    "guard",
+    "guarded",
+    "load_pickle",
+    "log_dict",
+    "log_early_stopping",
+    "log_epoch_metrics",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_model_summary",
+    "log_params",
+    "log_text",
+    "numeric",
+    "on_run_end",
+    "param_value",
+    "pickle_snapshot",
+    "register",
+    "report_error",
+    "saved_bytes",
+    "set_tag",
+    "set_tags",
+    "settings_params",
+    "training_run",
+]
+
+
+def register(cls: type[Integration]) -> type[Integration]:
+    """Register an integration class at run time (see :func:`autolog.register`)."""
+    from autolog.integration import register as _register
+
+    return _register(cls)
+
+
+# -- logging to a given run ---------------------------------------------------------
+#
+# The user API's functions log to this thread's active run; these log to the
+# run a handler or callback was given. ``run_id`` is keyword-only and required.
+
+
+def log_metrics(
+    metrics: Mapping[str, float], step: int | None = None, *, run_id: str | None
+) -> None:
+    """Log several metrics at one step to ``run_id`` (one enqueue)."""
+    _runs.fluent().log_metrics(metrics, step=step, run_id=run_id)
+
+
+def log_metric(key: str, value: float, step: int | None = None, *, run_id: str | None) -> None:
+    """Log one metric point to ``run_id``."""
+    _runs.fluent().log_metric(key, value, step=step, run_id=run_id)
+
+
+def set_tags(tags: Mapping[str, Any], *, run_id: str | None) -> None:
+    """Set tags on ``run_id``."""
+    _runs.fluent().set_tags(tags, run_id=run_id)
+
+
+def set_tag(key: str, value: Any, *, run_id: str | None) -> None:
+    """Set one tag on ``run_id``."""
+    _runs.fluent().set_tag(key, value, run_id=run_id)
+
+
+def log_text(text: str, artifact_file: str, *, run_id: str | None) -> None:
+    """Write ``text`` as the artifact file ``artifact_file`` of ``run_id``."""
+    _runs.fluent().log_text(text, artifact_file, run_id=run_id)
+
+
+def log_dict(dictionary: Mapping[str, Any], artifact_file: str, *, run_id: str | None) -> None:
+    """Write a JSON (or YAML, by the file's suffix) artifact to ``run_id``."""
+    _runs.fluent().log_dict(dictionary, artifact_file, run_id=run_id)
+
+
+def log_figure(figure: Any, artifact_file: str, *, run_id: str | None) -> None:
+    """Save a matplotlib / plotly figure as an artifact of ``run_id``."""
+    _runs.fluent().log_figure(figure, artifact_file, run_id=run_id)
+
+
+def log_model(model: Any, name: str = "model", *, run_id: str | None, **options: Any) -> Any:
+    """:func:`autolog.log_model` into ``run_id``; returns its ``ModelInfo``."""
+    from autolog.models import log_model as _log_model
+
+    return _log_model(model, name, run_id=run_id, **options)
+
+
+def on_run_end(run_id: str, hook: Callable[[str, str], None]) -> None:
+    """Call ``hook(run_id, status)`` just before ``run_id`` ends (it can still log
+    to it); for a training that outlives any one patched call (a plain loop).
+    The hook must keep its errors to itself (:func:`guarded`)."""
+    _runs.fluent().on_run_end(run_id, hook)
+
+
+# -- runs -----------------------------------------------------------------------------
+
+
+def training_run(integration: Integration, model: Any = None) -> tuple[str | None, bool]:
+    """The run for a training of ``integration`` that no patched call brackets
+    (a plain PyTorch loop): the same policy as around a patched call
+    (``exclusive``, ``extra_tags``, ``mlflow.autologging``; a second training
+    in the user's run goes to a nested child run). Returns ``(run_id,
+    created)``; ``(None, False)``: log nothing. A created run is this thread's
+    active run: close it with :func:`end_training_run`."""
+    return _runs.training_run(integration.name, integration.config, model)
+
+
+def end_training_run(status: str = "FINISHED") -> None:
+    """End the run :func:`training_run` created (this thread's innermost run),
+    without waiting for the writer."""
+    _runs.end_run(status)
+
+
+class child_run:
+    """A nested run under ``parent_run_id`` (default ``call.run_id``), tagged like
+    every run autolog opens; ``with child_run(call) as run_id: ...`` ends it
+    (FAILED if the block raised) without waiting for the writer."""
+
+    __slots__ = ("integration", "parent_run_id", "run_name")
+
+    def __init__(self, call: Call, parent_run_id: str | None = None, run_name: str | None = None):
+        self.integration = call.integration
+        self.parent_run_id = parent_run_id or call.run_id
+        self.run_name = run_name
+
+    def __enter__(self) -> str:
+        integration = self.integration
+        return _runs.child_run(
+            integration.name, integration.config, self.parent_run_id, self.run_name
+        )
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        _runs.end_run("FINISHED" if exc is None else "FAILED")
+        return False
+
+
+def __getattr__(name: str) -> object:
+    # the signature module imports dataclasses and typing: only when used
+    if name in ("infer_signature", "Signature"):
+        from autolog import signature
+
+        return getattr(signature, name)
+    raise AttributeError(f"module 'autolog.plugin' has no attribute {name!r}")
