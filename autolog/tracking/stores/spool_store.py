@@ -55,6 +55,7 @@ __all__ = ["SpooledStore", "spooled"]
 
 T = TypeVar("T")
 _EXPERIMENTS = "experiments.jsonl"
+_RECORD_METRICS = 1_000  # metric points per spool record
 
 
 def spooled(inner: AbstractStore) -> AbstractStore:
@@ -123,7 +124,7 @@ class SpooledStore(AbstractStore):
 
     # -- the switch --------------------------------------------------------------
     def _write(
-        self, record: dict[str, Any], online: Callable[[], T], offline: Callable[[], T]
+        self, record: dict | list[dict], online: Callable[[], T], offline: Callable[[], T]
     ) -> T:
         """``online()`` against the server, or ``record`` into the spool."""
         with self._lock:
@@ -139,8 +140,8 @@ class SpooledStore(AbstractStore):
                 self._append(record)
             return offline()
 
-    def _append(self, record: dict[str, Any]) -> None:
-        self.spool.append([record])
+    def _append(self, record: dict[str, Any] | list[dict[str, Any]]) -> None:
+        self.spool.append(record if isinstance(record, list) else [record])
         self._episode["records"] += 1
         if self._episode["records"] == 1:
             self._wake.set()
@@ -362,7 +363,9 @@ class SpooledStore(AbstractStore):
                     return self.inner.create_run(experiment_id, user_id, start_time, tags, run_name)
                 Replayer(self.spool, self.inner, self.ids).create_run(record)  # then mapped
                 return self.inner.get_run(self.ids.get(client_id))
-            return self.inner.create_run(experiment_id, user_id, start_time, tags, run_name, run_id)
+            return self.inner.create_run(
+                experiment_id, user_id, start_time, tags, run_name, run_id=run_id
+            )
 
         def offline() -> Run:
             found = self._experiments.get(str(experiment_id))
@@ -411,8 +414,13 @@ class SpooledStore(AbstractStore):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
+        # records of at most _RECORD_METRICS points: a big batch then fits a
+        # nearly full spool piece by piece (all pieces of one call, or none)
+        records = [log_batch_record(run_id, metrics[:_RECORD_METRICS], params, tags)]
+        for start in range(_RECORD_METRICS, len(metrics), _RECORD_METRICS):
+            records.append(log_batch_record(run_id, metrics[start : start + _RECORD_METRICS]))
         self._write(
-            log_batch_record(run_id, metrics, params, tags),
+            records,
             lambda: self.inner.log_batch(self.ids.get(run_id), metrics, params, tags),
             _none,
         )
