@@ -66,11 +66,17 @@ def stop(process: subprocess.Popen, timeout: float = 15.0) -> int:
     return process.returncode
 
 
+class Running(str):
+    """A started server's base URL; ``.process`` is its process."""
+
+    process: subprocess.Popen
+
+
 @contextlib.contextmanager
 def autolog_server(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> Iterator[str]:
-    """``autolog server <args>`` on a free port; yields its base URL."""
+) -> Iterator[Running]:
+    """``autolog server <args>`` on a free port; yields its base URL (``.process``)."""
     port = free_port()
     command = [sys.executable, "-m", "autolog.cli", "server", "--port", str(port), *args]
     process = subprocess.Popen(
@@ -81,7 +87,8 @@ def autolog_server(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = Running(f"http://127.0.0.1:{port}")
+    url.process = process
     try:
         wait_http(url + "/health", process)
         yield url
