@@ -2,8 +2,11 @@
 
 The tag names are the ones ML engineers already search by (``mlflow.user``,
 ``mlflow.source.name``, ...). Everything here is computed once per process
-(:func:`system_tags` is cached): the git commit is read by parsing
-``.git/HEAD`` and the refs, never by spawning ``git``.
+and cached: the git commit is read by parsing ``.git/HEAD`` and the refs
+(:mod:`autolog.provenance.git`), never by spawning ``git``. What else a run
+records about its origin (branch, remote, command line, machine, the diff and
+requirements artifacts, system metrics) is :mod:`autolog.provenance`'s; this
+module is where a new run asks for it (:func:`system_tags`, :func:`run_started`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,12 @@ import random
 import sys
 from pathlib import Path
 
+from autolog.provenance.git import git_commit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from autolog.tracking.run_state import _RunState
+
 __all__ = [
     "GIT_COMMIT",
     "PARENT_RUN_ID",
@@ -25,6 +34,7 @@ __all__ = [
     "NOTE",
     "generate_run_name",
     "git_commit",
+    "run_started",
     "system_tags",
 ]
 
@@ -78,61 +88,20 @@ def _source_script() -> Path | None:
     return None
 
 
-def _find_git_dir(start: Path) -> Path | None:
-    """The git directory of the work tree containing ``start`` (``.git`` may be a
-    file pointing elsewhere: worktrees and submodules)."""
-    for folder in (start, *start.parents):
-        dot_git = folder / ".git"
-        if dot_git.is_dir():
-            return dot_git
-        if dot_git.is_file():
-            text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
-            if text.startswith("gitdir:"):
-                target = Path(text[len("gitdir:") :].strip())
-                return target if target.is_absolute() else (folder / target).resolve()
-            return None
-    return None
-
-
-def _read_ref(git_dir: Path, ref: str) -> str | None:
-    common = git_dir
-    common_file = git_dir / "commondir"  # linked worktrees keep refs in the main repo
-    if common_file.is_file():
-        common = (git_dir / common_file.read_text(encoding="utf-8").strip()).resolve()
-    for base in (git_dir, common):
-        ref_file = base / ref
-        if ref_file.is_file():
-            value = ref_file.read_text(encoding="utf-8").strip()
-            return value or None
-    packed = common / "packed-refs"
-    if packed.is_file():
-        for line in packed.read_text(encoding="utf-8").splitlines():
-            if line and line[0] not in "#^":
-                sha, _, name = line.partition(" ")
-                if name.strip() == ref:
-                    return sha
-    return None
-
-
-def git_commit(start: Path) -> str | None:
-    """The commit checked out in the work tree containing ``start``, or None
-    (not a work tree, or a branch without commits)."""
-    try:
-        git_dir = _find_git_dir(start)
-        if git_dir is None:
-            return None
-        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-        sha = _read_ref(git_dir, head[4:].strip()) if head.startswith("ref:") else head
-    except OSError:
-        return None
-    if sha and len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha):
-        return sha
-    return None
+def _notebook_path() -> str:
+    """The notebook's path where the kernel tells it: Jupyter's server sets
+    ``JPY_SESSION_NAME`` for its kernels, VS Code puts ``__vsc_ipynb_file__`` in
+    the user's namespace."""
+    main = sys.modules.get("__main__")
+    return (
+        os.environ.get("JPY_SESSION_NAME")
+        or getattr(main, "__vsc_ipynb_file__", None)
+        or "notebook"
+    )
 
 
 @functools.cache
-def system_tags() -> dict[str, str]:
-    """User, source name and type, and git commit of this process (cached)."""
+def _source_tags() -> dict[str, str]:
     script = _source_script()
     notebook = _in_notebook()
     tags = {
@@ -141,8 +110,26 @@ def system_tags() -> dict[str, str]:
         SOURCE_NAME: str(script) if script and not notebook else (sys.argv[0] if sys.argv else ""),
     }
     if notebook:
-        tags[SOURCE_NAME] = os.environ.get("JPY_SESSION_NAME", "notebook")
+        tags[SOURCE_NAME] = _notebook_path()
     commit = git_commit(script.parent if script else Path.cwd())
     if commit:
         tags[GIT_COMMIT] = commit
     return tags
+
+
+def system_tags() -> dict[str, str]:
+    """The system tags of a new run: user, source name and type, git commit, and
+    what :mod:`autolog.provenance` captures (branch, remote, command line,
+    machine). Computed at the first run of the process, cached after that."""
+    from autolog import provenance
+
+    return {**provenance.run_tags(), **_source_tags()}
+
+
+def run_started(state: _RunState, tags: dict[str, str]) -> None:
+    """Called by the run's maker right after a new run's creation is queued, with
+    its tags: queues the provenance written in the background (dirty flag, diff,
+    requirements) and starts the system-metrics sampler when it is on."""
+    from autolog import provenance
+
+    provenance.run_started(state, tags)

@@ -1,0 +1,331 @@
+"""What produced a run: code, environment, machine and data, captured cheaply,
+with secrets never stored.
+
+Every run gets, by default (each capture has its own switch, see
+:func:`configure`):
+
+- **code**: ``mlflow.source.git.commit`` / ``.branch`` / ``.repoURL`` (credentials
+  stripped), ``autolog.source.git.dirty``, the uncommitted diff as the artifact
+  ``provenance/git.diff`` (size-capped), the command line
+  ``autolog.source.command``; in a notebook, its path where the kernel tells it;
+- **environment**: ``provenance/requirements.txt`` (``importlib.metadata``),
+  ``autolog.env.python`` / ``os`` / ``cpu`` / ``cpu_count`` / ``memory_mb``, GPU
+  model, count, CUDA, cuDNN and driver when torch or TensorFlow is imported,
+  allow-listed environment variables as ``autolog.env.var.<NAME>``;
+- **data**: a dataset record per autologged fit (:func:`record_dataset`);
+- **system metrics**, off by default: ``system/*`` every N seconds while the run
+  runs (:mod:`autolog.provenance.system_metrics`).
+
+Cost: what is read is read once per process (git files, ``/proc``, the
+installed distributions) and cached; a ``git`` process runs once per process
+for the dirty flag and the diff, on the writer thread, which also writes the
+artifacts. A run after the first costs the training thread a few
+microseconds (``benchmarks/bench_provenance.py``).
+
+Example::
+
+    from autolog import provenance
+    provenance.configure(git_diff=False, env_vars=("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID"))
+    provenance.configure(system_metrics=True, system_metrics_interval=5)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+
+from autolog.errors import InvalidParameterError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from autolog.tracking.run_state import _RunState
+
+__all__ = ["CAPTURES", "capture_rows", "configure", "options", "record_dataset", "run_tags"]
+
+BRANCH = "mlflow.source.git.branch"
+REPO_URL = "mlflow.source.git.repoURL"
+DIRTY = "autolog.source.git.dirty"
+COMMAND = "autolog.source.command"
+DIFF_FILE = "provenance/git.diff"
+REQUIREMENTS_FILE = "provenance/requirements.txt"
+
+#: option -> (default, environment variable, what it captures, cost per run)
+CAPTURES: dict[str, tuple[Any, str, str, str]] = {
+    "git": (True, "AUTOLOG_CAPTURE_GIT", "git branch, remote URL, dirty flag", "0 (cached)"),
+    "git_diff": (True, "AUTOLOG_CAPTURE_GIT_DIFF", "uncommitted diff as provenance/git.diff",
+                 "writer thread"),
+    "max_diff_bytes": (1_000_000, "AUTOLOG_CAPTURE_MAX_DIFF_BYTES", "cap on the diff's size", ""),
+    "command": (True, "AUTOLOG_CAPTURE_COMMAND", "sys.argv (masked)", "0 (cached)"),
+    "machine": (True, "AUTOLOG_CAPTURE_MACHINE", "python, OS, CPU, RAM, GPU", "0 (cached)"),
+    "requirements": (True, "AUTOLOG_CAPTURE_REQUIREMENTS",
+                     "installed distributions as provenance/requirements.txt", "writer thread"),
+    "env_vars": (("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "PYTHONHASHSEED"),
+                 "AUTOLOG_CAPTURE_ENV_VARS", "allow-listed environment variables", "0 (cached)"),
+    "datasets": (True, "AUTOLOG_CAPTURE_DATASETS", "a dataset record per autologged fit",
+                 "per fit"),
+    "system_metrics": (False, "AUTOLOG_SYSTEM_METRICS", "system/* metrics sampled in the "
+                       "background", "sampler thread"),
+    "system_metrics_interval": (10.0, "AUTOLOG_SYSTEM_METRICS_INTERVAL",
+                                "seconds between samples", ""),
+}  # fmt: skip
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_lock = threading.Lock()
+_options: dict[str, Any] | None = None  # read from the environment at first use
+_process_tags: dict[str, str] | None = None  # of the options in force
+_tags_by_options: dict[tuple, dict[str, str]] = {}  # so that switching back costs nothing
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """``value`` as the type of ``name``'s default, or InvalidParameterError."""
+    default = CAPTURES[name][0]
+    if isinstance(default, bool):
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, tuple):
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        try:
+            number = type(default)(value)
+        except ValueError:
+            pass
+        else:
+            if number > 0:
+                return number
+    raise InvalidParameterError(
+        f"capture option {name!r} ({source}) must be {_kind(default)}, got {value!r}"
+    )
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, tuple):
+        return "a list of environment variable names"
+    return f"a positive {type(default).__name__}"
+
+
+def _from_environment() -> dict[str, Any]:
+    values = {}
+    for name, (default, variable, _what, _cost) in CAPTURES.items():
+        raw = os.environ.get(variable)
+        values[name] = default if raw is None else _coerce(name, raw, f"${variable}")
+    return values
+
+
+def options() -> dict[str, Any]:
+    """The capture options in force: defaults, then the ``AUTOLOG_CAPTURE_*``
+    environment variables (read once), then :func:`configure`."""
+    global _options
+    if _options is None:
+        with _lock:
+            if _options is None:
+                _options = _from_environment()
+    return _options
+
+
+def configure(**changes: Any) -> dict[str, Any]:
+    """Switch captures on or off for the runs started from now on; returns the
+    options in force. Names are the keys of :data:`CAPTURES` (``git``,
+    ``git_diff``, ``max_diff_bytes``, ``command``, ``machine``, ``requirements``,
+    ``env_vars``, ``datasets``, ``system_metrics``, ``system_metrics_interval``).
+    An unknown name or a wrong type raises InvalidParameterError and changes
+    nothing.
+
+    >>> configure(system_metrics=True, system_metrics_interval=5)["system_metrics"]
+    True
+    """
+    global _options, _process_tags
+    unknown = sorted(set(changes) - set(CAPTURES))
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown capture option(s) {unknown}; the options are {sorted(CAPTURES)}"
+        )
+    clean = {k: _coerce(k, v, "configure()") for k, v in changes.items()}
+    with _lock:
+        _options = {**(_options or _from_environment()), **clean}
+        _process_tags = None
+    return dict(_options)
+
+
+def _script_dir() -> str:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else "")
+    return os.path.dirname(os.path.abspath(path)) if path and os.path.isfile(path) else os.getcwd()
+
+
+def _git_root() -> Any:
+    """(work tree root, git directory) of the script's work tree, or None."""
+    return _find_repo(_script_dir())
+
+
+@functools.cache
+def _find_repo(folder: str) -> Any:
+    from pathlib import Path
+
+    from autolog.provenance import git
+
+    return git.find_git_dir(Path(folder))
+
+
+def _command_tag() -> str:
+    import shlex
+
+    from autolog.provenance.secrets import mask_argv
+    from autolog.tracking.validation import MAX_TAG_VALUE_LENGTH
+
+    text = shlex.join(mask_argv(list(sys.argv)))
+    if len(text) > MAX_TAG_VALUE_LENGTH:
+        note = f" ... (truncated: {len(text)} characters)"
+        text = text[: MAX_TAG_VALUE_LENGTH - len(note)] + note
+    return text
+
+
+def _compute_process_tags(opts: dict[str, Any]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    if opts["git"]:
+        from autolog.provenance import git
+
+        try:
+            found = _git_root()
+            if found is not None:
+                _commit, branch = git.read_head(found[1])
+                if branch:
+                    tags[BRANCH] = branch
+                url = git.remote_url(found[1], branch)
+                if url:
+                    tags[REPO_URL] = url
+        except OSError:
+            pass
+    if opts["command"] and sys.argv:
+        tags[COMMAND] = _command_tag()
+    if opts["machine"]:
+        from autolog.provenance.environment import machine_tags
+
+        tags.update(machine_tags())
+    if opts["env_vars"]:
+        from autolog.provenance.environment import env_var_tags
+
+        tags.update(env_var_tags(opts["env_vars"]))
+    return tags
+
+
+def run_tags() -> dict[str, str]:
+    """The provenance tags of a new run: computed at the first run of the
+    process, then a dict copy (GPU facts are added once torch or TensorFlow is
+    imported)."""
+    global _process_tags
+    opts = options()
+    tags = _process_tags
+    if tags is None:
+        key = tuple(opts[k] for k in ("git", "command", "machine", "env_vars"))
+        tags = _tags_by_options.get(key)
+        if tags is None:
+            tags = _tags_by_options[key] = _compute_process_tags(opts)
+        _process_tags = tags
+    if opts["machine"] and ("torch" in sys.modules or "tensorflow" in sys.modules):
+        from autolog.provenance.environment import gpu_tags
+
+        return {**tags, **gpu_tags()}
+    return tags
+
+
+def run_started(state: _RunState, tags: dict[str, str]) -> None:
+    """A run was just created (its creation is queued): queue what is written in
+    the background (dirty flag, diff, requirements) for a top-level run, and
+    start the system-metrics sampler if switched on. Costs the training thread
+    one queued call."""
+    opts = options()
+    if "mlflow.parentRunId" not in tags and (opts["git"] or opts["requirements"]):
+        from autolog.tracking.run_state import _writer
+
+        _writer().submit(
+            state.store, lambda: _write_background(state, opts), state.run_id, what="provenance"
+        )
+    if opts["system_metrics"]:
+        from autolog.provenance.system_metrics import start_sampler
+
+        start_sampler(state, opts["system_metrics_interval"])
+
+
+def _write_background(state: _RunState, opts: dict[str, Any]) -> None:
+    """On the writer thread: the dirty tag, the diff and requirements.txt. A
+    failure of ours is reported once (rule 1) and fails nothing of the user's;
+    a transient store error goes back to the writer, which retries the call."""
+    from autolog.errors import TransientStoreError
+
+    try:
+        _write_provenance(state, opts)
+    except TransientStoreError:
+        raise
+    except Exception as exc:
+        from autolog.patching import report_error
+
+        report_error("provenance", exc, "while writing a run's provenance")
+
+
+def _write_provenance(state: _RunState, opts: dict[str, Any]) -> None:
+    from autolog.tracking.entities import RunTag
+    from autolog.tracking.fluent_artifacts import _repository
+
+    if opts["git"]:
+        found = _git_root()
+        if found is not None:
+            from autolog.provenance.git import work_tree_state
+
+            tree = work_tree_state(found[0], opts["git_diff"], opts["max_diff_bytes"])
+            if tree.dirty is not None:
+                dirty = RunTag(DIRTY, "true" if tree.dirty else "false")
+                state.store.log_batch(state.run_id, tags=[dirty])
+            if tree.diff:
+                _repository(state).log_bytes(tree.diff.encode("utf-8"), DIFF_FILE)
+    if opts["requirements"]:
+        from autolog.provenance.environment import requirements_text
+
+        _repository(state).log_bytes(requirements_text().encode("utf-8"), REQUIREMENTS_FILE)
+
+
+def capture_rows() -> list[tuple[str, str, str, str, str]]:
+    """One row per capture option for ``autolog status``: (option, value in
+    force, environment variable, what it captures, its measured cost)."""
+    current = options()
+    rows = []
+    for name, (_default, variable, what, cost) in CAPTURES.items():
+        value = current[name]
+        shown = ",".join(value) if isinstance(value, tuple) else str(value).lower()
+        rows.append((name, shown or "-", variable, what, cost))
+    return rows
+
+
+def record_dataset(data: Any, name: str, run_id: str | None = None, **kwargs: Any) -> Any:
+    """Attach a dataset record of ``data`` to the run; see
+    :func:`autolog.provenance.datasets.record_dataset`."""
+    from autolog.provenance.datasets import record_dataset as record
+
+    return record(data, name, run_id, **kwargs)
+
+
+def _reset_for_tests() -> None:
+    """Forget options, cached tags and git answers (the environment is read again)."""
+    global _options, _process_tags
+    from autolog.provenance import environment, git, secrets
+
+    with _lock:
+        _options = None
+        _process_tags = None
+        _tags_by_options.clear()
+    _find_repo.cache_clear()
+    git._forget()
+    secrets._forget_environment()
+    environment.machine_tags.cache_clear()
+    environment._gpu_tags.cache_clear()

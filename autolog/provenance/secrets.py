@@ -1,0 +1,155 @@
+"""Secrets never stored: how a value that looks secret is masked before it is kept.
+
+A *name* looks secret (:func:`looks_secret`) when it says SECRET, PASSWORD,
+CREDENTIAL or AUTHORIZATION anywhere, or ends in TOKEN, KEY or AUTH (``apiKey``,
+``db_passwd``, ``aws_secret_access_key``, ``HF_TOKEN``). What is masked, and where:
+
+- a param or tag whose key looks secret: its whole value becomes ``***``
+  (:func:`mask_value`, called by the tracking API's validation);
+- a URI's password, anywhere in a value or a text: ``postgresql://u:***@host/db``;
+- in a command line (``sys.argv``) and in the git diff's text: the value after
+  ``--api-token``, in ``PASSWORD=...``, ``"secret": "..."`` and the like
+  (:func:`mask_argv`, :func:`mask_text`);
+- everywhere: the literal value of any environment variable whose name looks
+  secret (what the shell expanded from ``$GITHUB_TOKEN``).
+
+Cheap on the logging path: the verdict on a key is cached, and a value is only
+scanned when it could hold a URI or an environment secret.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+
+__all__ = ["MASK", "looks_secret", "mask_argv", "mask_text", "mask_value", "strip_userinfo"]
+
+MASK = "***"
+
+# a name with one of these words anywhere looks secret ...
+_STRONG_WORDS = frozenset(
+    {
+        *("SECRET", "SECRETS", "PASSWORD", "PASSWORDS", "PASSWD", "PWD", "PASSPHRASE"),
+        *("CREDENTIAL", "CREDENTIALS", "CREDS", "AUTHORIZATION"),
+    }
+)
+_STRONG_PARTS = ("SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")  # "clientsecret", "PGPASSWORD"
+# ... with one of these as its last word (api_key, HF_TOKEN; not key_dim, max_tokens)
+_LAST_WORDS = frozenset(
+    {"TOKEN", "KEY", "APIKEY", "PRIVATEKEY", "ACCESSKEY", "AUTH", "AUTHTOKEN", "PASS"}
+)
+_LAST_ENDINGS = ("TOKEN", "APIKEY", "AUTH")  # "accesstoken", "oauth"
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+# scheme://user:password@  (the password may not contain '@' or '/' unencoded)
+_URI_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/@:'\"]*):([^\s/@'\"]*)@")
+# NAME=value, NAME: value, "name": "value", name = 'value'
+_ASSIGNMENT = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_.-]*)([\"']?[ \t]*[=:][ \t]*)([\"']?)([^\s\"',;}\]]+)"
+)
+_MIN_ENV_SECRET = 6  # shorter values ("1", "true") are too common to mask as text
+
+
+@functools.lru_cache(maxsize=4096)
+def looks_secret(name: str) -> bool:
+    """Whether ``name`` (an environment variable, param, tag or flag) names a
+    secret: SECRET, PASSWORD, CREDENTIAL(S) or AUTHORIZATION anywhere in it, or
+    TOKEN, KEY or AUTH as its last word (``api_key``, ``HF_TOKEN``, ``apiKey``,
+    ``basic_auth``; not ``key_dim`` or ``max_tokens``, which ML code is full of).
+    """
+    words = [w.upper() for w in _WORD_SPLIT.split(name) if w]
+    if not words:
+        return False
+    if any(w in _STRONG_WORDS for w in words):
+        return True
+    upper = name.upper()
+    if any(part in upper for part in _STRONG_PARTS):
+        return True
+    last = words[-1]
+    return last in _LAST_WORDS or last.endswith(_LAST_ENDINGS)
+
+
+@functools.cache
+def _env_secret_pattern() -> re.Pattern[str] | None:
+    """The values of this process's environment variables that look secret, as one
+    pattern (longest first); read once per process."""
+    values = sorted(
+        {v for k, v in os.environ.items() if looks_secret(k) and len(v) >= _MIN_ENV_SECRET},
+        key=len,
+        reverse=True,
+    )
+    return re.compile("|".join(map(re.escape, values))) if values else None
+
+
+def _forget_environment() -> None:
+    """Read the environment again at the next mask (tests change it)."""
+    _env_secret_pattern.cache_clear()
+
+
+def _mask_env_values(text: str) -> str:
+    pattern = _env_secret_pattern()
+    return pattern.sub(MASK, text) if pattern is not None else text
+
+
+def _mask_uris(text: str) -> str:
+    return _URI_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text) if "@" in text else text
+
+
+def mask_value(key: str, text: str) -> str:
+    """``text`` as it may be stored under ``key``: ``***`` when the key looks
+    secret, else with URI passwords and environment secrets masked.
+
+    >>> mask_value("db_password", "hunter2")
+    '***'
+    >>> mask_value("db", "postgresql://me:hunter2@db.local/x")
+    'postgresql://me:***@db.local/x'
+    """
+    if looks_secret(key):
+        return MASK if text else text
+    return _mask_env_values(_mask_uris(text))
+
+
+def _mask_assignment(match: re.Match[str]) -> str:
+    name, between, quote, value = match.groups()
+    if not looks_secret(name) or value == MASK:
+        return match.group(0)
+    return f"{name}{between}{quote}{MASK}"
+
+
+def mask_text(text: str) -> str:
+    """Free text (a diff, a command line) with secret assignments, URI passwords
+    and environment secrets masked."""
+    return _mask_env_values(_ASSIGNMENT.sub(_mask_assignment, _mask_uris(text)))
+
+
+def mask_argv(argv: list[str]) -> list[str]:
+    """A command line with secrets masked: ``--api-token VALUE`` and
+    ``--password=VALUE`` keep the flag, lose the value."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(MASK)
+            hide_next = False
+            continue
+        flag, eq, _value = arg.partition("=")
+        if arg.startswith("-") and looks_secret(flag.lstrip("-")):
+            if eq:
+                out.append(f"{flag}={MASK}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        out.append(mask_text(arg))
+    return out
+
+
+def strip_userinfo(url: str) -> str:
+    """A URL without its user info (``https://token@github.com/a/b`` ->
+    ``https://github.com/a/b``); scp-like git remotes (``git@host:a/b``) keep
+    their user, which is no secret."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
