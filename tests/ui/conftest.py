@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import os
 import struct
 import time
 import zlib
@@ -48,6 +49,7 @@ class Data:
         now = int(time.time() * 1000) - 3_600_000
         self.exp = store.create_experiment("vision")
         self.other = store.create_experiment("speech")
+        self.live = store.create_experiment("live")  # runs that the live tests log into
         self.runs: dict[str, str] = {}
 
         def run(name: str, exp: str, params: dict, acc: float, start: int, parent: str = ""):
@@ -94,12 +96,9 @@ class Data:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
     root = tmp_path_factory.mktemp("ui-store")
-    store = SqlStore(f"sqlite:///{root / 'runs.db'}")
-    # artifacts of the default experiment and of new ones under this folder
-    import os
-
     cwd = os.getcwd()
-    os.chdir(root)
+    os.chdir(root)  # the store's artifacts go under this folder
+    store = SqlStore(f"sqlite:///{root / 'runs.db'}")
     try:
         yield Data(store)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from autolog.errors import InvalidFilterError
+from autolog.tracking.entities import Metric, RunStatus
 from autolog.tracking.search import parse_filter
 from tests.ui.conftest import CSV_ROWS, XSS_NAME
 
@@ -219,3 +220,38 @@ def test_xss_run_name_renders_as_text(page, server, data):
     assert page.text("#run-name") == XSS_NAME
     assert page.eval("document.querySelectorAll('main img').length") == 0
     page.screenshot("run-xss")
+
+
+def test_a_live_runs_chart_grows_while_it_logs(page, server, data):
+    store = data.store
+    t0 = 1_700_000_000_000
+    run_id = store.create_run(data.live, "alice", t0, run_name="live").info.run_id
+
+    def log(steps):
+        store.log_batch(run_id, [Metric("loss", 1.0 / (s + 1), t0 + s, s) for s in steps])
+
+    log(range(5))
+    page.goto(server.url + f"#/run/{run_id}")
+    page.wait_for("window.autologUI.charts.loss?.series[0].n === 5")
+    for steps in (range(5, 20), range(20, 40)):
+        log(steps)
+        # no reload: the page polls while the run is RUNNING
+        page.wait_for(f"window.autologUI.charts.loss.series[0].n === {steps[-1] + 1}", 10000)
+        assert page.eval("window.autologUI.charts.loss.series[0].x.at(-1)") == steps[-1]
+    page.screenshot("run-live")
+    store.update_run_info(run_id, RunStatus.FINISHED, t0 + 100_000)
+    page.wait_for("document.querySelector('#run-status').textContent === 'FINISHED'", 10000)
+
+
+def test_the_runs_table_updates_while_a_run_logs(page, server, data):
+    store = data.store
+    t0 = 1_700_000_000_000
+    run_id = store.create_run(data.live, "alice", t0, run_name="live-table").info.run_id
+    store.log_batch(run_id, [Metric("loss", 0.5, t0, 0)])
+    page.goto(server.url + f"#/runs?e={data.live}&cols=metrics.loss")
+    cell = f"#runs-body tr[data-id='{run_id}'] td:nth-child(9)"
+    page.wait(cell)
+    assert page.text(cell) == "0.5"
+    store.log_batch(run_id, [Metric("loss", 0.25, t0 + 1, 1)])
+    page.wait_for(f"document.querySelector(\"{cell}\").textContent === '0.25'", 10000)
+    store.update_run_info(run_id, RunStatus.FINISHED, t0 + 100_000)

@@ -1,0 +1,246 @@
+"""The UI's read endpoints and the projections behind them, on the file and SQL stores."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from autolog.errors import InvalidFilterError, InvalidParameterError
+from autolog.tracking.entities import Metric, Param, RunStatus, RunTag
+from autolog.tracking.stores.file import FileStore
+from autolog.tracking.stores.sql import SqlStore
+from autolog.ui.buckets import bucket_points, history_points
+from autolog.ui.projection import RunsQuery, count_runs, experiment_rows, runs_window
+from tests.ui.browser import UIServer
+from tests.ui.conftest import repo_path, ui_app
+
+# -- buckets ---------------------------------------------------------------------
+
+
+def test_few_points_come_back_exactly():
+    points = [(s, 1000 + s, s * 0.5) for s in range(50)]
+    out = bucket_points(points, 50)
+    assert (
+        out["exact"] and out["x"] == list(range(50)) and out["last"] == [s * 0.5 for s in range(50)]
+    )
+
+
+def test_buckets_keep_every_extreme_and_the_last_value():
+    rng = random.Random(7)
+    points = [(s, s, rng.gauss(0, 1)) for s in range(100_000)]
+    points[51_234] = (51_234, 51_234, 25.0)  # one spike must survive
+    out = bucket_points(points, 300)
+    assert not out["exact"] and out["n"] == 100_000
+    assert len(out["x"]) <= 300
+    assert max(out["max"]) == 25.0
+    assert min(out["min"]) == min(p[2] for p in points)
+    assert out["last"][-1] == points[-1][2] and out["x"][-1] == points[-1][0]
+    # every point lies in the band of the bucket that holds it
+    edges = out["x"]
+    b = 0
+    for step, _, value in points:
+        while step > edges[b]:
+            b += 1
+        assert out["min"][b] <= value <= out["max"][b]
+
+
+def test_a_zoomed_range_is_exact_again():
+    points = [(s, s, float(s)) for s in range(1_000_000)]
+    out = bucket_points(points, 800, lo=1000, hi=1500)
+    assert out["exact"] and out["x"] == list(range(1000, 1501))
+    assert out["range"] == (0, 999_999)
+
+
+def test_nan_and_inf_are_gaps_not_values():
+    points = [(0, 0, 1.0), (1, 1, math.nan), (2, 2, math.inf), (3, 3, 2.0)]
+    out = bucket_points(points, 10)
+    assert out["last"] == [1.0, None, None, 2.0] and out["nonfinite"] == 2
+    many = [(s, s, math.nan if s % 2 else float(s)) for s in range(1000)]
+    out = bucket_points(many, 10)
+    assert None not in out["min"] and max(out["max"]) == 998.0
+
+
+def test_time_axis_and_bad_arguments():
+    points = [(0, 30, 1.0), (1, 10, 2.0), (2, 20, 3.0)]
+    assert bucket_points(points, 10, "time")["x"] == [10, 20, 30]
+    with pytest.raises(InvalidParameterError, match="x axis 'wall'"):
+        bucket_points(points, 10, "wall")
+    with pytest.raises(InvalidParameterError, match="width 0"):
+        bucket_points(points, 0)
+
+
+# -- projections, on both kinds of store -------------------------------------------
+
+
+@pytest.fixture(params=["file", "sqlite"])
+def store(request, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = (
+        FileStore(tmp_path / "mlruns")
+        if request.param == "file"
+        else SqlStore(f"sqlite:///{tmp_path}/x.db")
+    )
+    yield s
+    s.close()
+
+
+def fill(store, n_parents=12, n_children=3):
+    exp = store.create_experiment("grid")
+    ids = {}
+    for p in range(n_parents):
+        parent = store.create_run(exp, "u", 1000 + p * 10, run_name=f"p{p:02d}").info.run_id
+        store.log_batch(parent, [Metric("acc", p / 100, 1, 0)], [Param("i", str(p))])
+        store.update_run_info(parent, RunStatus.FINISHED, 1000 + p * 10 + (p % 5))
+        ids[f"p{p:02d}"] = parent
+        for c in range(n_children):
+            tags = [RunTag("mlflow.parentRunId", parent)]
+            child = store.create_run(
+                exp, "u", 2000 + p * 10 + c, tags, run_name=f"c{p}-{c}"
+            ).info.run_id
+            store.log_batch(child, [Metric("acc", c / 10, 1, 0)])
+    return exp, ids
+
+
+def test_the_window_folds_children_and_counts_them(store):
+    exp, ids = fill(store)
+    q = RunsQuery((exp,), sort="metrics.acc", columns=("metrics.acc", "params.i"))
+    out = runs_window(store, q, offset=5, limit=4)
+    assert out["total"] == 12
+    assert [r["name"] for r in out["rows"]] == ["p06", "p05", "p04", "p03"]
+    assert [r["values"] for r in out["rows"]] == [[p / 100, str(p)] for p in (6, 5, 4, 3)]
+    assert all(r["children"] == 3 for r in out["rows"])
+    kids = runs_window(store, q, parent=ids["p05"])
+    assert sorted(r["name"] for r in kids["rows"]) == ["c5-0", "c5-1", "c5-2"]
+    assert kids["total"] == 3
+    flat = runs_window(store, RunsQuery((exp,), nested=False), limit=100)
+    assert flat["total"] == 48 and all(r["children"] == 0 for r in flat["rows"])
+
+
+def test_the_filter_applies_to_parents_and_their_counted_children(store):
+    exp, _ = fill(store)
+    q = RunsQuery((exp,), filter="metrics.acc >= 0.1 OR attributes.run_name LIKE 'p0%'")
+    out = runs_window(store, q, limit=100)
+    assert {r["name"] for r in out["rows"]} == {f"p{p:02d}" for p in range(12)}
+    assert all(r["children"] == 2 for r in out["rows"])  # c*-1 and c*-2 match, c*-0 not
+    assert count_runs(store, [exp], "metrics.acc >= 0.1") == 2 + 2 * 12
+
+
+def test_sort_by_duration_and_experiment_counts(store):
+    exp, _ = fill(store, n_parents=6, n_children=0)
+    out = runs_window(store, RunsQuery((exp,), sort="duration", descending=True), limit=10)
+    durations = [r["end"] - r["start"] for r in out["rows"]]
+    assert durations == sorted(durations, reverse=True)
+    rows = {r["name"]: r for r in experiment_rows(store)}
+    assert rows["grid"]["runs"] == 6 and rows["Default"]["runs"] == 0
+    assert rows["grid"]["last"] == max(1000 + p * 10 + (p % 5) for p in range(6))
+    assert [r["name"] for r in experiment_rows(store, "RI")] == ["grid"]
+
+
+def test_bad_views_are_typed_errors(store):
+    exp, _ = fill(store, n_parents=1, n_children=0)
+    with pytest.raises(InvalidFilterError) as bad:
+        runs_window(store, RunsQuery((exp,), filter="metrics.acc >"))
+    assert bad.value.position == len("metrics.acc >")
+    with pytest.raises(InvalidParameterError, match="column 'colour'"):
+        runs_window(store, RunsQuery((exp,), columns=("colour",)))
+    with pytest.raises(InvalidParameterError, match="limit=0"):
+        runs_window(store, RunsQuery((exp,)), limit=0)
+
+
+def test_history_points_are_the_logged_ones(store):
+    exp = store.create_experiment("h")
+    run_id = store.create_run(exp, "u", 0).info.run_id
+    logged = [
+        Metric("m", v, 100 + i, s) for i, (s, v) in enumerate([(2, 0.5), (0, 1.5), (1, math.nan)])
+    ]
+    store.log_batch(run_id, logged)
+    got = history_points(store, run_id, "m")
+    assert [(s, t) for s, t, _ in got] == [(0, 101), (1, 102), (2, 100)]
+    assert got[0][2] == 1.5 and got[2][2] == 0.5
+    assert got[1][2] is None or math.isnan(got[1][2])  # NaN: a gap either way
+
+
+# -- HTTP: headers, errors, artifact paths ----------------------------------------------
+
+
+@pytest.fixture
+def http(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = SqlStore(f"sqlite:///{tmp_path}/h.db")
+    exp = store.create_experiment("web")
+    run = store.create_run(exp, "u", 0, run_name="r").info
+    root = Path(run.artifact_uri.removeprefix("file://"))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ok.txt").write_text("fine")
+    (tmp_path / "secret.txt").write_text("top secret")
+    (root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    srv = UIServer(ui_app(store))
+    yield srv.url, run.run_id, exp
+    srv.close()
+    store.close()
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def test_the_page_is_served_under_a_restrictive_csp(http):
+    url, _, _ = http
+    status, headers, body = get(url)
+    assert status == 200 and b'<script type="module" src="ui-static/app.js">' in body
+    csp = headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-eval" not in csp and "object-src 'none'" in csp
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert headers["x-content-type-options"] == "nosniff"
+    status, _, js = get(url + "ui-static/vendor/uPlot.iife.min.js")
+    assert status == 200 and js.startswith(b"/*! https://github.com/leeoniya/uPlot")
+
+
+def test_artifact_paths_cannot_leave_the_runs_root(http):
+    url, run_id, _ = http
+    status, headers, body = get(f"{url}ui-api/artifact?run={run_id}&path=ok.txt")
+    assert (status, body) == (200, b"fine")
+    assert headers["content-disposition"].startswith("attachment")
+    assert headers["content-security-policy"].startswith("sandbox")
+    for path in ("../../../secret.txt", "/etc/passwd", "link.txt", "..%2F..%2Fsecret.txt"):
+        status, _, body = get(f"{url}ui-api/artifact?run={run_id}&path={path}")
+        assert status in (400, 404), path
+        assert b"top secret" not in body and b"Traceback" not in body
+        assert json.loads(body)["message"]
+    status, _, body = get(f"{url}ui-api/artifacts?run={run_id}&path=../..")
+    assert status == 400 and "escapes" in json.loads(body)["message"]
+
+
+def test_errors_are_typed_json_without_a_stack_trace(http):
+    url, run_id, exp = http
+    status, _, body = get(f"{url}ui-api/runs?e={exp}&filter=metrics.a%20%3E%3E%201")
+    answer = json.loads(body)
+    assert status == 400 and answer["position"] == len("metrics.a >") and answer["expected"]
+    status, _, body = get(f"{url}ui-api/run?id={'0' * 32}")
+    assert status == 404 and json.loads(body)["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    status, _, body = get(f"{url}ui-api/metrics?runs={run_id}&keys=m&width=abc")
+    assert status == 400 and "width" in json.loads(body)["message"]
+    status, _, body = get(f"{url}ui-api/parse?filter=params.a%20%3D")
+    answer = json.loads(body)
+    assert status == 200 and answer["ok"] is False and answer["position"] == len("params.a =")
+
+
+def test_the_vendored_uplot_is_the_npm_package():
+    vendor = repo_path() / "autolog/ui/static/vendor"
+    npm = repo_path() / "tests/js/node_modules/uplot"
+    assert json.loads((npm / "package.json").read_text())["version"] == "1.6.32"
+    assert (vendor / "uPlot.iife.min.js").read_bytes() == (
+        npm / "dist/uPlot.iife.min.js"
+    ).read_bytes()
+    assert (vendor / "uPlot.min.css").read_bytes() == (npm / "dist/uPlot.min.css").read_bytes()
+    assert (vendor / "uPlot.LICENSE").read_bytes() == (npm / "LICENSE").read_bytes()
