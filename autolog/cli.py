@@ -8,6 +8,7 @@ What the user gets::
     autolog runs metric 0123456789abcdef0123456789abcdef loss
     autolog migrate --from ./mlruns --to sqlite:///mlflow.db
     autolog status
+    autolog sync --dry-run        # the offline spool: what waits for its server
 
 ``--tracking-uri`` (before or after the command) picks the store; the default
 is ``AUTOLOG_TRACKING_URI``, else ``./mlruns``. A typed error (a bad filter, an
@@ -264,6 +265,12 @@ def _runs_show(args: argparse.Namespace) -> None:
         if values:
             rows = [[k, _clip(str(v), 100)] for k, v in sorted(values.items())]
             lines.append(_table(["KEY", "VALUE"], rows))
+    from autolog.provenance.datasets import dataset_rows
+
+    datasets = dataset_rows(run.data.tags)
+    if datasets:
+        lines += ["", f"Datasets: {len(datasets)}"]
+        lines.append(_table(["NAME", "CONTEXT", "SHAPE", "DTYPES", "DIGEST", "METHOD"], datasets))
     lines += ["", f"Artifacts: {len(artifacts)}"]
     if artifacts:
         rows = [[a.path + ("/" if a.is_dir else ""), _size(a.file_size)] for a in artifacts]
@@ -307,6 +314,14 @@ def _status(args: argparse.Namespace) -> None:
         warnings.simplefilter("ignore")
         rows = status()
     print(format_status(rows, verbose=args.verbose))
+    from autolog.provenance import capture_rows
+
+    captures = [[name, value, what, cost] for name, value, _env, what, cost in capture_rows()]
+    print("\nWhat each run records (autolog.provenance.configure, AUTOLOG_CAPTURE_*):")
+    print(_table(["CAPTURE", "VALUE", "WHAT", "COST PER RUN"], captures))
+    from autolog.tracking.stores.spool_sync import status_lines
+
+    print("\n" + "\n".join(status_lines()))  # the offline spool: what waits for a server
 
 
 def format_status(rows: Sequence[Any], verbose: bool = False) -> str:
@@ -335,12 +350,14 @@ def format_status(rows: Sequence[Any], verbose: bool = False) -> str:
 
 def _migrate(args: argparse.Namespace) -> None:
     from autolog.tracking.migrate import migrate
+    from autolog.tracking.stores import mask_uri
 
     counts = migrate(args.from_uri, args.to_uri, echo=None if args.quiet else print)
     print(
         f"Copied {counts.experiments} experiments, {counts.runs} runs "
         f"({counts.skipped} already there), {counts.metric_points} metric points and "
-        f"{counts.artifact_files} artifact files from {args.from_uri} to {args.to_uri}"
+        f"{counts.artifact_files} artifact files from {mask_uri(args.from_uri)} to "
+        f"{mask_uri(args.to_uri)}"
     )
 
 
@@ -422,6 +439,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from autolog.server.command import add_parser as add_server_parser
 
     add_server_parser(commands)
+
+    from autolog.tracking.stores.spool_sync import add_parser as add_sync_parser
+
+    add_sync_parser(commands)
 
     status = commands.add_parser("status", help="integrations and whether they are active")
     status.add_argument("-v", "--verbose", action="store_true", help="list patched targets")

@@ -16,13 +16,14 @@ from __future__ import annotations
 import os
 import threading
 
-from autolog.errors import StoreError
+from autolog.errors import InvalidParameterError, StoreError
 from autolog.tracking.stores.base import AbstractStore
 
 __all__ = [
     "AbstractStore",
     "default_tracking_uri",
     "file_uri_to_path",
+    "mask_uri",
     "normalize_tracking_uri",
     "store_for_uri",
 ]
@@ -40,6 +41,57 @@ def _scheme(uri: str) -> str:
     return head.lower()
 
 
+_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key")
+
+
+def mask_uri(uri: str) -> str:
+    """``uri`` fit to print: the password of ``user:password@host`` and the values
+    of query parameters that hold secrets (``password=``, ``token=``, ...) become
+    ``***``. Use it wherever a URI is shown (errors, warnings, summaries)::
+
+        >>> mask_uri("postgresql://me:s3cret@db:5432/runs")
+        'postgresql://me:***@db:5432/runs'
+    """
+    if not isinstance(uri, str) or ("@" not in uri and "=" not in uri):
+        return uri  # the common case (paths, file:, sqlite:) costs no parsing
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, _value = pair.partition("=")
+            secret = eq and any(word in name.lower() for word in _SECRET_QUERY_KEYS)
+            pairs.append(f"{name}=***" if secret else pair)
+        query = "&".join(pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return uri
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def _require_uri(uri: object) -> str:
+    """A tracking URI that names something: blank ones are an error (they would
+    silently make the current folder the store)."""
+    if not isinstance(uri, str):
+        raise InvalidParameterError(
+            f"tracking URI {uri!r} must be a string or a path, not {type(uri).__name__}"
+        )
+    if not uri.strip():
+        raise InvalidParameterError(
+            f"tracking URI {uri!r} is blank: give a path (./mlruns), sqlite:///mlflow.db, "
+            "postgresql://user:password@host:5432/db or http(s)://host:port"
+        )
+    return uri
+
+
 def file_uri_to_path(uri: str) -> str:
     """The local path of a ``file:`` URI (percent-decoded) or of a plain path."""
     if _scheme(uri) != "file":
@@ -50,18 +102,27 @@ def file_uri_to_path(uri: str) -> str:
     if rest.startswith("//"):
         parts = urlsplit(uri)
         if parts.netloc not in ("", "localhost"):
-            raise StoreError(f"file URI {uri!r} names host {parts.netloc!r}; only local paths work")
+            raise StoreError(
+                f"file URI {mask_uri(uri)!r} names host {mask_uri(parts.netloc)!r}; "
+                "only local paths work"
+            )
         return unquote(parts.path)
     return unquote(rest)
 
 
 def normalize_tracking_uri(uri: str) -> str:
     """File URIs and plain paths become absolute ``file://`` URIs (relative ones
-    against the current directory); other URIs are returned unchanged."""
-    if _scheme(uri) in ("", "file"):
+    against the current directory); other URIs are returned unchanged. A blank
+    URI, or a malformed SQL one (``sqlite://mlflow.db``), is an InvalidParameterError."""
+    scheme = _scheme(_require_uri(uri))
+    if scheme in ("", "file"):
         from pathlib import Path
 
         return Path(file_uri_to_path(uri)).expanduser().resolve().as_uri()
+    if scheme in _SQL_SCHEMES:
+        from autolog.tracking.stores.sql_engine import engine_url
+
+        engine_url(uri)  # the spelling is checked now, not at the first write
     return uri
 
 
@@ -99,10 +160,12 @@ def _open_store(uri: str) -> AbstractStore:
         return SqlStore(uri)
     if scheme in ("http", "https"):
         from autolog.tracking.stores.rest import RestStore
+        from autolog.tracking.stores.spool_store import spooled
 
-        return RestStore(uri)
+        return spooled(RestStore(uri))  # writes survive the server being away
     raise StoreError(
-        f"unsupported tracking URI {uri!r}: use a path, file:, sqlite:, postgresql: or http(s):"
+        f"unsupported tracking URI {mask_uri(uri)!r}: use a path, file:, sqlite:, "
+        "postgresql: or http(s):"
     )
 
 
