@@ -19,7 +19,7 @@ import wrapt
 
 from autolog import flavors as _flavors
 from autolog._base import RESERVED_OPTION_NAMES, Integration, Option, as_option
-from autolog._calls import report_error
+from autolog._report import report_error
 from autolog.errors import AutologWarning, IntegrationError
 from autolog.patching import Patcher
 

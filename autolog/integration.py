@@ -96,6 +96,7 @@ def autolog(
     log_datasets: bool = True,
     extra_tags: Mapping[str, str] | None = None,
     allow_unsupported_versions: bool = False,
+    log_system_metrics: bool | None = None,
     **options: Any,
 ) -> None:
     """Turn on autologging for every registered integration, or for ``names``.
@@ -109,6 +110,8 @@ def autolog(
     - ``log_models`` / ``log_input_examples`` / ``log_datasets``: what to log;
     - ``extra_tags``: tags added to every run autolog opens;
     - ``allow_unsupported_versions``: patch frameworks outside the tested range;
+    - ``log_system_metrics``: sample CPU / memory / GPU as ``system/*`` metrics
+      of every run started from now on (None: leave the current setting);
     - ``**options``: options declared by the selected integrations
       (e.g. ``max_tuning_runs=10`` for scikit-learn); an option none of them
       declares is a ``TypeError``.
@@ -147,6 +150,10 @@ def autolog(
             "allow_unsupported_versions": allow_unsupported_versions,
         }
         _check_values(selected, common, options)
+        if log_system_metrics is not None:
+            from autolog import provenance
+
+            provenance.configure(system_metrics=log_system_metrics)
         for state in selected:
             own = {
                 **option_defaults(state.cls.options),
@@ -255,7 +262,7 @@ def status() -> list[IntegrationStatus]:
 def _reset_for_tests() -> None:
     """Disable every integration and forget run-time registrations (tests only).
     Disabling is what clears an integration's state (its ``unpatch``)."""
-    from autolog import _calls, _runs
+    from autolog import _report, _runs
 
     with _registry.lock:
         for state in _registry.states.values():
@@ -263,5 +270,5 @@ def _reset_for_tests() -> None:
                 _disable(state)
         for name in set(_registry.classes) - _registry.from_entry_points:
             _registry.remove(name)
-    _calls._warned.clear()
+    _report._warned.clear()
     _runs._reset_for_tests()

@@ -11,12 +11,10 @@ Accepted forms (``autolog.load_model`` documents them to users):
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
 
 from autolog.errors import InvalidParameterError, ResourceNotFoundError, StoreError
 
@@ -51,6 +49,8 @@ def local_model_dir(uri: str) -> Iterator[Path]:
     if len(scheme) <= 1:
         yield _existing_dir(Path(uri), uri)
     elif scheme == "file":
+        from urllib.request import url2pathname  # ~40 ms: only to read a file: URI
+
         parts = urlsplit(uri)
         yield _existing_dir(Path(url2pathname(unquote(parts.path))), uri)
     elif scheme == "models":
@@ -58,6 +58,8 @@ def local_model_dir(uri: str) -> Iterator[Path]:
             f"model URI {uri!r}: there is no model registry; use runs:/<run_id>/<name>"
         )
     else:
+        import tempfile
+
         with tempfile.TemporaryDirectory(prefix="autolog-model-") as tmp:
             yield _download(uri, Path(tmp))
 

@@ -52,23 +52,23 @@ import types
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
-from autolog import training
-from autolog.integration import Integration
-from autolog.models import Flavor, ModelSnapshot, distribution_version
-from autolog.patching import TYPE_CHECKING, Call, Patcher, guard
+from autolog import plugin
+from autolog.plugin import Call, Flavor, ModelSnapshot, Patcher, guard, guarded
 
-if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
+if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["KerasFlavor", "KerasIntegration"]
 
 NAME = "keras"
 MODEL_FILE = "model.keras"
-SUMMARY_FILE = "model_summary.txt"
 # Keras' own default for array inputs (Model.fit docstring).
 DEFAULT_ARRAY_BATCH_SIZE = 32
 
 _EARLY_STOPPING_SETTINGS = (
+    "monitor",
+    "patience",
     "min_delta",
     "mode",
     "baseline",
@@ -81,15 +81,15 @@ _REDUCE_LR_SETTINGS = ("monitor", "factor", "patience", "min_delta", "cooldown",
 # -- the callback we inject ------------------------------------------------------
 #
 # Its classes subclass keras.callbacks.Callback, so they are built on first use
-# (importing keras here would break rule 3). They are module attributes,
-# created on demand by __getattr__ as well, so a pickled callback (Keras and
-# multiprocessing frameworks pickle callbacks) unpickles by reference in a
-# process that never ran fit.
+# (importing keras here would break rule 3), as module attributes that a
+# pickled callback (Keras and multiprocessing frameworks pickle callbacks)
+# unpickles by reference in a process that never ran fit.
 
-_callback_classes: dict[str, type] = {}
+_classes = plugin.FrameworkClasses(__name__)
+__getattr__ = _classes.module_getattr
 
 
-def _build_callback_classes() -> None:
+def _build_callback() -> type:
     import keras
 
     class AutologCallback(keras.callbacks.Callback):
@@ -104,22 +104,26 @@ def _build_callback_classes() -> None:
             self.run_id = run_id
             self.log_every_n_steps = log_every_n_steps
 
+        @guarded(NAME)
         def on_train_begin(self, logs: Any = None) -> None:
-            with guard(NAME, "in on_train_begin"):
-                _log_summary(self.model, self.run_id)
+            _log_summary(self.model, self.run_id)
 
+        @guarded(NAME)
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            with guard(NAME, "in on_epoch_end"):
-                values = dict(logs) if logs else {}
-                # ReduceLROnPlateau / LearningRateScheduler put the rate used in
-                # this epoch into the logs; otherwise read the optimizer's.
-                if "learning_rate" not in values:
-                    rate = _learning_rate(self.model)
-                    if rate is not None:
-                        values["learning_rate"] = rate
-                training.log_epoch_metrics(values, epoch, self.run_id)
+            values = dict(logs) if logs else {}
+            # ReduceLROnPlateau / LearningRateScheduler put the rate used in
+            # this epoch into the logs; otherwise read the optimizer's.
+            if "learning_rate" not in values:
+                rate = _learning_rate(self.model)
+                if rate is not None:
+                    values["learning_rate"] = rate
+            plugin.log_epoch_metrics(values, epoch, self.run_id)
 
-    class AutologBatchCallback(AutologCallback):
+    return AutologCallback
+
+
+def _build_batch_callback() -> type:
+    class AutologBatchCallback(_classes.get("AutologCallback")):  # type: ignore[misc]
         """Also logs the running batch values every ``log_every_n_steps`` steps."""
 
         def __init__(self, run_id: str, log_every_n_steps: int | None = None):
@@ -130,31 +134,24 @@ def _build_callback_classes() -> None:
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.steps_done = self.steps_seen
 
+        @guarded(NAME)
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            with guard(NAME, "in on_train_batch_end"):
-                # ``batch`` is the last step index of the epoch that ran (more
-                # than one per call with steps_per_execution > 1).
-                previous, self.steps_seen = self.steps_seen, self.steps_done + batch + 1
-                every = self.log_every_n_steps or 1
-                if logs and self.steps_seen // every > previous // every:
-                    training.log_epoch_metrics(logs, self.steps_seen, self.run_id, prefix="batch_")
+            # ``batch`` is the last step index of the epoch that ran (more
+            # than one per call with steps_per_execution > 1).
+            previous, self.steps_seen = self.steps_seen, self.steps_done + batch + 1
+            every = self.log_every_n_steps or 1
+            if logs and self.steps_seen // every > previous // every:
+                plugin.log_epoch_metrics(logs, self.steps_seen, self.run_id, prefix="batch_")
 
-    for cls in (AutologCallback, AutologBatchCallback):
-        cls.__module__, cls.__qualname__ = __name__, cls.__name__
-        _callback_classes[cls.__name__] = cls
-        globals()[cls.__name__] = cls
+    return AutologBatchCallback
+
+
+_classes.define("AutologCallback", _build_callback)
+_classes.define("AutologBatchCallback", _build_batch_callback)
 
 
 def _callback_class(batch_level: bool) -> type:
-    if not _callback_classes:
-        _build_callback_classes()
-    return _callback_classes["AutologBatchCallback" if batch_level else "AutologCallback"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("AutologCallback", "AutologBatchCallback"):
-        return _callback_class(name == "AutologBatchCallback")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _classes.get("AutologBatchCallback" if batch_level else "AutologCallback")
 
 
 def _learning_rate(model: Any) -> float | None:
@@ -162,7 +159,7 @@ def _learning_rate(model: Any) -> float | None:
     if optimizer is None:
         return None
     try:
-        return training.numeric(optimizer.learning_rate)
+        return plugin.numeric(optimizer.learning_rate)
     except (AttributeError, TypeError, ValueError):
         return None
 
@@ -170,11 +167,9 @@ def _learning_rate(model: Any) -> float | None:
 def _log_summary(model: Any, run_id: str) -> None:
     if not getattr(model, "built", False):
         return  # Keras cannot summarise a model that has no weights yet
-    from autolog.tracking import fluent
-
     parts: list[str] = []
     model.summary(print_fn=lambda text, **_: parts.append(str(text)))
-    fluent.log_text("\n".join(parts), SUMMARY_FILE, run_id=run_id)
+    plugin.log_model_summary("\n".join(parts), run_id)
 
 
 # -- params of one fit call -------------------------------------------------------
@@ -204,7 +199,7 @@ def _compile_params(model: Any) -> dict[str, Any]:
         params["optimizer"] = type(optimizer).__name__
         config = dict(optimizer.get_config())
         config.pop("name", None)
-        for key, value in training.flatten(config, prefix="optimizer").items():
+        for key, value in plugin.flatten(config, prefix="optimizer").items():
             params[key] = _float32_text(value)
     loss = getattr(model, "loss", None)
     if loss is not None:
@@ -262,14 +257,18 @@ def _callback_params(callbacks: list[Any]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     early = _first(callbacks, keras.callbacks.EarlyStopping)
     if early is not None:
-        params["early_stopping_monitor"] = early.monitor
-        params["early_stopping_patience"] = early.patience
-        for key in _EARLY_STOPPING_SETTINGS:
-            params[f"early_stopping_{key}"] = getattr(early, key, None)
+        params.update(
+            plugin.settings_params(
+                early, _EARLY_STOPPING_SETTINGS, "early_stopping_", skip_none=False
+            )
+        )
     plateau = _first(callbacks, keras.callbacks.ReduceLROnPlateau)
     if plateau is not None:
-        for key in _REDUCE_LR_SETTINGS:
-            params[f"reduce_lr_on_plateau_{key}"] = getattr(plateau, key, None)
+        params.update(
+            plugin.settings_params(
+                plateau, _REDUCE_LR_SETTINGS, "reduce_lr_on_plateau_", skip_none=False
+            )
+        )
     return params
 
 
@@ -366,7 +365,7 @@ def _reporting_batch_size(generator: Iterator[Any], run_id: str) -> Iterator[Any
     except StopIteration:
         return
     with guard(NAME, "while reading a generator's batch size"):
-        training.log_training_params({"batch_size": _first_batch_size(first)}, run_id)
+        plugin.log_params({"batch_size": _first_batch_size(first)}, run_id)
     yield first
     yield from generator
 
@@ -408,7 +407,7 @@ class KerasFlavor(Flavor):
         metadata = {
             "model_file": MODEL_FILE,
             "backend": keras.backend.backend(),
-            "class": training.class_path(model),
+            "class": plugin.class_path(model),
         }
         return ModelSnapshot({MODEL_FILE: data}, metadata)
 
@@ -424,7 +423,7 @@ class KerasFlavor(Flavor):
         if backend == "tensorflow":
             # tensorflow-cpu installs the same module under another name.
             for dist in ("tensorflow", "tensorflow-cpu"):
-                if distribution_version(dist) is not None:
+                if plugin.distribution_version(dist) is not None:
                     return [dist]
             return ["tensorflow"]
         return [backend] if backend in ("torch", "jax") else []
@@ -433,14 +432,14 @@ class KerasFlavor(Flavor):
 # -- the handler and the integration --------------------------------------------------
 
 
-class KerasIntegration(Integration):
+class KerasIntegration(plugin.Integration):
     """Autologging of ``keras.Model.fit`` (see the module documentation)."""
 
     name = NAME
     modules = ("keras",)
     distribution = "keras"
     supported_versions = ">=3.0,<4"
-    options = {"log_every_n_steps": None}
+    options = {"log_every_n_steps": plugin.Option(None, int, allow_none=True)}
     flavors = (KerasFlavor,)
 
     def patch(self, patcher: Patcher, module: types.ModuleType) -> None:
@@ -462,11 +461,11 @@ class KerasIntegration(Integration):
         x = call.argument("x")
         batch_size = _batch_size(x, call.argument("batch_size"))
         params = _fit_params(call, model, seen, batch_size)
-        training.log_training_params(params, run_id)
+        plugin.log_params(params, run_id)
         if callbacks is not None:
             every = call.config.log_every_n_steps
             ours = _callback_class(bool(every))(run_id, every)
-            call.set_argument("callbacks", training.copy_callbacks(callbacks, ours))
+            call.set_argument("callbacks", plugin.copy_callbacks(callbacks, ours))
         if batch_size is _UNKNOWN_YET:
             call.set_argument("x", _reporting_batch_size(x, run_id))
 
@@ -474,10 +473,8 @@ class KerasIntegration(Integration):
 
         _log_early_stopping(seen, run_id)
         if call.config.log_models:
-            import autolog
-
             example = _input_example(x) if call.config.log_input_examples else None
-            autolog.log_model(model, "model", input_example=example, run_id=run_id)
+            plugin.log_model(model, "model", input_example=example, run_id=run_id)
 
 
 def _log_early_stopping(callbacks: list[Any], run_id: str) -> None:
@@ -487,7 +484,7 @@ def _log_early_stopping(callbacks: list[Any], run_id: str) -> None:
     if early is None:
         return
     restored = early.restore_best_weights and early.best_weights is not None
-    training.log_early_stopping(
+    plugin.log_early_stopping(
         run_id,
         stopped_epoch=early.stopped_epoch if early.stopped_epoch > 0 else None,
         restored_epoch=early.best_epoch if restored else None,

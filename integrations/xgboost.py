@@ -38,20 +38,18 @@ import importlib
 import warnings
 from pathlib import Path
 
-from autolog import training
-from autolog.errors import InvalidParameterError, ModelError
-from autolog.integration import Integration
+from autolog import plugin
 from autolog.integrations import _boosting
-from autolog.models import Flavor, ModelSnapshot
-from autolog.patching import TYPE_CHECKING
+from autolog.plugin import Flavor, ModelSnapshot, guarded
 
-if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
+if TYPE_CHECKING:
     import types
     from typing import Any
 
-    from autolog.patching import Call, Patcher
+    from autolog.plugin import Call, Patcher
 
-__all__ = ["XGBoostFlavor", "XGBoostIntegration"]
+__all__ = ["XGBoostFlavor", "XGBoostIntegration", "XGBoostMetricsCallback"]  # noqa: F822
 
 IMPORTANCE_TYPES = ("weight", "gain", "cover", "total_gain", "total_cover")
 
@@ -84,7 +82,7 @@ class XGBoostFlavor(Flavor):
         import xgboost
 
         if model_format not in ("ubj", "json"):
-            raise InvalidParameterError(
+            raise plugin.InvalidParameterError(
                 f"xgboost model_format must be 'ubj' or 'json', got {model_format!r}"
             )
         file_name = f"model.{model_format}"
@@ -161,11 +159,11 @@ def _model_class(metadata: dict[str, Any]) -> type:
             stacklevel=4,
         )
     if not (isinstance(cls, type) and issubclass(cls, (xgboost.Booster, xgboost.XGBModel))):
-        raise ModelError(f"{'.'.join(metadata['class'])} is not an XGBoost model class")
+        raise plugin.ModelError(f"{'.'.join(metadata['class'])} is not an XGBoost model class")
     return cls
 
 
-class XGBoostIntegration(Integration):
+class XGBoostIntegration(plugin.Integration):
     """Autologging for XGBoost (see the module documentation)."""
 
     name = "xgboost"
@@ -190,11 +188,9 @@ class XGBoostIntegration(Integration):
 
     def on_train(self, call: Call) -> Any:
         arguments = call.arguments()
-        training.log_training_params(
-            _boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id
-        )
+        plugin.log_params(_boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id)
         callback = _new_callback(call.run_id)
-        call.set_argument("callbacks", training.copy_callbacks(arguments["callbacks"], callback))
+        call.set_argument("callbacks", plugin.copy_callbacks(arguments["callbacks"], callback))
         booster = yield
         _log_early_stopping(
             call.run_id, booster, callback.logger, arguments["early_stopping_rounds"]
@@ -204,18 +200,16 @@ class XGBoostIntegration(Integration):
 
     def on_cv(self, call: Call) -> Any:
         arguments = call.arguments()
-        training.log_training_params(
-            _boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id
-        )
+        plugin.log_params(_boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id)
         callback = _new_callback(call.run_id)
-        call.set_argument("callbacks", training.copy_callbacks(arguments["callbacks"], callback))
+        call.set_argument("callbacks", plugin.copy_callbacks(arguments["callbacks"], callback))
         results = yield
         patience = arguments["early_stopping_rounds"]
         if patience and callback.logger.last_keys:
             # cv keeps the rows up to the best round (0-based: rows - 1).
             monitor = next(k for k in reversed(callback.logger.last_keys) if k.endswith("-mean"))
             column = list(results[monitor])
-            training.log_early_stopping(
+            plugin.log_early_stopping(
                 call.run_id,
                 stopped_iteration=callback.logger.last_iteration,
                 best_iteration=len(column) - 1,
@@ -229,13 +223,13 @@ class XGBoostIntegration(Integration):
 
         model = call.instance
         params = {k: _boosting.describe(v) for k, v in model.get_params().items()}
-        training.log_training_params(params, call.run_id)
+        plugin.log_params(params, call.run_id)
         example = _boosting.input_example(call, call.argument("X"))
         takes_callbacks = not isinstance(model, (xgboost.XGBRFClassifier, xgboost.XGBRFRegressor))
         callback = _new_callback(call.run_id)
         if takes_callbacks:
             user_callbacks = model.callbacks
-            model.callbacks = training.copy_callbacks(user_callbacks, callback)
+            model.callbacks = plugin.copy_callbacks(user_callbacks, callback)
             try:
                 yield
             finally:
@@ -257,10 +251,55 @@ class XGBoostIntegration(Integration):
         )
 
 
-def _new_callback(run_id: str | None) -> Any:
-    from autolog.integrations._xgboost_callback import XGBoostMetricsCallback
+# -- the callback we add -------------------------------------------------------------
+#
+# It subclasses xgboost.callback.TrainingCallback (XGBoost checks isinstance),
+# so it is defined on first use, as a module attribute that a process
+# unpickling it (a distributed worker) finds by reference.
 
-    return XGBoostMetricsCallback(run_id)
+_classes = plugin.FrameworkClasses(__name__)
+__getattr__ = _classes.module_getattr
+
+
+def _build_callback() -> type:
+    from xgboost.callback import TrainingCallback
+
+    class XGBoostMetricsCallback(TrainingCallback):
+        """Logs each round's evaluation scores, one ``log_metrics`` call per round.
+
+        ``evals_log`` is XGBoost's history ``{dataset: {metric: [score, ...]}}``;
+        a score is a float in ``train`` and a ``(mean, std)`` pair in ``cv``.
+        """
+
+        def __init__(self, run_id: str | None):
+            super().__init__()
+            self.logger = _boosting.IterationMetricsLogger("xgboost", run_id)
+
+        @guarded("xgboost", "in the per-iteration callback", default=False)
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            self.logger.log_iteration(epoch, _last_scores(evals_log))
+            return False  # never ask XGBoost to stop
+
+    return XGBoostMetricsCallback
+
+
+_classes.define("XGBoostMetricsCallback", _build_callback)
+
+
+def _new_callback(run_id: str | None) -> Any:
+    return _classes.get("XGBoostMetricsCallback")(run_id)
+
+
+def _last_scores(evals_log: Any) -> list[Any]:
+    scores = []
+    for dataset, metrics in evals_log.items():
+        for metric, history in metrics.items():
+            last = history[-1]
+            if isinstance(last, tuple):
+                scores.append((dataset, metric, last[0], last[1]))
+            else:
+                scores.append((dataset, metric, last, None))
+    return scores
 
 
 def _log_early_stopping(
@@ -273,7 +312,7 @@ def _log_early_stopping(
         return
     # XGBoost's EarlyStopping watches the last metric of the last dataset.
     monitor = logger.last_keys[-1] if logger.last_keys else None
-    training.log_early_stopping(
+    plugin.log_early_stopping(
         run_id,
         stopped_iteration=logger.last_iteration,
         best_iteration=int(best_iteration),

@@ -9,7 +9,7 @@ import pytest
 import xgboost as xgb
 
 import autolog
-from autolog.integrations._xgboost_callback import XGBoostMetricsCallback
+from autolog.integrations.xgboost import XGBoostMetricsCallback
 from tests.integrations.runs import artifact_json, artifact_names, history, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 

@@ -1,0 +1,177 @@
+"""The plugin API: validation at registration (quoting class and member),
+option types checked at autolog(), and one public module for integrations."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import autolog
+from autolog import plugin
+from autolog.errors import IntegrationError, InvalidParameterError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _patch(self, patcher, module):
+    patcher.wrap(module, "Model.fit", self.on_fit)
+
+
+def _on_fit(self, call):
+    yield
+
+
+class NoHandles(plugin.Flavor):
+    name = "nohandles"
+    distribution = "x"
+    module = "x"
+
+    def snapshot(self, model, **options):
+        return plugin.ModelSnapshot({})
+
+    def load(self, path, metadata):
+        return None
+
+
+def define(class_name: str, **body) -> type:
+    attrs = {"name": "bad", "modules": ("x",), "patch": _patch, "on_fit": _on_fit, **body}
+    return type(class_name, (plugin.Integration,), attrs)
+
+
+def plain_on_fit(self, call):
+    return None
+
+
+INVALID = [
+    (define("PlainHandler", on_fit=plain_on_fit), "PlainHandler.on_fit is not a generator"),
+    (define("ReservedOption", options={"silent": True}), "options ['silent'] are reserved"),
+    (define("ReservedDisable", options={"disable": 1}), "options ['disable'] are reserved"),
+    (
+        define("BadDefault", options={"n": plugin.Option("ten", int)}),
+        "the default of option 'n': must be int",
+    ),
+    (define("NoHandlesFlavor", flavors=(NoHandles,)), "NoHandles must implement handles()"),
+    (define("CoversItself", covers=("x",)), "'covers' ['x'] are in 'modules' too"),
+    (define("CoversString", covers="xgboost"), "'covers' must be a tuple"),
+]
+
+
+@pytest.mark.parametrize(("cls", "message"), INVALID, ids=[c.__name__ for c, _ in INVALID])
+def test_each_invalid_definition_is_refused_naming_class_and_member(cls, message):
+    with pytest.raises(IntegrationError) as info:
+        autolog.register(cls)
+    text = str(info.value)
+    assert message in text
+    assert f"test_plugin_api.{cls.__name__}" in text  # the class, by its qualified name
+    assert "bad" not in {c.name for c in autolog.integration.integration_classes()}
+
+
+def test_a_patch_that_wraps_nothing_is_an_error_naming_the_class(make_module, monkeypatch):
+    fw = __import__(make_module())
+    cls = define("WrapsNothing", modules=(fw.__name__,), patch=lambda self, patcher, module: None)
+    autolog.register(cls)
+    with pytest.raises(IntegrationError, match=r"WrapsNothing\.patch\(\) wrapped nothing in"):
+        autolog.autolog("bad")  # AUTOLOG_TESTING: the patch error raises
+    monkeypatch.delenv("AUTOLOG_TESTING")
+    autolog.autolog("bad", disable=True)
+    with pytest.warns(autolog.AutologWarning, match="wrapped nothing"):
+        autolog.autolog("bad")
+    [row] = [r for r in autolog.status() if r.name == "bad"]
+    assert row.state == "failed" and "WrapsNothing.patch() wrapped nothing" in row.reason
+
+
+# -- option values (issue 20, item 11) ----------------------------------------------
+
+
+def test_a_wrong_option_type_names_option_integration_and_type():
+    with pytest.raises(InvalidParameterError) as info:
+        autolog.autolog("sklearn", max_tuning_runs="ten")
+    text = str(info.value)
+    assert "'max_tuning_runs'" in text and "'sklearn'" in text and "must be int or None" in text
+    assert "'ten'" in text
+    [row] = [r for r in autolog.status() if r.name == "sklearn"]
+    assert row.state != "active"  # refused before anything changed
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"max_tuning_runs": True}, "'max_tuning_runs' of the 'sklearn' integration must be int"),
+        ({"serialization_format": "json"}, "must be one of ['pickle', 'skops']"),
+        ({"log_post_training_metrics": "yes"}, "must be bool"),
+        ({"exclusive": "yes"}, "option 'exclusive' of the 'autolog' integration must be bool"),
+        ({"extra_tags": ["a"]}, "option 'extra_tags'"),
+        ({"extra_tags": {1: "a"}}, "extra_tags keys must be strings"),
+    ],
+)
+def test_option_values_are_checked_before_anything_changes(options, fragment):
+    autolog.autolog("sklearn", max_tuning_runs=3)
+    before = autolog.integration._registry.states["sklearn"].integration.config
+    with pytest.raises(InvalidParameterError) as info:
+        autolog.autolog("sklearn", **options)
+    assert fragment in str(info.value)
+    assert autolog.integration._registry.states["sklearn"].integration.config is before
+
+
+def test_valid_option_values_are_taken():
+    autolog.autolog("sklearn", max_tuning_runs=None, pos_label=1, serialization_format="skops")
+    config = autolog.integration._registry.states["sklearn"].integration.config
+    assert (config.max_tuning_runs, config.pos_label, config.serialization_format) == (
+        None,
+        1,
+        "skops",
+    )
+
+
+def test_a_plain_default_gives_the_option_its_type(make_module):
+    fw = __import__(make_module())
+    autolog.register(define("Typed", modules=(fw.__name__,), options={"every": 2, "rate": 0.5}))
+    autolog.autolog("bad", every=3, rate=1)  # an int is a fine float
+    with pytest.raises(InvalidParameterError, match="'every' of the 'bad' integration must be int"):
+        autolog.autolog("bad", every=2.5)
+
+
+# -- one public module -----------------------------------------------------------------
+
+ALLOWED = {"autolog", "autolog.plugin"}
+
+
+def _autolog_imports(path: Path) -> list[str]:
+    """Every autolog module a file imports (module level or inside functions)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "autolog"]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "autolog":
+                found += [f"autolog.{a.name}" for a in node.names if a.name != "plugin"]
+                found += ["autolog.plugin" for a in node.names if a.name == "plugin"]
+            elif node.module.split(".")[0] == "autolog":
+                found.append(node.module)
+    return found
+
+
+def _not_public(name: str) -> bool:
+    if name in ALLOWED or name.split(".")[:2] == ["autolog", "integrations"]:
+        return False
+    # `from autolog import log_metric` style: a name of the user API is fine
+    head, _, attr = name.partition(".")
+    return not (head == "autolog" and attr in autolog.__all__)
+
+
+EXAMPLE_PLUGIN = ROOT / "examples" / "custom_integration" / "src" / "autolog_toyml.py"
+PLUGIN_FILES = [*sorted((ROOT / "integrations").glob("*.py")), EXAMPLE_PLUGIN]
+
+
+@pytest.mark.parametrize("path", PLUGIN_FILES, ids=lambda p: p.name)
+def test_integrations_import_only_the_plugin_module_and_the_user_api(path):
+    private = [name for name in _autolog_imports(path) if _not_public(name)]
+    assert private == [], f"{path.name} imports {private}: use autolog.plugin"
+
+
+def test_the_plugin_module_exports_what_it_documents():
+    for name in plugin.__all__:
+        assert getattr(plugin, name) is not None, name
+    assert plugin.infer_signature is autolog.signature.infer_signature
