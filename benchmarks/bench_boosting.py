@@ -73,7 +73,7 @@ def _xgboost_rows(h, X, y):
         base_label="bare",
     )
 
-    from autolog.integrations._xgboost_callback import XGBoostMetricsCallback
+    from autolog.integrations.xgboost import XGBoostMetricsCallback
 
     evals_log = {"valid": {"logloss": [0.5, 0.4], "error": [0.2, 0.1]}}
     with autolog.start_run() as run:
