@@ -315,7 +315,7 @@ class FsspecArtifactRepository(ArtifactRepository):
                 f"Artifact URI {artifact_uri!r} needs the fsspec driver of {scheme!r}: "
                 f"pip install '{hint}' ({exc})"
             ) from None
-        except ValueError as exc:  # an unknown protocol
+        except (ValueError, OSError) as exc:  # an unknown protocol, a driver that cannot connect
             raise StoreError(f"Artifact URI {artifact_uri!r}: {exc}") from None
         self.root = self.root.rstrip("/")
 
@@ -376,6 +376,8 @@ class FsspecArtifactRepository(ArtifactRepository):
             discard = getattr(stream, "discard", None)
             if discard is not None:
                 discard()  # S3: aborts the multipart upload
+            with contextlib.suppress(AttributeError):
+                stream.closed = True  # never flushed later (on garbage collection)
             raise
         stream.close()
 
@@ -418,7 +420,12 @@ def storage_options(artifact_uri: str) -> dict[str, Any]:
     (``AUTOLOG_S3_ENDPOINT_URL`` and its aliases) for ``s3://``, then the JSON
     object in ``AUTOLOG_ARTIFACT_STORAGE_OPTIONS`` for any scheme."""
     options: dict[str, Any] = {}
-    if urlparse(artifact_uri).scheme.lower() in ("s3", "s3a"):
+    scheme = urlparse(artifact_uri).scheme.lower()
+    if scheme in _DRIVERS and scheme != "hdfs":
+        # another process (a replica, a client) writes the same bucket: never
+        # answer a listing from this process's memory of an earlier one
+        options["use_listings_cache"] = False
+    if scheme in ("s3", "s3a"):
         endpoint = next((os.environ[e] for e in _S3_ENDPOINT_ENVS if os.environ.get(e)), None)
         if endpoint:
             options["endpoint_url"] = endpoint

@@ -169,7 +169,7 @@ def azurite(location: Path) -> Iterator[str]:
             f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
         )
     finally:
-        stop(process)
+        stop(process, timeout=3)  # it waits for idle keep-alive connections otherwise
 
 
 def run_mlflow_script(script: str, tracking_uri: str, env: dict[str, str] | None = None) -> dict:
