@@ -27,12 +27,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from autolog.errors import InvalidParameterError
+from autolog.errors import InvalidParameterError, RunStateError
 from autolog.tracking import fluent
 from autolog.tracking.context import RUN_NAME
 from autolog.tracking.entities import (
     Experiment,
     FileInfo,
+    LifecycleStage,
     Metric,
     PagedList,
     Param,
@@ -53,6 +54,7 @@ from autolog.tracking.run_state import (
     _enqueue,
     _flush_started,
     _keep_detached,
+    _mark_deleted,
     _new_params,
     _new_run,
     _now_ms,
@@ -182,7 +184,7 @@ class Client:
         state, all_tags = _new_run(self._store, str(experiment_id), run_name, clean, start)
         _keep_detached(state)  # later log_* calls find its params without a read
         if synchronous:
-            _writer().flush()
+            _writer().flush(state.run_id)
         return Run(dataclasses.replace(state.info), RunData(tags=dict(all_tags)))
 
     def get_run(self, run_id: str) -> Run:
@@ -205,7 +207,7 @@ class Client:
         _queue_run_info(state, status=status, end_time=end)
         state.info.status, state.info.end_time = status, end
         if synchronous:
-            _writer().flush()
+            _writer().flush(run_id)
         return dataclasses.replace(state.info)
 
     def update_run(
@@ -227,15 +229,19 @@ class Client:
         if name:
             state.info.run_name = name
         if synchronous:
-            _writer().flush()
+            _writer().flush(run_id)
 
     def delete_run(self, run_id: str) -> None:
+        """Mark a run deleted (``restore_run`` undoes it); writing to it is then a
+        :class:`~autolog.errors.RunStateError`, here and in the stores."""
         _flush_started()
         self._store.delete_run(run_id)
+        _mark_deleted(run_id, True)
 
     def restore_run(self, run_id: str) -> None:
         _flush_started()
         self._store.restore_run(run_id)
+        _mark_deleted(run_id, False)
 
     def search_runs(
         self,
@@ -319,29 +325,32 @@ class Client:
         return self._store.get_metric_history(run_id, key)
 
     # -- artifacts -------------------------------------------------------------------
-    def _repository(self, run_id: str) -> Any:
+    def _repository(self, run_id: str, write: bool = False) -> Any:
         from autolog.tracking.artifacts import repository_for
 
-        return repository_for(self.get_run(run_id).info.artifact_uri, self.tracking_uri)
+        info = self.get_run(run_id).info
+        if write and info.lifecycle_stage == LifecycleStage.DELETED:
+            raise RunStateError(f"run {run_id} is deleted; restore it before writing to it")
+        return repository_for(info.artifact_uri, self.tracking_uri)
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None
     ) -> None:
-        self._repository(run_id).log_artifact(os.fspath(local_path), artifact_path)
+        self._repository(run_id, write=True).log_artifact(os.fspath(local_path), artifact_path)
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike, artifact_path: str | None = None
     ) -> None:
-        self._repository(run_id).log_artifacts(os.fspath(local_dir), artifact_path)
+        self._repository(run_id, write=True).log_artifacts(os.fspath(local_dir), artifact_path)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        self._repository(run_id).log_bytes(str(text).encode("utf-8"), artifact_file)
+        self._repository(run_id, write=True).log_bytes(str(text).encode("utf-8"), artifact_file)
 
     def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
         from autolog.tracking.render import dict_bytes
 
         data = dict_bytes(dictionary, artifact_file)
-        self._repository(run_id).log_bytes(data, artifact_file)
+        self._repository(run_id, write=True).log_bytes(data, artifact_file)
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         """The files and folders directly under ``path`` of the run's artifacts."""

@@ -70,9 +70,11 @@ from autolog.tracking.fluent_experiments import (
 )
 from autolog.tracking.run_state import (
     _attach,
+    _check_writable,
     _detached,
     _enqueue,
     _finish,
+    _flush_started,
     _new_params,
     _new_run,
     _now_ms,
@@ -251,7 +253,7 @@ def last_active_run() -> Run | None:
 
 def get_run(run_id: str) -> Run:
     """Info, params, latest metrics and tags of a run (this process's writes included)."""
-    _writer().flush()
+    _flush_started()
     state = _runs.get(run_id)
     return (state.store if state is not None else _store()).get_run(run_id)
 
@@ -267,7 +269,7 @@ def search_runs(
     """Runs of ``experiment_ids`` (default: the active experiment) matching the
     filter, as a list of :class:`Run` or, with ``output_format="pandas"``, a
     DataFrame with ``metrics.*``, ``params.*`` and ``tags.*`` columns."""
-    _writer().flush()
+    _flush_started()
     store = _store()
     if experiment_ids is None:
         experiment_ids = [_active_experiment_id(store)]
@@ -331,6 +333,8 @@ def log_metric(
     waits for the write). ``timestamp`` is in ms, default now.
     """
     state = _target(run_id)
+    if state.deleted:
+        _check_writable(state)
     if type(key) is not str or key not in _checked_keys:
         _check_key(key, "metric key")
     if type(value) is not float:
@@ -341,7 +345,7 @@ def log_metric(
     writer = _writers._writer or _writers.get_writer()
     writer.append((METRIC, state.store, state.run_id, Metric(key, value, timestamp, step)))
     if synchronous:
-        writer.flush()
+        writer.flush(state.run_id)
 
 
 def log_metrics(
@@ -402,12 +406,18 @@ def set_tags(
 def delete_tag(key: str, *, run_id: str | None = None) -> None:
     """Remove a tag from the active run (``ResourceNotFoundError`` if it has none)."""
     state = _target(run_id)
-    _writer().flush()
+    _check_writable(state)
+    _flush_started()
     state.store.delete_tag(state.run_id, _check_key(key, "tag key"))
 
 
 def flush() -> None:
-    """Write everything logged so far; raises ``TrackingWriteError`` if the store fails."""
+    """Write everything logged so far.
+
+    Raises :class:`~autolog.errors.TrackingWriteError` naming what could not be
+    written: writes the store refused (invalid for it: dropped, raised once) and
+    writes that keep failing (a full disk, a lost connection: kept for retry,
+    raised again until they are written)."""
     _writer().flush()
 
 

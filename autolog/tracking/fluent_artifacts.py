@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from autolog.tracking import fluent as _fluent
-from autolog.tracking.run_state import _RunState, _writer
+from autolog.tracking.run_state import _check_writable, _RunState, _writer
 from autolog.tracking.validation import validate_artifact_path
 
 __all__ = [
@@ -37,9 +37,11 @@ def _repository(state: _RunState) -> Any:
 
 
 def _created(state: _RunState) -> _RunState:
-    """Make sure the store holds the run before touching its artifact folder."""
+    """Make sure the store holds the run before touching its artifact folder
+    (and that it may be written to)."""
+    _check_writable(state)
     if not state.created:
-        _writer().flush()
+        _writer().flush(state.run_id)
         state.created = True
     return state
 
@@ -71,11 +73,14 @@ def log_bytes(data: bytes, artifact_file: str, *, run_id: str | None = None) -> 
     """Write ``data`` as the artifact file ``artifact_file``, on the writer thread."""
     validate_artifact_path(artifact_file, "artifact file")
     state = _fluent._target(run_id)
+    _check_writable(state)
 
     def write() -> None:
         _repository(state).log_bytes(data, artifact_file)
 
-    _writer().submit(state.store, write, state.run_id)
+    # its own lane: an artifact that cannot be written never holds the run's metrics back
+    what = f"artifact {artifact_file!r}"
+    _writer().submit(state.store, write, state.run_id, what=what, lane="artifacts")
 
 
 def log_text(text: str, artifact_file: str, *, run_id: str | None = None) -> None:

@@ -13,7 +13,9 @@ its tags updated); runs with the same run ids, status, start and end times,
 user, name, params, tags, the full history of every metric, and every
 artifact (into the target's own artifact location: sharing the source's
 folder would let one store overwrite the other's files). Deleted experiments
-and runs are copied, then deleted again. A run id already in the target is
+and runs are copied, then deleted again. A source that does not exist (a
+mistyped path or database file) is a ResourceNotFoundError, and nothing is
+created. A run id already in the target is
 skipped, so an interrupted migrate can simply be run again (a run that was
 half copied when it stopped stays as it is: delete it in the target first).
 """
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from autolog.errors import InvalidParameterError, ResourceNotFoundError
 from autolog.tracking.artifacts import repository_for
 from autolog.tracking.entities import Experiment, LifecycleStage, Param, Run, RunTag, ViewType
-from autolog.tracking.stores import normalize_tracking_uri, store_for_uri
+from autolog.tracking.stores import mask_uri, normalize_tracking_uri, store_for_uri
 from autolog.tracking.stores.base import AbstractStore
 
 __all__ = ["MigrationCounts", "migrate"]
@@ -59,7 +61,9 @@ def migrate(
     tracking URIs); ``echo`` gets one line per experiment."""
     source_uri, target_uri = _uri(source), _uri(target)
     if source_uri == target_uri:  # checked before opening: opening creates a file store
-        raise InvalidParameterError(f"--from and --to are the same store ({source_uri})")
+        raise InvalidParameterError(f"--from and --to are the same store ({mask_uri(source_uri)})")
+    if isinstance(source, str):
+        _require_existing(source_uri)  # before opening anything: opening creates a store
     source, target = _store(source), _store(target)
     counts = MigrationCounts()
     for experiment in source.search_experiments(ViewType.ALL, max_results=_MAX_EXPERIMENTS):
@@ -74,6 +78,40 @@ def migrate(
         if echo is not None:
             echo(f"experiment {experiment.name!r}: {copied} runs copied")
     return counts
+
+
+def _require_existing(uri: str) -> None:
+    """ResourceNotFoundError unless a store is there: a mistyped source would
+    otherwise be created empty and "migrated" without a word."""
+    from pathlib import Path
+
+    from autolog.tracking.stores import file_uri_to_path
+
+    scheme = uri.partition(":")[0].lower()
+    if scheme == "file":
+        path = Path(file_uri_to_path(uri))
+        if not path.is_dir():
+            raise ResourceNotFoundError(f"source store {path} does not exist (no such folder)")
+        return
+    if scheme not in ("sqlite", "postgresql", "postgresql+psycopg"):
+        return  # a tracking server answers for itself
+    import sqlalchemy as sa
+
+    from autolog.tracking.stores.sql_engine import engine_url
+
+    url = engine_url(uri)
+    if url.get_backend_name() == "sqlite" and not Path(url.database).expanduser().is_file():
+        raise ResourceNotFoundError(
+            f"source store {mask_uri(uri)} does not exist (no file {url.database})"
+        )
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = sa.inspect(conn).has_table("experiments")
+    finally:
+        engine.dispose()
+    if not found:
+        raise ResourceNotFoundError(f"source {mask_uri(uri)} holds no tracking store (no tables)")
 
 
 def _uri(store: AbstractStore | str) -> str:

@@ -22,9 +22,22 @@ def _extension(artifact_file: str) -> str:
     return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
+#: what log_dict can write: JSON, or YAML by extension (a file named without one is JSON)
+_DICT_EXTENSIONS = ("json", "yaml", "yml", "")
+
+
 def dict_bytes(dictionary: Any, artifact_file: str) -> bytes:
-    """YAML for ``.yaml`` / ``.yml`` files (needs pyyaml), indented JSON otherwise."""
-    if _extension(artifact_file) in ("yaml", "yml"):
+    """YAML for ``.yaml`` / ``.yml`` files (needs pyyaml), indented JSON for
+    ``.json`` (or no extension); any other extension (``.toml``, ``.ini``, ...)
+    is an InvalidParameterError rather than JSON under a name that says otherwise."""
+    extension = _extension(artifact_file)
+    if extension not in _DICT_EXTENSIONS:
+        raise InvalidParameterError(
+            f"log_dict({artifact_file!r}): cannot write .{extension} files; it writes JSON "
+            "(.json) or YAML (.yaml, .yml). For another format render the text yourself "
+            "and use log_text()"
+        )
+    if extension in ("yaml", "yml"):
         try:
             import yaml
         except ImportError:

@@ -54,7 +54,7 @@ _end_hooks: dict[str, list[Any]] = {}  # run id -> callables run just before it 
 class _RunState:
     """What the process knows of a run it logs to, without asking the store."""
 
-    __slots__ = ("created", "info", "params", "pid", "repository", "run_id", "store")
+    __slots__ = ("created", "deleted", "info", "params", "pid", "repository", "run_id", "store")
 
     def __init__(self, store: AbstractStore, info: RunInfo, params: dict[str, str], created: bool):
         self.store = store
@@ -64,6 +64,7 @@ class _RunState:
         self.created = created  # True once the store is known to hold the run
         self.repository: Any = None
         self.pid = os.getpid()  # the process that started (and so must end) the run
+        self.deleted = False  # deleted through this process: writing to it is an error
 
 
 def on_run_end(run_id: str, hook: Any) -> None:
@@ -90,9 +91,27 @@ def _writer() -> _writers.BatchingWriter:
 
 
 def _flush_started() -> None:
-    """Drain the writer if one was started (no thread is started to find nothing queued)."""
+    """Drain the writer if one was started (no thread is started to find nothing
+    queued), before a read or a synchronous call: it retries and raises nothing,
+    so that another run's failed write never fails a read (``flush()`` raises it)."""
     if _writers._writer is not None:
-        _writers._writer.flush()
+        _writers._writer.flush(raise_errors=False)
+
+
+def _check_writable(state: _RunState) -> None:
+    """RunStateError when this process deleted the run (the stores refuse it too)."""
+    if state.deleted:
+        raise RunStateError(
+            f"run {state.run_id} is deleted; restore it (Client().restore_run) before writing to it"
+        )
+
+
+def _mark_deleted(run_id: str, deleted: bool) -> None:
+    """Remember that ``run_id`` was deleted (or restored) through this process."""
+    for states in (_runs, _detached):
+        state = states.get(run_id)
+        if state is not None:
+            state.deleted = deleted
 
 
 def _check_status(status: str) -> str:
@@ -122,6 +141,10 @@ def _new_run(
     user = system[context.USER]
     if start_time is None:
         start_time = _now_ms()
+    if getattr(store, "assigns_run_ids", False):  # a server that picks ids (mlflow server)
+        tags = [RunTag(k, v) for k, v in tag_map.items()]
+        run = store.create_run(exp_id, user, start_time, tags=tags, run_name=name)
+        return _RunState(store, run.info, {}, created=True), tag_map
 
     def create_run() -> None:
         tags = [RunTag(k, v) for k, v in tag_map.items()]
@@ -137,15 +160,11 @@ def _resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> _R
     if run_id in _runs:
         raise RunStateError(f"run {run_id} is already active")
     store = _store()
-    _writer().flush()  # the run may still be in our queue
+    _flush_started()  # the run may still be in our queue
     run = store.get_run(run_id)
     if run.info.lifecycle_stage == LifecycleStage.DELETED:
         raise RunStateError(f"run {run_id} is deleted; restore it before resuming it")
     info = store.update_run_info(run_id, status=RunStatus.RUNNING, run_name=run_name or None)
-    if getattr(store, "assigns_run_ids", False):  # a server that picks ids (mlflow server)
-        tags = [RunTag(k, v) for k, v in tag_map.items()]
-        run = store.create_run(exp_id, user, start_time, tags=tags, run_name=name)
-        return _RunState(store, run.info, {}, created=True), tag_map
     info.end_time = None
     if extra_tags:
         store.log_batch(run_id, tags=[RunTag(k, v) for k, v in extra_tags.items()])
@@ -156,7 +175,7 @@ def _attach(run_id: str, store: AbstractStore | None = None) -> _RunState:
     """State for logging to a run that is not active in this process (read once
     from ``store``, default the current one)."""
     store = _store() if store is None else store
-    _writer().flush()
+    _flush_started()
     run = store.get_run(validate_run_id(run_id))
     return _keep_detached(_RunState(store, run.info, dict(run.data.params), created=True))
 
@@ -202,17 +221,24 @@ def _new_params(state: _RunState, params: Iterable[tuple[Any, Any]]) -> dict[str
 
 def _enqueue(state: _RunState, kind: int, payloads: list, synchronous: bool) -> None:
     """Queue ``payloads`` (metrics, params or tags: ``kind``) for the run's store."""
+    if state.deleted:
+        _check_writable(state)
     writer = _writer()
     for payload in payloads:
         writer.append((kind, state.store, state.run_id, payload))
     if synchronous:
-        writer.flush()
+        writer.flush(state.run_id)
 
 
 def _queue_run_info(state: _RunState, **changes: Any) -> None:
     """Queue ``update_run_info(run_id, **changes)`` on the run's store."""
+    _check_writable(state)
     store, run_id = state.store, state.run_id
-    _writer().submit(store, lambda: store.update_run_info(run_id, **changes), run_id)
+
+    def update_run_info() -> None:
+        store.update_run_info(run_id, **changes)
+
+    _writer().submit(store, update_run_info, run_id)
 
 
 # -- ending it -----------------------------------------------------------------------
@@ -233,16 +259,13 @@ def _finish(state: _RunState, status: str, flush: bool) -> None:
     end_time = _now_ms()
     state.info.status = status
     state.info.end_time = end_time
-    _queue_run_info(state, status=status, end_time=end_time)
+    if not state.deleted:  # a deleted run keeps what it had (the stores refuse writes)
+        _queue_run_info(state, status=status, end_time=end_time)
     writer = _writer()
     if flush or writer.failing:
-        writer.flush()
+        writer.flush(state.run_id)  # raises for this run's writes, not for another's
 
 
-def _end_runs_at_exit() -> None:
-    """Interpreter exit: end the active runs FINISHED and drain the queue."""
-    try:
-        # A forked child may log into its parent's runs but does not own them.
 def _exit_status() -> str:
     """How the process ends: FAILED (KILLED on Ctrl-C) when an uncaught exception
     ends the script (Python keeps it as ``sys.last_value`` before exit handlers
@@ -253,14 +276,38 @@ def _exit_status() -> str:
     return RunStatus.FINISHED if interactive else RunStatus.ended_by(error)
 
 
+def _end_runs_at_exit() -> None:
+    """Interpreter exit: end the active runs (FINISHED, or FAILED / KILLED when an
+    uncaught exception or Ctrl-C ends the script) and drain the queue."""
+    try:
+        # A forked child may log into its parent's runs but does not own them.
         pid = os.getpid()
+        status = _exit_status()
         for state in [s for s in _runs.values() if s.pid == pid]:
             if state.run_id in _runs:  # an end hook may have ended it (a child run)
                 _finish(state, status, flush=False)
-        _flush_started()
     except Exception as error:  # at exit nobody can catch it: say what was lost
+        print(f"autolog: could not end the active runs at exit: {error!r}", file=sys.stderr)
+    _report_lost_at_exit()
+
+
+def _report_lost_at_exit() -> None:
+    """Write what is queued (retrying held writes once) and print, plainly, what
+    could not be written: it is lost when the interpreter ends."""
+    writer = _writers._writer
+    if writer is None:
+        return
+    try:
+        writer.flush(raise_errors=False, retry=True)
+    except Exception as error:
         print(f"autolog: tracking data could not be written at exit: {error!r}", file=sys.stderr)
-        status = _exit_status()
+    lines = writer.lost_report()
+    if lines:
+        print(
+            "autolog: at exit, this tracking data could not be written and is lost:\n  "
+            + "\n  ".join(lines),
+            file=sys.stderr,
+        )
 
 
 atexit.register(_end_runs_at_exit)

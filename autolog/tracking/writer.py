@@ -266,7 +266,9 @@ class BatchingWriter:
         return next(iter(self._held.values()))
 
     # -- draining ------------------------------------------------------------
-    def flush(self, run_id: str | None = None, *, raise_errors: bool = True) -> None:
+    def flush(
+        self, run_id: str | None = None, *, raise_errors: bool = True, retry: bool | None = None
+    ) -> None:
         """Write everything queued before this call, on the caller's thread.
 
         Lanes held for retry are retried once. Then raises
@@ -274,12 +276,12 @@ class BatchingWriter:
         held (kept, raised again next time) and items rejected since the last
         flush (dropped, raised once). ``run_id``: raise only for that run's
         items (the others stay for the next flush). ``raise_errors=False``
-        (reads) retries nothing and raises nothing.
+        (reads) raises nothing and, unless ``retry``, retries nothing.
         """
         with self._drain_lock:
             budget = len(self._queue)  # items logged after this call are not waited for
             try:
-                if raise_errors:
+                if raise_errors if retry is None else retry:
                     self._retry_held(force=True)
                 while budget > 0 and self._queue:
                     budget -= self._drain_once()

@@ -157,10 +157,10 @@ def test_tracking_uri_forms(tmp_path, tracking_uri, monkeypatch):
     assert autolog.get_tracking_uri() == (tmp_path / "mlruns").as_uri()  # the ./mlruns default
 
 
-def test_store_for_uri_caches_and_rejects_http(tracking_uri):
+def test_store_for_uri_caches_and_rejects_unknown_schemes(tracking_uri):
     assert store_for_uri(tracking_uri) is store_for_uri(tracking_uri)
-    with pytest.raises(StoreError, match="REST store not available yet"):
-        store_for_uri("http://localhost:5000")
+    with pytest.raises(StoreError, match="unsupported tracking URI 'ftp://me:\\*\\*\\*@host/x'"):
+        store_for_uri("ftp://me:hunter2@host/x")
 
 
 def test_experiments_set_get_create_and_tag(monkeypatch):

@@ -77,6 +77,7 @@ from autolog.tracking.entities import (
     RunTag,
     ViewType,
 )
+from autolog.tracking.stores import mask_uri
 from autolog.tracking.stores.base import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
@@ -141,7 +142,7 @@ class SqlStore(AbstractStore):
         self.artifact_root = artifact_root_uri(artifact_root)
         url = engine_url(uri)
         self.dialect = url.get_backend_name()
-        self._label = f"{self.dialect} store {uri!r}"  # names the store in errors
+        self._label = f"{self.dialect} store {mask_uri(uri)!r}"  # names the store in errors
         self._engine, self._write_engine = open_engines(url)
         self._writer = RowWriter(self.dialect)
         self._batches = ThreadBatches(self._write_engine, self._writer, self._label)

@@ -45,14 +45,49 @@ _RETRY_ATTEMPTS = 8
 T = TypeVar("T")
 
 
+_SPELLINGS = (
+    "sqlite:///mlflow.db (a file relative to the working directory), "
+    "sqlite:////abs/path/mlflow.db, or postgresql://user:password@host:5432/dbname"
+)
+
+
 def engine_url(uri: str) -> sa.URL:
-    """The SQLAlchemy URL of a tracking URI; a plain ``postgresql://`` uses psycopg 3."""
-    url = sa.make_url(uri)
+    """The SQLAlchemy URL of a tracking URI; a plain ``postgresql://`` uses psycopg 3.
+
+    A malformed URI (``sqlite://mlflow.db``, ``sqlite:mlflow.db``, ...) is an
+    InvalidParameterError that shows the right spelling."""
+    from autolog.tracking.stores import mask_uri
+
+    shown = mask_uri(uri)
+    try:
+        url = sa.make_url(uri)
+    except sa.exc.ArgumentError:
+        raise InvalidParameterError(
+            f"malformed SQL tracking URI {shown!r}{_sqlite_hint(uri)}; the forms are {_SPELLINGS}"
+        ) from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
-    if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise InvalidParameterError(f"Unsupported SQL tracking URI {uri!r}: sqlite or postgresql")
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise InvalidParameterError(f"Unsupported SQL tracking URI {shown!r}: sqlite or postgresql")
+    if backend == "sqlite" and (url.host or not url.database):
+        raise InvalidParameterError(
+            f"SQLite tracking URI {shown!r} names no database file{_sqlite_hint(uri)} "
+            f"(three slashes before a relative path, four before an absolute one); "
+            f"the forms are {_SPELLINGS}"
+        )
     return url
+
+
+def _sqlite_hint(uri: str) -> str:
+    """``: did you mean sqlite:///name.db?`` for a SQLite URI missing slashes."""
+    scheme, _colon, rest = uri.partition(":")
+    if not scheme.lower().startswith("sqlite"):
+        return ""
+    path = rest.lstrip("/")
+    if not path or rest.startswith("///"):
+        return ""
+    return f" (did you mean {scheme}:///{path}?)"
 
 
 def artifact_root_uri(artifact_root: str | None = None) -> str:
