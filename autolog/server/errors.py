@@ -44,26 +44,42 @@ _STATUS = {
 }
 
 
-class ApiError(Exception):
+class ApiError(Exception):  # not an AutologError: it is the answer, not the fault
     """An error the API answers as is: ``error_code`` (an MLflow code) and a message."""
 
-    def __init__(self, error_code: str, message: str, status: int | None = None):
+    def __init__(
+        self, error_code: str, message: str, status: int | None = None, autolog_error: str = ""
+    ):
         super().__init__(message)
         self.error_code = error_code
         self.message = message
         self.status = status or _STATUS.get(error_code, 400)
+        self.autolog_error = autolog_error
 
 
-def error_response(error_code: str, message: str, status: int | None = None) -> Response:
-    """The JSON error body with its status."""
+def error_response(
+    error_code: str, message: str, status: int | None = None, autolog_error: str = ""
+) -> Response:
+    """The JSON error body with its status. ``autolog_error`` (autolog's own
+    clients read it; others ignore unknown fields) names the autolog.errors class."""
+    body = {"error_code": error_code, "message": message}
+    if autolog_error:
+        body["autolog_error"] = autolog_error
     return Response(
-        dumps({"error_code": error_code, "message": message}),
+        dumps(body),
         status_code=status or _STATUS.get(error_code, 400),
         media_type="application/json",
     )
 
 
 def _as_api_error(exc: BaseException) -> ApiError | None:
+    api_error = _classify(exc)
+    if api_error is not None and isinstance(exc, AutologError) and not isinstance(exc, ApiError):
+        api_error.autolog_error = type(exc).__name__
+    return api_error
+
+
+def _classify(exc: BaseException) -> ApiError | None:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, ResourceNotFoundError):
@@ -90,4 +106,6 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     if api_error is None:
         log.exception("%s %s failed", request.method, request.url.path)
         return error_response("INTERNAL_ERROR", "Internal server error (see the server's log)")
-    return error_response(api_error.error_code, api_error.message, api_error.status)
+    return error_response(
+        api_error.error_code, api_error.message, api_error.status, api_error.autolog_error
+    )

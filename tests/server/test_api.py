@@ -184,7 +184,8 @@ def test_params_are_immutable_and_deleted_runs_refuse_writes(api):
     ]
     for path, body in writes:
         error = api("POST", path, {"run_id": run_id, **body}, status=400)
-        assert "active" in error["message"], path
+        assert error["error_code"] == "INVALID_PARAMETER_VALUE", path
+        assert error["autolog_error"] == "RunStateError" and "deleted" in error["message"], path
     assert "metrics" not in api("GET", f"/runs/get?run_id={run_id}")["run"]["data"]
     api("POST", "/runs/restore", {"run_id": run_id})
     api("POST", "/runs/set-tag", {"run_id": run_id, "key": "t", "value": "1"})
