@@ -276,3 +276,44 @@ def test_xgboost_estimators_are_sklearn_estimators_when_it_is_off(split):
     xgb.XGBRegressor(n_estimators=2, nthread=1).fit(X, y)
     newest = max(autolog.Client().search_runs(["0"]), key=lambda r: r.info.start_time)
     assert newest.data.tags["mlflow.autologging"] == "xgboost"
+
+
+NOTEBOOK = """
+from sklearn import metrics
+from sklearn.linear_model import LogisticRegression
+
+model = LogisticRegression().fit(X_train, y_train)
+
+
+def evaluate():  # reads the notebook's globals: nothing is a local here
+    return metrics.accuracy_score(y_test, model.predict(X_test)), model.score(X_test, y_test)
+
+
+accuracy, score = evaluate()
+"""
+
+
+def test_a_metric_in_a_function_reading_module_data_is_named_after_the_global(split):
+    autolog.autolog("sklearn")
+    X_train, y_train, X_test, y_test = split
+    notebook = {"__name__": "__main__", "X_train": X_train, "y_train": y_train}
+    notebook.update(X_test=X_test, y_test=y_test)
+    exec(NOTEBOOK, notebook)
+    got = only_run().data.metrics
+    assert got["accuracy_score_X_test"] == pytest.approx(notebook["accuracy"])
+    assert got["LogisticRegression_score_X_test"] == pytest.approx(notebook["score"])
+    assert not [k for k in got if "unknown_dataset" in k]
+
+
+def test_sklearns_state_lives_on_the_integration_and_disabling_forgets_it(split):
+    autolog.autolog("sklearn")
+    X_train, y_train, X_test, _ = split
+    model = LogisticRegression().fit(X_train, y_train)
+    y_pred = model.predict(X_test)  # kept: predictions are remembered weakly
+    integration = autolog.integration._registry.states["sklearn"].integration
+    memory = integration.post_training
+    assert memory.run_of(model) is not None and memory.source(y_pred) is not None
+    autolog.autolog("sklearn", disable=True)
+    autolog.autolog("sklearn")
+    assert integration.post_training is not memory
+    assert integration.post_training.run_of(model) is None  # forgotten with the disable
