@@ -219,13 +219,13 @@ class SpooledStore(AbstractStore):
             with self._lock:
                 if self.spool.unreplayed(self.spool.owner):
                     continue  # written meanwhile
-                was_spooling, self._spooling = self._spooling, False
                 self.spool.close_segment()
                 for segment in self.spool.segments():
                     if segment.owner == self.spool.owner:
                         self.spool.delete(segment)
-            if was_spooling:
-                self._say_drained()
+                if self._spooling:
+                    self._say_drained()  # before the switch: whoever sees it, saw this
+                self._spooling = False
             return True
 
     def _say_drained(self) -> None:
