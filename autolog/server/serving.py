@@ -6,7 +6,7 @@ import os
 import sys
 
 from autolog.server.settings import SETTINGS_ENV, ServerSettings
-from autolog.server.stores import mask_uri
+from autolog.tracking.stores import mask_uri
 
 __all__ = ["describe", "serve"]
 

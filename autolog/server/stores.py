@@ -8,30 +8,12 @@ from pathlib import Path
 from autolog.errors import StoreError
 from autolog.server.settings import ServerSettings
 from autolog.tracking.artifacts import ArtifactRepository, repository_for
-from autolog.tracking.stores import file_uri_to_path, normalize_tracking_uri
+from autolog.tracking.stores import file_uri_to_path, mask_uri, normalize_tracking_uri
 from autolog.tracking.stores.base import AbstractStore
 
-__all__ = ["mask_uri", "open_artifacts", "open_store"]
+__all__ = ["open_artifacts", "open_store"]
 
 _SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
-
-
-def mask_uri(uri: str) -> str:
-    """``uri`` with its password replaced by ``***`` (for printing)."""
-    try:
-        from autolog.tracking.stores import mask_uri as masked
-    except ImportError:
-        pass
-    else:
-        return masked(uri)
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[-1]}"))
 
 
 def open_store(settings: ServerSettings) -> AbstractStore:
@@ -46,10 +28,7 @@ def open_store(settings: ServerSettings) -> AbstractStore:
     if scheme == "file":
         from autolog.tracking.stores.file import FileStore
 
-        try:
-            return FileStore(file_uri_to_path(uri), artifact_root=root)  # type: ignore[call-arg]
-        except TypeError:  # a FileStore that takes no artifact root yet
-            return FileStore(file_uri_to_path(uri))
+        return FileStore(file_uri_to_path(uri), artifact_root=root)
     if scheme in _SQL_SCHEMES:
         from autolog.tracking.stores.sql import SqlStore
 

@@ -239,3 +239,25 @@ def call(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         connection.close()
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A PostgreSQL URI whose tables live in a new schema, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    from tests.tracking.sql_stores import postgres_schema_uri, postgres_uri
+
+    schema = f"autolog_server_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(postgres_uri(), autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.Error as exc:
+        pytest.fail(f"PostgreSQL unreachable ({exc}): run `bash .ci/start-postgres`")
+    try:
+        yield postgres_schema_uri(schema)
+    finally:
+        with psycopg.connect(postgres_uri(), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import uuid
 
 import pytest
 
@@ -18,6 +17,7 @@ from tests.server.servers import (
     call,
     make_bucket,
     moto_server,
+    postgres_schema,
     run_mlflow_script,
     s3_env,
 )
@@ -55,19 +55,8 @@ print(json.dumps({"params": run.data.params, "history": history,
 
 @pytest.fixture
 def postgres_uri():
-    import psycopg
-
-    from tests.tracking.sql_stores import postgres_schema_uri, postgres_uri
-
-    schema = f"autolog_scale_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(postgres_uri(), autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    except psycopg.Error as exc:
-        pytest.fail(f"PostgreSQL unreachable ({exc}): run `bash .ci/start-postgres`")
-    yield postgres_schema_uri(schema)
-    with psycopg.connect(postgres_uri(), autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with postgres_schema() as uri:
+        yield uri
 
 
 def _log_batches(url: str, run_id: str, worker: int, errors: list) -> None:

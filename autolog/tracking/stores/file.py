@@ -99,8 +99,11 @@ class FileStore(AbstractStore):
     >>> store.log_batch(run.info.run_id, params=[Param("lr", "0.1")])
     """
 
-    def __init__(self, root: str | Path, *, fsync: bool = False):
+    def __init__(self, root: str | Path, *, fsync: bool = False, artifact_root: str | None = None):
         self.root = Path(file_uri_to_path(os.fspath(root))).expanduser().absolute()
+        # new experiments' artifacts: <artifact_root>/<id> when given (the server
+        # passes "mlflow-artifacts:"), else <root>/<id> beside the runs
+        self._artifact_root = artifact_root.rstrip("/") if artifact_root else None
         self.uri = self.root.as_uri()
         self._lock = threading.RLock()
         self._exclusive = RootLock(self.root, self._lock).held
@@ -124,7 +127,12 @@ class FileStore(AbstractStore):
         return {
             "experiment_id": experiment_id,
             "name": name,
-            "artifact_location": artifact_location or (self.root / experiment_id).as_uri(),
+            "artifact_location": artifact_location
+            or (
+                f"{self._artifact_root}/{experiment_id}"
+                if self._artifact_root
+                else (self.root / experiment_id).as_uri()
+            ),
             "lifecycle_stage": LifecycleStage.ACTIVE,
             "tags": dict(tags),
             "creation_time": now,

@@ -111,12 +111,31 @@ def open_engines(url: sa.URL) -> tuple[sa.Engine, sa.Engine]:
     # Every use ends in commit or rollback (engine.begin()), so the pool's
     # reset-on-return would be one more round trip per transaction; a dropped
     # connection is retried by run_retried instead of pinged.
-    engine = sa.create_engine(url, pool_reset_on_return=None)
+    engine = sa.create_engine(url, pool_reset_on_return=None, **_pool_budget(url))
     if sqlite:
         _configure_sqlite(engine)
         _enable_wal(engine)
     # the option that makes _configure_sqlite's BEGIN take the write lock
     return engine, engine.execution_options(autolog_write=True)
+
+
+def _pool_budget(url: sa.URL) -> dict[str, int]:
+    """The connections one process keeps (``AUTOLOG_SQL_POOL_SIZE``, default 5) and
+    may open beyond them (``AUTOLOG_SQL_MAX_OVERFLOW``, default 10); the tracking
+    server sets both from ``--db-connections``."""
+    if url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:":
+        return {}  # one in-memory database: SQLAlchemy's single-connection pool
+    budget = {}
+    for env, option in (
+        ("AUTOLOG_SQL_POOL_SIZE", "pool_size"),
+        ("AUTOLOG_SQL_MAX_OVERFLOW", "max_overflow"),
+    ):
+        value = os.environ.get(env, "").strip()
+        if value:
+            if not value.isdigit():
+                raise InvalidParameterError(f"{env}={value!r}: expected a whole number")
+            budget[option] = int(value)
+    return budget
 
 
 def store_error(label: str, exc: sa.exc.DBAPIError) -> StoreError:
