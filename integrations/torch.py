@@ -17,8 +17,10 @@ An ordinary loop, unchanged::
             evaluate(model, val_loader)
 
 gives one run, opened at the first ``optimizer.step()`` of the thread (or your
-active run, if you started one; none with ``exclusive=True``) and closed at
-``autolog.end_run()`` or at interpreter exit. It holds:
+active run, if you started one; none with ``exclusive=True``) and closed when
+the next training starts, at ``autolog.end_run()`` or at interpreter exit
+(FAILED when an uncaught exception ends the script, KILLED on Ctrl-C; the exit
+code stays Python's). It holds:
 
 - **params** (at the first step of each optimizer): ``optimizer`` (class name),
   ``optimizer.<key>`` for each hyperparameter of its param group (``lr``,
@@ -32,10 +34,22 @@ active run, if you started one; none with ``exclusive=True``) and closed at
   ``learning_rate`` (``learning_rate_group_<i>`` with several param groups;
   ``..._optimizer1`` for a second optimizer), the rate the epoch's last step
   used, so schedulers show; and ``steps``, the optimizer steps of the epoch;
-- **the model**: when the run closes, the modules whose trainable parameters
-  the optimizer trained (the outermost ones; ``torch.compile`` and
-  ``DataParallel`` wrappers are unwrapped) are saved with ``log_model`` as
-  ``model`` (more than one, as ``model_1``, ...): see :class:`TorchFlavor`.
+- **the model**: the modules whose trainable parameters the optimizers train
+  (the outermost ones; ``torch.compile`` and ``DataParallel`` wrappers are
+  unwrapped), found at each optimizer's first step and saved with
+  ``log_model`` as ``model`` (more than one, as ``model_1``, ...) when the run
+  closes: see :class:`TorchFlavor`. autolog keeps them alive until then, so a
+  model built inside ``def main()`` is saved at exit too; with
+  ``log_models=False`` it holds no reference to them.
+
+**Trainings.** A new optimizer whose parameters no earlier optimizer of the run
+trains, stepping over another ``DataLoader`` than the run's (or after the
+earlier optimizers were freed), is a new training: the run before ends (with
+its model) and a new one opens; inside your own run, the new training gets a
+child run of it (tag ``mlflow.parentRunId``), ended with yours at the latest.
+``train(lr=0.1)`` then ``train(lr=0.5)`` thus give two runs. A second
+optimizer on the same loader (a GAN's) or over the same parameters
+(fine-tuning) stays in the run, as ``optimizer1``.
 
 **Epochs.** The training loader is the ``DataLoader`` whose iteration was
 running at the first optimizer step; each new iteration over it starts an
@@ -132,12 +146,16 @@ class _LoopTracker:
 
     Everything on the per-step path (``add_loss``, ``on_step``) is a few
     attribute updates and, for the loss, one in-place add on the loss's device.
+    A new optimizer costs more once: its params, the new-training test and (with
+    ``log_models``) one scan of the heap for the modules it trains.
     """
 
     def __init__(self, integration: TorchIntegration):
         self.integration = integration
         self.state = _IDLE
-        self.run_id: str | None = None
+        self.run_id: str | None = None  # the run this training logs to
+        self.owned = False  # we opened run_id (and so end it)
+        self.user_run_id: str | None = None  # the user's run we log in (or under)
         self.pending_losses: list[Any] = []  # detached losses not yet in loss_sum
         self.loss_sum: Any = None  # float32 0-d tensor on the losses' device
         self.loss_count = 0  # losses in loss_sum
@@ -146,9 +164,13 @@ class _LoopTracker:
         self.optimizers: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self.optimizer_count = 0
         self.trained: list[weakref.ref[Any]] = []  # the optimizers' parameters
+        # The trained modules, held until the run ends so that they can be saved
+        # then, even when the script's own references are gone (``main()``
+        # returned before exit).
+        self.modules: list[Any] = []
         self.epoch = 0
         self.train_loader: weakref.ref[Any] | None = None
-        self.latest_loader: weakref.ref[Any] | None = None
+        self.latest_loader: weakref.ref[Any] | None = None  # the last one iterated
 
     # per step ----------------------------------------------------------------
 
@@ -187,6 +209,8 @@ class _LoopTracker:
             return
         index = self.optimizers.get(optimizer)
         if index is None:
+            if self._is_new_training(optimizer):
+                self._start_next_training()
             index = self._add_optimizer(optimizer)
         if index == 0:
             self.steps += 1
@@ -196,16 +220,20 @@ class _LoopTracker:
         if self.state == _SKIPPING:
             return
         train = self.train_loader
-        if train is None:
-            if self.state == _IDLE:
-                # Losses before the iteration that holds the first step belong
-                # to no epoch.
-                self.latest_loader = weakref.ref(loader)
-                self._reset_epoch()
-        elif train() is loader:
+        if train is not None and train() is loader:
+            self.latest_loader = train
             self._close_epoch()
+        else:
+            # Another loader (validation, or the next training's): the losses
+            # from here on are told apart from the epoch's (see
+            # _start_next_training); before the first step they belong to no epoch.
+            self.latest_loader = weakref.ref(loader)
+            if self.state == _IDLE:
+                self._reset_epoch()
+            else:
+                self._fold_losses()
 
-    # run lifecycle --------------------------------------------------------------
+    # trainings and runs -----------------------------------------------------------
 
     def _open(self) -> bool:
         """Open (or join) the run at the first step; False when this step must not log."""
@@ -221,16 +249,59 @@ class _LoopTracker:
             fluent.on_run_end(user_run.info.run_id, self._on_skipped_run_end)
             return False
         if user_run is not None:
-            run_id = user_run.info.run_id
+            self.run_id = self.user_run_id = user_run.info.run_id
         else:
-            tags = {AUTOLOGGING_TAG: NAME, **config.extra_tags}
-            run_id = fluent.start_run(tags=tags).info.run_id
-        self.run_id = run_id
+            self.run_id = self._start_run()
+        self._begin(self.run_id)
+        return True
+
+    def _start_run(self, parent: str | None = None) -> str:
+        from autolog.tracking import fluent
+
+        tags = {AUTOLOGGING_TAG: NAME, **self.integration.config.extra_tags}
+        run = fluent.start_run(tags=tags, nested=parent is not None, parent_run_id=parent)
+        self.owned = True
+        return run.info.run_id
+
+    def _begin(self, run_id: str) -> None:
+        from autolog.tracking import fluent
+
         self.state = _LOGGING
         self.epoch = 0
         self.train_loader = self.latest_loader
         fluent.on_run_end(run_id, self._on_run_end)
-        return True
+
+    def _is_new_training(self, optimizer: Any) -> bool:
+        """A new optimizer over parameters no earlier optimizer of the run trains,
+        whose first step comes from another loader than the run's (or after
+        every earlier optimizer was freed), starts a new training (a GAN's second
+        optimizer shares the loader; fine-tuning shares the parameters)."""
+        if not self.optimizer_count:
+            return False
+        held = {id(p) for ref in self.trained if (p := ref()) is not None}
+        if any(id(p) in held for group in optimizer.param_groups for p in group["params"]):
+            return False
+        latest = self.latest_loader() if self.latest_loader is not None else None
+        train = self.train_loader() if self.train_loader is not None else None
+        return (latest is not None and latest is not train) or not len(self.optimizers)
+
+    def _start_next_training(self) -> None:
+        """End the run of the training before (ours; a child of the user's run) and
+        open the next one: ours again, or a child run of the user's run."""
+        from autolog.tracking import fluent
+
+        # Losses since the next training's loader started are the next training's.
+        carried, self.pending_losses = self.pending_losses, []
+        user_run_id, latest = self.user_run_id, self.latest_loader
+        if self.owned:
+            fluent.end_run(flush=False, run_id=self.run_id)  # _on_run_end forgets it
+        else:
+            self._finish_training(self.run_id)  # the user's run stays open
+            self._forget_run()
+        self.latest_loader, self.user_run_id = latest, user_run_id
+        self.run_id = self._start_run(parent=user_run_id)
+        self._begin(self.run_id)
+        self.pending_losses = carried
 
     def _add_optimizer(self, optimizer: Any) -> int:
         index = self.optimizer_count
@@ -244,6 +315,8 @@ class _LoopTracker:
         )
         params[count_key] = sum(p.numel() for p in parameters)
         training.log_training_params(params, self.run_id)
+        if self.integration.config.log_models:
+            self.modules = trained_modules({id(p) for r in self.trained if (p := r()) is not None})
         return index
 
     def _close_epoch(self) -> None:
@@ -265,23 +338,34 @@ class _LoopTracker:
         self.steps = 0
         self.rates = {}
 
-    def _on_run_end(self, run_id: str, status: str) -> None:
+    def _finish_training(self, run_id: str) -> None:
+        """The open epoch and the model, logged to ``run_id``."""
         with guard(NAME, "while closing its run"):
-            if self.run_id != run_id:
-                return
+            self._close_epoch()
+            if self.integration.config.log_models:
+                _log_modules(self.modules, run_id)
+
+    def _on_run_end(self, run_id: str, status: str) -> None:
+        from autolog.tracking import fluent
+
+        if run_id == self.run_id:
             try:
-                self._close_epoch()
-                if self.integration.config.log_models:
-                    _log_trained_modules(self.trained, run_id)
+                self._finish_training(run_id)
             finally:
                 self._forget_run()
+        elif run_id == self.user_run_id and self.owned:
+            # The user's run ends with our child run of it still open: it ends too.
+            with guard(NAME, "while closing its run"):
+                fluent.end_run(status, flush=False, run_id=self.run_id)
 
     def _on_skipped_run_end(self, run_id: str, status: str) -> None:
         if self.state == _SKIPPING:
             self._forget_run()
 
     def _forget_run(self) -> None:
+        latest = self.latest_loader  # the next training may be iterating it already
         self.__init__(self.integration)  # type: ignore[misc]
+        self.latest_loader = latest
 
 
 def _is_rank_zero() -> bool:
@@ -293,10 +377,9 @@ def _is_rank_zero() -> bool:
 # -- the trained model ---------------------------------------------------------------------
 
 
-def _log_trained_modules(trained: list[weakref.ref[Any]], run_id: str) -> None:
+def _log_modules(modules: list[Any], run_id: str) -> None:
     import autolog
 
-    modules = trained_modules({id(p) for ref in trained if (p := ref()) is not None})
     for number, module in enumerate(modules):
         autolog.log_model(module, name="model" if number == 0 else f"model_{number}", run_id=run_id)
 

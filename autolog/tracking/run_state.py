@@ -266,29 +266,42 @@ def _finish(state: _RunState, status: str, flush: bool) -> None:
         writer.flush(state.run_id)  # raises for this run's writes, not for another's
 
 
-def _exit_status() -> str:
-    """How the process ends: FAILED (KILLED on Ctrl-C) when an uncaught exception
-    ends the script (Python keeps it as ``sys.last_value`` before exit handlers
-    run), else FINISHED. An interactive session keeps its last error there too,
-    long after it was shown: it counts as FINISHED."""
-    interactive = hasattr(sys, "ps1") or sys.flags.interactive
-    error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    return RunStatus.FINISHED if interactive else RunStatus.ended_by(error)
+def _exit_error() -> BaseException | None:
+    """The uncaught exception that ends the script (Python keeps it as
+    ``sys.last_value`` before exit handlers run), or None. An interactive
+    session keeps its last error there too, long after it was shown: None."""
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return None
+    return getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+
+
+def _rearm_ctrl_c_exit() -> None:
+    """Make the process still end by SIGINT (exit status 130) after an uncaught
+    KeyboardInterrupt. CPython forgets that it must whenever code compiled from
+    a string runs (``exec``/``eval``: namedtuple and dataclass creation), which
+    our exit work (saving a model) does; a string raising KeyboardInterrupt
+    through ``exec`` sets it again."""
+    try:
+        exec("raise KeyboardInterrupt")  # a constant string
+    except KeyboardInterrupt:
+        pass
 
 
 def _end_runs_at_exit() -> None:
     """Interpreter exit: end the active runs (FINISHED, or FAILED / KILLED when an
     uncaught exception or Ctrl-C ends the script) and drain the queue."""
+    error = _exit_error()
     try:
         # A forked child may log into its parent's runs but does not own them.
         pid = os.getpid()
-        status = _exit_status()
         for state in [s for s in _runs.values() if s.pid == pid]:
             if state.run_id in _runs:  # an end hook may have ended it (a child run)
-                _finish(state, status, flush=False)
-    except Exception as error:  # at exit nobody can catch it: say what was lost
-        print(f"autolog: could not end the active runs at exit: {error!r}", file=sys.stderr)
+                _finish(state, RunStatus.ended_by(error), flush=False)
+    except Exception as exc:  # at exit nobody can catch it: say what was lost
+        print(f"autolog: could not end the active runs at exit: {exc!r}", file=sys.stderr)
     _report_lost_at_exit()
+    if isinstance(error, KeyboardInterrupt):
+        _rearm_ctrl_c_exit()
 
 
 def _report_lost_at_exit() -> None:
