@@ -147,7 +147,18 @@ def metric_series(
 ) -> list[dict[str, Any]]:
     """One bucketed series per (run, key): ``[{"run", "key", ...bucket_points}]``;
     a run without that metric gives ``n`` 0."""
+    if x_axis not in _X_AXES:
+        raise InvalidParameterError(f"Invalid x axis {x_axis!r}: expected step or time")
+    if not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
+        raise InvalidParameterError(f"Invalid width {width!r}: expected 1..{MAX_WIDTH}")
     out = []
+    if type(store).__name__ == "SqlStore":  # aggregated by the database
+        from autolog.ui.buckets_sql import sql_series
+
+        for key in keys:
+            found = sql_series(store, run_ids, key, width, x_axis, lo, hi)
+            out.extend({"run": r, "key": key, **found[r]} for r in run_ids)
+        return out
     for run_id in run_ids:
         for key in keys:
             points = history_points(store, run_id, key)

@@ -15,8 +15,9 @@ from autolog.errors import InvalidFilterError, InvalidParameterError
 from autolog.tracking.entities import Metric, Param, RunStatus, RunTag
 from autolog.tracking.stores.file import FileStore
 from autolog.tracking.stores.sql import SqlStore
-from autolog.ui.buckets import bucket_points, history_points
+from autolog.ui.buckets import bucket_points, history_points, metric_series
 from autolog.ui.projection import RunsQuery, count_runs, experiment_rows, runs_window
+from tests.tracking.sql_stores import SQL_STORE_FACTORIES
 from tests.ui.browser import UIServer
 from tests.ui.conftest import repo_path, ui_app
 
@@ -75,17 +76,16 @@ def test_time_axis_and_bad_arguments():
         bucket_points(points, 0)
 
 
-# -- projections, on both kinds of store -------------------------------------------
+# -- projections, on the file store and both SQL stores -------------------------------------------
 
 
-@pytest.fixture(params=["file", "sqlite"])
+@pytest.fixture(params=["file", "sqlite", "postgresql"])
 def store(request, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    s = (
-        FileStore(tmp_path / "mlruns")
-        if request.param == "file"
-        else SqlStore(f"sqlite:///{tmp_path}/x.db")
-    )
+    if request.param == "file":
+        s = FileStore(tmp_path / "mlruns")
+    else:
+        s = SQL_STORE_FACTORIES[request.param](tmp_path)
     yield s
     s.close()
 
@@ -164,6 +164,34 @@ def test_history_points_are_the_logged_ones(store):
     assert [(s, t) for s, t, _ in got] == [(0, 101), (1, 102), (2, 100)]
     assert got[0][2] == 1.5 and got[2][2] == 0.5
     assert got[1][2] is None or math.isnan(got[1][2])  # NaN: a gap either way
+
+
+@pytest.mark.parametrize("x_axis", ["step", "time"])
+@pytest.mark.parametrize("window", [(None, None), (100.5, 3000.2), (10, 200)])
+def test_the_database_buckets_as_python_does(store, x_axis, window):
+    """On the SQL stores the buckets are computed by the database; the answer is
+    the one bucket_points gives over the same points (NaN, inf, a repeated step)."""
+    rng = random.Random(1)
+    exp = store.create_experiment("b")
+    runs = []
+    for _ in range(2):
+        run_id = store.create_run(exp, "u", 0).info.run_id
+        points = [
+            Metric("m", rng.random() if s % 13 else math.nan, 1000 + s * 3 + s % 5, s)
+            for s in range(3000)
+        ]
+        points += [Metric("m", 5.0, 999, 100), Metric("m", math.inf, 998, 101)]
+        store.log_batch(run_id, points)
+        runs.append(run_id)
+    got = metric_series(store, runs, ["m", "missing"], 300, x_axis, *window)
+    assert len(got) == 4
+    for item in got:
+        want = bucket_points(history_points(store, item["run"], item["key"]), 300, x_axis, *window)
+        mine = {k: item[k] for k in want}
+        mine["range"] = tuple(mine["range"]) if mine["range"] else None
+        assert mine == want
+    if window == (None, None):
+        assert not got[0]["exact"] and got[0]["n"] > 300
 
 
 # -- HTTP: headers, errors, artifact paths ----------------------------------------------

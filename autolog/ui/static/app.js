@@ -22,9 +22,12 @@ async function render() {
   } catch (error) {
     root.replaceChildren(el("p", { class: "err" }, String(error.message || error)));
   }
-  window.autologUI.painted = performance.now();
   document.body.dataset.view = page || "experiments";
-  document.body.dataset.ready = String(Date.now());
+  // painted: the frame after the view's DOM is complete (ms since navigation)
+  requestAnimationFrame(() => setTimeout(() => {
+    window.autologUI.painted = performance.now();
+    document.body.dataset.ready = String(Date.now());
+  }, 0));
 }
 
 window.addEventListener("hashchange", render);
