@@ -33,6 +33,15 @@ def _reset_autolog() -> None:
         flavors._reset_for_tests()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_servers():
+    """Stop the tracking servers kept for the whole session (tests/rest/servers.py)."""
+    yield
+    servers = sys.modules.get("tests.rest.servers")
+    if servers is not None:
+        servers.stop_all()
+
+
 @pytest.fixture(autouse=True)
 def tracking_uri(tmp_path, monkeypatch) -> str:
     """A fresh file store per test, through the environment variable users set."""

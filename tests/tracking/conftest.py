@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from autolog.tracking.stores.base import AbstractStore
+from tests.rest.servers import REST_STORE_FACTORIES
 from tests.tracking.sql_stores import SQL_STORE_FACTORIES
 
 
@@ -25,6 +26,7 @@ def make_file_store(tmp_path: Path) -> AbstractStore:
 STORE_FACTORIES: dict[str, Callable[[Path], AbstractStore]] = {
     "file": make_file_store,
     **SQL_STORE_FACTORIES,  # sqlite, postgresql (tests/tracking/sql_stores.py)
+    **REST_STORE_FACTORIES,  # autolog server over sqlite, postgresql (tests/rest/servers.py)
 }
 
 

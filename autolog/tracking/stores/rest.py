@@ -27,6 +27,7 @@ never duplicates anything:
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -196,16 +197,15 @@ class RestStore(AbstractStore):
         }
         if run_name:
             body["run_name"] = run_name
-        if run_id is None:
-            if self.assigns_run_ids:
-                return self._create_run_once(body)
-        elif self.assigns_run_ids:
-            raise InvalidParameterError(
-                f"run id {run_id!r}: the server at {self.http.display_url} assigns run ids "
-                "itself; create the run without one"
-            )
-        else:
-            body["run_id"] = run_id  # a retry with the same id returns the same run
+        if self.assigns_run_ids:
+            if run_id is not None:
+                raise InvalidParameterError(
+                    f"run id {run_id!r}: the server at {self.http.display_url} assigns run "
+                    "ids itself; create the run without one"
+                )
+            return self._create_run_once(body)
+        # chosen here when not given, so that a retry with the same id returns the same run
+        body["run_id"] = run_id or uuid.uuid4().hex
         return wire.run_from_wire(self._post("/runs/create", body)["run"])
 
     def _create_run_once(self, body: dict[str, Any]) -> Run:

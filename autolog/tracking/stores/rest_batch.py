@@ -36,13 +36,11 @@ def _last_per_key(tags: Sequence[RunTag]) -> list[RunTag]:
     return list(last.values())
 
 
-def _first_per_key(params: Sequence[Param]) -> list[Param]:
-    """A param key appears at most once per request (the server rejects repeats;
-    values arrive checked, so a repeat has the same value)."""
-    first: dict[str, Param] = {}
-    for param in params:
-        first.setdefault(param.key, param)
-    return list(first.values())
+def _without_repeats(params: Sequence[Param]) -> list[Param]:
+    """Each (key, value) once: the server rejects a key repeated in one request,
+    and the same value again is a no-op. A key with two values stays twice, so
+    that the server refuses the change."""
+    return list(dict.fromkeys(params))
 
 
 def split_batch(
@@ -52,7 +50,7 @@ def split_batch(
     metrics = list(metrics)
     start = 0
     for param_group, tag_group in zip_longest(
-        _groups(_first_per_key(params), MAX_PARAMS), _groups(_last_per_key(tags), MAX_TAGS)
+        _groups(_without_repeats(params), MAX_PARAMS), _groups(_last_per_key(tags), MAX_TAGS)
     ):
         param_group, tag_group = param_group or (), tag_group or ()
         room = min(MAX_ITEMS - len(param_group) - len(tag_group), MAX_METRICS)

@@ -29,10 +29,12 @@ from typing import IO, Any
 from urllib.parse import urlencode, urlsplit
 
 from autolog.errors import (
+    InvalidFilterError,
     InvalidParameterError,
     ParamOverwriteError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
+    RunStateError,
     StoreError,
     TransientStoreError,
 )
@@ -44,6 +46,18 @@ __all__ = ["RETRY_STATUSES", "HttpClient", "error_for", "http_client_for", "sing
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_BACKOFF = 120.0
 _USER_AGENT = "autolog-rest-client"
+#: the classes an error body's "autolog_error" field may name (autolog server sends it)
+_NAMED_ERRORS: dict[Any, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (
+        InvalidFilterError,
+        InvalidParameterError,
+        ParamOverwriteError,
+        ResourceAlreadyExistsError,
+        ResourceNotFoundError,
+        RunStateError,
+    )
+}
 _attempts = threading.local()  # .single: requests of this thread try once
 
 
@@ -82,6 +96,9 @@ def error_for(status: int, body: bytes, what: str) -> Exception:
         code = str(payload.get("error_code") or "INTERNAL_ERROR")
         message = str(payload.get("message") or "")
     text = f"{message or f'HTTP {status}'} ({what}: HTTP {status} {code})".strip()
+    named = _NAMED_ERRORS.get(payload.get("autolog_error")) if isinstance(payload, dict) else None
+    if named is not None:  # autolog server names the exact class
+        return named(text)
     if code == "RESOURCE_DOES_NOT_EXIST":
         return ResourceNotFoundError(text)
     if code == "RESOURCE_ALREADY_EXISTS":
