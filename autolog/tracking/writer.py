@@ -312,9 +312,10 @@ class BatchingWriter:
         if held:
             count = sum(len(h.items) for h in held)
             runs = ", ".join(sorted({str(h.run_id) for h in held}))
+            first = ", ".join(_describe(h.items[0]) for h in held[:3] if h.items)
             parts.append(
                 f"could not write tracking data of run(s) {runs} ({count} items kept for "
-                f"retry): {held[0].error!r}"
+                f"retry, from {first}): {held[0].error!r}"
             )
         error = TrackingWriteError("; ".join(parts))
         error.rejected = [(r.run_id, r.what, r.error) for r in mine]  # type: ignore[attr-defined]
@@ -461,7 +462,7 @@ class BatchingWriter:
         for held in list(self._held.values()):
             kinds: dict[str, int] = {}
             for item in held.items:
-                name = ("metric points", "params", "tags", "other writes")[item[0]]
+                name = ("metric point(s)", "param(s)", "tag(s)", "other write(s)")[item[0]]
                 kinds[name] = kinds.get(name, 0) + 1
             counted = ", ".join(f"{n} {name}" for name, n in kinds.items())
             lines.append(f"run {held.run_id}: {counted} not written: {held.error!r}")
