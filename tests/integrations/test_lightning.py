@@ -3,7 +3,11 @@ tag, summary and model; the plain-loop integration stays quiet inside fit."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -226,3 +230,53 @@ X = torch.randn(5, 4)
     )
     assert result.loaded_type == "Regressor"
     assert "lightning" in " ".join(result.metadata["requirements"])
+
+
+CTRL_C_SCRIPT = (
+    MODULE_SOURCE
+    + """
+import autolog
+
+autolog.autolog("lightning")
+
+
+class SaysWhenTraining(pl.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 0:
+            print("training", flush=True)  # the parent may interrupt from here on
+
+
+train, val = loaders()
+trainer = pl.Trainer(
+    accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+    enable_checkpointing=False, max_epochs=100_000, callbacks=[SaysWhenTraining()],
+)
+trainer.fit(Regressor(), train, val)
+"""
+)
+
+
+def test_ctrl_c_in_fit_ends_the_run_killed(tmp_path):
+    """Lightning handles Ctrl-C itself (a graceful shutdown, then ``sys.exit(1)``):
+    the run is KILLED all the same, not FAILED."""
+    script = tmp_path / "fit_script.py"
+    script.write_text(CTRL_C_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "training", proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, stderr  # Lightning's own exit status, unchanged
+    run = only_run()
+    assert run.info.status == "KILLED"
+    assert run.info.end_time is not None
+    assert len(history(run, "train_loss")) >= 1
