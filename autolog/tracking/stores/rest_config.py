@@ -25,7 +25,7 @@ With a username and a password the client sends HTTP Basic (as MLflow's
 client does, even when a token is set too); else a token is sent as
 ``Authorization: Bearer``. Credentials in the URI (``https://user:pw@host``)
 are used when no variable gives any. Secrets never appear in a message or a
-``repr``: :func:`mask_uri` hides the password of a URI.
+``repr``: messages show URIs through ``autolog.tracking.stores.mask_uri``.
 """
 
 from __future__ import annotations
@@ -38,24 +38,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from autolog.errors import InvalidParameterError
 
-__all__ = ["HttpSettings", "mask_uri", "split_credentials"]
+__all__ = ["HttpSettings", "split_credentials"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
-
-
-def mask_uri(uri: str) -> str:
-    """``uri`` with the password of its user info replaced by ``***``."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "<unparsable URI>"
-    if parts.password is None and "@" not in parts.netloc:
-        return uri
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"{user}:***@{host}" if parts.password is not None else f"{user}@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
