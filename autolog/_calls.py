@@ -225,7 +225,7 @@ def _call_outermost(
             if created:
                 open_run = False
                 # KILLED on Ctrl-C, also when the framework made it a SystemExit (Lightning)
-                _end_run(_runs.fluent().RunStatus.ended_by(exc), name, config.silent)
+                _end_run("FAILED", name, config.silent, exc)
             raise
         if gen is not None:
             _finish(gen, result, handler, name, config.silent)
@@ -294,8 +294,11 @@ def _close(gen: Generator[None, Any, None], name: str, silent: bool) -> None:
         report_error(name, exc, "while cleaning up after a failed call", silent=silent)
 
 
-def _end_run(status: str, name: str, silent: bool) -> None:
+def _end_run(status: str, name: str, silent: bool, exc: BaseException | None = None) -> None:
+    """End the run we opened: ``status``, or the one ``exc`` (the user's) calls for."""
     try:
+        if exc is not None:
+            status = _runs.fluent().RunStatus.ended_by(exc)
         # No drain: the training thread never waits on I/O (rule 2); the
         # writer reports a failure at the next flush()/end_run() or at exit.
         _runs.end_run(status)
