@@ -68,8 +68,52 @@ def _cases() -> list:
             "../out",
             id="artifact-path",
         ),
+        # what no store can hold (issue 20): int64 steps and timestamps, NUL, float overflow
+        pytest.param(lambda: autolog.log_metric("m", 1.0, step=2**70), "'m'", id="step-2**70"),
+        pytest.param(lambda: autolog.log_metric("m", 1.0, step=2**63), "'m'", id="step-2**63"),
+        pytest.param(lambda: autolog.log_metric("m", 1.0, step=-(2**63) - 1), "'m'", id="step-low"),
+        pytest.param(
+            lambda: autolog.log_metric("m", 1.0, step=np.uint64(2**64 - 1)), "'m'", id="step-uint64"
+        ),
+        pytest.param(
+            lambda: autolog.log_metrics({"m": 1.0}, step=2**70), "'m'", id="metrics-step-2**70"
+        ),
+        pytest.param(lambda: autolog.log_metric("m", 1.0, timestamp=2**63), "'m'", id="ts-2**63"),
+        pytest.param(lambda: autolog.log_metric("m", 10**400), "'m'", id="metric-int-overflow"),
+        pytest.param(lambda: autolog.log_param("p", "a\x00b"), "'p'", id="param-value-nul"),
+        pytest.param(lambda: autolog.set_tag("t", "a\x00b"), "'t'", id="tag-value-nul"),
+        pytest.param(lambda: autolog.log_dict({"a": 1}, "x.toml"), "x.toml", id="log-dict-toml"),
+        pytest.param(lambda: autolog.log_dict({"a": 1}, "x.ini"), "x.ini", id="log-dict-ini"),
+        pytest.param(
+            lambda: autolog.Client().log_metric(
+                autolog.active_run().info.run_id, "m", 1.0, step=2**70
+            ),
+            "'m'",
+            id="client-step-2**70",
+        ),
+        pytest.param(
+            lambda: autolog.Client().log_param(autolog.active_run().info.run_id, "p", "\x00"),
+            "'p'",
+            id="client-param-nul",
+        ),
     ]
     return cases
+
+
+@pytest.mark.parametrize(
+    "bad_name",
+    [
+        lambda: autolog.set_experiment("exp\x00x"),
+        lambda: autolog.create_experiment("exp\x00x"),
+        lambda: autolog.start_run(run_name="run\x00x"),
+        lambda: autolog.Client().create_experiment("exp\x00x"),
+    ],
+)
+def test_names_with_a_nul_character_are_refused(bad_name):
+    with pytest.raises(InvalidParameterError, match="NUL"):
+        bad_name()
+    assert [e.name for e in autolog.search_experiments()] == ["Default"]
+    assert autolog.active_run() is None
 
 
 @pytest.mark.parametrize(("bad_call", "named"), _cases())
