@@ -58,7 +58,7 @@ CAPTURES: dict[str, tuple[Any, str, str, str]] = {
     "git": (True, "AUTOLOG_CAPTURE_GIT", "git branch, remote URL, dirty flag", "0 (cached)"),
     "git_diff": (True, "AUTOLOG_CAPTURE_GIT_DIFF", "uncommitted diff as provenance/git.diff",
                  "writer thread"),
-    "max_diff_bytes": (1_000_000, "AUTOLOG_CAPTURE_MAX_DIFF_BYTES", "cap on the diff's size", ""),
+    "max_diff_bytes": (500_000, "AUTOLOG_CAPTURE_MAX_DIFF_BYTES", "cap on the diff's size", ""),
     "command": (True, "AUTOLOG_CAPTURE_COMMAND", "sys.argv (masked)", "0 (cached)"),
     "machine": (True, "AUTOLOG_CAPTURE_MACHINE", "python, OS, CPU, RAM, GPU", "0 (cached)"),
     "requirements": (True, "AUTOLOG_CAPTURE_REQUIREMENTS",
@@ -269,7 +269,7 @@ def _write_background(state: _RunState, opts: dict[str, Any]) -> None:
     except TransientStoreError:
         raise
     except Exception as exc:
-        from autolog.patching import report_error
+        from autolog._report import report_error
 
         report_error("provenance", exc, "while writing a run's provenance")
 

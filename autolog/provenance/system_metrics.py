@@ -188,7 +188,7 @@ class Sampler:
 
     def sample(self) -> None:
         """Take one sample and queue it as the run's ``system/*`` metrics."""
-        from autolog.patching import guard
+        from autolog._report import guard
 
         with self._lock:
             if self._stopped:

@@ -144,7 +144,9 @@ def _new_run(
     if getattr(store, "assigns_run_ids", False):  # a server that picks ids (mlflow server)
         tags = [RunTag(k, v) for k, v in tag_map.items()]
         run = store.create_run(exp_id, user, start_time, tags=tags, run_name=name)
-        return _RunState(store, run.info, {}, created=True), tag_map
+        state = _RunState(store, run.info, {}, created=True)
+        context.run_started(state, tag_map)  # provenance: background artifacts, sampler
+        return state, tag_map
 
     def create_run() -> None:
         tags = [RunTag(k, v) for k, v in tag_map.items()]
@@ -152,7 +154,9 @@ def _new_run(
 
     _writer().submit(store, create_run, run_id)
     info = new_run_info(run_id, exp_id, name, user, start_time, location)
-    return _RunState(store, info, {}, created=False), tag_map
+    state = _RunState(store, info, {}, created=False)
+    context.run_started(state, tag_map)  # provenance: background artifacts, sampler
+    return state, tag_map
 
 
 def _resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> _RunState:

@@ -118,6 +118,11 @@ _EXPERIMENT_ORDER_SCHEMA = _Schema(
     ops=_EXPERIMENT_OPS,
 )
 
+# ``datasets.<key>``: rewritten into tag comparisons (autolog.provenance.datasets)
+_DATASET = "dataset"
+_DATASET_KEYS = ("name", "digest", "context")
+_DATASET_PREFIXES = ("dataset", "datasets")
+
 # -- the parser -----------------------------------------------------------------
 _SPACE = re.compile(r"\s*")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -216,6 +221,8 @@ class _Parser:
         if m is None or m.group().upper() in ("AND", "OR", "NOT"):
             self.fail(self.schema.describe_keys())
         word = m.group()
+        if self.text.startswith(".", m.end()) and word.lower() in _DATASET_PREFIXES:
+            return self.parse_dataset_key(start, m.end() + 1)
         if self.text.startswith(".", m.end()):
             entity = self.schema.prefixes.get(word.lower())
             if entity is None:
@@ -234,6 +241,18 @@ class _Parser:
             kind = self.schema.entity_kinds[entity]
         self.skip_space()
         return entity, key, kind
+
+    def parse_dataset_key(self, start: int, key_start: int) -> tuple[str, str, str]:
+        """``datasets.name`` / ``.digest`` / ``.context`` (runs only): the dataset
+        records of :mod:`autolog.provenance.datasets`, searched through its tags."""
+        if self.schema is not _RUN_SCHEMA:
+            self.fail(f"a key prefix ({self.schema.describe_prefixes()})", at=start)
+        self.pos = key_start
+        key = self.parse_key_name(self.text[start:key_start])
+        if key not in _DATASET_KEYS:
+            self.fail(f"datasets.{' / '.join(_DATASET_KEYS)}", at=start)
+        self.skip_space()
+        return _DATASET, key, STRING
 
     def parse_key_name(self, prefix: str) -> str:
         quote = self.text[self.pos : self.pos + 1]
@@ -274,7 +293,7 @@ class _Parser:
                 self.fail("a comparison operator", after=key_text)
         return op
 
-    def parse_comparison(self) -> Comparison:
+    def parse_comparison(self) -> Node:
         start = self.pos
         entity, key, kind = self.parse_key()
         key_text = self.text[start : self.pos]
@@ -297,6 +316,10 @@ class _Parser:
             value = self.parse_number(after)
         else:
             value = self.parse_string(after, allowed)
+        if entity == _DATASET:
+            from autolog.provenance.datasets import dataset_filter
+
+            return dataset_filter(key, op, value)
         return Comparison(entity, key, op, value)
 
     def parse_number(self, after: str) -> float:

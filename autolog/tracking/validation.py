@@ -22,6 +22,7 @@ from numbers import Real
 from typing import Any
 
 from autolog.errors import InvalidParameterError, ParamOverwriteError
+from autolog.provenance.secrets import mask_value  # secrets are never stored (issue 18)
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -102,13 +103,13 @@ def _validate_string_value(key: str, value: Any, limit: int, kind: str) -> str:
 
 
 def validate_param_value(key: str, value: Any) -> str:
-    """``str(value)``, at most 6000 characters."""
-    return _validate_string_value(key, value, MAX_PARAM_VALUE_LENGTH, "param")
+    """``str(value)``, at most 6000 characters; secrets masked (``mask_value``)."""
+    return mask_value(key, _validate_string_value(key, value, MAX_PARAM_VALUE_LENGTH, "param"))
 
 
 def validate_tag_value(key: str, value: Any) -> str:
-    """``str(value)``, at most 8000 characters."""
-    return _validate_string_value(key, value, MAX_TAG_VALUE_LENGTH, "tag")
+    """``str(value)``, at most 8000 characters; secrets masked (``mask_value``)."""
+    return mask_value(key, _validate_string_value(key, value, MAX_TAG_VALUE_LENGTH, "tag"))
 
 
 def validate_metric_value(key: str, value: Any) -> float:

@@ -1,0 +1,124 @@
+"""Environment capture: requirements.txt matches importlib.metadata, the
+machine tags match what the interpreter and OS say, GPU facts only come from a
+framework the user imported, and environment variables only from the allow-list."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import autolog
+from autolog import provenance
+from tests.provenance.conftest import artifact_text
+
+
+def _run() -> autolog.Run:
+    with autolog.start_run() as run:
+        pass
+    return autolog.get_run(run.info.run_id)
+
+
+def test_requirements_read_back_match_importlib_metadata():
+    text = artifact_text(_run().info.run_id, "provenance/requirements.txt")
+    pinned = dict(line.split("==", 1) for line in text.splitlines())
+    normalized = {n.lower().replace("_", "-").replace(".", "-") for n in pinned}
+    installed = {
+        d.metadata["Name"].lower().replace("_", "-").replace(".", "-")
+        for d in importlib.metadata.distributions()
+        if d.metadata["Name"]
+    }
+    assert normalized == installed
+    for name, version in pinned.items():
+        assert importlib.metadata.version(name) == version, name
+    assert pinned["autolog"] == autolog.__version__
+
+
+def test_requirements_switch_off_writes_no_file():
+    provenance.configure(requirements=False)
+    run_id = _run().info.run_id
+    paths = [a.path for a in autolog.Client().list_artifacts(run_id)]
+    assert "provenance" not in paths
+
+
+def test_machine_tags_say_what_the_interpreter_and_the_os_say():
+    tags = _run().data.tags
+    assert tags["autolog.env.python"] == (
+        f"{platform.python_implementation()} {platform.python_version()}"
+    )
+    assert tags["autolog.env.os"].startswith(f"{platform.system()} {platform.release()}")
+    assert tags["autolog.env.cpu_count"] == str(os.cpu_count())
+    assert tags["autolog.env.cpu"]
+    if sys.platform.startswith("linux"):
+        total_kb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
+        assert abs(int(tags["autolog.env.memory_mb"]) - total_kb // 1024) <= 64
+
+
+def test_machine_switch_off_drops_the_machine_tags():
+    provenance.configure(machine=False)
+    assert not any(k.startswith("autolog.env.") for k in _run().data.tags)
+
+
+_PROBE = """
+import json, sys
+import autolog
+{imports}
+with autolog.start_run() as run:
+    pass
+tags = autolog.get_run(run.info.run_id).data.tags
+frameworks = [m for m in ("torch", "tensorflow") if m in sys.modules]
+print(json.dumps({{"tags": tags, "frameworks": frameworks}}))
+"""
+
+
+def _probe(tmp_path, imports: str = "") -> dict:
+    env = {**os.environ, "AUTOLOG_TRACKING_URI": (tmp_path / "probe").as_uri()}
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(imports=imports)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_no_framework_is_imported_for_gpu_facts(tmp_path):
+    found = _probe(tmp_path)
+    assert found["frameworks"] == []
+    gpu_keys = ("gpu", "gpu_count", "cuda", "cudnn", "gpu_driver")
+    assert not any(f"autolog.env.{k}" in found["tags"] for k in gpu_keys)
+
+
+def test_gpu_facts_come_from_torch_when_the_user_imported_it(tmp_path):
+    found = _probe(tmp_path, "import torch")
+    import torch
+
+    tags = found["tags"]
+    if torch.version.cuda:
+        assert tags["autolog.env.cuda"] == torch.version.cuda
+        assert tags["autolog.env.cudnn"] == str(torch.backends.cudnn.version())
+    else:  # a CPU build: it has no CUDA to report
+        assert "autolog.env.cuda" not in tags
+    if torch.cuda.is_available():
+        assert tags["autolog.env.gpu_count"] == str(torch.cuda.device_count())
+        assert tags["autolog.env.gpu"] == torch.cuda.get_device_name(0)
+        assert tags["autolog.env.gpu_driver"]
+
+
+def test_environment_variables_come_only_from_the_allow_list(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("NOT_LISTED", "visible?")
+    monkeypatch.setenv("AUTOLOG_CAPTURE_ENV_VARS", "CUDA_VISIBLE_DEVICES,SLURM_JOB_ID,UNSET_VAR")
+    tags = _run().data.tags
+    found = {k: v for k, v in tags.items() if k.startswith("autolog.env.var.")}
+    assert found == {
+        "autolog.env.var.CUDA_VISIBLE_DEVICES": "0,1",
+        "autolog.env.var.SLURM_JOB_ID": "4242",
+    }
