@@ -26,9 +26,13 @@ place when complete, so a broken transfer leaves no partial file.
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 from autolog.errors import InvalidParameterError, ResourceNotFoundError, TransientStoreError
@@ -160,6 +164,44 @@ class HttpArtifactRepository(ArtifactRepository):
         finally:
             response.release_conn()
             partial.unlink(missing_ok=True)
+
+    # -- streaming (what the artifact proxy and model loading use) ------------------------
+    def open_read(self, path: str) -> BinaryIO:
+        relative = clean_artifact_path(path)
+        try:
+            return self.http.request("GET", self._url(relative), stream=True)
+        except ResourceNotFoundError:
+            raise ResourceNotFoundError(f"No artifact {path!r} under {self.artifact_uri}") from None
+
+    @contextlib.contextmanager
+    def open_write(self, path: str) -> Iterator[BinaryIO]:
+        relative = clean_artifact_path(path, what="artifact file")
+        if not relative:
+            raise InvalidParameterError(f"Invalid artifact file {path!r}: empty")
+        # staged in a local temporary file, then uploaded in one streamed PUT:
+        # the server's file changes only when the whole body has arrived
+        with tempfile.TemporaryDirectory(prefix="autolog-upload-") as folder:
+            staged = Path(folder) / Path(relative).name
+            with staged.open("wb") as stream:
+                yield stream
+            self._put_file(staged, relative)
+
+    def file_info(self, path: str) -> FileInfo | None:
+        relative = clean_artifact_path(path)
+        if not relative:
+            return FileInfo("", True, None)
+        parent = relative.rpartition("/")[0]
+        for info in self.list_artifacts(parent):
+            if info.path == relative:
+                return info
+        return None
+
+    def delete_artifacts(self, path: str) -> None:
+        relative = clean_artifact_path(path)
+        try:
+            self.http.request("DELETE", self._url(relative)).release_conn()
+        except ResourceNotFoundError:
+            raise ResourceNotFoundError(f"No artifact {path!r} under {self.artifact_uri}") from None
 
 
 def _resolve(artifact_uri: str, tracking_uri: str | None) -> tuple[HttpClient, str, str]:
