@@ -13,8 +13,22 @@ Conventions every implementation follows:
   experiment name ``ResourceAlreadyExistsError``; logging a param again with a
   different value ``ParamOverwriteError`` (same value: no-op);
 - ``log_batch`` is the one write path of the background writer: it writes
-  metrics, params and tags of one run, atomically where the backend can, and
-  keeps the order given; values arrive already validated;
+  metrics, params and tags of one run, all or nothing, and keeps the order
+  given; values arrive already validated (the writer splits a batch the store
+  refuses into halves to find the bad item, which all-or-nothing makes safe);
+- every write is idempotent, so a retried one (the writer's, a REST client's,
+  the spool's replay) stores nothing twice and finishes what a failure cut
+  short: ``create_run`` with the id of an existing run and the same
+  experiment, user and start time returns that run (another run with that id
+  is ``ResourceAlreadyExistsError``); a metric point is identified by (run,
+  key, step, timestamp, value), and the identical point logged again is stored
+  once; a param with the same value is a no-op, tags are set,
+  ``update_run_info`` / ``delete_run`` / ``restore_run`` set what they set;
+- a write to a deleted run (``log_batch``, ``update_run_info``,
+  ``delete_tag``) raises ``RunStateError``; ``restore_run`` allows writes again;
+- a failure a retry may fix (disk full, connection lost, lock timeout) raises
+  ``TransientStoreError``, and the writer retries it; any other error is
+  permanent for the item that caused it;
 - reads return entity objects from ``autolog.tracking.entities``;
 - search semantics live in ``autolog.tracking.search`` (one parsed tree); a
   store may compile it (SQL) or evaluate it in Python, with identical results.
