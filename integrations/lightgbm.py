@@ -19,11 +19,16 @@ inner call logs nothing of its own) with:
   in ``cv`` ``valid-<metric>-mean`` / ``valid-<metric>-std`` (LightGBM's own
   result keys are ``"valid <metric>-mean"`` / ``"-stdv"``; ours follow the
   ``<dataset>-<metric>`` rule shared with XGBoost);
-- with early stopping: ``best_iteration`` as LightGBM reports it (1-based: the
-  number of iterations to keep, what ``predict(num_iteration=)`` takes),
-  ``best_score`` (first metric of the first validation set at that
-  iteration), ``stopped_iteration`` (the step of the last iteration run),
-  params ``early_stopping_monitor`` / ``early_stopping_patience``;
+- with early stopping: param ``early_stopping_monitor``, the metric that
+  stopped the training (LightGBM watches every metric of every validation
+  set, or only the first metric with ``first_metric_only``, and stops at the
+  first that stops improving: that one is named, not the first listed), and
+  ``early_stopping_patience``; metrics ``best_iteration``, the step of that
+  metric's best round, ``best_score``, its value there, and
+  ``stopped_iteration``, the step of the last round run. Steps count from 0
+  as for every boosting metric and as in XGBoost; LightGBM's own
+  ``booster.best_iteration`` counts rounds from 1 (what
+  ``predict(num_iteration=)`` takes): it is ``best_iteration + 1``;
 - ``feature_importance.json`` with the importance types split and gain;
   ``feature_importance.png`` too with ``autolog(log_feature_importance_plot=True)``;
 - the model (``log_models``) as LightGBM's text model file, which any
@@ -78,6 +83,12 @@ class LightGBMMetricsCallback:
         self.order = 20  # an instance attribute: LightGBM sets a default in __dict__
         self.before_iteration = False
         self.logger = _boosting.IterationMetricsLogger("lightgbm", run_id)
+        # The scores LightGBM's early stopping compares, to tell afterwards
+        # which metric stopped the training (see _stopping_metric).
+        self.scored: tuple[tuple[str, str, bool], ...] = ()  # (dataset, metric, maximize)
+        self.values: list[tuple[float, ...]] = []  # per round, in that order
+        self.first_iteration = 0
+        self.end_iteration = 0
 
     def __call__(self, env: Any) -> None:
         with guard("lightgbm", "in the per-iteration callback"):
@@ -87,6 +98,12 @@ class LightGBMMetricsCallback:
             self.logger.log_iteration(
                 env.iteration, [(r[0], r[1], r[2], r[4] if len(r) > 4 else None) for r in results]
             )
+            if results:
+                if not self.values:
+                    self.scored = tuple((r[0], r[1], bool(r[3])) for r in results)
+                    self.first_iteration = env.iteration
+                self.end_iteration = env.end_iteration
+                self.values.append(tuple(r[2] for r in results))
 
 
 class LightGBMFlavor(Flavor):
@@ -161,8 +178,8 @@ class LightGBMIntegration(Integration):
         )
         callback = self._inject_callback(call, arguments["callbacks"])
         booster = yield
-        patience = _patience(arguments["params"], arguments["callbacks"])
-        _log_early_stopping(call.run_id, booster, callback.logger, patience)
+        rule = _stopping_rule(arguments["params"], arguments["callbacks"])
+        _log_early_stopping(call.run_id, booster, callback, rule)
         self._log_booster(call, booster)
         _boosting.log_model(call, booster)
 
@@ -173,20 +190,22 @@ class LightGBMIntegration(Integration):
         )
         callback = self._inject_callback(call, arguments["callbacks"])
         results = yield
-        patience = _patience(arguments["params"], arguments["callbacks"])
-        keys = [k for k in callback.logger.last_keys if k.endswith("-mean")]
-        if patience and keys:
-            # cv keeps the rows up to the best iteration (1-based: their number).
-            monitor = next((k for k in keys if not k.startswith("train-")), keys[0])
-            column = results[monitor.replace("-", " ", 1)]
-            training.log_early_stopping(
-                call.run_id,
-                stopped_iteration=callback.logger.last_iteration,
-                best_iteration=len(column),
-                best_score=column[-1],
-                monitor=monitor,
-                patience=patience,
-            )
+        rule = _stopping_rule(arguments["params"], arguments["callbacks"])
+        # cv evaluates the training folds as "train" (eval_train_metric=True)
+        stopped = _stopping_metric(callback, rule, train_name="train") if rule else None
+        if stopped is not None:
+            (dataset, metric, _), best_iteration = stopped
+            # cv keeps the rows up to the best round
+            column = results[f"{dataset} {metric}-mean"]
+            if best_iteration == len(column) - 1:
+                training.log_early_stopping(
+                    call.run_id,
+                    stopped_iteration=callback.logger.last_iteration,
+                    best_iteration=best_iteration,
+                    best_score=column[-1],
+                    monitor=f"{dataset}-{metric}-mean",
+                    patience=rule[0],
+                )
 
     def on_fit(self, call: Call) -> Any:
         model = call.instance
@@ -201,8 +220,8 @@ class LightGBMIntegration(Integration):
         callback = self._inject_callback(call, user_callbacks)
         yield
         booster = model.booster_
-        patience = _patience(model.get_params(), user_callbacks)
-        _log_early_stopping(call.run_id, booster, callback.logger, patience)
+        rule = _stopping_rule(model.get_params(), user_callbacks)
+        _log_early_stopping(call.run_id, booster, callback, rule)
         self._log_booster(call, booster)
         _boosting.log_model(call, model, example)
 
@@ -222,39 +241,93 @@ class LightGBMIntegration(Integration):
         )
 
 
-def _patience(params: Any, callbacks: Any) -> int | None:
-    """The early-stopping patience, from a param alias or an ``early_stopping`` callback."""
+#: LightGBM's early stopping as configured: (patience, first_metric_only, min_delta)
+StoppingRule = "tuple[int, bool, Any]"
+
+
+def _stopping_rule(params: Any, callbacks: Any) -> StoppingRule | None:
+    """The early stopping of a training, from the params (the patience under any
+    alias, ``first_metric_only``, ``early_stopping_min_delta``) or an
+    ``early_stopping`` callback; None without."""
+    params = params or {}
     for alias in _PATIENCE_ALIASES:
-        value = (params or {}).get(alias)
+        value = params.get(alias)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
+            first_only = bool(params.get("first_metric_only", False))
+            return value, first_only, params.get("early_stopping_min_delta", 0.0)
     for callback in callbacks or ():
         rounds = getattr(callback, "stopping_rounds", None)
         if isinstance(rounds, int) and rounds > 0:
-            return rounds
+            first_only = bool(getattr(callback, "first_metric_only", False))
+            return rounds, first_only, getattr(callback, "min_delta", 0.0)
+    return None
+
+
+def _deltas(min_delta: Any, scored: tuple[tuple[str, str, bool], ...]) -> list[float]:
+    """The improvement each score needs, as LightGBM spreads ``min_delta``: one value
+    for all, or one per metric (repeated for each dataset)."""
+    if not isinstance(min_delta, (list, tuple)):
+        return [float(min_delta or 0.0)] * len(scored)
+    if len(min_delta) <= 1:
+        return [float(min_delta[0]) if min_delta else 0.0] * len(scored)
+    metrics = list(dict.fromkeys(metric for _, metric, _ in scored))
+    return [float(min_delta[metrics.index(metric) % len(min_delta)]) for _, metric, _ in scored]
+
+
+def _stopping_metric(
+    callback: LightGBMMetricsCallback, rule: StoppingRule, train_name: str
+) -> tuple[tuple[str, str, bool], int] | None:
+    """The score that ended the training and the iteration of its best round, by
+    LightGBM's rule (``lightgbm.early_stopping``): each round it goes through
+    the scores in order, skipping the training data (and every metric but the
+    first with ``first_metric_only``), and stops at the first that has not
+    improved for ``patience`` rounds, or at the last round on the first it
+    watches. LightGBM records the best round but not which score chose it."""
+    patience, first_only, min_delta = rule
+    scored = callback.scored
+    deltas = _deltas(min_delta, scored)
+    best: list[tuple[float, int] | None] = [None] * len(scored)
+    for number, row in enumerate(callback.values):
+        iteration = callback.first_iteration + number
+        last = iteration == callback.end_iteration - 1
+        for i, (value, (dataset, metric, maximize)) in enumerate(zip(row, scored)):
+            current = best[i]
+            if current is None or (
+                value > current[0] + deltas[i] if maximize else value < current[0] - deltas[i]
+            ):
+                best[i] = current = (value, iteration)
+            if (first_only and metric != scored[0][1]) or dataset == train_name:
+                continue
+            if last or iteration - current[1] >= patience:
+                return scored[i], current[1]
     return None
 
 
 def _log_early_stopping(
-    run_id: str | None, booster: Any, logger: _boosting.IterationMetricsLogger, patience: Any
+    run_id: str | None,
+    booster: Any,
+    callback: LightGBMMetricsCallback,
+    rule: StoppingRule | None,
 ) -> None:
     """The summary when early stopping ran: LightGBM then sets ``best_iteration`` > 0
-    (its early stopping also fires at the last round, to record the best one)."""
+    (its early stopping also fires at the last round, to record the best one).
+    The monitor and its score are left out when our reading of which score
+    stopped the training disagrees with the best round LightGBM kept."""
     if not booster.best_iteration:
         return
+    best_iteration = booster.best_iteration - 1  # LightGBM counts rounds from 1
     train_name = getattr(booster, "_train_data_name", "training")
-    best = [
-        (f"{dataset}-{metric}", value)
-        for dataset, metrics in booster.best_score.items()
-        if dataset != train_name
-        for metric, value in metrics.items()
-    ]
-    monitor, score = best[0] if best else (None, None)
+    stopped = _stopping_metric(callback, rule, train_name) if rule else None
+    monitor = score = None
+    if stopped is not None and stopped[1] == best_iteration:
+        (dataset, metric, _), _ = stopped
+        monitor = f"{dataset}-{metric}"
+        score = booster.best_score.get(dataset, {}).get(metric)
     training.log_early_stopping(
         run_id,
-        stopped_iteration=logger.last_iteration,
-        best_iteration=booster.best_iteration,
+        stopped_iteration=callback.logger.last_iteration,
+        best_iteration=best_iteration,
         best_score=score,
         monitor=monitor,
-        patience=patience,
+        patience=rule[0] if rule else None,
     )

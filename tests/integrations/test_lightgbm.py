@@ -105,13 +105,49 @@ def test_early_stopping_summary_and_user_callbacks(data, datasets):
     assert len(steps) == len(recorded["valid_0"]["binary_logloss"]) < 300
     metrics = run.data.metrics
     assert metrics["stopped_iteration"] == steps[-1]
-    assert metrics["best_iteration"] == booster.best_iteration
+    assert metrics["best_iteration"] == booster.best_iteration - 1  # a step: 0-based
     assert metrics["best_score"] == pytest.approx(booster.best_score["valid_0"]["binary_logloss"])
     assert run.data.params["early_stopping_patience"] == "3"
     assert run.data.params["early_stopping_monitor"] == "valid_0-binary_logloss"
     # the model keeps the best iteration: the same predictions after loading
     model = autolog.load_model(f"runs:/{run.info.run_id}/model")
     np.testing.assert_array_equal(model.predict(data[2]), booster.predict(data[2]))
+
+
+@pytest.mark.parametrize("configured_by", ["callback", "params"])
+@pytest.mark.parametrize("first_only", [False, True])
+def test_early_stopping_names_the_metric_that_stopped_it(datasets, configured_by, first_only):
+    """Two metrics: AUC stops improving first while the log loss, listed first, still
+    improves. LightGBM stops on AUC (on the log loss with ``first_metric_only``)."""
+    autolog.autolog("lightgbm")
+    train, valid = datasets
+    params = {**PARAMS, "metric": ["binary_logloss", "auc"], "learning_rate": 0.05}
+    callbacks = []
+    if configured_by == "params":
+        params.update(early_stopping_round=5, first_metric_only=first_only)
+    else:
+        callbacks.append(lgb.early_stopping(5, first_only, verbose=False))
+    booster = lgb.train(params, train, 500, valid_sets=[valid], callbacks=callbacks)
+
+    run = only_run()
+    auc, logloss = history(run, "valid_0-auc"), history(run, "valid_0-binary_logloss")
+    if first_only:
+        monitor, watched, best_step = "valid_0-binary_logloss", logloss, min(logloss, key=_value)[0]
+    else:
+        monitor, watched, best_step = "valid_0-auc", auc, max(auc, key=_value)[0]
+        # the log loss (the first metric) had not stopped improving
+        assert min(logloss, key=_value)[0] == logloss[-1][0] > best_step
+    metrics = run.data.metrics
+    assert run.data.params["early_stopping_monitor"] == monitor
+    assert run.data.params["early_stopping_patience"] == "5"
+    assert metrics["best_iteration"] == best_step == booster.best_iteration - 1
+    assert metrics["best_score"] == pytest.approx(dict(watched)[best_step])
+    assert metrics["stopped_iteration"] == watched[-1][0]
+    assert watched[-1][0] - best_step == 5 or watched[-1][0] == 499
+
+
+def _value(point):
+    return point[1]
 
 
 def test_cv_logs_mean_and_std_per_round(data):
@@ -139,7 +175,7 @@ def test_cv_early_stopping(data):
     )
     metrics = only_run().data.metrics
     rounds = len(results["valid binary_logloss-mean"])
-    assert metrics["best_iteration"] == rounds  # LightGBM counts it 1-based
+    assert metrics["best_iteration"] == rounds - 1  # the step of the last row cv keeps
     assert metrics["best_score"] == pytest.approx(results["valid binary_logloss-mean"][-1])
     assert metrics["stopped_iteration"] == rounds - 1 + 2
 
@@ -171,7 +207,7 @@ def test_sklearn_api_early_stopping(data):
     )
     model.fit(X, y, eval_set=[(Xv, yv)], callbacks=[lgb.early_stopping(3, verbose=False)])
     metrics = only_run().data.metrics
-    assert metrics["best_iteration"] == model.best_iteration_
+    assert metrics["best_iteration"] == model.best_iteration_ - 1
     assert metrics["stopped_iteration"] == len(model.evals_result_["valid_0"]["binary_logloss"]) - 1
 
 
