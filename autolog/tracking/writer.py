@@ -51,7 +51,7 @@ full blocks until the writer makes room (never drops data); if lanes are held
 for retry it raises instead of blocking forever. ``os.fork()`` first drains
 the queue in the parent (so the child finds the runs it may log into); the
 child gets a fresh writer and none of the parent's items. At interpreter exit
-:func:`lost_report` says what could not be written.
+:meth:`~BatchingWriter.lost_report` says what could not be written.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import warnings
 import pytest
 
 import autolog
-from autolog.errors import TrackingWriteError
+from autolog.errors import InvalidParameterError, TrackingWriteError
 from autolog.tracking.entities import Metric, Param, RunTag
 from autolog.tracking.stores.file import FileStore
 from autolog.tracking.writer import METRIC, PARAM, TAG, BatchingWriter
@@ -122,6 +122,35 @@ def test_what_validation_would_refuse_is_found_in_a_big_batch_and_rejected_alone
         assert [m.step for m in store.get_metric_history(run_id, "loss")] == list(range(1000))
         assert len(store.get_metric_history(other, "loss")) == 300
     finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("backend", "bad_call"),
+    [
+        ("sqlite", lambda: autolog.log_metric("m", 1.0, step=2**70)),
+        ("postgresql", lambda: autolog.log_param("p", "a\x00b")),
+    ],
+)
+def test_the_issue_cases_are_refused_at_the_call_and_later_runs_are_written(
+    backend, bad_call, tmp_path, monkeypatch
+):
+    store = {"sqlite": make_sqlite_store, "postgresql": make_postgresql_store}[backend](tmp_path)
+    try:
+        monkeypatch.setenv("AUTOLOG_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
+        autolog.set_tracking_uri(store.uri)
+        with autolog.start_run() as first:
+            autolog.log_metric("kept", 1.0)
+            with pytest.raises(InvalidParameterError):
+                bad_call()
+        with autolog.start_run() as second:
+            for step in range(62):
+                autolog.log_metric("loss", step, step=step)
+        autolog.flush()  # nothing was accepted that the store cannot hold
+        assert autolog.get_run(first.info.run_id).data.metrics == {"kept": 1.0}
+        assert len(autolog.Client().get_metric_history(second.info.run_id, "loss")) == 62
+    finally:
+        autolog.tracking.fluent._reset_for_tests()
         store.close()
 
 
