@@ -87,6 +87,14 @@ def _metric(item: object) -> Metric:
     return metric
 
 
+def _metrics(items: list) -> list[Metric]:
+    """The batch's metrics; each distinct key is validated once (keys repeat)."""
+    metrics = [metric_from_wire(item) for item in items]
+    for key in {m.key for m in metrics}:
+        validate_key(key, "metric key")
+    return metrics
+
+
 def _write(store: AbstractStore, run_id: str, **batch: list) -> None:
     # the store refuses a deleted run (RunStateError: 400) in the write's own transaction
     store.log_batch(run_id, **batch)
@@ -220,7 +228,7 @@ async def log_batch(request: Request) -> Response:
             f"A batch logging request can contain at most {MAX_BATCH_ITEMS} metrics, params "
             f"and tags in total. Got {total}.",
         )
-    metrics = [_metric(m) for m in raw_metrics]
+    metrics = _metrics(raw_metrics)
     params = _params_list(raw_params)
     tags = _tags(key_values_from_wire(raw_tags, "tags"))
     if metrics or params or tags:

@@ -153,6 +153,16 @@ def metric_to_wire(metric: Metric) -> dict[str, Any]:
 
 def metric_from_wire(item: Any) -> Metric:
     """A Metric from its wire dict; ``key``, ``value`` and ``timestamp`` are required."""
+    if type(item) is dict:  # the common case, checked cheaply: a batch has 1,000 of these
+        key, value, timestamp = item.get("key"), item.get("value"), item.get("timestamp")
+        step = item.get("step", 0)
+        if (
+            type(key) is str
+            and (type(value) is float or type(value) is int)
+            and type(timestamp) is int
+            and type(step) is int
+        ):
+            return Metric(key, float(value), timestamp, step)
     if not isinstance(item, dict):
         raise InvalidParameterError(f"Invalid metric {item!r}: expected an object")
     key = item.get("key")
