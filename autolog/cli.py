@@ -151,29 +151,55 @@ def _experiments_list(args: argparse.Namespace) -> None:
     print(_table(headers, rows) if rows else "No experiments.")
 
 
-def _pick_columns(runs: Sequence[Any], budget: int) -> tuple[list[str], list[str]]:
-    """The metric and param keys worth a column: those most runs have, alternating
-    metric / param, while they fit in ``budget`` characters."""
+def _named_columns(filter_string: str, order_by: Sequence[str] | None) -> list[tuple[str, str]]:
+    """The ``(metrics|params|tags, key)`` columns that the filter and the sort name,
+    in the order they name them."""
+    from autolog.tracking.search_parser import parse_filter, parse_order_by
+    from autolog.tracking.search_tree import METRIC, PARAM, TAG, And, Comparison, Not, Or
+
+    kinds = {METRIC: "metrics", PARAM: "params", TAG: "tags"}
+    named: list[tuple[str, str]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Comparison):
+            if node.entity in kinds:
+                named.append((kinds[node.entity], node.key))
+        elif isinstance(node, (And, Or)):
+            for item in node.items:
+                walk(item)
+        elif isinstance(node, Not):
+            walk(node.item)
+
+    walk(parse_filter(filter_string))
+    named += [(kinds[k.entity], k.key) for k in parse_order_by(order_by) if k.entity in kinds]
+    return list(dict.fromkeys(named))
+
+
+def _pick_columns(
+    runs: Sequence[Any], budget: int, named: Sequence[tuple[str, str]] = ()
+) -> list[tuple[str, str]]:
+    """The ``(metrics|params|tags, key)`` columns worth showing, in order: first
+    those the filter and the sort name (``named``), then the metric and param
+    keys most runs have, alternating metric / param, while they fit in
+    ``budget`` characters."""
     from collections import Counter
 
-    def by_frequency(attr: str) -> list[str]:
+    def by_frequency(attr: str) -> list[tuple[str, str]]:
         counts = Counter(k for run in runs for k in getattr(run.data, attr))
-        return sorted(counts, key=lambda k: (-counts[k], k))
+        return [(attr, k) for k in sorted(counts, key=lambda k: (-counts[k], k))]
 
-    candidates = [("metrics", k) for k in by_frequency("metrics")]
-    params = [("params", k) for k in by_frequency("params")]
-    order = [c for pair in zip(candidates, params) for c in pair]
-    order += candidates[len(params) :] + params[len(candidates) :]
-    metrics_shown: list[str] = []
-    params_shown: list[str] = []
-    for kind, key in order:
+    metrics, params = by_frequency("metrics"), by_frequency("params")
+    order = [*named, *(c for pair in zip(metrics, params) for c in pair)]
+    order += metrics[len(params) :] + params[len(metrics) :]
+    shown: list[tuple[str, str]] = []
+    for kind, key in dict.fromkeys(order):
         values = [_format_value(getattr(run.data, kind).get(key, "")) for run in runs]
         width = min(max(len(f"{kind}.{key}"), *map(len, values)), _VALUE_WIDTH) + 2
         if width > budget:
             break
         budget -= width
-        (metrics_shown if kind == "metrics" else params_shown).append(key)
-    return metrics_shown, params_shown
+        shown.append((kind, key))
+    return shown
 
 
 _VALUE_WIDTH = 24
@@ -206,13 +232,14 @@ def _runs_list(args: argparse.Namespace) -> None:
     ]
     used = sum(max(len(h), *(len(row[i]) for row in rows)) + 2 for i, h in enumerate(fixed))
     width = shutil.get_terminal_size((160, 24)).columns
-    metric_keys, param_keys = _pick_columns(runs, max(width - used, 40))
+    named = _named_columns(args.filter or "", args.order_by)
+    columns = _pick_columns(runs, max(width - used, 40), named)
     for row, run in zip(rows, runs):
         row += [
-            _clip(_format_value(run.data.metrics.get(k, "")), _VALUE_WIDTH) for k in metric_keys
+            _clip(_format_value(getattr(run.data, kind).get(key, "")), _VALUE_WIDTH)
+            for kind, key in columns
         ]
-        row += [_clip(run.data.params.get(k, ""), _VALUE_WIDTH) for k in param_keys]
-    headers = fixed + [f"metrics.{k}" for k in metric_keys] + [f"params.{k}" for k in param_keys]
+    headers = fixed + [f"{kind}.{key}" for kind, key in columns]
     print(_table(headers, rows))
     more = " (more with --max)" if runs.token else ""
     print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}{more}")

@@ -112,6 +112,41 @@ def test_columns_are_capped_to_the_terminal_width(capsys, client, monkeypatch):
     assert all(len(line) <= 150 for line in out.splitlines())
 
 
+def test_columns_named_by_the_filter_and_the_sort_come_first(capsys, client, monkeypatch):
+    """Alphabetically, ``holdout_accuracy`` and ``seed`` would not fit; named by the
+    filter and the sort, they are the first columns after the fixed ones."""
+    experiment_id = client.create_experiment("named")
+    for i in range(3):
+        run_id = client.create_run(experiment_id, run_name=f"r{i}").info.run_id
+        client.log_batch(
+            run_id,
+            metrics=[Metric(f"a{k:02d}", 1.0, 1, 0) for k in range(10)]
+            + [Metric("holdout_accuracy", 0.5 + i / 10, 1, 0)],
+            params=[Param(f"b{k:02d}", "v" * 10) for k in range(10)] + [Param("seed", str(i))],
+            tags=[RunTag("team", f"t{i}")],
+        )
+    monkeypatch.setenv("COLUMNS", "150")
+    argv = ["runs", "list", "--experiment", "named", "--filter"]
+    _code, out, _ = run_cli(
+        capsys,
+        *argv,
+        "metrics.holdout_accuracy > 0.55 and tags.team != 'x'",
+        "--order-by",
+        "params.seed DESC",
+    )
+    header, _dashes, *rows = out.splitlines()
+    first = header.index("metrics.holdout_accuracy")
+    assert header[:first].split()[-1] == "DURATION"  # right after the fixed columns
+    columns = header[first:].split()
+    assert columns[:3] == ["metrics.holdout_accuracy", "tags.team", "params.seed"]
+    assert [row[first:].split()[:3] for row in rows[:2]] == [["0.7", "t2", "2"], ["0.6", "t1", "1"]]
+    assert "metrics.a00" in columns  # the rest as before, while they fit
+    assert all(len(line) <= 150 for line in out.splitlines())
+    # without a filter or a sort: the most common keys, alphabetically
+    _code, out, _ = run_cli(capsys, "runs", "list", "--experiment", "named")
+    assert "metrics.holdout_accuracy" not in out.splitlines()[0]
+
+
 def test_runs_show(capsys, runs):
     run_id = runs["xgb"]
     code, out, _ = run_cli(capsys, "runs", "show", run_id)
