@@ -4,7 +4,8 @@ the credentials. A pure ASGI middleware: streamed bodies pass untouched.
 ``Host`` is checked against the allowed hosts so that a page on another site
 cannot reach a server on 127.0.0.1 through a DNS name it rebinds (403).
 Credentials are checked when an auth file is given (401 without or with wrong
-ones); ``/health`` stays open for load balancers.
+ones). ``/health`` (``OK``, nothing else) stays open to any Host and without
+credentials: load balancers probe it by IP address.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class Guard:
                 host = value.decode("latin-1")
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
-        if not self.hosts.allows(host):
+        if not self.hosts.allows(host) and scope["path"] not in _OPEN_PATHS:
             return await _refuse(send, 403, "PERMISSION_DENIED", f"Host {host!r} is not allowed")
         if (
             self.auth is not None

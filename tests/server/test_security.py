@@ -159,6 +159,7 @@ def test_a_foreign_host_header_is_refused(tmp_path):
         status, _, body = call(url, "GET", get, headers={"Host": "attacker.example:5000"})
         assert status == 403 and b"attacker.example" in body
         assert call(url, "GET", get, headers={"Host": "localhost:5000"})[0] == 200
+        assert call(url, "GET", "/health", headers={"Host": "attacker.example"})[2] == b"OK"
         assert call(url, "GET", get, headers={"Host": "10.1.2.3:5000"})[0] == 200
     settings = _settings(tmp_path, tmp_path / "d", allowed_hosts=["*.corp.example", "mlflow:80"])
     with serving(create_app(settings)) as url:
