@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from autolog.errors import StoreError
@@ -16,15 +18,29 @@ __all__ = ["open_artifacts", "open_store"]
 _SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 
 
+@contextlib.contextmanager
+def _pool_budget(connections: int) -> Iterator[None]:
+    """The SQL engine reads its pool size from the environment when it opens:
+    ``connections`` and no overflow, for the opening only (then restored)."""
+    names = ("AUTOLOG_SQL_POOL_SIZE", "AUTOLOG_SQL_MAX_OVERFLOW")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({names[0]: str(connections), names[1]: "0"})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def open_store(settings: ServerSettings) -> AbstractStore:
     """The store of ``settings.backend_store_uri``, giving new experiments the
     artifact root the settings call for (``mlflow-artifacts:`` when proxying)."""
     uri = normalize_tracking_uri(settings.backend_store_uri)
     scheme = uri.partition(":")[0].lower()
     root = settings.store_artifact_root()
-    # the pool budget of one process (read by the SQL engine when it opens)
-    os.environ.setdefault("AUTOLOG_SQL_POOL_SIZE", str(settings.db_connections))
-    os.environ.setdefault("AUTOLOG_SQL_MAX_OVERFLOW", "0")
     if scheme == "file":
         from autolog.tracking.stores.file import FileStore
 
@@ -33,9 +49,10 @@ def open_store(settings: ServerSettings) -> AbstractStore:
         from autolog.tracking.stores.sql import SqlStore
 
         # SqlStore keeps "<scheme>://" roots: "mlflow-artifacts://" becomes "mlflow-artifacts:"
-        return SqlStore(
-            uri, artifact_root="mlflow-artifacts://" if root == "mlflow-artifacts:" else root
-        )
+        with _pool_budget(settings.db_connections):
+            return SqlStore(
+                uri, artifact_root="mlflow-artifacts://" if root == "mlflow-artifacts:" else root
+            )
     raise StoreError(
         f"--backend-store-uri {mask_uri(uri)!r}: use a path, file:, sqlite: or postgresql:"
     )

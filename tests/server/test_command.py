@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -96,5 +97,6 @@ def test_the_connection_budget_is_the_sql_pool(tmp_path, monkeypatch):
     try:
         pool = store._engine.pool
         assert pool.size() == 3 and pool._max_overflow == 0
+        assert "AUTOLOG_SQL_POOL_SIZE" not in os.environ  # this process's other stores: as before
     finally:
         store.close()
