@@ -175,21 +175,22 @@ async def log_metric(request: Request) -> Response:
     return json_response({})
 
 
+def _key_value(message: dict) -> dict[str, str]:
+    """The one ``key`` / ``value`` of log-parameter and set-tag."""
+    return {required_text(message, "key"): optional_text(message, "value", "") or ""}
+
+
 async def log_parameter(request: Request) -> Response:
     message = await read_message(request)
-    run_id = run_id_of(message)
-    key = required_text(message, "key")
-    params = _params({key: optional_text(message, "value", "") or ""})
-    await store_call(_write, store_of(request), run_id, params=params)
+    params = _params(_key_value(message))
+    await store_call(_write, store_of(request), run_id_of(message), params=params)
     return json_response({})
 
 
 async def set_tag(request: Request) -> Response:
     message = await read_message(request)
-    run_id = run_id_of(message)
-    key = required_text(message, "key")
-    tags = _tags({key: optional_text(message, "value", "") or ""})
-    await store_call(_write, store_of(request), run_id, tags=tags)
+    tags = _tags(_key_value(message))
+    await store_call(_write, store_of(request), run_id_of(message), tags=tags)
     return json_response({})
 
 
