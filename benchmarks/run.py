@@ -17,6 +17,7 @@ import compileall
 import gc
 import importlib.util
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,86 @@ class Row:
     goal: str = ""
     peer: str = ""
     notes: str = ""
+    #: the base arm's median, for rows of h.compare (goals such as "<= +10%")
+    base: float | None = None
+
+    def meets_goal(self) -> bool | None:
+        """Whether the median meets the goal; None when the goal says no number
+        this row can be held to ("off the training thread")."""
+        bounds = parse_goal(self.goal)
+        if not bounds:
+            return None
+        verdicts = [bound.holds(self) for bound in bounds]
+        if True in verdicts:  # alternatives: "<= +5% or +15 ms"
+            return True
+        return None if None in verdicts else False
+
+
+_COMPARE = {"<=": float.__le__, "<": float.__lt__, ">=": float.__ge__, ">": float.__gt__}
+_GOAL = re.compile(
+    r"^(?P<op><=|<|>=|>)?\s*(?P<plus>\+)?\s*(?P<number>\d[\d,]*(?:\.\d+)?)\s*"
+    r"(?P<unit>%|/s|[a-z]+(?:/s)?)?\s*(?P<rest>.*)$"
+)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One bound of a goal: ``value`` in ``unit`` ("" when it is the row's own
+    unit), of the median itself ("absolute"), of its difference to the base arm
+    ("delta", ``+5 us``) or of that difference in percent of the base
+    ("percent", ``+10%``, ``5 % above bare``)."""
+
+    op: str
+    value: float
+    unit: str
+    kind: str
+
+    def holds(self, row: Row) -> bool | None:
+        if self.kind == "absolute":
+            measured = row.median
+        elif row.base is None:
+            return None  # relative to a base that this row does not have
+        elif self.kind == "delta":
+            measured = row.median - row.base
+        else:
+            measured = (row.median - row.base) / row.base * 100 if row.base else float("inf")
+        if self.kind == "percent":
+            return _COMPARE[self.op](float(measured), self.value)
+        limit = _in_unit(self.value, self.unit, row.unit)
+        return None if limit is None else _COMPARE[self.op](float(measured), limit)
+
+
+def _in_unit(value: float, unit: str, row_unit: str) -> float | None:
+    """``value`` in ``unit`` expressed in the row's unit; None when they do not compare."""
+    if unit in ("", row_unit) or (unit == "/s" and row_unit.endswith("/s")):
+        return value
+    if unit in UNIT_SECONDS and row_unit in UNIT_SECONDS:
+        return value * UNIT_SECONDS[unit] / UNIT_SECONDS[row_unit]
+    return None
+
+
+def parse_goal(text: str) -> list[Bound]:
+    """The bounds of a goal such as ``<= 5 us``, ``≤ 1.26 ms (10x mlflow)``,
+    ``>= 200,000/s``, ``<= +10%``, ``<= 5 % above bare`` or ``<= +5% or +15 ms``
+    (either bound); [] for a goal in words ("paid once per process")."""
+    text = text.replace("≤", "<=").replace("≥", ">=").replace("µ", "u").replace("μ", "u")
+    text = re.sub(r"\([^)]*\)", "", text).strip().lower()  # "(10x mlflow)": a comment
+    bounds: list[Bound] = []
+    op = None
+    for part in re.split(r"\s+or\s+", text):
+        match = _GOAL.match(part.strip())
+        if match is None or (match["op"] or op) is None:
+            return []
+        op = match["op"] or op  # "<= +5% or +15 ms": the second bound shares the first's
+        unit, rest = match["unit"] or "", match["rest"].strip()
+        if unit == "%" and (match["plus"] or rest.startswith("above")):
+            kind = "percent"
+        elif rest and not (unit == "%" and rest.startswith("of")):
+            return []  # words we do not read: no verdict rather than a wrong one
+        else:
+            kind = "delta" if match["plus"] else "absolute"
+        bounds.append(Bound(op, float(match["number"].replace(",", "")), unit, kind))
+    return bounds
 
 
 def _fmt(value: float) -> str:
@@ -150,6 +231,8 @@ class Harness:
         ratio = o / b if b else float("inf")
         peer = f"{base_label} {_fmt(b)} {unit}; x{ratio:.2f} (+{_fmt(o - b)} {unit})"
         self.row(name, o, unit, goal, peer, notes)
+        if self.rows and self.rows[-1].benchmark == name:
+            self.rows[-1].base = b
         return b, o
 
 
@@ -170,16 +253,26 @@ def load(path: Path):
     return module
 
 
+MISSED = "**MISSED**"
+
+
 def table(rows: list[Row]) -> str:
+    """The markdown table; a row whose median misses its goal says so in the goal cell."""
     lines = [
         "| benchmark | median | unit | goal | peer/ratio | notes |",
         "|---|---:|---|---|---|---|",
     ]
     for r in rows:
+        goal = f"{MISSED} {r.goal}" if r.meets_goal() is False else r.goal
         lines.append(
-            f"| {r.benchmark} | {_fmt(r.median)} | {r.unit} | {r.goal} | {r.peer} | {r.notes} |"
+            f"| {r.benchmark} | {_fmt(r.median)} | {r.unit} | {goal} | {r.peer} | {r.notes} |"
         )
     return "\n".join(lines)
+
+
+def missed(rows: list[Row]) -> list[Row]:
+    """The rows whose median misses their goal."""
+    return [r for r in rows if r.meets_goal() is False]
 
 
 def run_one(path: Path, filters: list[str], out: Path) -> None:
@@ -221,8 +314,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows.extend(Row(**r) for r in json.loads(out.read_text()))
             print(f"done: {path.name}", file=sys.stderr)
     print(table(rows))
+    misses = missed(rows)
+    if misses:
+        names = "; ".join(f"{r.benchmark} ({_fmt(r.median)} {r.unit}: {r.goal})" for r in misses)
+        print(f"\n{len(misses)} row(s) miss their goal: {names}")
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1))
+        found = [{**asdict(r), "meets_goal": r.meets_goal()} for r in rows]
+        Path(args.json).write_text(json.dumps(found, indent=1))
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
