@@ -273,3 +273,24 @@ def test_deterministic_errors_are_never_retried_statuses(api):
 
 def _status(method, path, body) -> int:
     return 404 if body == {"experiment_id": "abc"} else 400
+
+
+def test_run_relative_artifact_listing(api, tmp_path):
+    run = api("POST", "/runs/create", {"experiment_id": "0", "start_time": 1})["run"]["info"]
+    base = f"/api/2.0/mlflow-artifacts/artifacts/0/{run['run_id']}/artifacts"
+    folder = tmp_path / "art" / "0" / run["run_id"] / "artifacts" / "plots"
+    folder.mkdir(parents=True)
+    (folder / "a.png").write_bytes(b"png")
+    listed = api("GET", f"/artifacts/list?run_id={run['run_id']}&path=plots")
+    assert listed == {
+        "root_uri": run["artifact_uri"],
+        "files": [{"path": "plots/a.png", "is_dir": False, "file_size": 3}],
+    }
+    root = api("GET", f"/artifacts/list?run_id={run['run_id']}")
+    assert root["files"] == [{"path": "plots", "is_dir": True}]
+    proxied = api(
+        "GET", f"/api/2.0/mlflow-artifacts/artifacts?path=0/{run['run_id']}/artifacts/plots"
+    )
+    assert proxied == {"files": [{"path": "a.png", "is_dir": False, "file_size": 3}]}
+    error = api("GET", f"{base}/plots", status=400)  # a folder is not a file to download
+    assert error["error_code"] == "INVALID_PARAMETER_VALUE"

@@ -208,3 +208,17 @@ def test_a_post_without_json_content_type_is_refused(tmp_path):
             url, "GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=x"
         )
         assert status == 404 and json.loads(body)["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_request_size_limits_are_configurable_and_4xx(tmp_path):
+    settings = _settings(
+        tmp_path, tmp_path / "d", max_request_bytes=10_000, max_artifact_bytes=1_000
+    )
+    with serving(create_app(settings)) as url:
+        big = {"name": "x" * 20_000}
+        status, _, body = call(url, "POST", "/api/2.0/mlflow/experiments/create", big)
+        assert status == 413 and json.loads(body)["error_code"] == "REQUEST_TOO_LARGE"
+        assert call(url, "PUT", f"{AR}/1/r/artifacts/small.bin", b"x" * 1_000)[0] == 200
+        assert call(url, "PUT", f"{AR}/1/r/artifacts/big.bin", b"x" * 1_001)[0] == 413
+    assert not (tmp_path / "d/1/r/artifacts/big.bin").exists()
+    assert [p.name for p in (tmp_path / "d/1/r/artifacts").iterdir()] == ["small.bin"]
