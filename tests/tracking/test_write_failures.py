@@ -287,7 +287,8 @@ def test_an_artifact_store_without_credentials_spares_metrics_and_other_runs(
         with autolog.start_run(experiment_id=local) as later:
             for step in range(20):
                 autolog.log_metric("loss", step, step=step)
-    assert len([w for w in caught if "credentials" in str(w.message)]) == 1
+    refused = [str(w.message) for w in caught if "credentials" in str(w.message)]
+    assert len([w for w in refused if "model/model.txt" in w]) == 1  # once, not per retry
     client = autolog.Client()
     assert len(client.get_metric_history(on_s3.info.run_id, "loss")) == 20
     assert client.get_run(on_s3.info.run_id).info.status == "FINISHED"
