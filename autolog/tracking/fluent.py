@@ -215,8 +215,10 @@ def end_run(
 ) -> None:
     """End this thread's active run (no-op without one) and drain the writer.
 
+    Raises :class:`~autolog.errors.TrackingWriteError` for this run's writes
+    that failed (another run's failures are left to :func:`flush`).
     ``flush=False`` (for the patch manager) returns without waiting for the
-    writer, still raising an earlier background write error. ``run_id=``
+    writer, still raising this run's earlier background write errors. ``run_id=``
     (internal, for integrations whose run outlives a call) ends that active
     run of the process instead, wherever it is on the stack (no-op if it is not
     active).

@@ -181,7 +181,9 @@ def _attach(run_id: str, store: AbstractStore | None = None) -> _RunState:
     store = _store() if store is None else store
     _flush_started()
     run = store.get_run(validate_run_id(run_id))
-    return _keep_detached(_RunState(store, run.info, dict(run.data.params), created=True))
+    state = _RunState(store, run.info, dict(run.data.params), created=True)
+    state.deleted = run.info.lifecycle_stage == LifecycleStage.DELETED
+    return _keep_detached(state)
 
 
 def _keep_detached(state: _RunState) -> _RunState:
@@ -250,7 +252,8 @@ def _queue_run_info(state: _RunState, **changes: Any) -> None:
 
 def _finish(state: _RunState, status: str, flush: bool) -> None:
     """End an active run with ``status``: its hooks run, it leaves the stack, its
-    end is queued; ``flush`` (or a failing writer) drains the writer."""
+    end is queued; ``flush`` drains the writer. Either way what failed of this
+    run's writes is raised (TrackingWriteError); another run's is not."""
     global _last_run_id
     _check_status(status)
     for hook in _end_hooks.pop(state.run_id, ()):
@@ -266,8 +269,10 @@ def _finish(state: _RunState, status: str, flush: bool) -> None:
     if not state.deleted:  # a deleted run keeps what it had (the stores refuse writes)
         _queue_run_info(state, status=status, end_time=end_time)
     writer = _writer()
-    if flush or writer.failing:
+    if flush:
         writer.flush(state.run_id)  # raises for this run's writes, not for another's
+    else:
+        writer.check(state.run_id)  # its earlier failures, without waiting for a retry
 
 
 def _exit_error() -> BaseException | None:

@@ -290,6 +290,12 @@ class BatchingWriter:
         if raise_errors:
             self._raise_errors(run_id)
 
+    def check(self, run_id: str | None = None) -> None:
+        """Raise what :meth:`flush` would for ``run_id`` (every run if None),
+        without writing or retrying anything: cheap enough for the end of each fit."""
+        if self._held or self._rejected or self._rejected_count:
+            self._raise_errors(run_id)
+
     def _raise_errors(self, run_id: str | None) -> None:
         with self._drain_lock:
             held = [h for h in self._held.values() if run_id is None or h.run_id == run_id]

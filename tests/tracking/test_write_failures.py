@@ -266,6 +266,37 @@ def test_reads_and_other_runs_do_not_raise_for_a_rejected_write(tracking_uri):
     assert autolog.get_run(first.info.run_id).data.params == {"lr": "0.1", "depth": "3"}
 
 
+def test_a_run_held_for_retry_does_not_fail_the_end_of_other_runs(tracking_uri, monkeypatch):
+    store = autolog.Client().store
+    stuck = autolog.start_run()
+    autolog.flush()
+    original = store.log_batch
+
+    def full_disk_for_stuck(run_id, metrics=(), params=(), tags=()):
+        if run_id == stuck.info.run_id:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(run_id, metrics, params, tags)
+
+    monkeypatch.setattr(store, "log_batch", full_disk_for_stuck)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        autolog.log_metric("loss", 1.0)
+        autolog.get_run(stuck.info.run_id)  # a read drains (and raises nothing)
+        with pytest.raises(TrackingWriteError, match="kept for retry"):
+            autolog.end_run(flush=False)  # its own failure: raised, even without a flush
+        for name in ("a", "b"):  # the patch manager's per-fit end, then the user's
+            autolog.start_run(run_name=name)
+            autolog.log_metric("loss", 2.0)
+            autolog.end_run(flush=name == "b")  # no error of the stuck run
+        with pytest.raises(TrackingWriteError, match=stuck.info.run_id):
+            autolog.flush()  # the process-wide flush still says it
+    names = {r.info.run_name: r for r in autolog.search_runs()}
+    assert names["a"].data.metrics == {"loss": 2.0} and names["b"].info.status == "FINISHED"
+    monkeypatch.setattr(store, "log_batch", original)
+    autolog.flush()  # written now
+    assert autolog.get_run(stuck.info.run_id).data.metrics == {"loss": 1.0}
+
+
 def test_an_artifact_store_without_credentials_spares_metrics_and_other_runs(
     tracking_uri, monkeypatch
 ):
