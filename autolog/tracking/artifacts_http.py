@@ -53,8 +53,11 @@ def proxied_repository(
     artifact_uri: str, tracking_uri: str | None = None
 ) -> HttpArtifactRepository:
     """The repository of an ``mlflow-artifacts:`` or ``http(s)://.../mlflow-artifacts/
-    artifacts/...`` URI (what ``repository_for`` gives for those schemes)."""
-    return HttpArtifactRepository(artifact_uri, tracking_uri)
+    artifacts/...`` URI (what ``repository_for`` gives for those schemes); behind the
+    offline spool of the tracking URI when its store has one (uploads survive an outage)."""
+    from autolog.tracking.stores.spool_artifacts import spooled_repository
+
+    return spooled_repository(HttpArtifactRepository(artifact_uri, tracking_uri), tracking_uri)
 
 
 def _join(*parts: str) -> str:

@@ -189,13 +189,17 @@ class Spool:
         return self._seq if self._pid == os.getpid() else 0
 
     def total_bytes(self, fresh: bool = False) -> int:
-        """Bytes held by every segment of this URI (recounted at most once a second)."""
+        """Bytes held by every segment of this URI and the artifact files spooled
+        with them (``blobs/``), recounted at most once a second."""
         now = time.monotonic()
         if fresh or now - self._total_at > 1.0:
+            paths = [s.path for s in self.segments()]
+            blobs = self.path / "blobs"
+            paths += [blobs / name for name in (os.listdir(blobs) if blobs.is_dir() else ())]
             total = 0
-            for segment in self.segments():
+            for path in paths:
                 try:
-                    total += segment.path.stat().st_size
+                    total += path.stat().st_size
                 except FileNotFoundError:
                     pass
             self._total, self._total_at = total, now

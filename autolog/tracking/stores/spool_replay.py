@@ -116,6 +116,7 @@ class Replayer:
         self.progress = progress
         self.report = ReplayReport()
         self._saved_at = 0.0
+        self._blobs: list[str] = []  # artifact copies uploaded: removed with their segment
 
     # -- segments -------------------------------------------------------------
     def replay_segment(self, segment: Segment) -> Cursor:
@@ -144,8 +145,18 @@ class Replayer:
         if not self.spool.is_open(segment):
             self.report.torn_bytes += self.spool.torn_bytes(segment)
             self.spool.delete(segment)
+            self.delete_blobs()
             self.report.segments += 1
         return cursor
+
+    def delete_blobs(self) -> None:
+        """Remove the spooled copies of the artifacts replayed so far."""
+        for name in self._blobs:
+            try:
+                (self.spool.path / "blobs" / name).unlink()
+            except FileNotFoundError:
+                pass
+        self._blobs = []
 
     def _save(self, segment: Segment, cursor: Cursor) -> None:
         now = time.monotonic()
@@ -217,7 +228,12 @@ class Replayer:
 
     def _apply(self, record: dict[str, Any]) -> None:
         run_id = run_of(record)
-        if record["op"] == "create_run":
+        if record["op"] == "artifact":
+            from autolog.tracking.stores.spool_artifacts import replay_artifact
+
+            replay_artifact(self.spool, record, self.store.uri, self.ids)
+            self._blobs.append(record["blob"])
+        elif record["op"] == "create_run":
             self.create_run(record)
         else:
             apply(self.store, record, None if run_id is None else self.ids.get(run_id))

@@ -140,7 +140,14 @@ class SpooledStore(AbstractStore):
                 self._append(record)
             return offline()
 
-    def _append(self, record: dict[str, Any] | list[dict[str, Any]]) -> None:
+    def write_spooled(self, records: Callable[[], list[dict]], online: Callable[[], T]) -> T | None:
+        """``online()``, or the records ``records()`` makes (only when needed:
+        spooled artifacts copy their file) into the spool."""
+        return self._write(records, online, _none)
+
+    def _append(self, record: Any) -> None:
+        if callable(record):
+            record = record()
         self.spool.append(record if isinstance(record, list) else [record])
         self._episode["records"] += 1
         if self._episode["records"] == 1:
@@ -223,6 +230,7 @@ class SpooledStore(AbstractStore):
                 for segment in self.spool.segments():
                     if segment.owner == self.spool.owner:
                         self.spool.delete(segment)
+                replayer.delete_blobs()
                 if self._spooling:
                     self._say_drained()  # before the switch: whoever sees it, saw this
                 self._spooling = False
@@ -439,8 +447,12 @@ class SpooledStore(AbstractStore):
         return self.inner.search_runs(*args, **kwargs)
 
     def close(self) -> None:
+        """Stop the replay thread; what is still spooled stays for ``autolog sync``."""
         self._closed = True
         self._wake.set()
+        if self._exit_registered:
+            atexit.unregister(self._at_exit)
+            self._exit_registered = False
         self.inner.close()
 
 

@@ -185,6 +185,8 @@ def _replay(spool: Spool, out: TextIO) -> tuple[int, int]:
                     spool.delete(segment)
                 spool.release_owner(owner, fd)
     if not ended:
+        if not running:
+            out.write("  nothing waits\n")
         return 0, running
     total = sum(info["owners"][o]["items"] for o in ended)
     stream = sys.stderr
