@@ -84,9 +84,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         import anyio.to_thread
 
-        # store calls run on threads: as many as the store has connections
+        # store calls run on threads: as many as the store has connections, so
+        # a thread never waits for one (the pool has no overflow)
         anyio.to_thread.current_default_thread_limiter().total_tokens = max(
-            settings.db_connections, 4
+            settings.db_connections, 1
         )
         yield
         if owned:

@@ -222,3 +222,20 @@ def test_request_size_limits_are_configurable_and_4xx(tmp_path):
         assert call(url, "PUT", f"{AR}/1/r/artifacts/big.bin", b"x" * 1_001)[0] == 413
     assert not (tmp_path / "d/1/r/artifacts/big.bin").exists()
     assert [p.name for p in (tmp_path / "d/1/r/artifacts").iterdir()] == ["small.bin"]
+
+
+def test_the_auth_helper_prints_lines_the_server_accepts(capsys, monkeypatch):
+    import io
+
+    from autolog.server.auth import _main
+
+    assert _main(["token"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    token, line = out[0].split()[-1], out[1].split()[-1]
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw-bob\n"))
+    assert _main(["password", "bob"]) == 0
+    users = json.loads(capsys.readouterr().out)
+    auth = Authenticator([line], users)
+    assert auth.check(f"Bearer {token}") and not auth.check(f"Bearer {token[:-1]}")
+    assert auth.check(_basic("bob", "pw-bob")["Authorization"])
+    assert "pw-bob" not in json.dumps(users)
