@@ -203,7 +203,12 @@ def _rest_store_factory(backend: str):
         from autolog.tracking.stores.rest import RestStore
 
         shared = shared_server(backend)
-        wipe_sql_store(shared.uri)
+        if wipe_sql_store(shared.uri) and backend == "sqlite":
+            # SQLite gives a new experiment the id of a deleted one, and the
+            # store rightly remembers an id's immutable artifact location: a
+            # custom one of a wiped experiment would stick, so start afresh
+            shared.server.stop()
+            shared.server.start()
         return RestStore(shared.server.url)
 
     return make_rest_store
@@ -216,9 +221,10 @@ REST_STORE_FACTORIES = {
 }
 
 
-def wipe_sql_store(uri: str) -> None:
+def wipe_sql_store(uri: str) -> bool:
     """Empty the database of a running server: every row but the default
-    experiment's, which is put back as new (active, no tags)."""
+    experiment's, which is put back as new (active, no tags). True when a
+    deleted experiment had an artifact location of its own."""
     import sqlalchemy as sa
 
     from autolog.tracking.stores.sql_schema import metadata
@@ -229,13 +235,20 @@ def wipe_sql_store(uri: str) -> None:
             present = set(sa.inspect(conn).get_table_names())
             tables = [t for t in reversed(metadata.sorted_tables) if t.name in present]
             experiments = metadata.tables["experiments"]
+            custom = False
             for table in tables:
                 if table.name == "autolog_schema_version":
                     continue
                 if table is experiments:
-                    conn.execute(table.delete().where(table.c.experiment_id != 0))
+                    others = table.c.experiment_id != 0
+                    for exp_id, location in conn.execute(
+                        sa.select(table.c.experiment_id, table.c.artifact_location).where(others)
+                    ):
+                        custom = custom or not location.rstrip("/").endswith(f"/{exp_id}")
+                    conn.execute(table.delete().where(others))
                     conn.execute(table.update().values(name="Default", lifecycle_stage="active"))
                 else:
                     conn.execute(table.delete())
     finally:
         engine.dispose()
+    return custom

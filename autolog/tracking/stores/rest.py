@@ -103,12 +103,10 @@ class RestStore(AbstractStore):
         if self._assigns_run_ids is None:
             try:
                 info = self.http.call("GET", SERVER_INFO)
-            except (ResourceNotFoundError, InvalidParameterError):
-                info = {}
-            except StoreError as error:
-                if isinstance(error, TransientStoreError):
-                    raise
-                info = {}  # an old server without the endpoint
+            except (ResourceNotFoundError, StoreError) as error:
+                if getattr(error, "http_status", None) != 404:
+                    raise  # unreachable, refused credentials: ask again next time
+                info = {}  # a server older than the endpoint
             ours = info.get("autolog")
             self._assigns_run_ids = not (isinstance(ours, dict) and ours.get("client_run_ids"))
         return self._assigns_run_ids

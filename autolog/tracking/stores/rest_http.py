@@ -85,9 +85,17 @@ def _version() -> str:
 
 
 def error_for(status: int, body: bytes, what: str) -> Exception:
-    """The typed error for an error answer: its JSON ``error_code`` decides.
+    """The typed error for an error answer, with its ``http_status``: the class
+    that autolog server names (``autolog_error``), else the one of the JSON
+    ``error_code``, else the one of the status.
 
     ``what`` names the request (method and masked URL) for the message."""
+    error = _error_for(status, body, what)
+    error.http_status = status  # type: ignore[attr-defined]
+    return error
+
+
+def _error_for(status: int, body: bytes, what: str) -> Exception:
     code, message = "", ""
     try:
         payload = json.loads(body or b"null")
@@ -105,10 +113,10 @@ def error_for(status: int, body: bytes, what: str) -> Exception:
     if code == "RESOURCE_ALREADY_EXISTS":
         return ResourceAlreadyExistsError(text)
     if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE"):
-        overwrite = "Changing param values is not allowed" in message or (
+        # mlflow server's wording, and ours (validation.check_param_unchanged)
+        if "Changing param values is not allowed" in message or (
             "already logged with value" in message and "cannot be changed" in message
-        )
-        if overwrite or (isinstance(payload, dict) and payload.get("error_class") == "PARAM"):
+        ):
             return ParamOverwriteError(text)
         return InvalidParameterError(text)
     if status in (401, 403):
