@@ -74,7 +74,7 @@ def training_run(
     fl = fluent()
     user_run = fl.active_run_id()
     if user_run is None:
-        return fl.start_run(tags=run_tags(integration, config)).info.run_id, True
+        return child_run(integration, config, None), True
     if config.exclusive:
         return None, False
     with _lock:
@@ -97,23 +97,31 @@ def training_run(
 
 
 def child_run(
-    integration: str, config: IntegrationConfig, parent_run_id: str, run_name: str | None = None
+    integration: str,
+    config: IntegrationConfig,
+    parent_run_id: str | None,
+    run_name: str | None = None,
 ) -> str:
-    """Open a run nested under ``parent_run_id`` (tag ``mlflow.parentRunId``)
-    with autolog's tags; it becomes this thread's active run: end it with
-    :func:`end_run` (which ends the innermost run)."""
+    """Open a run with autolog's tags, nested under ``parent_run_id`` (tag
+    ``mlflow.parentRunId``) unless that is None; it becomes this thread's
+    active run: end it with :func:`end_run` (which ends the innermost run)."""
     tags = run_tags(integration, config)
+    nested = parent_run_id is not None or fluent().active_run_id() is not None
     return (
         fluent()
-        .start_run(nested=True, parent_run_id=parent_run_id, tags=tags, run_name=run_name)
+        .start_run(nested=nested, parent_run_id=parent_run_id, tags=tags, run_name=run_name)
         .info.run_id
     )
 
 
-def end_run(status: str = "FINISHED") -> None:
-    """End the run autolog opened last on this thread, without waiting for the
-    writer (rule 2: the writer reports a failure at the next flush or at exit)."""
-    fluent().end_run(status, flush=False)
+def end_run(status: str = "FINISHED", run_id: str | None = None) -> None:
+    """End ``run_id`` (default: the run autolog opened last on this thread),
+    without waiting for the writer (rule 2: the writer reports a failure at
+    the next flush or at exit)."""
+    if run_id is None:
+        fluent().end_run(status, flush=False)
+    else:
+        fluent().end_run(status, flush=False, run_id=run_id)
 
 
 def _weak(model: Any) -> Any:

@@ -66,10 +66,13 @@ from autolog.training import (
     class_path,
     copy_callbacks,
     flatten,
+    learning_rate_metrics,
     log_early_stopping,
     log_epoch_metrics,
     log_model_summary,
     numeric,
+    optimizer_params,
+    optimizer_prefix,
     param_value,
     settings_params,
 )
@@ -98,6 +101,7 @@ __all__ = [
     "Option",
     "Patcher",
     "Session",
+    "active_run_id",
     "active_session",
     "child_run",
     "class_path",
@@ -107,6 +111,7 @@ __all__ = [
     "flatten",
     "guard",
     "guarded",
+    "learning_rate_metrics",
     "load_pickle",
     "log_dict",
     "log_early_stopping",
@@ -120,6 +125,8 @@ __all__ = [
     "log_text",
     "numeric",
     "on_run_end",
+    "optimizer_params",
+    "optimizer_prefix",
     "param_value",
     "pickle_snapshot",
     "register",
@@ -128,6 +135,7 @@ __all__ = [
     "set_tag",
     "set_tags",
     "settings_params",
+    "start_training_run",
     "training_run",
 ]
 
@@ -209,10 +217,24 @@ def training_run(integration: Integration, model: Any = None) -> tuple[str | Non
     return _runs.training_run(integration.name, integration.config, model)
 
 
-def end_training_run(status: str = "FINISHED") -> None:
-    """End the run :func:`training_run` created (this thread's innermost run),
-    without waiting for the writer."""
-    _runs.end_run(status)
+def start_training_run(integration: Integration, parent_run_id: str | None = None) -> str:
+    """Open a run of ``integration`` now, whatever the user's runs: tagged like
+    every run autolog opens, nested under ``parent_run_id`` when given (the
+    next training of a loop that ran in the user's run). It is this thread's
+    active run; end it with :func:`end_training_run`."""
+    return _runs.child_run(integration.name, integration.config, parent_run_id)
+
+
+def active_run_id() -> str | None:
+    """The id of this thread's active run (the user's or ours), or None."""
+    return _runs.fluent().active_run_id()
+
+
+def end_training_run(status: str = "FINISHED", run_id: str | None = None) -> None:
+    """End ``run_id`` (default: this thread's innermost run), a run that
+    :func:`training_run` or :func:`start_training_run` created, without
+    waiting for the writer."""
+    _runs.end_run(status, run_id)
 
 
 class child_run:

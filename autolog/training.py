@@ -27,8 +27,11 @@ __all__ = [
     "log_early_stopping",
     "log_epoch_metrics",
     "log_training_params",
+    "learning_rate_metrics",
     "log_model_summary",
     "numeric",
+    "optimizer_params",
+    "optimizer_prefix",
     "param_value",
     "settings_params",
 ]
@@ -224,3 +227,47 @@ def log_model_summary(text: str, run_id: str | None) -> None:
     from autolog.tracking import fluent
 
     fluent.log_text(text, SUMMARY_FILE, run_id=run_id)
+
+
+# -- optimizers (torch's param groups: the plain-loop and Lightning integrations) --------
+
+# param-group keys that are no hyperparameter: the tensors, and what LR
+# schedulers add (the rate at their start)
+_NOT_HYPERPARAMETERS = frozenset({"params", "initial_lr"})
+
+
+def optimizer_prefix(index: int) -> str:
+    """``optimizer`` for a training's first optimizer, ``optimizer<index>`` after."""
+    return "optimizer" if index == 0 else f"optimizer{index}"
+
+
+def optimizer_params(optimizer: Any, index: int = 0) -> dict[str, Any]:
+    """``optimizer`` (class name) and ``optimizer.<key>`` per hyperparameter of each
+    param group (``optimizer.group<i>.<key>`` for several groups); ``optimizer<index>``
+    for the ``index``-th optimizer of a training."""
+    prefix = optimizer_prefix(index)
+    params: dict[str, Any] = {prefix: type(optimizer).__name__}
+    groups = optimizer.param_groups
+    for number, group in enumerate(groups):
+        where = prefix if len(groups) == 1 else f"{prefix}.group{number}"
+        for key, value in group.items():
+            if key not in _NOT_HYPERPARAMETERS:
+                params[f"{where}.{key}"] = _plain(value)
+    return params
+
+
+def learning_rate_metrics(rates: Iterable[Any], index: int = 0) -> dict[str, Any]:
+    """``learning_rate`` (``learning_rate_group_<i>`` for several param groups) of
+    the ``index``-th optimizer (suffix ``_optimizer<index>`` from the second one)."""
+    rates = list(rates)
+    suffix = "" if index == 0 else f"_optimizer{index}"
+    if len(rates) == 1:
+        return {f"learning_rate{suffix}": rates[0]}
+    return {f"learning_rate_group_{i}{suffix}": rate for i, rate in enumerate(rates)}
+
+
+def _plain(value: Any) -> Any:
+    """A hyperparameter as the user wrote it: a 0-d tensor (a tensor ``lr``) as its number."""
+    if hasattr(value, "numel") and value.numel() == 1:
+        return value.item()
+    return value

@@ -15,21 +15,26 @@ Naming, the same for both frameworks:
   and ``feature_importance.png`` when the option ``log_feature_importance_plot``
   is on (matplotlib; it costs more than all the rest together).
 
+:class:`BoostingIntegration` is the template of both integrations: ``train``,
+``cv`` and the scikit-learn API's ``fit`` are handled here once; each
+integration fills in the hooks with where its framework keeps things.
+
 Nothing here imports a framework.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 
-from autolog import training
-from autolog.patching import TYPE_CHECKING
+from autolog import plugin
 
-if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
-    from typing import Any
+TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 __all__ = [
     "FEATURE_IMPORTANCE_FILE",
+    "BoostingIntegration",
     "FEATURE_IMPORTANCE_PLOT",
     "IterationMetricsLogger",
     "booster_params",
@@ -128,7 +133,7 @@ class IterationMetricsLogger:
         self.last_iteration = iteration
         if metrics:
             self.last_keys = tuple(metrics)
-            training.log_epoch_metrics(metrics, iteration, self.run_id)
+            plugin.log_epoch_metrics(metrics, iteration, self.run_id)
 
 
 def log_evaluation_history(history: Mapping[str, Mapping[str, Sequence[Any]]], run_id: str) -> None:
@@ -157,17 +162,15 @@ def log_feature_importance(
 ) -> None:
     """``feature_importance.json`` (every importance type), and a bar chart per
     type when ``plot`` (matplotlib, imported only then)."""
-    from autolog.tracking import fluent
-
     if not any(importances.values()):
         return  # no tree split on anything (e.g. zero rounds): nothing to rank
-    fluent.log_dict(
+    plugin.log_dict(
         {kind: dict(values) for kind, values in importances.items()},
         FEATURE_IMPORTANCE_FILE,
         run_id=run_id,
     )
     if plot:
-        fluent.log_figure(_importance_figure(importances), FEATURE_IMPORTANCE_PLOT, run_id=run_id)
+        plugin.log_figure(_importance_figure(importances), FEATURE_IMPORTANCE_PLOT, run_id=run_id)
 
 
 def _importance_figure(importances: Mapping[str, Mapping[str, float]]) -> Any:
@@ -189,9 +192,7 @@ def _importance_figure(importances: Mapping[str, Mapping[str, float]]) -> Any:
 def log_model(call: Any, model: Any, example: Any = None) -> None:
     """The trained model, in its native format, when ``log_models`` is on."""
     if call.config.log_models:
-        from autolog.models import log_model as log
-
-        log(model, "model", input_example=example, run_id=call.run_id)
+        plugin.log_model(model, "model", input_example=example, run_id=call.run_id)
 
 
 def input_example(call: Any, data: Any) -> Any:
@@ -207,3 +208,136 @@ def importance_table(
 ) -> dict[str, dict[str, float]]:
     """``{kind: {feature: float}}`` from a framework's per-kind importance query."""
     return {kind: {str(f): float(v) for f, v in scores_of(kind).items()} for kind in kinds}
+
+
+# -- the template of both integrations ---------------------------------------------
+
+
+class BoostingIntegration(plugin.Integration):
+    """``train``, ``cv`` and the scikit-learn API's ``fit``, one run each: what
+    XGBoost and LightGBM share. A subclass sets the class attributes and fills
+    in the hooks; ``stopping`` is whatever its :meth:`stopping` returns (the
+    early-stopping settings of one training), handed back to the summaries."""
+
+    options = {"log_feature_importance_plot": plugin.Option(False, bool)}
+    #: arguments of train()/cv() that are data, outputs or objects, not settings
+    not_params: ClassVar[frozenset[str]] = frozenset()
+    #: the importance types in feature_importance.json
+    importance_types: ClassVar[tuple[str, ...]] = ()
+    #: modules of estimators whose fit runs elsewhere (dask, spark): not wrapped
+    other_runtimes: ClassVar[tuple[str, ...]] = ()
+
+    def patch(self, patcher: plugin.Patcher, module: Any) -> None:
+        # Users call the package attributes (xgboost.train re-exports
+        # xgboost.training.train); the scikit-learn API calls the inner train
+        # directly, inside its own patched fit.
+        patcher.wrap(module, "train", self.on_train)
+        patcher.wrap(module, "cv", self.on_cv)
+        patcher.wrap_subclasses(
+            self.estimator_base(module),
+            "fit",
+            self.on_fit,
+            include=lambda cls: not cls.__module__.startswith(self.other_runtimes),
+        )
+
+    # -- the hooks ------------------------------------------------------------------
+
+    def estimator_base(self, module: Any) -> type:
+        """The scikit-learn API's base class (``XGBModel``, ``LGBMModel``)."""
+        raise NotImplementedError
+
+    def new_callback(self, run_id: str | None) -> Any:
+        """Our per-iteration callback; its ``logger`` is an IterationMetricsLogger."""
+        raise NotImplementedError
+
+    def stopping(self, params: Any, callbacks: Any, rounds: Any) -> Any:
+        """The early-stopping settings of a training (None: none), from its
+        params, callbacks and ``early_stopping_rounds`` argument."""
+        raise NotImplementedError
+
+    def early_stopping(self, booster: Any, callback: Any, stopping: Any) -> dict[str, Any]:
+        """:func:`plugin.log_early_stopping` keywords when early stopping ran, else {}."""
+        raise NotImplementedError
+
+    def cv_early_stopping(self, results: Any, callback: Any, stopping: Any) -> dict[str, Any]:
+        """The same for ``cv`` (with early stopping configured), from its result table."""
+        raise NotImplementedError
+
+    def importances(self, booster: Any, kind: str) -> Mapping[str, float]:
+        """``{feature: value}`` of one importance type."""
+        raise NotImplementedError
+
+    def fitted(self, model: Any) -> Any:
+        """The booster of a fitted scikit-learn API model."""
+        raise NotImplementedError
+
+    def fit_params(self, call: plugin.Call, model: Any) -> dict[str, Any]:
+        """The params of a scikit-learn API fit: ``get_params()``, readable."""
+        return {k: describe(v) for k, v in model.get_params().items()}
+
+    def add_fit_callback(self, call: plugin.Call, model: Any, callback: Any) -> Any:
+        """Add ``callback`` to this fit; returns what undoes it after the fit, or None."""
+        call.set_argument("callbacks", plugin.copy_callbacks(call.argument("callbacks"), callback))
+        return None
+
+    def after_fit(self, call: plugin.Call, model: Any) -> None:
+        """Anything to log once a scikit-learn API fit returned."""
+
+    # -- the handlers -----------------------------------------------------------------
+
+    def on_train(self, call: plugin.Call) -> Generator[None, Any, None]:
+        callback, stopping = self._start(call)
+        booster = yield
+        self._finish(call, booster, booster, callback, stopping)
+
+    def on_cv(self, call: plugin.Call) -> Generator[None, Any, None]:
+        callback, stopping = self._start(call)
+        results = yield
+        if stopping and callback.logger.last_keys:
+            summary = self.cv_early_stopping(results, callback, stopping)
+            if summary:
+                plugin.log_early_stopping(call.run_id, **summary)
+
+    def on_fit(self, call: plugin.Call) -> Generator[None, Any, None]:
+        model = call.instance
+        plugin.log_params(self.fit_params(call, model), call.run_id)
+        example = input_example(call, call.argument("X"))
+        stopping = self.stopping(model.get_params(), call.argument("callbacks"), None)
+        callback = self.new_callback(call.run_id)
+        undo = self.add_fit_callback(call, model, callback)
+        try:
+            yield
+        finally:
+            if undo is not None:
+                undo()
+        self.after_fit(call, model)
+        self._finish(call, self.fitted(model), model, callback, stopping, example)
+
+    def _start(self, call: plugin.Call) -> tuple[Any, Any]:
+        """Params and our callback for ``train`` / ``cv``; the training's stopping."""
+        arguments = call.arguments()
+        plugin.log_params(training_arguments(arguments, self.not_params), call.run_id)
+        callback = self.new_callback(call.run_id)
+        call.set_argument("callbacks", plugin.copy_callbacks(arguments["callbacks"], callback))
+        rounds = arguments.get("early_stopping_rounds")
+        return callback, self.stopping(arguments.get("params"), arguments["callbacks"], rounds)
+
+    def _finish(
+        self,
+        call: plugin.Call,
+        booster: Any,
+        model: Any,
+        callback: Any,
+        stopping: Any,
+        example: Any = None,
+    ) -> None:
+        summary = self.early_stopping(booster, callback, stopping)
+        if summary:
+            plugin.log_early_stopping(call.run_id, **summary)
+        importances = importance_table(
+            self.importance_types, lambda kind: self.importances(booster, kind)
+        )
+        log_feature_importance(
+            call.run_id, importances, plot=call.config.log_feature_importance_plot
+        )
+        log_model(call, model, example)

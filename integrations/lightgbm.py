@@ -41,17 +41,16 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from autolog import training
-from autolog.integration import Integration
+from autolog import plugin
 from autolog.integrations import _boosting
-from autolog.models import Flavor, ModelSnapshot, load_pickle, pickle_snapshot
-from autolog.patching import TYPE_CHECKING, guard
+from autolog.plugin import Flavor, ModelSnapshot, guard
 
-if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
+if TYPE_CHECKING:
     import types
     from typing import Any
 
-    from autolog.patching import Call, Patcher
+    from autolog.plugin import Call
 
 __all__ = ["LightGBMFlavor", "LightGBMIntegration", "LightGBMMetricsCallback"]
 
@@ -127,13 +126,13 @@ class LightGBMFlavor(Flavor):
         import lightgbm
 
         if isinstance(model, lightgbm.Booster):
-            snap = ModelSnapshot({}, {"class": training.class_path(model)})
+            snap = ModelSnapshot({}, {"class": plugin.class_path(model)})
             booster = model
         else:
             booster = model.booster_  # raises when not fitted
             wrapper = copy.copy(model)
             wrapper._Booster = None  # the booster travels as text, not twice
-            snap = pickle_snapshot(wrapper, _ESTIMATOR_FILE)
+            snap = plugin.pickle_snapshot(wrapper, _ESTIMATOR_FILE)
         snap.files[_MODEL_FILE] = booster.model_to_string().encode("utf-8")
         snap.metadata["model_file"] = _MODEL_FILE
         return snap
@@ -144,101 +143,51 @@ class LightGBMFlavor(Flavor):
         booster = lightgbm.Booster(model_file=str(Path(path) / metadata["model_file"]))
         if "pickled_file" not in metadata:
             return booster
-        model = load_pickle(path, metadata)  # code from the file: trusted models only
+        model = plugin.load_pickle(path, metadata)  # code from the file: trusted models only
         model._Booster = booster
         return model
 
 
-class LightGBMIntegration(Integration):
-    """Autologging for LightGBM (see the module documentation)."""
+class LightGBMIntegration(_boosting.BoostingIntegration):
+    """Autologging for LightGBM (see the module documentation): the boosting template."""
 
     name = "lightgbm"
     modules = ("lightgbm",)
     distribution = "lightgbm"
     supported_versions = ">=4.0,<5"
-    options = {"log_feature_importance_plot": False}
     flavors = (LightGBMFlavor,)
+    not_params = _NOT_PARAMS
+    importance_types = IMPORTANCE_TYPES
+    other_runtimes = ("lightgbm.dask",)
 
-    def patch(self, patcher: Patcher, module: types.ModuleType) -> None:
-        # Users call the package attributes; the scikit-learn API calls
-        # lightgbm.engine.train directly, inside its own patched fit.
-        patcher.wrap(module, "train", self.on_train)
-        patcher.wrap(module, "cv", self.on_cv)
-        patcher.wrap_subclasses(
-            module.LGBMModel,
-            "fit",
-            self.on_fit,
-            include=lambda cls: not cls.__module__.startswith("lightgbm.dask"),
-        )
+    def estimator_base(self, module: types.ModuleType) -> type:
+        return module.LGBMModel
 
-    def on_train(self, call: Call) -> Any:
-        arguments = call.arguments()
-        training.log_training_params(
-            _boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id
-        )
-        callback = self._inject_callback(call, arguments["callbacks"])
-        booster = yield
-        rule = _stopping_rule(arguments["params"], arguments["callbacks"])
-        _log_early_stopping(call.run_id, booster, callback, rule)
-        self._log_booster(call, booster)
-        _boosting.log_model(call, booster)
+    def new_callback(self, run_id: str | None) -> LightGBMMetricsCallback:
+        return LightGBMMetricsCallback(run_id)
 
-    def on_cv(self, call: Call) -> Any:
-        arguments = call.arguments()
-        training.log_training_params(
-            _boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id
-        )
-        callback = self._inject_callback(call, arguments["callbacks"])
-        results = yield
-        rule = _stopping_rule(arguments["params"], arguments["callbacks"])
-        # cv evaluates the training folds as "train" (eval_train_metric=True)
-        stopped = _stopping_metric(callback, rule, train_name="train") if rule else None
-        if stopped is not None:
-            (dataset, metric, _), best_iteration = stopped
-            # cv keeps the rows up to the best round
-            column = results[f"{dataset} {metric}-mean"]
-            if best_iteration == len(column) - 1:
-                training.log_early_stopping(
-                    call.run_id,
-                    stopped_iteration=callback.logger.last_iteration,
-                    best_iteration=best_iteration,
-                    best_score=column[-1],
-                    monitor=f"{dataset}-{metric}-mean",
-                    patience=rule[0],
-                )
+    def stopping(self, params: Any, callbacks: Any, rounds: Any) -> StoppingRule | None:
+        return _stopping_rule(params, callbacks)
 
-    def on_fit(self, call: Call) -> Any:
-        model = call.instance
-        params = {k: _boosting.describe(v) for k, v in model.get_params().items()}
+    def fitted(self, model: Any) -> Any:
+        return model.booster_
+
+    def importances(self, booster: Any, kind: str) -> Any:
+        return dict(zip(booster.feature_name(), booster.feature_importance(importance_type=kind)))
+
+    def fit_params(self, call: Call, model: Any) -> dict[str, Any]:
+        params = super().fit_params(call, model)
         for name in _FIT_SETTINGS:
             value = call.argument(name)
             if value is not None and not (isinstance(value, str) and value == "auto"):
                 params.setdefault(name, _boosting.describe(value))
-        training.log_training_params(params, call.run_id)
-        example = _boosting.input_example(call, call.argument("X"))
-        user_callbacks = call.argument("callbacks")
-        callback = self._inject_callback(call, user_callbacks)
-        yield
-        booster = model.booster_
-        rule = _stopping_rule(model.get_params(), user_callbacks)
-        _log_early_stopping(call.run_id, booster, callback, rule)
-        self._log_booster(call, booster)
-        _boosting.log_model(call, model, example)
+        return params
 
-    def _inject_callback(self, call: Call, user_callbacks: Any) -> LightGBMMetricsCallback:
-        callback = LightGBMMetricsCallback(call.run_id)
-        call.set_argument("callbacks", training.copy_callbacks(user_callbacks, callback))
-        return callback
+    def early_stopping(self, booster: Any, callback: Any, rule: Any) -> dict[str, Any]:
+        return _early_stopping(booster, callback, rule)
 
-    def _log_booster(self, call: Call, booster: Any) -> None:
-        names = booster.feature_name()
-        importances = _boosting.importance_table(
-            IMPORTANCE_TYPES,
-            lambda kind: dict(zip(names, booster.feature_importance(importance_type=kind))),
-        )
-        _boosting.log_feature_importance(
-            call.run_id, importances, plot=call.config.log_feature_importance_plot
-        )
+    def cv_early_stopping(self, results: Any, callback: Any, rule: Any) -> dict[str, Any]:
+        return _cv_early_stopping(results, callback, rule)
 
 
 #: LightGBM's early stopping as configured: (patience, first_metric_only, min_delta)
@@ -303,18 +252,15 @@ def _stopping_metric(
     return None
 
 
-def _log_early_stopping(
-    run_id: str | None,
-    booster: Any,
-    callback: LightGBMMetricsCallback,
-    rule: StoppingRule | None,
-) -> None:
+def _early_stopping(
+    booster: Any, callback: LightGBMMetricsCallback, rule: StoppingRule | None
+) -> dict[str, Any]:
     """The summary when early stopping ran: LightGBM then sets ``best_iteration`` > 0
     (its early stopping also fires at the last round, to record the best one).
     The monitor and its score are left out when our reading of which score
     stopped the training disagrees with the best round LightGBM kept."""
     if not booster.best_iteration:
-        return
+        return {}
     best_iteration = booster.best_iteration - 1  # LightGBM counts rounds from 1
     train_name = getattr(booster, "_train_data_name", "training")
     stopped = _stopping_metric(callback, rule, train_name) if rule else None
@@ -323,11 +269,31 @@ def _log_early_stopping(
         (dataset, metric, _), _ = stopped
         monitor = f"{dataset}-{metric}"
         score = booster.best_score.get(dataset, {}).get(metric)
-    training.log_early_stopping(
-        run_id,
-        stopped_iteration=callback.logger.last_iteration,
-        best_iteration=best_iteration,
-        best_score=score,
-        monitor=monitor,
-        patience=rule[0] if rule else None,
-    )
+    return {
+        "stopped_iteration": callback.logger.last_iteration,
+        "best_iteration": best_iteration,
+        "best_score": score,
+        "monitor": monitor,
+        "patience": rule[0] if rule else None,
+    }
+
+
+def _cv_early_stopping(
+    results: Any, callback: LightGBMMetricsCallback, rule: StoppingRule
+) -> dict[str, Any]:
+    """The same for ``cv``, which evaluates the training folds as "train"
+    (eval_train_metric=True) and keeps the rows up to the best round."""
+    stopped = _stopping_metric(callback, rule, train_name="train")
+    if stopped is None:
+        return {}
+    (dataset, metric, _), best_iteration = stopped
+    column = results[f"{dataset} {metric}-mean"]
+    if best_iteration != len(column) - 1:
+        return {}
+    return {
+        "stopped_iteration": callback.logger.last_iteration,
+        "best_iteration": best_iteration,
+        "best_score": column[-1],
+        "monitor": f"{dataset}-{metric}-mean",
+        "patience": rule[0],
+    }

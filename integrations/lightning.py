@@ -39,18 +39,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Generator
 
-from autolog import training
-from autolog.integration import Integration
-from autolog.integrations.torch import TorchFlavor, learning_rate_metrics, optimizer_params
-from autolog.patching import TYPE_CHECKING, Call, Patcher, guard
+from autolog import plugin
+from autolog.integrations.torch import TorchFlavor
+from autolog.plugin import Call, Patcher, guarded
 
-if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
+if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["LightningIntegration"]
 
 NAME = "lightning"
-SUMMARY_FILE = "model_summary.txt"
 BEST_CHECKPOINT_TAG = "best_checkpoint_path"
 _EARLY_STOPPING_SETTINGS = ("monitor", "patience", "min_delta", "mode", "stopping_threshold")
 # scheduler attributes that are state, not settings
@@ -63,24 +62,15 @@ _SCHEDULER_CONFIG = ("interval", "frequency", "monitor")
 # on demand by __getattr__ too, so a pickled callback (ddp_spawn) unpickles by
 # reference in a fresh process.
 _PACKAGES = {"AutologCallback": "lightning.pytorch", "AutologCallbackPL": "pytorch_lightning"}
-_callback_classes: dict[str, type] = {}
+_classes = plugin.FrameworkClasses(__name__)
+__getattr__ = _classes.module_getattr
 
 
 def _callback_class(package: str) -> type:
-    name = next(key for key, value in _PACKAGES.items() if value == package)
-    cls = _callback_classes.get(name)
-    if cls is None:
-        cls = _build_callback_class(name, package)
-    return cls
+    return _classes.get(next(key for key, value in _PACKAGES.items() if value == package))
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PACKAGES:
-        return _callback_class(_PACKAGES[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _build_callback_class(name: str, package: str) -> type:
+def _build_callback_class(package: str) -> type:
     import importlib
 
     base = importlib.import_module(package).Callback
@@ -112,69 +102,69 @@ def _build_callback_class(name: str, package: str) -> type:
             self.__dict__.update(state)
             self._reset()
 
+        @guarded(NAME)
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-            with guard(NAME, "in on_train_start"):
-                if trainer.is_global_zero:
-                    training.log_training_params(_fit_params(trainer, pl_module), self.run_id)
-                    _log_summary(pl_module, self.run_id)
+            if trainer.is_global_zero:
+                plugin.log_params(_fit_params(trainer, pl_module), self.run_id)
+                _log_summary(pl_module, self.run_id)
 
+        @guarded(NAME)
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
             # Read here: Lightning steps epoch-interval schedulers when the
             # epoch's batches are done, before on_train_epoch_end.
-            with guard(NAME, "in on_train_epoch_start"):
-                self._epoch_rates = {}
-                for index, optimizer in enumerate(trainer.optimizers):
-                    rates = [group["lr"] for group in optimizer.param_groups]
-                    self._epoch_rates.update(learning_rate_metrics(rates, index))
+            self._epoch_rates = {}
+            for index, optimizer in enumerate(trainer.optimizers):
+                rates = [group["lr"] for group in optimizer.param_groups]
+                self._epoch_rates.update(plugin.learning_rate_metrics(rates, index))
 
+        @guarded(NAME)
         def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            with guard(NAME, "in on_validation_epoch_start"):
-                if not trainer.sanity_checking:
-                    self._keys_before_validation = set(trainer.callback_metrics)
+            if not trainer.sanity_checking:
+                self._keys_before_validation = set(trainer.callback_metrics)
 
+        @guarded(NAME)
         def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            with guard(NAME, "in on_validation_epoch_end"):
-                if not trainer.sanity_checking:
-                    added = set(trainer.callback_metrics) - self._keys_before_validation
-                    self._validation_keys |= added
-                    self._validated = True
+            if not trainer.sanity_checking:
+                added = set(trainer.callback_metrics) - self._keys_before_validation
+                self._validation_keys |= added
+                self._validated = True
 
+        @guarded(NAME)
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            with guard(NAME, "in on_train_epoch_end"):
-                validated, self._validated = self._validated, False
-                if not trainer.is_global_zero:
-                    return
-                metrics = dict(trainer.callback_metrics)
-                if not validated:  # a stale value of an earlier validation
-                    for key in self._validation_keys:
-                        metrics.pop(key, None)
-                metrics.update(self._epoch_rates)
-                training.log_epoch_metrics(metrics, trainer.current_epoch, self.run_id)
+            validated, self._validated = self._validated, False
+            if not trainer.is_global_zero:
+                return
+            metrics = dict(trainer.callback_metrics)
+            if not validated:  # a stale value of an earlier validation
+                for key in self._validation_keys:
+                    metrics.pop(key, None)
+            metrics.update(self._epoch_rates)
+            plugin.log_epoch_metrics(metrics, trainer.current_epoch, self.run_id)
 
+        @guarded(NAME)
         def on_train_batch_end(
             self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
         ) -> None:
             every = self.log_every_n_step
             if not every:
                 return
-            with guard(NAME, "in on_train_batch_end"):
-                step = trainer.global_step
-                if trainer.is_global_zero and step % every == 0:
-                    training.log_epoch_metrics(
-                        trainer.callback_metrics, step, self.run_id, prefix="batch_"
-                    )
+            step = trainer.global_step
+            if trainer.is_global_zero and step % every == 0:
+                plugin.log_epoch_metrics(
+                    trainer.callback_metrics, step, self.run_id, prefix="batch_"
+                )
 
+        @guarded(NAME)
         def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-            with guard(NAME, "in on_train_end"):
-                if trainer.is_global_zero:
-                    _log_early_stopping(trainer, self.run_id)
-                    _tag_best_checkpoint(trainer, self.run_id)
+            if trainer.is_global_zero:
+                _log_early_stopping(trainer, self.run_id)
+                _tag_best_checkpoint(trainer, self.run_id)
 
-    AutologCallback.__name__ = AutologCallback.__qualname__ = name
-    AutologCallback.__module__ = __name__
-    _callback_classes[name] = AutologCallback
-    globals()[name] = AutologCallback
     return AutologCallback
+
+
+for _name, _package in _PACKAGES.items():
+    _classes.define(_name, lambda package=_package: _build_callback_class(package))
 
 
 # -- what the callback logs ---------------------------------------------------------
@@ -184,20 +174,17 @@ def _fit_params(trainer: Any, pl_module: Any) -> dict[str, Any]:
     params: dict[str, Any] = {}
     hparams = getattr(pl_module, "hparams", None)
     if hparams:
-        params.update(training.flatten(dict(hparams)))
+        params.update(plugin.flatten(dict(hparams)))
     params["max_epochs"] = trainer.max_epochs
     params["precision"] = trainer.precision
     params["accumulate_grad_batches"] = trainer.accumulate_grad_batches
     for index, optimizer in enumerate(trainer.optimizers):
-        params.update(optimizer_params(optimizer, index))
+        params.update(plugin.optimizer_params(optimizer, index))
     for index, config in enumerate(trainer.lr_scheduler_configs):
         params.update(_scheduler_params(config, index))
     early = _first(trainer.callbacks, "EarlyStopping")
     if early is not None:
-        for key in _EARLY_STOPPING_SETTINGS:
-            value = getattr(early, key, None)
-            if value is not None:
-                params[f"early_stopping_{key}"] = value
+        params.update(plugin.settings_params(early, _EARLY_STOPPING_SETTINGS, "early_stopping_"))
     return params
 
 
@@ -222,17 +209,13 @@ def _is_setting(value: Any) -> bool:
 
 
 def _log_summary(pl_module: Any, run_id: str) -> None:
-    from autolog.tracking import fluent
-
     package = "pytorch_lightning" if _is_pl(pl_module) else "lightning.pytorch"
     summary_module = sys.modules.get(f"{package}.utilities.model_summary")
     if summary_module is None:
         import importlib
 
         summary_module = importlib.import_module(f"{package}.utilities.model_summary")
-    fluent.log_text(
-        str(summary_module.ModelSummary(pl_module, max_depth=1)), SUMMARY_FILE, run_id=run_id
-    )
+    plugin.log_model_summary(str(summary_module.ModelSummary(pl_module, max_depth=1)), run_id)
 
 
 def _log_early_stopping(trainer: Any, run_id: str) -> None:
@@ -240,25 +223,23 @@ def _log_early_stopping(trainer: Any, run_id: str) -> None:
     if early is None:
         return
     stopped = getattr(early, "stopped_epoch", 0)
-    training.log_early_stopping(
+    plugin.log_early_stopping(
         run_id,
         stopped_epoch=stopped or None,  # 0: it never stopped training
         best_score=getattr(early, "best_score", None),
         monitor=early.monitor,
         patience=early.patience,
     )
-    training.log_epoch_metrics(
+    plugin.log_epoch_metrics(
         {"early_stopping_wait_count": getattr(early, "wait_count", None)}, 0, run_id
     )
 
 
 def _tag_best_checkpoint(trainer: Any, run_id: str) -> None:
-    from autolog.tracking import fluent
-
     checkpoint = getattr(trainer, "checkpoint_callback", None)
     path = getattr(checkpoint, "best_model_path", None)
     if path:
-        fluent.set_tag(BEST_CHECKPOINT_TAG, path, run_id=run_id)
+        plugin.set_tag(BEST_CHECKPOINT_TAG, path, run_id=run_id)
 
 
 def _first(callbacks: Any, class_name: str) -> Any:
@@ -277,14 +258,14 @@ def _is_pl(obj: Any) -> bool:
 # -- the integration -----------------------------------------------------------------
 
 
-class LightningIntegration(Integration):
+class LightningIntegration(plugin.Integration):
     """Lightning ``Trainer.fit`` (see the module docstring for what a run holds)."""
 
     name = NAME
     modules = ("lightning.pytorch", "pytorch_lightning")
     distribution = "lightning"
     supported_versions = ">=2.0,<2.7"
-    options = {"log_every_n_step": None}
+    options = {"log_every_n_step": plugin.Option(None, int, allow_none=True)}
     flavors = (TorchFlavor,)
 
     def patch(self, patcher: Patcher, module: Any) -> None:
@@ -307,9 +288,7 @@ class LightningIntegration(Integration):
         finally:
             trainer.callbacks = original
         if call.config.log_models and trainer.is_global_zero:
-            import autolog
-
             # The trainer's own reference: the fitted module, however fit was called.
             model = getattr(trainer, "lightning_module", None)
             if model is not None:
-                autolog.log_model(model, name="model", run_id=call.run_id)
+                plugin.log_model(model, "model", run_id=call.run_id)

@@ -71,71 +71,27 @@ import io
 import threading
 import warnings
 import weakref
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from pathlib import Path
 
-from autolog import training
-from autolog.flavors import Flavor, ModelSnapshot, type_name
-from autolog.integration import Integration
-from autolog.patching import AUTOLOGGING_TAG, TYPE_CHECKING, Call, Patcher, active_session, guard
+from autolog import plugin
+from autolog.plugin import Call, Flavor, ModelSnapshot, Patcher, active_session, guard
 
-if TYPE_CHECKING:  # typing stays out of autolog()'s import cost
+TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
+if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["TorchFlavor", "TorchIntegration", "learning_rate_metrics", "optimizer_params"]
+__all__ = ["TorchFlavor", "TorchIntegration"]
 
 NAME = "torch"
 MODEL_FILE = "model.pt"
 STATE_DICT_FILE = "state_dict.pt"
-
-# param-group keys that are no hyperparameter: the tensors, and what LR
-# schedulers add (the rate at their start)
-_NOT_HYPERPARAMETERS = frozenset({"params", "initial_lr"})
 
 # losses summed per batch of this many steps (bounded memory: 0-d tensors)
 _LOSS_BATCH = 128
 
 # tracker states
 _IDLE, _LOGGING, _SKIPPING = 0, 1, 2
-
-
-# -- names shared with the Lightning integration ------------------------------------
-
-
-def _optimizer_prefix(index: int) -> str:
-    return "optimizer" if index == 0 else f"optimizer{index}"
-
-
-def optimizer_params(optimizer: Any, index: int = 0) -> dict[str, Any]:
-    """``optimizer`` (class name) and ``optimizer.<key>`` per hyperparameter of each
-    param group (``optimizer.group<i>.<key>`` for several groups); ``optimizer<index>``
-    for the ``index``-th optimizer of a training."""
-    prefix = _optimizer_prefix(index)
-    params: dict[str, Any] = {prefix: type(optimizer).__name__}
-    groups = optimizer.param_groups
-    for number, group in enumerate(groups):
-        where = prefix if len(groups) == 1 else f"{prefix}.group{number}"
-        for key, value in group.items():
-            if key not in _NOT_HYPERPARAMETERS:
-                params[f"{where}.{key}"] = _plain(value)
-    return params
-
-
-def learning_rate_metrics(rates: Iterable[Any], index: int = 0) -> dict[str, Any]:
-    """``learning_rate`` (``learning_rate_group_<i>`` for several param groups) of
-    the ``index``-th optimizer (suffix ``_optimizer<index>`` from the second one)."""
-    rates = list(rates)
-    suffix = "" if index == 0 else f"_optimizer{index}"
-    if len(rates) == 1:
-        return {f"learning_rate{suffix}": rates[0]}
-    return {f"learning_rate_group_{i}{suffix}": rate for i, rate in enumerate(rates)}
-
-
-def _plain(value: Any) -> Any:
-    """A hyperparameter as the user wrote it: a 0-d tensor (a tensor ``lr``) as its number."""
-    if hasattr(value, "numel") and value.numel() == 1:
-        return value.item()
-    return value
 
 
 # -- the per-thread loop tracker ---------------------------------------------------------
@@ -237,39 +193,30 @@ class _LoopTracker:
 
     def _open(self) -> bool:
         """Open (or join) the run at the first step; False when this step must not log."""
-        from autolog.tracking import fluent
-
-        config = self.integration.config
         if not _is_rank_zero():
             self.state = _SKIPPING  # other ranks never log, for the life of the thread
             return False
-        user_run = fluent.active_run()
-        if user_run is not None and config.exclusive:
+        user_run = plugin.active_run_id()
+        # the one run policy: exclusive, tags, a child run when the user's run
+        # already holds another training
+        run_id, created = plugin.training_run(self.integration)
+        if run_id is None:  # exclusive: the user's run is left alone
             self.state = _SKIPPING
-            fluent.on_run_end(user_run.info.run_id, self._on_skipped_run_end)
+            plugin.on_run_end(user_run, self._on_skipped_run_end)
             return False
-        if user_run is not None:
-            self.run_id = self.user_run_id = user_run.info.run_id
-        else:
-            self.run_id = self._start_run()
-        self._begin(self.run_id)
+        self.run_id, self.owned, self.user_run_id = run_id, created, user_run
+        self._begin(run_id)
         return True
 
     def _start_run(self, parent: str | None = None) -> str:
-        from autolog.tracking import fluent
-
-        tags = {AUTOLOGGING_TAG: NAME, **self.integration.config.extra_tags}
-        run = fluent.start_run(tags=tags, nested=parent is not None, parent_run_id=parent)
         self.owned = True
-        return run.info.run_id
+        return plugin.start_training_run(self.integration, parent)
 
     def _begin(self, run_id: str) -> None:
-        from autolog.tracking import fluent
-
         self.state = _LOGGING
         self.epoch = 0
         self.train_loader = self.latest_loader
-        fluent.on_run_end(run_id, self._on_run_end)
+        plugin.on_run_end(run_id, self._on_run_end)
 
     def _is_new_training(self, optimizer: Any) -> bool:
         """A new optimizer over parameters no earlier optimizer of the run trains,
@@ -288,13 +235,11 @@ class _LoopTracker:
     def _start_next_training(self) -> None:
         """End the run of the training before (ours; a child of the user's run) and
         open the next one: ours again, or a child run of the user's run."""
-        from autolog.tracking import fluent
-
         # Losses since the next training's loader started are the next training's.
         carried, self.pending_losses = self.pending_losses, []
         user_run_id, latest = self.user_run_id, self.latest_loader
         if self.owned:
-            fluent.end_run(flush=False, run_id=self.run_id)  # _on_run_end forgets it
+            plugin.end_training_run(run_id=self.run_id)  # _on_run_end forgets it
         else:
             self._finish_training(self.run_id)  # the user's run stays open
             self._forget_run()
@@ -309,12 +254,12 @@ class _LoopTracker:
         self.optimizers[optimizer] = index
         parameters = [p for group in optimizer.param_groups for p in group["params"]]
         self.trained.extend(weakref.ref(p) for p in parameters)
-        params = optimizer_params(optimizer, index)
+        params = plugin.optimizer_params(optimizer, index)
         count_key = (
-            "parameter_count" if index == 0 else f"{_optimizer_prefix(index)}.parameter_count"
+            "parameter_count" if index == 0 else f"{plugin.optimizer_prefix(index)}.parameter_count"
         )
         params[count_key] = sum(p.numel() for p in parameters)
-        training.log_training_params(params, self.run_id)
+        plugin.log_params(params, self.run_id)
         if self.integration.config.log_models:
             self.modules = trained_modules({id(p) for r in self.trained if (p := r()) is not None})
         return index
@@ -326,8 +271,8 @@ class _LoopTracker:
             if self.loss_count:
                 metrics["train_loss"] = (self.loss_sum / self.loss_count).item()
             for index, rates in sorted(self.rates.items()):
-                metrics.update(learning_rate_metrics(rates, index))
-            training.log_epoch_metrics(metrics, self.epoch, self.run_id)
+                metrics.update(plugin.learning_rate_metrics(rates, index))
+            plugin.log_epoch_metrics(metrics, self.epoch, self.run_id)
             self.epoch += 1
         self._reset_epoch()
 
@@ -346,8 +291,6 @@ class _LoopTracker:
                 _log_modules(self.modules, run_id)
 
     def _on_run_end(self, run_id: str, status: str) -> None:
-        from autolog.tracking import fluent
-
         if run_id == self.run_id:
             try:
                 self._finish_training(run_id)
@@ -356,7 +299,7 @@ class _LoopTracker:
         elif run_id == self.user_run_id and self.owned:
             # The user's run ends with our child run of it still open: it ends too.
             with guard(NAME, "while closing its run"):
-                fluent.end_run(status, flush=False, run_id=self.run_id)
+                plugin.end_training_run(status, run_id=self.run_id)
 
     def _on_skipped_run_end(self, run_id: str, status: str) -> None:
         if self.state == _SKIPPING:
@@ -378,10 +321,8 @@ def _is_rank_zero() -> bool:
 
 
 def _log_modules(modules: list[Any], run_id: str) -> None:
-    import autolog
-
     for number, module in enumerate(modules):
-        autolog.log_model(module, name="model" if number == 0 else f"model_{number}", run_id=run_id)
+        plugin.log_model(module, "model" if number == 0 else f"model_{number}", run_id=run_id)
 
 
 def trained_modules(held: set[int]) -> list[Any]:
@@ -471,7 +412,7 @@ class TorchFlavor(Flavor):
             {
                 "model_file": MODEL_FILE,
                 "state_dict_file": STATE_DICT_FILE,
-                "class": type_name(model),
+                "class": plugin.class_path(model),
             },
         )
 
@@ -486,7 +427,7 @@ class TorchFlavor(Flavor):
 # -- the integration -------------------------------------------------------------------------
 
 
-class TorchIntegration(Integration):
+class TorchIntegration(plugin.Integration):
     """Plain PyTorch loops (see the module docstring for what a run holds)."""
 
     name = NAME

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     import types
     from typing import Any
 
-    from autolog.plugin import Call, Patcher
+    from autolog.plugin import Call
 
 __all__ = ["XGBoostFlavor", "XGBoostIntegration", "XGBoostMetricsCallback"]  # noqa: F822
 
@@ -163,92 +163,57 @@ def _model_class(metadata: dict[str, Any]) -> type:
     return cls
 
 
-class XGBoostIntegration(plugin.Integration):
-    """Autologging for XGBoost (see the module documentation)."""
+class XGBoostIntegration(_boosting.BoostingIntegration):
+    """Autologging for XGBoost (see the module documentation): the boosting template."""
 
     name = "xgboost"
     modules = ("xgboost",)
     distribution = "xgboost"
     supported_versions = ">=2.0,<4"
-    options = {"log_feature_importance_plot": False}
     flavors = (XGBoostFlavor,)
+    not_params = _NOT_PARAMS
+    importance_types = IMPORTANCE_TYPES
+    other_runtimes = _OTHER_RUNTIMES
 
-    def patch(self, patcher: Patcher, module: types.ModuleType) -> None:
-        # Users call the package attributes (xgboost.train is
-        # xgboost.training.train re-exported); the scikit-learn API calls
-        # xgboost.training.train directly, inside its own patched fit.
-        patcher.wrap(module, "train", self.on_train)
-        patcher.wrap(module, "cv", self.on_cv)
-        patcher.wrap_subclasses(
-            module.XGBModel,
-            "fit",
-            self.on_fit,
-            include=lambda cls: not cls.__module__.startswith(_OTHER_RUNTIMES),
-        )
+    def estimator_base(self, module: types.ModuleType) -> type:
+        return module.XGBModel
 
-    def on_train(self, call: Call) -> Any:
-        arguments = call.arguments()
-        plugin.log_params(_boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id)
-        callback = _new_callback(call.run_id)
-        call.set_argument("callbacks", plugin.copy_callbacks(arguments["callbacks"], callback))
-        booster = yield
-        _log_early_stopping(
-            call.run_id, booster, callback.logger, arguments["early_stopping_rounds"]
-        )
-        self._log_booster(call, booster)
-        _boosting.log_model(call, booster)
+    def new_callback(self, run_id: str | None) -> Any:
+        return _classes.get("XGBoostMetricsCallback")(run_id)
 
-    def on_cv(self, call: Call) -> Any:
-        arguments = call.arguments()
-        plugin.log_params(_boosting.training_arguments(arguments, _NOT_PARAMS), call.run_id)
-        callback = _new_callback(call.run_id)
-        call.set_argument("callbacks", plugin.copy_callbacks(arguments["callbacks"], callback))
-        results = yield
-        patience = arguments["early_stopping_rounds"]
-        if patience and callback.logger.last_keys:
-            # cv keeps the rows up to the best round (0-based: rows - 1).
-            monitor = next(k for k in reversed(callback.logger.last_keys) if k.endswith("-mean"))
-            column = list(results[monitor])
-            plugin.log_early_stopping(
-                call.run_id,
-                stopped_iteration=callback.logger.last_iteration,
-                best_iteration=len(column) - 1,
-                best_score=column[-1],
-                monitor=monitor,
-                patience=patience,
-            )
+    def stopping(self, params: Any, callbacks: Any, rounds: Any) -> Any:
+        return rounds if rounds is not None else (params or {}).get("early_stopping_rounds")
 
-    def on_fit(self, call: Call) -> Any:
-        import xgboost
+    def fitted(self, model: Any) -> Any:
+        return model.get_booster()
 
-        model = call.instance
-        params = {k: _boosting.describe(v) for k, v in model.get_params().items()}
-        plugin.log_params(params, call.run_id)
-        example = _boosting.input_example(call, call.argument("X"))
-        takes_callbacks = not isinstance(model, (xgboost.XGBRFClassifier, xgboost.XGBRFRegressor))
-        callback = _new_callback(call.run_id)
-        if takes_callbacks:
-            user_callbacks = model.callbacks
-            model.callbacks = plugin.copy_callbacks(user_callbacks, callback)
-            try:
-                yield
-            finally:
-                model.callbacks = user_callbacks
-        else:  # random forests reject any callback: log their history after fit
-            yield
+    def importances(self, booster: Any, kind: str) -> Any:
+        return booster.get_score(importance_type=kind)
+
+    def add_fit_callback(self, call: Call, model: Any, callback: Any) -> Any:
+        # The scikit-learn API's callbacks are an estimator attribute: it holds
+        # our copy for this fit only. Random forests reject any callback.
+        if _is_random_forest(model):
+            return None
+        user_callbacks = model.callbacks
+        model.callbacks = plugin.copy_callbacks(user_callbacks, callback)
+        return lambda: setattr(model, "callbacks", user_callbacks)
+
+    def after_fit(self, call: Call, model: Any) -> None:
+        if _is_random_forest(model):  # no callback ran: log their history now
             _boosting.log_evaluation_history(model.evals_result() or {}, call.run_id)
-        booster = model.get_booster()
-        _log_early_stopping(call.run_id, booster, callback.logger, model.early_stopping_rounds)
-        self._log_booster(call, booster)
-        _boosting.log_model(call, model, example)
 
-    def _log_booster(self, call: Call, booster: Any) -> None:
-        importances = _boosting.importance_table(
-            IMPORTANCE_TYPES, lambda kind: booster.get_score(importance_type=kind)
-        )
-        _boosting.log_feature_importance(
-            call.run_id, importances, plot=call.config.log_feature_importance_plot
-        )
+    def early_stopping(self, booster: Any, callback: Any, patience: Any) -> dict[str, Any]:
+        return _early_stopping(booster, callback.logger, patience)
+
+    def cv_early_stopping(self, results: Any, callback: Any, patience: Any) -> dict[str, Any]:
+        return _cv_early_stopping(results, callback.logger, patience)
+
+
+def _is_random_forest(model: Any) -> bool:
+    import xgboost
+
+    return isinstance(model, (xgboost.XGBRFClassifier, xgboost.XGBRFRegressor))
 
 
 # -- the callback we add -------------------------------------------------------------
@@ -302,21 +267,30 @@ def _last_scores(evals_log: Any) -> list[Any]:
     return scores
 
 
-def _log_early_stopping(
-    run_id: str | None, booster: Any, logger: _boosting.IterationMetricsLogger, patience: Any
-) -> None:
+def _early_stopping(booster: Any, logger: Any, patience: Any) -> dict[str, Any]:
     """The summary when early stopping ran (XGBoost then stores ``best_iteration``
     on the booster, whether through ``early_stopping_rounds`` or a callback)."""
     best_iteration = booster.attr("best_iteration")  # attributes are strings
     if best_iteration is None:
-        return
+        return {}
     # XGBoost's EarlyStopping watches the last metric of the last dataset.
-    monitor = logger.last_keys[-1] if logger.last_keys else None
-    plugin.log_early_stopping(
-        run_id,
-        stopped_iteration=logger.last_iteration,
-        best_iteration=int(best_iteration),
-        best_score=float(booster.attr("best_score")),
-        monitor=monitor,
-        patience=patience,
-    )
+    return {
+        "stopped_iteration": logger.last_iteration,
+        "best_iteration": int(best_iteration),
+        "best_score": float(booster.attr("best_score")),
+        "monitor": logger.last_keys[-1] if logger.last_keys else None,
+        "patience": patience,
+    }
+
+
+def _cv_early_stopping(results: Any, logger: Any, patience: Any) -> dict[str, Any]:
+    """cv keeps the rows up to the best round (0-based: rows - 1)."""
+    monitor = next(k for k in reversed(logger.last_keys) if k.endswith("-mean"))
+    column = list(results[monitor])
+    return {
+        "stopped_iteration": logger.last_iteration,
+        "best_iteration": len(column) - 1,
+        "best_score": column[-1],
+        "monitor": monitor,
+        "patience": patience,
+    }
