@@ -90,6 +90,7 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.seen: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
+        self.connections = 0  # accepted from the client
         self._lock = threading.Lock()
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
@@ -124,6 +125,8 @@ class FaultProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                self.connections += 1
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:

@@ -155,3 +155,28 @@ def test_unreachable_server_is_transient_and_loses_nothing(our_server, monkeypat
             proxy.rules.clear()
     history = RestStore(our_server.url).get_metric_history(run.info.run_id, "kept")
     assert [m.value for m in history] == [1.0]
+
+
+def test_one_keep_alive_connection_serves_many_requests(our_server):
+    with FaultProxy(our_server.port) as proxy:
+        store = RestStore(proxy.url)
+        run_id = store.create_run("0", "me", T0).info.run_id
+        for step in range(20):
+            store.log_batch(run_id, metrics=[Metric("m", 1.0, T0, step)])
+            store.get_run(run_id)
+        assert proxy.seen["/api/2.0/mlflow/runs/log-batch"] == 20
+        assert proxy.connections == 1
+
+
+def test_single_attempt_fails_fast_for_a_caller_that_keeps_writes(our_server):
+    from autolog.tracking.stores.rest_http import single_attempt
+
+    with FaultProxy(our_server.port) as proxy:
+        unavailable = Rule("/experiments/get", "status", times=4, status=503)
+        proxy.add(unavailable)
+        store = RestStore(proxy.url)
+        with single_attempt(), pytest.raises(TransientStoreError, match="1 attempt"):
+            store.get_experiment("0")
+        assert unavailable.times == 3  # tried once, no retry
+        assert store.get_experiment("0").name == "Default"  # outside: retried until it passes
+        assert unavailable.times == 0
