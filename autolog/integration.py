@@ -1,8 +1,9 @@
-"""Integrations as plugins: the base class, ``register()``, ``autolog()`` and ``status()``.
+"""Integrations as plugins: ``register()``, ``autolog()`` and ``status()``.
 
-An integration is a small class (compare OpenTelemetry's ``BaseInstrumentor``)::
+An integration is a small class (compare OpenTelemetry's ``BaseInstrumentor``);
+its authors import everything from :mod:`autolog.plugin`::
 
-    class ToyIntegration(autolog.Integration):
+    class ToyIntegration(plugin.Integration):
         name = "toy"                      # what users pass to autolog("toy")
         modules = ("toyml",)              # patch() runs when this module is imported
         distribution = "toyml"            # its version is checked before patching
@@ -12,8 +13,8 @@ An integration is a small class (compare OpenTelemetry's ``BaseInstrumentor``)::
         def patch(self, patcher, module):
             patcher.wrap(module, "Trainer.train", self.on_train)
 
-        def on_train(self, call):         # see autolog.patching for handlers
-            autolog.log_params({"epochs": call.argument("epochs")})
+        def on_train(self, call):         # a handler: see autolog.plugin
+            plugin.log_params({"epochs": call.argument("epochs")}, call.run_id)
             yield
 
 It is registered through the entry-point group ``autolog.integrations`` (what
