@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from autolog.tracking.stores.base import AbstractStore
+from autolog.tracking.writer import BatchingWriter
 from tests.rest.servers import REST_STORE_FACTORIES
 from tests.tracking.sql_stores import SQL_STORE_FACTORIES
 
@@ -36,3 +37,13 @@ def store(request, tmp_path) -> Iterator[AbstractStore]:
     instance = STORE_FACTORIES[request.param](tmp_path)
     yield instance
     instance.close()
+
+
+@pytest.fixture
+def writer() -> Iterator[BatchingWriter]:
+    """A writer of its own that drains only when flushed (a long interval, no
+    wake threshold), so that what a test sees does not depend on timing."""
+    instance = BatchingWriter(interval=60, wake_threshold=10**9)
+    yield instance
+    instance.discard()
+    instance.close(drain=False)

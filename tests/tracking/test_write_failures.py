@@ -28,15 +28,6 @@ from tests.tracking.sql_stores import make_postgresql_store, make_sqlite_store
 T0 = 1_700_000_000_000
 
 
-@pytest.fixture
-def writer():
-    # a long interval: only flush() drains, so the tests are deterministic
-    w = BatchingWriter(interval=60, wake_threshold=10**9)
-    yield w
-    w.discard()
-    w.close(drain=False)
-
-
 def _points(writer, store, run_id, key, steps):
     for step in steps:
         writer.append((METRIC, store, run_id, Metric(key, float(step), T0 + step, step)))

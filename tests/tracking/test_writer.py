@@ -42,15 +42,6 @@ def store(tmp_path):
     return BreakableStore(tmp_path / "store")
 
 
-@pytest.fixture
-def writer():
-    # a long interval: only flush() and the wake threshold drain, so tests are deterministic
-    w = BatchingWriter(interval=60, wake_threshold=10**9)
-    yield w
-    w.discard()
-    w.close(drain=False)
-
-
 def _new_run(store):
     return store.create_run("0", "me", start_time=0).info.run_id
 
