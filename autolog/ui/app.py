@@ -17,6 +17,7 @@ stack trace.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ _PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 _MAX_COMPARE = 1000
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _ids(text: str | None, what: str) -> list[str]:
@@ -106,19 +108,33 @@ def _json_number(value: float) -> float | str:
 
 
 def _compare(store: AbstractStore, run_ids: list[str]) -> list[dict[str, Any]]:
-    out = []
+    """The runs' names, params and latest metrics, in the order asked: one search."""
+    from autolog.tracking.entities import ViewType
+
     for run_id in run_ids:
-        run = store.get_run(run_id)
-        out.append(
-            {
-                "id": run_id,
-                "name": run.info.run_name,
-                "status": run.info.status,
-                "params": run.data.params,
-                "metrics": {k: _json_number(v) for k, v in run.data.metrics.items()},
-            }
+        if not _RUN_ID.fullmatch(run_id):
+            raise InvalidParameterError(f"Invalid run id {run_id!r}: expected 32 hex characters")
+    experiments = [e.experiment_id for e in store.search_experiments(ViewType.ALL, 50_000)]
+    wanted = ", ".join(f"'{r}'" for r in run_ids)
+    found = {
+        run.info.run_id: run
+        for run in store.search_runs(
+            experiments, f"attributes.run_id IN ({wanted})", ViewType.ALL, _MAX_COMPARE
         )
-    return out
+    }
+    missing = [r for r in run_ids if r not in found]
+    if missing:
+        raise ResourceNotFoundError(f"No run with id {missing[0]!r}")
+    return [
+        {
+            "id": run_id,
+            "name": found[run_id].info.run_name,
+            "status": found[run_id].info.status,
+            "params": found[run_id].data.params,
+            "metrics": {k: _json_number(v) for k, v in found[run_id].data.metrics.items()},
+        }
+        for run_id in run_ids
+    ]
 
 
 def routes(store: AbstractStore) -> list[Any]:

@@ -272,3 +272,15 @@ def test_the_vendored_uplot_is_the_npm_package():
     ).read_bytes()
     assert (vendor / "uPlot.min.css").read_bytes() == (npm / "dist/uPlot.min.css").read_bytes()
     assert (vendor / "uPlot.LICENSE").read_bytes() == (npm / "LICENSE").read_bytes()
+
+
+def test_a_finished_runs_buckets_are_kept_until_it_changes(store):
+    exp = store.create_experiment("kept")
+    run_id = store.create_run(exp, "u", 0).info.run_id
+    store.log_batch(run_id, [Metric("m", float(s), s, s) for s in range(1000)])
+    store.update_run_info(run_id, RunStatus.FINISHED, 5000)
+    first = metric_series(store, [run_id], ["m"], 100)[0]
+    assert metric_series(store, [run_id], ["m"], 100)[0] == first
+    store.log_batch(run_id, [Metric("m", -7.0, 2000, 1000)])  # logged after the end
+    again = metric_series(store, [run_id], ["m"], 100)[0]
+    assert again["n"] == 1001 and again["last"][-1] == -7.0 and min(again["min"]) == -7.0
