@@ -148,48 +148,6 @@ class LightGBMFlavor(Flavor):
         return model
 
 
-class LightGBMIntegration(_boosting.BoostingIntegration):
-    """Autologging for LightGBM (see the module documentation): the boosting template."""
-
-    name = "lightgbm"
-    modules = ("lightgbm",)
-    distribution = "lightgbm"
-    supported_versions = ">=4.0,<5"
-    flavors = (LightGBMFlavor,)
-    not_params = _NOT_PARAMS
-    importance_types = IMPORTANCE_TYPES
-    other_runtimes = ("lightgbm.dask",)
-
-    def estimator_base(self, module: types.ModuleType) -> type:
-        return module.LGBMModel
-
-    def new_callback(self, run_id: str | None) -> LightGBMMetricsCallback:
-        return LightGBMMetricsCallback(run_id)
-
-    def stopping(self, params: Any, callbacks: Any, rounds: Any) -> StoppingRule | None:
-        return _stopping_rule(params, callbacks)
-
-    def fitted(self, model: Any) -> Any:
-        return model.booster_
-
-    def importances(self, booster: Any, kind: str) -> Any:
-        return dict(zip(booster.feature_name(), booster.feature_importance(importance_type=kind)))
-
-    def fit_params(self, call: Call, model: Any) -> dict[str, Any]:
-        params = super().fit_params(call, model)
-        for name in _FIT_SETTINGS:
-            value = call.argument(name)
-            if value is not None and not (isinstance(value, str) and value == "auto"):
-                params.setdefault(name, _boosting.describe(value))
-        return params
-
-    def early_stopping(self, booster: Any, callback: Any, rule: Any) -> dict[str, Any]:
-        return _early_stopping(booster, callback, rule)
-
-    def cv_early_stopping(self, results: Any, callback: Any, rule: Any) -> dict[str, Any]:
-        return _cv_early_stopping(results, callback, rule)
-
-
 #: LightGBM's early stopping as configured: (patience, first_metric_only, min_delta)
 StoppingRule = "tuple[int, bool, Any]"
 
@@ -297,3 +255,42 @@ def _cv_early_stopping(
         "monitor": f"{dataset}-{metric}-mean",
         "patience": rule[0],
     }
+
+
+class LightGBMIntegration(_boosting.BoostingIntegration):
+    """Autologging for LightGBM (see the module documentation): the boosting template."""
+
+    name = "lightgbm"
+    modules = ("lightgbm",)
+    distribution = "lightgbm"
+    supported_versions = ">=4.0,<5"
+    flavors = (LightGBMFlavor,)
+    not_params = _NOT_PARAMS
+    importance_types = IMPORTANCE_TYPES
+    other_runtimes = ("lightgbm.dask",)
+
+    def estimator_base(self, module: types.ModuleType) -> type:
+        return module.LGBMModel
+
+    def new_callback(self, run_id: str | None) -> LightGBMMetricsCallback:
+        return LightGBMMetricsCallback(run_id)
+
+    def stopping(self, params: Any, callbacks: Any, rounds: Any) -> StoppingRule | None:
+        return _stopping_rule(params, callbacks)
+
+    def fitted(self, model: Any) -> Any:
+        return model.booster_
+
+    def importances(self, booster: Any, kind: str) -> Any:
+        return dict(zip(booster.feature_name(), booster.feature_importance(importance_type=kind)))
+
+    def fit_params(self, call: Call, model: Any) -> dict[str, Any]:
+        params = super().fit_params(call, model)
+        for name in _FIT_SETTINGS:
+            value = call.argument(name)
+            if value is not None and not (isinstance(value, str) and value == "auto"):
+                params.setdefault(name, _boosting.describe(value))
+        return params
+
+    early_stopping = staticmethod(_early_stopping)  # LightGBM's rule, replayed
+    cv_early_stopping = staticmethod(_cv_early_stopping)

@@ -163,6 +163,37 @@ def _model_class(metadata: dict[str, Any]) -> type:
     return cls
 
 
+def _early_stopping(booster: Any, callback: Any, patience: Any) -> dict[str, Any]:
+    """The summary when early stopping ran (XGBoost then stores ``best_iteration``
+    on the booster, whether through ``early_stopping_rounds`` or a callback)."""
+    logger = callback.logger
+    best_iteration = booster.attr("best_iteration")  # attributes are strings
+    if best_iteration is None:
+        return {}
+    # XGBoost's EarlyStopping watches the last metric of the last dataset.
+    return {
+        "stopped_iteration": logger.last_iteration,
+        "best_iteration": int(best_iteration),
+        "best_score": float(booster.attr("best_score")),
+        "monitor": logger.last_keys[-1] if logger.last_keys else None,
+        "patience": patience,
+    }
+
+
+def _cv_early_stopping(results: Any, callback: Any, patience: Any) -> dict[str, Any]:
+    """cv keeps the rows up to the best round (0-based: rows - 1)."""
+    logger = callback.logger
+    monitor = next(k for k in reversed(logger.last_keys) if k.endswith("-mean"))
+    column = list(results[monitor])
+    return {
+        "stopped_iteration": logger.last_iteration,
+        "best_iteration": len(column) - 1,
+        "best_score": column[-1],
+        "monitor": monitor,
+        "patience": patience,
+    }
+
+
 class XGBoostIntegration(_boosting.BoostingIntegration):
     """Autologging for XGBoost (see the module documentation): the boosting template."""
 
@@ -203,11 +234,8 @@ class XGBoostIntegration(_boosting.BoostingIntegration):
         if _is_random_forest(model):  # no callback ran: log their history now
             _boosting.log_evaluation_history(model.evals_result() or {}, call.run_id)
 
-    def early_stopping(self, booster: Any, callback: Any, patience: Any) -> dict[str, Any]:
-        return _early_stopping(booster, callback.logger, patience)
-
-    def cv_early_stopping(self, results: Any, callback: Any, patience: Any) -> dict[str, Any]:
-        return _cv_early_stopping(results, callback.logger, patience)
+    early_stopping = staticmethod(_early_stopping)
+    cv_early_stopping = staticmethod(_cv_early_stopping)
 
 
 def _is_random_forest(model: Any) -> bool:
@@ -265,32 +293,3 @@ def _last_scores(evals_log: Any) -> list[Any]:
             else:
                 scores.append((dataset, metric, last, None))
     return scores
-
-
-def _early_stopping(booster: Any, logger: Any, patience: Any) -> dict[str, Any]:
-    """The summary when early stopping ran (XGBoost then stores ``best_iteration``
-    on the booster, whether through ``early_stopping_rounds`` or a callback)."""
-    best_iteration = booster.attr("best_iteration")  # attributes are strings
-    if best_iteration is None:
-        return {}
-    # XGBoost's EarlyStopping watches the last metric of the last dataset.
-    return {
-        "stopped_iteration": logger.last_iteration,
-        "best_iteration": int(best_iteration),
-        "best_score": float(booster.attr("best_score")),
-        "monitor": logger.last_keys[-1] if logger.last_keys else None,
-        "patience": patience,
-    }
-
-
-def _cv_early_stopping(results: Any, logger: Any, patience: Any) -> dict[str, Any]:
-    """cv keeps the rows up to the best round (0-based: rows - 1)."""
-    monitor = next(k for k in reversed(logger.last_keys) if k.endswith("-mean"))
-    column = list(results[monitor])
-    return {
-        "stopped_iteration": logger.last_iteration,
-        "best_iteration": len(column) - 1,
-        "best_score": column[-1],
-        "monitor": monitor,
-        "patience": patience,
-    }
