@@ -159,3 +159,24 @@ def test_a_plain_function_handler_is_refused_by_wrap_naming_class_and_handler(ma
     assert "ToyIntegration" in message and "plain_function" in message
     assert "'Model.fit'" in message and "not a generator function" in message
     assert fw.Model.__dict__["fit"] is original  # nothing half-patched
+
+
+def test_a_guarded_callback_hook_reports_once_and_returns_its_default(monkeypatch):
+    monkeypatch.delenv("AUTOLOG_TESTING")
+
+    class Callback:
+        calls = 0
+
+        @plugin.guarded("hooks", default=False)
+        def after_iteration(self, epoch):
+            Callback.calls += 1
+            raise ZeroDivisionError("bug in a hook")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [Callback().after_iteration(epoch) for epoch in range(3)]
+    assert results == [False, False, False] and Callback.calls == 3
+    ours = [str(w.message) for w in caught if issubclass(w.category, AutologWarning)]
+    assert len(ours) == 1 and "in after_iteration" in ours[0]
+    with pytest.raises(KeyboardInterrupt):
+        plugin.guarded("hooks")(lambda: (_ for _ in ()).throw(KeyboardInterrupt))()
