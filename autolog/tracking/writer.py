@@ -64,8 +64,21 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
-from autolog.errors import TrackingWriteError, TransientStoreError
-from autolog.tracking.stores.base import AbstractStore
+from autolog.errors import TrackingWriteError
+from autolog.tracking.writer_ops import (
+    CALL,
+    METRIC,
+    PARAM,
+    TAG,
+    Call,
+    Operation,
+    batch_end,
+    describe,
+    is_transient,
+    lane_of,
+    plan,
+    write_in_one_batch,
+)
 
 __all__ = [
     "CALL",
@@ -79,62 +92,9 @@ __all__ = [
     "reset_writer",
 ]
 
-METRIC, PARAM, TAG, CALL = 0, 1, 2, 3
-
-#: store operations per ``store.batch()``: on SQLite a batch holds the write lock
-#: that other processes wait for, so it stays well under a second
-MAX_BATCH_OPERATIONS = 1_000
 _MAX_RETRY_INTERVAL = 2.0
 _MAX_REJECTIONS_KEPT = 1_000  # past it only counted
 _CREATE_RUN = "create_run"
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for a failure a retry may fix: a :class:`TransientStoreError` or an
-    ``OSError`` (disk full, permission, connection reset), itself or as the
-    cause of the error raised. Anything else is permanent for its item."""
-    seen = 0
-    current: BaseException | None = error
-    while current is not None and seen < 8:
-        if isinstance(current, (TransientStoreError, OSError)):
-            return True
-        current = current.__cause__
-        seen += 1
-    return False
-
-
-class Call:
-    """A queued store operation: ``fn()``, described by ``what`` in reports;
-    ``lane`` (e.g. ``"artifacts"``) orders it apart from the run's data."""
-
-    __slots__ = ("fn", "lane", "what")
-
-    def __init__(self, fn: Callable[[], Any], what: str | None = None, lane: str | None = None):
-        self.fn = fn
-        self.what = what or getattr(fn, "__name__", "call")
-        self.lane = lane
-
-    def __call__(self) -> Any:
-        return self.fn()
-
-
-class _Op:
-    """One store call: a CALL, or one ``log_batch`` of a lane's data items."""
-
-    __slots__ = ("call", "items", "key", "run_id", "store")
-
-    def __init__(self, key: tuple, store: Any, run_id: str | None, call: Call | None = None):
-        self.key, self.store, self.run_id, self.call = key, store, run_id, call
-        self.items: list[tuple] = []
-
-    def run(self, items: list[tuple] | None = None) -> None:
-        if self.call is not None:
-            self.call()
-            return
-        lists: tuple[list, list, list] = ([], [], [])  # metrics, params, tags
-        for kind, _store, _run_id, payload in self.items if items is None else items:
-            lists[kind].append(payload)
-        self.store.log_batch(self.run_id, metrics=lists[0], params=lists[1], tags=lists[2])
 
 
 class _Held:
@@ -162,20 +122,6 @@ class _Rejection:
         if self.dropped:
             text += f" ({self.dropped} later writes of the run dropped with it)"
         return text
-
-
-def _lane(item: tuple) -> tuple:
-    kind, store, run_id, payload = item
-    return (id(store), run_id, payload.lane if kind == CALL else None)
-
-
-def _describe(item: tuple) -> str:
-    kind, _store, _run_id, payload = item
-    if kind == CALL:
-        return payload.what
-    if kind == METRIC:
-        return f"metric {payload.key!r} (step {payload.step})"
-    return f"{'param' if kind == PARAM else 'tag'} {payload.key!r}"
 
 
 class BatchingWriter:
@@ -318,7 +264,7 @@ class BatchingWriter:
         if held:
             count = sum(len(h.items) for h in held)
             runs = ", ".join(sorted({str(h.run_id) for h in held}))
-            first = ", ".join(_describe(h.items[0]) for h in held[:3] if h.items)
+            first = ", ".join(describe(h.items[0]) for h in held[:3] if h.items)
             parts.append(
                 f"could not write tracking data of run(s) {runs} ({count} items kept for "
                 f"retry, from {first}): {held[0].error!r}"
@@ -364,7 +310,7 @@ class BatchingWriter:
         chunk = [queue.popleft() for _ in range(count)]
         if self._held or self._dead:
             chunk = [item for item in chunk if not self._set_aside(item)]
-        self._write(_plan(chunk))
+        self._write(plan(chunk))
         return count
 
     def _set_aside(self, item: tuple) -> bool:
@@ -373,7 +319,7 @@ class BatchingWriter:
         if dead is not None:
             dead.dropped += 1
             return True
-        held = self._held.get(_lane(item))
+        held = self._held.get(lane_of(item))
         if held is None:
             return False
         held.items.append(item)
@@ -386,15 +332,15 @@ class BatchingWriter:
             if force or held.retry_at <= now:
                 del self._held[key]
                 self._limit += len(held.items)
-                self._write(_plan(held.items))
+                self._write(plan(held.items))
         if not self._held:
             self._warned = False
 
-    def _write(self, operations: list[_Op]) -> None:
+    def _write(self, operations: list[Operation]) -> None:
         start = 0
         while start < len(operations):
-            end = _batch_end(operations, start)
-            if end - start == 1 or not _write_in_one_batch(operations[start:end]):
+            end = batch_end(operations, start)
+            if end - start == 1 or not write_in_one_batch(operations[start:end]):
                 for op in operations[start:end]:
                     self._write_op(op)
             start = end
@@ -402,7 +348,7 @@ class BatchingWriter:
             if op.key not in self._held:
                 self._attempts.pop(op.key, None)
 
-    def _write_op(self, op: _Op, items: list[tuple] | None = None) -> None:
+    def _write_op(self, op: Operation, items: list[tuple] | None = None) -> None:
         """Write ``op`` (or the part ``items`` of its items); a failure holds or rejects."""
         items = op.items if items is None else items
         if op.key in self._held:  # failed earlier in this drain: keep the lane's order
@@ -441,8 +387,8 @@ class BatchingWriter:
                 stacklevel=2,
             )
 
-    def _reject(self, op: _Op, item: tuple, error: Exception) -> None:
-        what = _describe(item)
+    def _reject(self, op: Operation, item: tuple, error: Exception) -> None:
+        what = describe(item)
         rejection = _Rejection(op.run_id, what, error)
         if op.call is not None and op.call.what == _CREATE_RUN:
             self._dead[op.key[0], op.run_id] = rejection
@@ -502,62 +448,6 @@ class BatchingWriter:
             self._warned_keys.clear()
         self._notify_room()
         return dropped
-
-
-def _plan(chunk: list) -> list[_Op]:
-    """Turn a chunk of queue items into store operations: each lane's data items
-    between two of its CALLs become one ``log_batch``; each lane keeps its order."""
-    operations: list[_Op] = []
-    groups: dict[tuple, _Op] = {}  # the open data group of each lane
-    for item in chunk:
-        kind, store, run_id, payload = item
-        if kind == CALL:
-            key = (id(store), run_id, payload.lane)
-            if run_id is None:
-                groups.clear()  # a call of no run comes after everything before it
-            else:
-                groups.pop(key, None)
-            op = _Op(key, store, run_id, payload)
-            operations.append(op)
-        else:
-            key = (id(store), run_id, None)
-            op = groups.get(key)
-            if op is None:
-                op = groups[key] = _Op(key, store, run_id)
-                operations.append(op)
-        op.items.append(item)
-    return operations
-
-
-def _batch_end(operations: list[_Op], start: int) -> int:
-    """End of the run of operations from ``start`` that go to the same store
-    (at most MAX_BATCH_OPERATIONS)."""
-    store = operations[start].store
-    end = start + 1
-    limit = min(len(operations), start + MAX_BATCH_OPERATIONS)
-    while end < limit and operations[end].store is store:
-        end += 1
-    return end
-
-
-def _write_in_one_batch(operations: list[_Op]) -> bool:
-    """Write ``operations`` (all to one store) in one ``store.batch()``. True when
-    they are written; False when nothing is: the store's batch is no
-    transaction, or it failed and was rolled back whole."""
-    store = operations[0].store
-    if not isinstance(store, AbstractStore):
-        return False
-    try:
-        with store.batch() as atomic:
-            if not atomic:
-                return False
-            for op in operations:
-                op.run()
-    except Exception:
-        # Rolled back: the caller writes them one by one, which pins the error
-        # (if it happens again) on the operation that causes it.
-        return False
-    return True
 
 
 _writer: BatchingWriter | None = None

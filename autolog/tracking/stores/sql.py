@@ -38,6 +38,14 @@ whole batch back and the error propagates (the writer then writes the same
 operations one transaction each, which pins the error on the offending one).
 A batch is not retried on a lock timeout or deadlock: its caller decides.
 
+**Retries and deleted runs.** Every write is idempotent (``base.py``): a
+retried ``create_run`` returns the run it made, an identical metric point is
+stored once (a unique index). Errors that a retry may fix (a lost connection,
+a lock timeout, a full disk) are ``TransientStoreError``. A write to a deleted
+run is ``RunStateError``; ``log_batch`` looks a run up once per store object,
+so a run it has written to and that another process deletes afterwards is
+caught by the next ``update_run_info`` (the run's end), not by every batch.
+
 This module is the store's contract (``base.py``) on top of its parts:
 ``sql_engine.py`` (URIs, engines, retried transactions, artifact root),
 ``sql_batch.py`` (``batch()`` and the rows it holds), ``sql_write.py`` (the
