@@ -151,6 +151,7 @@ class BatchingWriter:
         self._held: dict[tuple, _Held] = {}  # lanes waiting for a retry
         self._attempts: dict[tuple, int] = {}  # failed tries of lanes not yet written
         self._warned = False  # the warning of the current episode of held lanes
+        self._errors_lock = threading.Lock()  # guards _rejected: flush() need not wait a drain
         self._rejected: list[_Rejection] = []  # not yet raised by a flush
         self._rejected_count = 0  # beyond what _rejected keeps
         self._dead: dict[tuple, _Rejection] = {}  # (store, run) whose creation was rejected
@@ -243,8 +244,8 @@ class BatchingWriter:
             self._raise_errors(run_id)
 
     def _raise_errors(self, run_id: str | None) -> None:
-        with self._drain_lock:
-            held = [h for h in self._held.values() if run_id is None or h.run_id == run_id]
+        with self._errors_lock:
+            held = [h for h in list(self._held.values()) if run_id is None or h.run_id == run_id]
             mine = [r for r in self._rejected if run_id is None or r.run_id == run_id]
             if mine:
                 self._rejected = (
@@ -392,10 +393,11 @@ class BatchingWriter:
         rejection = _Rejection(op.run_id, what, error)
         if op.call is not None and op.call.what == _CREATE_RUN:
             self._dead[op.key[0], op.run_id] = rejection
-        if len(self._rejected) < _MAX_REJECTIONS_KEPT:
-            self._rejected.append(rejection)
-        else:
-            self._rejected_count += 1
+        with self._errors_lock:
+            if len(self._rejected) < _MAX_REJECTIONS_KEPT:
+                self._rejected.append(rejection)
+            else:
+                self._rejected_count += 1
         warn_key = (op.run_id, what.split(" (step")[0])
         if warn_key not in self._warned_keys:
             if len(self._warned_keys) < 10_000:
