@@ -47,8 +47,9 @@ from __future__ import annotations
 
 from autolog import _runs
 from autolog._base import Integration, IntegrationConfig, Option
-from autolog._calls import Call, Session, active_session, guard, guarded, report_error
+from autolog._calls import Call, Session, active_session
 from autolog._lazy_classes import FrameworkClasses
+from autolog._report import guard, guarded, report_error
 from autolog._runs import AUTOLOGGING_TAG
 from autolog.errors import IntegrationError, InvalidParameterError, ModelError
 from autolog.flavors import (
