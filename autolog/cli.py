@@ -467,6 +467,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_server_parser(commands)
 
+    from autolog.ui.command import add_parser as add_ui_parser
+
+    add_ui_parser(commands)
+
     from autolog.tracking.stores.spool_sync import add_parser as add_sync_parser
 
     add_sync_parser(commands)

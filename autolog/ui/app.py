@@ -146,12 +146,27 @@ def routes(store: AbstractStore) -> list[Any]:
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
+    from autolog.tracking.artifacts import repository_for
     from autolog.ui import artifact_files, buckets, projection
 
-    def endpoint(work):
+    def resolver(request: Request):
+        """A run's artifact repository as this application reaches it: inside the
+        tracking server, proxied (``mlflow-artifacts:``) URIs map to its destination."""
+        if getattr(request.app.state, "settings", None) is None:
+            return repository_for
+        from autolog.server.artifact_proxy import run_repository
+
+        return lambda uri: run_repository(request, uri)
+
+    def endpoint(work, with_request=False):
         async def handle(request: Request) -> Response:
+            args = (
+                (request.query_params, resolver(request))
+                if with_request
+                else (request.query_params,)
+            )
             try:
-                result = await run_in_threadpool(work, request.query_params)
+                result = await run_in_threadpool(work, *args)
             except InvalidFilterError as exc:
                 body = {
                     "error_code": "INVALID_PARAMETER_VALUE",
@@ -220,14 +235,15 @@ def routes(store: AbstractStore) -> list[Any]:
     def compare(q: Any) -> Any:
         return {"runs": _compare(store, _ids(q.get("runs"), "run ids")[:_MAX_COMPARE])}
 
-    def artifacts(q: Any) -> Any:
-        return {"files": artifact_files.list_files(store, q.get("run", ""), q.get("path", ""))}
+    def artifacts(q: Any, resolve: Any) -> Any:
+        run_id, path = q.get("run", ""), q.get("path", "")
+        return {"files": artifact_files.list_files(store, run_id, path, resolve)}
 
-    def artifact(q: Any) -> Any:
+    def artifact(q: Any, resolve: Any) -> Any:
         from starlette.background import BackgroundTask
 
         path = q.get("path", "")
-        local, tmp = artifact_files.local_file(store, q.get("run", ""), path)
+        local, tmp = artifact_files.local_file(store, q.get("run", ""), path, resolve)
         media, headers = artifact_files.artifact_headers(path, q.get("inline") == "1")
         cleanup = BackgroundTask(shutil.rmtree, tmp, ignore_errors=True) if tmp else None
         return FileResponse(local, media_type=media, headers=headers, background=cleanup)
@@ -247,6 +263,9 @@ def routes(store: AbstractStore) -> list[Any]:
     }
     return [
         Route("/", page, methods=["GET"]),
-        *(Route(f"/ui-api/{name}", endpoint(work), methods=["GET"]) for name, work in api.items()),
+        *(
+            Route(f"/ui-api/{name}", endpoint(work, name.startswith("artifact")), methods=["GET"])
+            for name, work in api.items()
+        ),
         Mount("/ui-static", StaticFiles(directory=STATIC_DIR), name="ui-static"),
     ]

@@ -12,12 +12,18 @@ from __future__ import annotations
 import mimetypes
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from autolog.errors import InvalidParameterError, ResourceNotFoundError
-from autolog.tracking.artifacts import LocalArtifactRepository, clean_artifact_path, repository_for
+from autolog.tracking.artifacts import (
+    ArtifactRepository,
+    LocalArtifactRepository,
+    clean_artifact_path,
+    repository_for,
+)
 from autolog.tracking.stores.base import AbstractStore
 
 __all__ = ["artifact_headers", "list_files", "local_file"]
@@ -31,23 +37,31 @@ _INLINE_CSP = (
 _DOWNLOAD_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 
 
-def list_files(store: AbstractStore, run_id: str, path: str = "") -> list[dict[str, Any]]:
-    """The direct children of ``path`` in the run's artifacts: ``[{"path", "dir", "size"}]``."""
+Resolve = Callable[[str], ArtifactRepository]
+
+
+def list_files(
+    store: AbstractStore, run_id: str, path: str = "", resolve: Resolve = repository_for
+) -> list[dict[str, Any]]:
+    """The direct children of ``path`` in the run's artifacts: ``[{"path", "dir", "size"}]``.
+    ``resolve`` gives the repository of a run's ``artifact_uri``."""
     relative = clean_artifact_path(path)
-    repo = repository_for(store.get_run(run_id).info.artifact_uri)
+    repo = resolve(store.get_run(run_id).info.artifact_uri)
     return [
         {"path": f.path, "dir": f.is_dir, "size": f.file_size}
         for f in repo.list_artifacts(relative or None)
     ]
 
 
-def local_file(store: AbstractStore, run_id: str, path: str) -> tuple[Path, Path | None]:
+def local_file(
+    store: AbstractStore, run_id: str, path: str, resolve: Resolve = repository_for
+) -> tuple[Path, Path | None]:
     """A local file holding the artifact ``path`` and a temporary folder to
     remove after sending it (None when the file is the repository's own)."""
     relative = clean_artifact_path(path)
     if not relative:
         raise InvalidParameterError("Invalid artifact path '': name a file")
-    repo = repository_for(store.get_run(run_id).info.artifact_uri)
+    repo = resolve(store.get_run(run_id).info.artifact_uri)
     if isinstance(repo, LocalArtifactRepository):
         root = repo.root.resolve()
         target = (root / relative).resolve()

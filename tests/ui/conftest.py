@@ -106,13 +106,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
         store.close()
 
 
-def ui_app(store):
-    """The application `autolog ui` serves, over ``store``."""
-    from starlette.applications import Starlette
+def ui_app(store, **settings):
+    """The application `autolog ui` and `autolog server` serve (one app), over ``store``."""
+    from autolog.server import ServerSettings, create_app
 
-    from autolog.ui import routes
-
-    return Starlette(routes=routes(store))
+    return create_app(ServerSettings(serve_artifacts=False, **settings), store)
 
 
 @pytest.fixture(scope="module")
