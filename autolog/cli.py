@@ -344,7 +344,7 @@ def _status(args: argparse.Namespace) -> None:
     from autolog.provenance import capture_rows
 
     captures = [[name, value, what, cost] for name, value, _env, what, cost in capture_rows()]
-    print("\nWhat each run records (autolog.provenance.configure, AUTOLOG_CAPTURE_*):")
+    print("\nWhat each run records (autolog.provenance.configure; costs: bench_provenance.py):")
     print(_table(["CAPTURE", "VALUE", "WHAT", "COST PER RUN"], captures))
     from autolog.tracking.stores.spool_sync import status_lines
 
