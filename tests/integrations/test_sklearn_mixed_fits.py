@@ -107,3 +107,20 @@ def test_exclusive_and_extra_tags_hold_for_child_runs(regression):
         Ridge(alpha=50).fit(X, y)
     assert children_of(other.info.run_id) == []
     assert autolog.get_run(other.info.run_id).data.params == {}
+
+
+def test_search_candidates_are_opened_by_the_one_run_policy(regression):
+    from sklearn.model_selection import GridSearchCV
+
+    autolog.autolog("sklearn", extra_tags={"team": "a"}, max_tuning_runs=2)
+    X, y = regression
+    search = GridSearchCV(Ridge(), {"alpha": [1, 10, 100]}, cv=2).fit(X, y)
+    [parent] = [
+        r for r in autolog.Client().search_runs(["0"]) if "mlflow.parentRunId" not in r.data.tags
+    ]
+    children = children_of(parent.info.run_id)
+    assert len(children) == 2
+    for child in children:  # the same tags as every run autolog opens
+        assert child.data.tags["mlflow.autologging"] == "sklearn"
+        assert child.data.tags["team"] == "a"
+    assert parent.data.params["best_alpha"] == str(search.best_params_["alpha"])
