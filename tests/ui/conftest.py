@@ -81,6 +81,16 @@ class Data:
         )
         store.update_run_info(info.run_id, RunStatus.FINISHED, now + 90_000)
         self.runs["curves"] = info.run_id
+        # a second learning curve, to compare with the first
+        other = store.create_run(self.exp, "alice", now + 450, run_name="curves-b").info
+        store.log_batch(
+            other.run_id,
+            [Metric("loss", 0.8 * v + 0.05, now + 450 + s, s) for s, v in self.curve]
+            + [Metric("acc", 0.93, now + 550, 299)],
+            [Param("model", "cnn"), Param("lr", "0.01")],
+        )
+        store.update_run_info(other.run_id, RunStatus.FINISHED, now + 95_000)
+        self.runs["curves-b"] = other.run_id
         repo = repository_for(info.artifact_uri)
         self.png = png(37, 23)
         repo.log_bytes(self.png, "plots/confusion.png")

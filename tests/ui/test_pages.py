@@ -145,19 +145,23 @@ def test_run_page_chart_draws_the_logged_points(page, server, data):
 
 
 def test_compare_overlays_two_runs_and_shows_only_differing_params(page, server, data):
-    a, b = data.runs["child-0"], data.runs["baseline"]
+    a, b = data.runs["curves"], data.runs["curves-b"]
     page.goto(server.url + f"#/compare?runs={a},{b}")
-    page.wait_for("window.autologUI.charts['acc:compare']")
+    page.wait_for(
+        "window.autologUI.charts['loss:compare'] && window.autologUI.charts['acc:compare']"
+    )
     params = page.eval(
         "[...document.querySelectorAll('#diff-params tbody tr')].map(r => r.dataset.param)"
     )
     pa, pb = data.store.get_run(a).data.params, data.store.get_run(b).data.params
     differing = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
-    assert params == differing and differing  # model differs; lr is 0.1 in both
-    assert "lr" not in params
-    chart = page.eval("window.autologUI.charts['acc:compare']")
-    assert sorted(chart["runs"]) == sorted([a, b])
+    assert params == differing == ["lr"]  # both are cnn: model is not shown
+    chart = page.eval("window.autologUI.charts['loss:compare']")
+    assert chart["runs"] == [a, b]
     assert len(chart["data"]) == 3  # x and one line per run
+    for i, run_id in enumerate((a, b)):
+        logged = [(m.step, m.value) for m in data.store.get_metric_history(run_id, "loss")]
+        assert list(zip(chart["data"][0], chart["data"][i + 1])) == logged
     page.wait("#parallel canvas")
     assert page.eval("window.autologUI.scatter.points.length") == 2
     page.screenshot("compare")

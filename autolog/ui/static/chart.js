@@ -64,7 +64,7 @@ export class MetricChart {
     } else {
       data = window.uPlot.join(this.series.map((s) => [tx(s.x), fix(smooth(s.last, this.options.smooth))]));
       series = [{ label: time ? "time" : "step" }, ...this.series.map((s, i) => ({
-        label: this.runs[i].name || s.run.slice(0, 8), stroke: color(i), width: 1.25, spanGaps: true, points: { show: false } }))];
+        label: this.runs[i].name || s.run.slice(0, 8), stroke: color(i), width: 1.25, spanGaps: true, points: { show: s.n <= 60, fill: color(i) } }))];
       bands = [];
     }
     const opts = {
