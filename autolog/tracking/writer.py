@@ -42,9 +42,9 @@ store operations are idempotent, artifact writes replace their file).
   others are written. Each refused item is *rejected* (dropped), reported
   once as a warning naming its run, its key and the reason, and raised by the
   next ``flush()`` (or ``flush(run_id)`` of its run) as ``TrackingWriteError``.
-  A run whose creation is rejected takes its later items with it (counted,
-  reported once). ``store.log_batch`` writes all or nothing, which is what
-  makes the halving safe.
+  A run whose creation is rejected, or that the store no longer has, takes
+  its later items with it (counted, reported once). ``store.log_batch``
+  writes all or nothing, which is what makes the halving safe.
 
 The queue is bounded (items queued plus items held): a producer that finds it
 full blocks until the writer makes room (never drops data); if lanes are held
@@ -64,7 +64,7 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
-from autolog.errors import TrackingWriteError
+from autolog.errors import ResourceNotFoundError, TrackingWriteError
 from autolog.tracking.writer_ops import (
     CALL,
     METRIC,
@@ -122,6 +122,11 @@ class _Rejection:
         if self.dropped:
             text += f" ({self.dropped} later writes of the run dropped with it)"
         return text
+
+
+def _run_missing(error: BaseException, run_id: str | None) -> bool:
+    """Whether the store refused because the run itself does not exist."""
+    return run_id is not None and isinstance(error, ResourceNotFoundError) and run_id in str(error)
 
 
 class BatchingWriter:
@@ -365,6 +370,9 @@ class BatchingWriter:
                 self._hold(op.key, op.run_id, items, error)
             elif len(items) == 1:
                 self._reject(op, items[0], error)
+            elif _run_missing(error, op.run_id):  # every item would fail alike: no halving
+                self._reject(op, items[0], error)
+                self._dead[op.key[0], op.run_id].dropped += len(items) - 1
             else:  # find the bad item(s): halves, each written or split again
                 middle = len(items) // 2
                 self._write_op(op, items[:middle])
@@ -391,7 +399,8 @@ class BatchingWriter:
     def _reject(self, op: Operation, item: tuple, error: Exception) -> None:
         what = describe(item)
         rejection = _Rejection(op.run_id, what, error)
-        if op.call is not None and op.call.what == _CREATE_RUN:
+        if (op.call is not None and op.call.what == _CREATE_RUN) or _run_missing(error, op.run_id):
+            # the run cannot be written to: its later items go with it, reported once
             self._dead[op.key[0], op.run_id] = rejection
         with self._errors_lock:
             if len(self._rejected) < _MAX_REJECTIONS_KEPT:

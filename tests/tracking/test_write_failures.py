@@ -10,6 +10,7 @@ The store tests run on every backend of the conformance suite (``store``).
 from __future__ import annotations
 
 import errno
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ import pytest
 
 import autolog
 from autolog.errors import InvalidParameterError, TrackingWriteError
+from autolog.tracking import writer as writers
 from autolog.tracking.entities import Metric, Param, RunTag
 from autolog.tracking.stores.file import FileStore
 from autolog.tracking.writer import METRIC, PARAM, TAG, BatchingWriter
@@ -209,32 +211,41 @@ def test_the_held_run_is_retried_in_the_background(tmp_path):
         writer.close(drain=False)
 
 
-def test_a_rejected_creation_drops_its_run_once_and_spares_the_others(tracking_uri):
-    autolog.set_experiment("gone-soon")
-    doomed_experiment = autolog.get_experiment_by_name("gone-soon").experiment_id
-    autolog.start_run()  # its creation is queued ...
-    doomed = autolog.active_run().info.run_id
+def test_a_rejected_creation_drops_its_run_once_and_spares_the_others(writer, monkeypatch):
+    monkeypatch.setattr(writers, "_writer", writer)  # drains only when flushed
+    doomed_experiment = autolog.create_experiment("gone-soon")
+    run = autolog.start_run(experiment_id=doomed_experiment)  # its creation is queued
     for step in range(100):
         autolog.log_metric("loss", step, step=step)
-    autolog.Client().store.delete_experiment(doomed_experiment)
-    autolog.Client().store.close()
-    # ... and the store then refuses it: the experiment is gone from another
-    # process's point of view (we delete its folder)
-    import shutil
-    from pathlib import Path
-
-    shutil.rmtree(Path(autolog.Client().store.root) / doomed_experiment)
+    # the store then refuses it: another process removed the experiment meanwhile
+    shutil.rmtree(autolog.Client().store.root / doomed_experiment)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(TrackingWriteError) as raised:
             autolog.end_run()
-    assert doomed in str(raised.value) and "create_run" in str(raised.value)
+    assert run.info.run_id in str(raised.value) and "create_run" in str(raised.value)
     assert "later writes of the run dropped" in str(raised.value)
     assert len([w for w in caught if "rejected" in str(w.message)]) == 1
-    autolog.set_experiment("alive")
-    with autolog.start_run() as run:
+    with autolog.start_run() as later:
         autolog.log_metric("loss", 1.0)
-    assert autolog.get_run(run.info.run_id).data.metrics == {"loss": 1.0}
+    assert autolog.get_run(later.info.run_id).data.metrics == {"loss": 1.0}
+
+
+def test_a_run_removed_from_under_the_writer_is_reported_once(writer, monkeypatch):
+    monkeypatch.setattr(writers, "_writer", writer)
+    with autolog.start_run() as run:
+        autolog.flush()  # created
+        run_dir = autolog.Client().store.root / "0" / run.info.run_id
+        shutil.rmtree(run_dir)  # another process removed it
+        autolog.log_params({"a": 1, "b": 2})
+        for step in range(100):
+            autolog.log_metric("loss", step, step=step)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(TrackingWriteError, match="later writes of the run dropped"):
+                autolog.flush()
+            autolog.end_run()  # its end is dropped with it, and was reported already
+    assert len([w for w in caught if "rejected" in str(w.message)]) == 1
 
 
 def test_reads_and_other_runs_do_not_raise_for_a_rejected_write(tracking_uri):
