@@ -258,12 +258,18 @@ def _walk_artifacts(repository: Any, path: str | None = None, limit: int = 500) 
 
 
 def _runs_show(args: argparse.Namespace) -> None:
+    from autolog.provenance.datasets import dataset_records
+    from autolog.provenance.secrets import mask_mapping
     from autolog.tracking.artifacts import repository_for
 
     run = _client(args).get_run(args.run_id)
     artifacts = _walk_artifacts(repository_for(run.info.artifact_uri))
+    # a store written by an older version or another client may hold secrets: shown masked
+    params, tags = mask_mapping(run.data.params), mask_mapping(run.data.tags)
     if args.json:
-        _print_json({**_run_dict(run), "artifacts": [vars(a) for a in artifacts]})
+        shown = {**_run_dict(run), "params": params, "tags": tags}
+        datasets = dataset_records(run.data.tags)
+        _print_json({**shown, "datasets": datasets, "artifacts": [vars(a) for a in artifacts]})
         return
     info = run.info
     lines = [
@@ -283,9 +289,9 @@ def _runs_show(args: argparse.Namespace) -> None:
         ),
     ]
     sections = [
-        ("Params", run.data.params),
+        ("Params", params),
         ("Metrics (latest)", {k: _format_value(v) for k, v in run.data.metrics.items()}),
-        ("Tags", run.data.tags),
+        ("Tags", tags),
     ]
     for title, values in sections:
         lines += ["", f"{title}: {len(values)}"]
@@ -294,7 +300,7 @@ def _runs_show(args: argparse.Namespace) -> None:
             lines.append(_table(["KEY", "VALUE"], rows))
     from autolog.provenance.datasets import dataset_rows
 
-    datasets = dataset_rows(run.data.tags)
+    datasets = dataset_rows(tags)
     if datasets:
         lines += ["", f"Datasets: {len(datasets)}"]
         lines.append(_table(["NAME", "CONTEXT", "SHAPE", "DTYPES", "DIGEST", "METHOD"], datasets))

@@ -32,7 +32,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["DATASETS_TAG", "dataset_filter", "dataset_record", "dataset_rows", "record_dataset"]
+__all__ = [
+    "DATASETS_TAG",
+    "dataset_filter",
+    "dataset_record",
+    "dataset_records",
+    "dataset_rows",
+    "record_dataset",
+]
 
 DATASETS_TAG = "autolog.datasets"
 INDEX_TAGS = {k: f"{DATASETS_TAG}.{k}" for k in ("name", "digest", "context")}
@@ -224,15 +231,20 @@ def dataset_filter(key: str, op: str, value: Any) -> Any:
     return either if op == "IN" else Not(either)
 
 
-def dataset_rows(tags: dict[str, str]) -> list[list[str]]:
-    """The records of a run's ``autolog.datasets`` tag as table rows (name,
-    context, shape, dtypes, digest, digest method), for ``autolog runs show``."""
+def dataset_records(tags: dict[str, str]) -> list[dict[str, Any]]:
+    """The records held by a run's ``autolog.datasets`` tag (``[]`` without one)."""
     import json
 
     try:
         records = json.loads(tags.get(DATASETS_TAG, "[]"))
     except ValueError:
         return []
+    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+
+
+def dataset_rows(tags: dict[str, str]) -> list[list[str]]:
+    """A run's dataset records as table rows (name, context, shape, dtypes,
+    digest, digest method), for ``autolog runs show``."""
     return [
         [
             str(r.get("name", "")),
@@ -242,8 +254,7 @@ def dataset_rows(tags: dict[str, str]) -> list[list[str]]:
             str(r.get("digest", "")),
             str(r.get("digest_method", "")),
         ]
-        for r in records
-        if isinstance(r, dict)
+        for r in dataset_records(tags)
     ]
 
 

@@ -23,7 +23,15 @@ import functools
 import os
 import re
 
-__all__ = ["MASK", "looks_secret", "mask_argv", "mask_text", "mask_value", "strip_userinfo"]
+__all__ = [
+    "MASK",
+    "looks_secret",
+    "mask_argv",
+    "mask_mapping",
+    "mask_text",
+    "mask_value",
+    "strip_userinfo",
+]
 
 MASK = "***"
 
@@ -114,6 +122,11 @@ def _mask_assignment(match: re.Match[str]) -> str:
     if not looks_secret(name) or value == MASK:
         return match.group(0)
     return f"{name}{between}{quote}{MASK}"
+
+
+def mask_mapping(values: dict[str, str]) -> dict[str, str]:
+    """``{key: mask_value(key, value)}``: params or tags as they may be shown."""
+    return {key: mask_value(key, value) for key, value in values.items()}
 
 
 def mask_text(text: str) -> str:

@@ -99,3 +99,11 @@ def store_uri(request, tmp_path) -> str:
     if request.param == "file":
         return (tmp_path / "runs").as_uri()
     return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+def test_runs_show_json_carries_the_dataset_records(capsys):
+    with autolog.start_run() as run:
+        record = record_dataset(np.arange(6).reshape(3, 2), "X")
+    assert main(["runs", "show", run.info.run_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["datasets"] == [record]

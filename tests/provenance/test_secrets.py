@@ -160,3 +160,22 @@ def test_git_remote_urls_lose_their_user_info():
 def test_a_secret_param_value_is_still_validated_before_it_is_masked():
     with autolog.start_run(), pytest.raises(InvalidParameterError, match="password"):
         autolog.log_param("password", "x" * 7000)
+
+
+def test_runs_show_masks_what_an_older_writer_stored_in_clear(capsys):
+    from autolog.cli import main
+    from autolog.tracking.entities import Param, RunTag
+
+    with autolog.start_run() as run:
+        pass
+    client = autolog.Client()
+    client.store.log_batch(  # the store itself, past validation: as an old client would
+        run.info.run_id,
+        params=[Param("api_key", "legacy-secret-1")],
+        tags=[RunTag("db", f"postgresql://bob:{URI_SECRET}@db/x")],
+    )
+    for extra in ([], ["--json"]):
+        assert main(["runs", "show", run.info.run_id, *extra]) == 0
+        out = capsys.readouterr().out
+        assert "postgresql://bob:***@db/x" in out
+        assert URI_SECRET not in out and "legacy-secret-1" not in out
