@@ -8,6 +8,7 @@ test_outage.py.
 from __future__ import annotations
 
 import time
+import warnings
 
 import pytest
 
@@ -82,9 +83,15 @@ def test_a_run_started_offline_gets_its_id_and_start_time_here(offline, capfd):
     autolog.set_experiment("churn")  # online: the experiment is remembered
     outage.down = True
     before = int(time.time() * 1000)
-    with pytest.warns(AutologWarning), autolog.start_run(run_name="offline-run") as run:
-        autolog.log_metrics({"a": 1.0, "b": 2.0}, step=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with autolog.start_run(run_name="offline-run") as run:
+            autolog.log_metrics({"a": 1.0, "b": 2.0}, step=0)
+            time.sleep(0.5)  # the replay thread tries meanwhile: still one warning
+            autolog.log_metric("a", 1.0, step=1)
     after = int(time.time() * 1000)
+    spool_warnings = [w for w in caught if issubclass(w.category, AutologWarning)]
+    assert len(spool_warnings) == 1, [str(w.message) for w in spool_warnings]
     assert real.search_runs([run.info.experiment_id]) == []  # not there yet
     outage.down = False
     wait_until(lambda: not spooled.spooling)
@@ -92,6 +99,7 @@ def test_a_run_started_offline_gets_its_id_and_start_time_here(offline, capfd):
     assert before <= stored.info.start_time == run.info.start_time <= after
     assert stored.info.run_name == "offline-run" and stored.info.status == "FINISHED"
     assert stored.data.metrics == {"a": 1.0, "b": 2.0}
+    assert [m.step for m in real.get_metric_history(run.info.run_id, "a")] == [0, 1]
 
 
 def test_a_server_that_assigns_ids_gets_the_offline_run_mapped(tmp_path, capfd):

@@ -223,6 +223,8 @@ class SpooledStore(AbstractStore):
             with _single_attempt():
                 for segment in own:
                     replayer.replay_segment(segment)
+                if not replayer.report.records:
+                    self._probe()  # nothing was sent: make sure the server answers
             with self._lock:
                 if self.spool.unreplayed(self.spool.owner):
                     continue  # written meanwhile
@@ -235,6 +237,15 @@ class SpooledStore(AbstractStore):
                     self._say_drained()  # before the switch: whoever sees it, saw this
                 self._spooling = False
             return True
+
+    def _probe(self) -> None:
+        """Raise TransientStoreError unless the server answers (any answer will do)."""
+        try:
+            self.inner.get_experiment("0")
+        except TransientStoreError:
+            raise
+        except Exception:
+            pass  # an answer, even an error one: the server is there
 
     def _say_drained(self) -> None:
         mapped = len(self.ids.items())
