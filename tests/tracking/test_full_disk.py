@@ -9,6 +9,7 @@ folder was made but not its ``meta.json`` completes the run.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import warnings
@@ -102,3 +103,27 @@ def test_a_model_larger_than_the_free_disk_spares_the_metrics_and_other_runs(sma
     # the half-written model was removed: the disk is not left full
     leftovers = [p for p in (small_disk / "mlruns").rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in leftovers) < 2**20
+
+
+def test_a_line_cut_short_by_the_full_disk_is_taken_back_and_written_once(small_disk, writer):
+    from autolog.tracking.entities import Metric
+    from autolog.tracking.stores.file import FileStore
+    from autolog.tracking.writer import METRIC
+
+    store = FileStore(small_disk / "mlruns")
+    run_id = store.create_run("0", "alice", 0).info.run_id
+    store.log_batch(run_id, metrics=[Metric("loss", 0.0, 0, 0)])  # the log's last page in use
+    filler = fill(small_disk)
+    for step in range(1, 2001):  # one log_batch, one line of ~60 kB: only a part fits
+        writer.append((METRIC, store, run_id, Metric("loss", step / 3, step, step)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TrackingWriteError, match="kept for retry"):
+            writer.flush()
+    log = small_disk / "mlruns" / "0" / run_id / "log.jsonl"
+    assert log.read_bytes().endswith(b"\n")  # no torn line left behind
+    filler.unlink()
+    writer.flush()
+    assert [m.step for m in store.get_metric_history(run_id, "loss")] == list(range(2001))
+    assert all(json.loads(line) for line in log.read_bytes().splitlines())  # every line whole
+    store.close()

@@ -228,29 +228,28 @@ class RunLogFiles:
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     data = b"\n" + data
                 self._newline_checked.add(checked)
-            before = os.fstat(fd).st_size
-            try:
-                written = os.write(fd, data)
-                if written != len(data):
-                    raise OSError(errno.ENOSPC, f"short write to {path} ({written} bytes)")
-                if self.fsync:
-                    os.fsync(fd)
-            except OSError:
-                self._take_back(fd, path, before)
-                raise
+            written = os.write(fd, data)  # an error here wrote nothing
+            if written != len(data):  # a full disk took part of the line
+                self._take_back(fd, path, data[:written])
+                raise OSError(errno.ENOSPC, f"short write to {path} ({written} bytes)")
+            if self.fsync:
+                os.fsync(fd)
             st = os.fstat(fd)
             return len(data), st.st_size, st.st_ino
         finally:
             os.close(fd)
 
-    def _take_back(self, fd: int, path: str, before: int) -> None:
-        """After a failed or short write (disk full): cut the torn line off, so a
-        retry of the same batch writes it once; if that fails too, the next
-        append starts a new line (readers skip the torn one)."""
+    def _take_back(self, fd: int, path: str, torn: bytes) -> None:
+        """After a short write (disk full): cut the torn line off when it is still
+        the file's end, so that the retry of the batch writes it once; otherwise
+        the next append starts a new line (readers skip the torn one)."""
+        self._newline_checked.discard((os.getpid(), path))
         try:
-            os.ftruncate(fd, before)
+            size = os.fstat(fd).st_size
+            if torn and size >= len(torn) and os.pread(fd, len(torn), size - len(torn)) == torn:
+                os.ftruncate(fd, size - len(torn))
         except OSError:
-            self._newline_checked.discard((os.getpid(), path))
+            pass
 
     def clear(self) -> None:
         self._logs.clear()
