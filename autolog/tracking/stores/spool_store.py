@@ -323,8 +323,9 @@ class SpooledStore(AbstractStore):
             except TransientStoreError as error:
                 self._begin(error)
         found = cached()
-        if found is None:
-            return self._remember(read())  # never seen here: only the server knows
+        if found is None:  # never seen here: only the server knows, and it is away
+            with _single_attempt():
+                return self._remember(read())
         return Experiment(**found)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
