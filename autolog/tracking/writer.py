@@ -346,13 +346,21 @@ class BatchingWriter:
         start = 0
         while start < len(operations):
             end = batch_end(operations, start)
-            if end - start == 1 or not write_in_one_batch(operations[start:end]):
-                for op in operations[start:end]:
+            segment = operations[start:end]
+            if self._held or self._dead:  # lanes that failed earlier in this drain
+                for op in [op for op in segment if self._set_aside_op(op)]:
+                    self._write_op(op)  # held behind their lane, or dropped with their run
+                segment = [op for op in segment if not self._set_aside_op(op)]
+            if len(segment) == 1 or (segment and not write_in_one_batch(segment)):
+                for op in segment:
                     self._write_op(op)
             start = end
         for op in operations:
             if op.key not in self._held:
                 self._attempts.pop(op.key, None)
+
+    def _set_aside_op(self, op: Operation) -> bool:
+        return op.key in self._held or (op.key[0], op.run_id) in self._dead
 
     def _write_op(self, op: Operation, items: list[tuple] | None = None) -> None:
         """Write ``op`` (or the part ``items`` of its items); a failure holds or rejects."""

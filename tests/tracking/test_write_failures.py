@@ -365,3 +365,34 @@ def test_interpreter_exit_says_plainly_what_was_lost(tracking_uri):
     assert "could not be written and is lost" in lost
     assert f"run {run_id}: 62 metric point(s)" in lost
     assert "param 'depth'" in lost and "rejected" in lost
+
+
+def test_a_lane_held_early_in_a_drain_keeps_its_order_in_later_transactions(tmp_path, writer):
+    from autolog.errors import TransientStoreError
+
+    class OnceFlakySqlStore(type(make_sqlite_store(tmp_path / "probe"))):
+        fail_once: str | None = None
+
+        def log_batch(self, run_id, metrics=(), params=(), tags=()):
+            if run_id == self.fail_once:
+                self.fail_once = None  # the next try works: only order can go wrong
+                raise TransientStoreError("database is locked")
+            super().log_batch(run_id, metrics, params, tags)
+
+    sql = OnceFlakySqlStore(f"sqlite:///{tmp_path}/s.db", artifact_root=str(tmp_path / "a"))
+    files = FileStore(tmp_path / "files")
+    run_id = sql.create_run("0", "alice", T0).info.run_id
+    other = files.create_run("0", "bob", T0).info.run_id
+    sql.fail_once = run_id
+    _points(writer, sql, run_id, "loss", range(10))  # fails, is held
+    _points(writer, files, other, "loss", range(3))  # another store: a new transaction
+    writer.submit(sql, lambda: sql.set_experiment_tag("0", "seen", "yes"), run_id)
+    _points(writer, sql, run_id, "loss", range(10, 20))  # would work: must wait its turn
+    raised, _warned = _flush_recording(writer)
+    assert raised is not None and "21 items kept for retry" in str(raised)  # 10 + call + 10
+    assert sql.get_metric_history(run_id, "loss") == []  # nothing overtook the held points
+    raised, _warned = _flush_recording(writer)
+    assert raised is None
+    assert [m.step for m in sql.get_metric_history(run_id, "loss")] == list(range(20))
+    assert sql.get_experiment("0").tags == {"seen": "yes"}
+    sql.close()
