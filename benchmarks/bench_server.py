@@ -5,7 +5,8 @@ before timing).
 Rows, ``[autolog]`` and ``[mlflow]`` each (goals of issue 12):
 
 - log-batch ingest: metric points per second into one server process, 4
-  concurrent clients each sending 1,000-metric batches to its own run;
+  concurrent clients each sending 1,000-metric batches to its own run (60 each
+  to autolog, 2 each to MLflow, which takes seconds per batch);
 - p50 / p99 latency of one 500-metric log-batch and of one create-run (one client);
 - search-runs over 10,000 runs (3 params, 3 metrics, 2 tags each) at 20 concurrent
   clients: p50 / p99 of a 3-clause filter, ordered by a metric, 100 runs a page;
@@ -250,10 +251,12 @@ def _pct(samples: list[float], p: int) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def _search(server: Server, clients: int = 20, each: int = 10) -> tuple[float, float, int]:
+def _search(server: Server, clients: int = 20, each: int = 10) -> tuple[float, float, str]:
+    """p50, p99 in ms of the search at ``clients`` concurrent clients, and a note
+    (runs a page; failed calls, which are timed too)."""
     body = json.dumps({"experiment_ids": [server.experiment], "filter": FILTER,
                        "max_results": 100, "order_by": ["metrics.m0 DESC"]})  # fmt: skip
-    samples, found = [], []
+    samples, found, failed = [], [], []
 
     def client():
         connection = server.connect()
@@ -261,8 +264,10 @@ def _search(server: Server, clients: int = 20, each: int = 10) -> tuple[float, f
             start = time.perf_counter()
             status, raw = server.call("POST", A + "/runs/search", body, connection)
             samples.append((time.perf_counter() - start) * 1000)
-            assert status == 200, raw[:200]
-            found.append(len(json.loads(raw).get("runs", [])))
+            if status == 200:
+                found.append(len(json.loads(raw).get("runs", [])))
+            else:
+                failed.append(f"{status} {raw[:120]!r}")
         connection.close()
 
     server.call("POST", A + "/runs/search", body)  # warm-up
@@ -271,7 +276,10 @@ def _search(server: Server, clients: int = 20, each: int = 10) -> tuple[float, f
         t.start()
     for t in threads:
         t.join()
-    return _pct(samples, 50), _pct(samples, 99), found[0]
+    note = f"{found[0] if found else 0} runs a page"
+    if failed:
+        note += f"; {len(failed)} of {len(samples)} calls failed: {failed[0]}"
+    return _pct(samples, 50), _pct(samples, 99), note
 
 
 def _upload_rss(server: Server, megabytes: int) -> tuple[float, float]:
@@ -318,7 +326,7 @@ def _measure(h, server: Server) -> dict:
     out = {}
     name = f"log-batch ingest, 4 clients x 1,000-metric batches, sqlite {tag}"
     if h.wanted(name):
-        out["ingest"] = _ingest(server, 60 if fast else 8)
+        out["ingest"] = _ingest(server, 60 if fast else 2)
         h.row(name, out["ingest"], "points/s", ">= 100,000/s and >= 10x mlflow")
     name = f"log-batch of 500 metrics p50 {tag}"
     if h.wanted(name):
@@ -336,8 +344,8 @@ def _measure(h, server: Server) -> dict:
         h.row(name, p50, "ms", peer=f"p99 {p99:.3g} ms")
     name = f"search-runs over {RUNS:,} runs, 20 concurrent clients, p50 {tag}"
     if h.wanted(name):
-        p50, p99, found = _search(server)
-        h.row(name, p50, "ms", "<= 50 ms", f"p99 {p99:.3g} ms", f"{FILTER}; {found} runs a page")
+        p50, p99, note = _search(server, each=10 if fast else 3)
+        h.row(name, p50, "ms", "<= 50 ms", f"p99 {p99:.3g} ms", f"{FILTER}; {note}")
     name = f"server RSS peak during a {UPLOAD_MB:,} MB artifact upload {tag}"
     if h.wanted(name):
         try:
