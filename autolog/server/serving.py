@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from autolog.errors import AutologError
 from autolog.server.settings import SETTINGS_ENV, ServerSettings
 from autolog.tracking.stores import mask_uri
 
@@ -40,7 +41,14 @@ def _url_host(host: str) -> str:
 def serve(settings: ServerSettings) -> None:
     """Open the store (creating or migrating its schema once), print where the
     server listens, and serve until Ctrl-C."""
-    import uvicorn
+    try:
+        import starlette  # noqa: F401 - only to say what is missing
+        import uvicorn
+    except ImportError as exc:
+        raise AutologError(
+            f"autolog server needs the 'server' extra ({exc.name} is missing): "
+            "pip install 'autolog[server]'"
+        ) from None
 
     from autolog.server.app import create_app
     from autolog.server.stores import open_store
