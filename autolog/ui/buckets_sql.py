@@ -16,7 +16,9 @@ A run with at most ``width`` points in range is read point by point (exact).
 Answers for finished runs are kept (a few hundred, least recently used
 dropped) and served again while the runs' status and latest point of the key
 stay the same. Several runs are answered by the same few queries; their buckets share edges
-(over the union of their x ranges), so overlaid curves line up.
+(over the union of their x ranges), so overlaid curves line up. SQLite is
+the exception: there the points are read in index order and bucketed in
+Python (see ``_sqlite_work``), one run at a time.
 """
 
 from __future__ import annotations
@@ -82,7 +84,35 @@ def sql_series(
                 out[run_id]["range"] = full.get(run_id)
         return out
 
+    if store.dialect == "sqlite":
+        work = _sqlite_work(run_ids, key, width, x_axis, lo, hi)
     return _cached(store, run_ids, key, (width, x_axis, lo, hi), work)
+
+
+def _sqlite_work(run_ids, key, width, x_axis, lo, hi):
+    """SQLite's GROUP BY on a computed bucket sorts every point in a temporary
+    B-tree; reading the points in index order (run, key, step, time: no sort)
+    through the bare driver and bucketing them here is several times faster."""
+    from autolog.ui.buckets import bucket_points
+
+    sql = (
+        "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ?"
+        " ORDER BY step, timestamp"
+    )
+
+    def work(conn: sa.Connection) -> dict[str, dict[str, Any]]:
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            return {
+                run_id: bucket_points(
+                    cursor.execute(sql, (run_id, key)).fetchall(), width, x_axis, lo, hi
+                )
+                for run_id in dict.fromkeys(run_ids)
+            }
+        finally:
+            cursor.close()
+
+    return work
 
 
 #: answers for finished runs, by request; checked against the runs' status and
