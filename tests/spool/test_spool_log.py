@@ -230,3 +230,23 @@ def test_a_forked_child_writes_as_a_new_owner(spool_dir):
     for segment in spool.segments():
         owners.setdefault(segment.owner, []).extend(r["who"] for r in records(spool, segment))
     assert sorted(owners.values()) == [["child"], ["parent", "parent"]]
+
+
+def test_status_shows_size_and_the_oldest_waiting_record(spool_dir):
+    import datetime
+
+    from autolog.tracking.stores.spool_sync import status_lines
+
+    assert status_lines() == [f"spool: empty ({spool_dir})"]
+    spool = Spool(URI)
+    oldest = 1_767_000_000_000
+    spool.append([{"op": "log_batch", "at": oldest + 5_000, "run": "r"}])
+    (segment,) = spool.segments()
+    first = next(c for c, _p in spool.read(segment, Cursor()))
+    spool.append([{"op": "log_batch", "at": oldest + 9_000, "run": "r"}])
+    spool.save_cursor(segment, first)  # the first record was replayed already
+    (line,) = status_lines()
+    waiting = datetime.datetime.fromtimestamp((oldest + 9_000) / 1000)
+    assert f"{waiting:%Y-%m-%d %H:%M:%S}" in line
+    assert f"{spool.total_bytes(fresh=True):,} bytes in 1 segment(s)" in line
+    assert URI in line

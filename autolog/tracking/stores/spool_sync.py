@@ -100,19 +100,37 @@ def survey(spool: Spool) -> dict[str, Any]:
     }
 
 
-def status_lines() -> list[str]:
-    """One line per spool for ``autolog status``: size and oldest waiting record."""
-    spools = Spool.all_in()
-    lines = []
-    for spool in spools:
-        info = survey(spool)
-        records = sum(e["records"] for e in info["owners"].values())
-        if not records and not info["rejected"]:
+def _oldest_waiting(spool: Spool) -> int | None:
+    """When the oldest record not yet replayed was spooled (one record read per owner)."""
+    oldest = None
+    seen: set[str] = set()
+    for segment in spool.segments():
+        if segment.owner in seen:
             continue
-        rejected = f", {info['rejected']} set aside (rejected.jsonl)" if info["rejected"] else ""
+        for _after, record in spool.read(segment, spool.cursor(segment)):
+            seen.add(segment.owner)
+            at = record.get("at")
+            if at is not None and (oldest is None or at < oldest):
+                oldest = at
+            break
+    return oldest
+
+
+def status_lines() -> list[str]:
+    """One line per spool for ``autolog status``: its size and its oldest waiting
+    record (cheap: sizes from the folder, one record read per process)."""
+    lines = []
+    for spool in Spool.all_in():
+        segments = spool.segments()
+        rejected = len(spool.read_lines("rejected.jsonl"))
+        oldest = _oldest_waiting(spool) if segments else None
+        if oldest is None and not rejected:
+            continue
+        aside = f", {rejected} record(s) set aside (rejected.jsonl)" if rejected else ""
         lines.append(
-            f"spool for {spool.uri}: {records:,} record(s), {info['bytes']:,} bytes, oldest "
-            f"waiting since {_when(info['oldest'])}{rejected}: `autolog sync` delivers it"
+            f"spool for {spool.uri}: {spool.total_bytes(fresh=True):,} bytes in "
+            f"{len(segments)} segment(s), oldest waiting since {_when(oldest)}{aside}: "
+            "`autolog sync` delivers it"
         )
     return lines or [f"spool: empty ({spool_root()})"]
 
