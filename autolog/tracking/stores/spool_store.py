@@ -282,7 +282,10 @@ class SpooledStore(AbstractStore):
             pass
         self._closed = True
         self._wake.set()
-        timeout = float(os.environ.get("AUTOLOG_SPOOL_EXIT_TIMEOUT") or 10)
+        try:
+            timeout = float(os.environ.get("AUTOLOG_SPOOL_EXIT_TIMEOUT") or 10)
+        except ValueError:  # at exit nobody could catch a typed error: the default
+            timeout = 10.0
         try:
             if self.replay_own(deadline=time.monotonic() + timeout):
                 return
