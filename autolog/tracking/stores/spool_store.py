@@ -93,7 +93,6 @@ class SpooledStore(AbstractStore):
         self._closed = False
         self._exit_registered = False
         self._episode = {"records": 0, "started": 0.0}
-        self._rejected_reported = 0
         self._experiments = {e["experiment_id"]: e for e in self.spool.read_lines(_EXPERIMENTS)}
 
     def __repr__(self) -> str:
