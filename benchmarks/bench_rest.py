@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from bench_spool import _start_server  # one way to start a benchmark's server (benchmarks/)
 
 REPO = Path(__file__).resolve().parents[1]
 MLFLOW_PYTHON = os.environ.get("AUTOLOG_BENCH_MLFLOW_PYTHON") or str(
@@ -64,31 +63,6 @@ for r in range(rounds * 4):
     life.append(time.perf_counter() - t)
 print(json.dumps([statistics.median(batch), statistics.median(fluent), statistics.median(life)]))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_server(folder: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    command = [sys.executable, "-m", "autolog.cli", "server", "--port", str(port),
-               "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-               "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2):
-                return process, url
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("autolog server did not start") from None
-            time.sleep(0.2)
 
 
 def _autolog_client(url: str) -> tuple[float, float, float]:

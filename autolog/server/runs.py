@@ -105,8 +105,12 @@ async def create(request: Request) -> Response:
     store = store_of(request)
     experiment_id = optional_text(message, "experiment_id") or DEFAULT_EXPERIMENT_ID
     tags = key_values_from_wire(message.get("tags"), "tags")
-    run_name = optional_text(message, "run_name") or tags.get(RUN_NAME) or generate_run_name()
-    tags[RUN_NAME] = run_name
+    # a name is made up when none is sent (as mlflow server does); autolog's REST
+    # store sends "run_name": "" for a run without one (the store contract)
+    unnamed = "" if message.get("run_name") == "" else generate_run_name()
+    run_name = optional_text(message, "run_name") or tags.get(RUN_NAME) or unnamed
+    if run_name:
+        tags[RUN_NAME] = run_name
     tag_list = _tags(tags)
     start_time = integer(message, "start_time") or _now_ms()
     user_id = optional_text(message, "user_id", "") or ""

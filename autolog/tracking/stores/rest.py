@@ -193,8 +193,8 @@ class RestStore(AbstractStore):
             "start_time": start_time,
             "tags": [{"key": t.key, "value": t.value} for t in tags],
         }
-        if run_name:
-            body["run_name"] = run_name
+        # "": no name (autolog server then makes up none; mlflow server does)
+        body["run_name"] = run_name
         if self.assigns_run_ids:
             if run_id is not None:
                 raise InvalidParameterError(
