@@ -51,7 +51,7 @@ _CHUNK = 1 << 20
 
 def proxied_repository(
     artifact_uri: str, tracking_uri: str | None = None
-) -> HttpArtifactRepository:
+) -> ArtifactRepository:
     """The repository of an ``mlflow-artifacts:`` or ``http(s)://.../mlflow-artifacts/
     artifacts/...`` URI (what ``repository_for`` gives for those schemes); behind the
     offline spool of the tracking URI when its store has one (uploads survive an outage)."""
