@@ -21,7 +21,12 @@ never duplicates anything:
 - **metrics**: a point is its key, value, timestamp and step, all chosen by the
   client and sent again unchanged; both servers (SQL backends) store an
   identical point once, so a resent ``log-batch`` adds no row. Params logged
-  again with the same value are a no-op; tags overwrite.
+  again with the same value are a no-op; tags overwrite. (An ``mlflow server``
+  over its *file* backend appends a resent point again: MLflow's own client
+  has the same limit.)
+
+A real ``mlflow server`` on SQL stores ±infinity as ±1.7976931348623157e308
+and gives that back; ``autolog server`` keeps ±inf.
 """
 
 from __future__ import annotations
