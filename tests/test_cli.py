@@ -147,12 +147,16 @@ def test_columns_named_by_the_filter_and_the_sort_come_first(capsys, client, mon
     assert "metrics.holdout_accuracy" not in out.splitlines()[0]
 
 
-def test_runs_show(capsys, runs):
+def test_runs_show(capsys, client, runs):
+    from autolog.tracking.stores import file_uri_to_path
+
     run_id = runs["xgb"]
     code, out, _ = run_cli(capsys, "runs", "show", run_id)
     assert code == 0
     assert out.startswith(f"Run {run_id} (xgb)")
-    for section in ("Params: 2", "Metrics (latest): 2", "Artifacts: 2"):
+    folder = file_uri_to_path(client.get_run(run_id).info.artifact_uri)
+    listed = sum(len(d) + len(f) for _r, d, f in os.walk(folder))  # provenance/ included
+    for section in ("Params: 2", "Metrics (latest): 2", f"Artifacts: {listed}"):
         assert section in out
     assert "model  xgb" in out and "stage" in out and "mlflow.runName" in out
     assert "notes/readme.txt" in out and "FINISHED" in out
