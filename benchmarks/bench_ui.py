@@ -230,7 +230,7 @@ def _mlflow_runs_table(h, browser, tmp: str) -> None:
         times, sizes = [], []
         for _ in range(ROUNDS):
             browser.goto("about:blank")
-            browser.goto(f"http://127.0.0.1:{port}/#/experiments/{exp}")
+            browser.goto(f"http://127.0.0.1:{port}/#/experiments/{exp}", "commit", 300_000)
             browser.wait_for(f"document.body.innerText.includes({newest!r})", 120_000)
             times.append(browser.eval("performance.now()"))
             sizes.append(
@@ -265,7 +265,7 @@ def _paint(browser, url: str, ready_js: str) -> tuple[float, float, int]:
     times, sizes = [], []
     for _ in range(ROUNDS):
         browser.goto("about:blank")
-        browser.goto(url)
+        browser.goto(url, "commit", 300_000)
         browser.wait_for(f"window.autologUI && window.autologUI.painted && ({ready_js})", 300_000)
         times.append(browser.eval("window.autologUI.painted"))
         sizes.append(
@@ -336,6 +336,10 @@ def run(h) -> None:
                     notes=f"median of {ROUNDS - 1} navigations after a first one of {first:.0f} ms",
                 )
                 h.row(f"{name} payload", size / 1024, "KiB", notes="JSON of /ui-api/ answers")
+                print(
+                    f"bench_ui: {name}: {warm:.0f} ms ({first:.0f} first), {size} B",
+                    file=sys.stderr,
+                )
         finally:
             if browser:
                 browser.close()

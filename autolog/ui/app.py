@@ -29,6 +29,7 @@ from autolog.errors import (
     ResourceNotFoundError,
 )
 from autolog.tracking.stores.base import AbstractStore
+from autolog.ui.projection import json_number
 
 __all__ = ["PAGE_CSP", "STATIC_DIR", "routes"]
 
@@ -93,18 +94,10 @@ def _run_page(store: AbstractStore, run_id: str) -> dict[str, Any]:
         "info": {**vars(info)},
         "experiment": {"id": experiment.experiment_id, "name": experiment.name},
         "params": run.data.params,
-        "metrics": {k: _json_number(v) for k, v in run.data.metrics.items()},
+        "metrics": {k: json_number(v) for k, v in run.data.metrics.items()},
         "tags": run.data.tags,
         "children": [{"id": c.info.run_id, "name": c.info.run_name} for c in children],
     }
-
-
-def _json_number(value: float) -> float | str:
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 def _compare(store: AbstractStore, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -131,7 +124,7 @@ def _compare(store: AbstractStore, run_ids: list[str]) -> list[dict[str, Any]]:
             "name": found[run_id].info.run_name,
             "status": found[run_id].info.status,
             "params": found[run_id].data.params,
-            "metrics": {k: _json_number(v) for k, v in found[run_id].data.metrics.items()},
+            "metrics": {k: json_number(v) for k, v in found[run_id].data.metrics.items()},
         }
         for run_id in run_ids
     ]
@@ -227,7 +220,10 @@ def routes(store: AbstractStore) -> list[Any]:
             _float(q, "lo"),
             _float(q, "hi"),
         )
-        return {"series": series}
+        # an exact series' band is its line; overlays (band=0) draw no band: neither is sent
+        band = q.get("band", "1") != "0"
+        thin = [s if band and not s["exact"] else {**s, "min": None, "max": None} for s in series]
+        return {"series": thin}
 
     def run(q: Any) -> Any:
         return _run_page(store, q.get("id", ""))

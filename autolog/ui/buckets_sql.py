@@ -23,7 +23,6 @@ Python (see ``_sqlite_work``), one run at a time.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,16 +31,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from autolog.tracking.stores.sql_schema import metrics
+from autolog.ui.buckets import _finite
 
 __all__ = ["sql_series"]
 
 _IN_CHUNK = 900  # stay below SQLite's bound-parameter limit
 _BIG = 1.7976931348623157e308  # the largest finite float
 _TERMINATED = ("FINISHED", "FAILED", "KILLED")
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def sql_series(

@@ -92,6 +92,15 @@ class RunsQuery:
         return " AND ".join(parts)
 
 
+def json_number(value: float) -> float | str:
+    """A float as JSON can carry it: NaN and +-inf as the strings MLflow's API uses."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
 def _split_column(column: str) -> tuple[str, str]:
     if column in FIXED_COLUMNS:
         return "", column
@@ -110,11 +119,7 @@ def _row(run: Run, columns: Sequence[tuple[str, str]]) -> dict[str, Any]:
     for prefix, name in columns:
         source = {"params": data.params, "metrics": data.metrics, "tags": data.tags}[prefix]
         value = source.get(name)
-        if isinstance(value, float) and value != value:
-            value = "NaN"
-        elif isinstance(value, float) and value in (float("inf"), float("-inf")):
-            value = "Infinity" if value > 0 else "-Infinity"
-        values.append(value)
+        values.append(json_number(value) if isinstance(value, float) else value)
     return {
         "id": info.run_id,
         "exp": info.experiment_id,

@@ -61,8 +61,9 @@ class Browser:
         return answer["value"]
 
     # the commands, by name
-    def goto(self, url: str) -> None:
-        self.call("goto", url=url)
+    def goto(self, url: str, wait_until: str = "load", timeout: int = 60000) -> None:
+        """Navigate; ``wait_until`` is playwright's (load, domcontentloaded, commit)."""
+        self.call("goto", url=url, waitUntil=wait_until, timeout=timeout)
 
     def wait(self, selector: str, state: str = "visible", timeout: int = 15000) -> None:
         self.call("wait", selector=selector, state=state, timeout=timeout)

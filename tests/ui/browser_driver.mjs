@@ -29,7 +29,7 @@ const watch = (p) => {
 watch(page);
 
 const commands = {
-  async goto({ url }) { await page.goto(url, { waitUntil: "load" }); return null; },
+  async goto({ url, waitUntil = "load", timeout = 60000 }) { await page.goto(url, { waitUntil, timeout }); return null; },
   async newPage() { await page.close(); page = await context.newPage(); watch(page); dialogs = []; errors = []; return null; },
   async wait({ selector, state = "visible", timeout = 15000 }) { await page.waitForSelector(selector, { state, timeout }); return null; },
   // polled from here: waitForFunction would need 'unsafe-eval', which the page's CSP forbids

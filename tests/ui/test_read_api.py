@@ -209,7 +209,7 @@ def http(tmp_path, monkeypatch):
     (tmp_path / "secret.txt").write_text("top secret")
     (root / "link.txt").symlink_to(tmp_path / "secret.txt")
     srv = UIServer(ui_app(store))
-    yield srv.url, run.run_id, exp
+    yield srv.url, run.run_id, exp, store
     srv.close()
     store.close()
 
@@ -223,7 +223,7 @@ def get(url):
 
 
 def test_the_page_is_served_under_a_restrictive_csp(http):
-    url, _, _ = http
+    url, *_ = http
     status, headers, body = get(url)
     assert status == 200 and b'<script type="module" src="ui-static/app.js">' in body
     csp = headers["content-security-policy"]
@@ -235,7 +235,7 @@ def test_the_page_is_served_under_a_restrictive_csp(http):
 
 
 def test_artifact_paths_cannot_leave_the_runs_root(http):
-    url, run_id, _ = http
+    url, run_id, *_ = http
     status, headers, body = get(f"{url}ui-api/artifact?run={run_id}&path=ok.txt")
     assert (status, body) == (200, b"fine")
     assert headers["content-disposition"].startswith("attachment")
@@ -250,7 +250,7 @@ def test_artifact_paths_cannot_leave_the_runs_root(http):
 
 
 def test_errors_are_typed_json_without_a_stack_trace(http):
-    url, run_id, exp = http
+    url, run_id, exp, _ = http
     status, _, body = get(f"{url}ui-api/runs?e={exp}&filter=metrics.a%20%3E%3E%201")
     answer = json.loads(body)
     assert status == 400 and answer["position"] == len("metrics.a >") and answer["expected"]
@@ -261,6 +261,26 @@ def test_errors_are_typed_json_without_a_stack_trace(http):
     status, _, body = get(f"{url}ui-api/parse?filter=params.a%20%3D")
     answer = json.loads(body)
     assert status == 200 and answer["ok"] is False and answer["position"] == len("params.a =")
+
+
+def test_metric_buckets_over_http_send_a_band_only_where_one_is_drawn(http):
+    url, run_id, _, store = http
+    store.log_batch(run_id, [Metric("m", float(s % 10), s, s) for s in range(5000)])
+    store.log_batch(run_id, [Metric("few", 1.0, 0, 0)])
+
+    def series(**query):
+        query = "&".join(f"{k}={v}" for k, v in query.items())
+        status, _, body = get(f"{url}ui-api/metrics?runs={run_id}&{query}")
+        assert status == 200, body
+        return json.loads(body)["series"][0]
+
+    banded = series(keys="m", width=100)
+    assert not banded["exact"] and len(banded["x"]) == 100
+    assert set(banded["min"]) == {0.0} and set(banded["max"]) == {9.0}
+    line = series(keys="m", width=100, band=0)
+    assert line["min"] is None and line["max"] is None and line["last"] == banded["last"]
+    exact = series(keys="few", width=100)
+    assert exact["exact"] and exact["last"] == [1.0] and exact["min"] is None
 
 
 def test_the_vendored_uplot_is_the_npm_package():

@@ -40,6 +40,7 @@ export class MetricChart {
     const { series } = await api("metrics", {
       runs: this.runs.map((r) => r.id).join(","), keys: this.key, width: this.width(),
       x: this.options.x, lo: zoom ? zoom[0] : null, hi: zoom ? zoom[1] : null,
+      band: this.runs.length > 1 ? "0" : "1",  // overlays draw lines only
     });
     this.series = series;
     this.draw();
@@ -55,7 +56,8 @@ export class MetricChart {
     let data, series, bands;
     if (this.series.length === 1) {
       const s = this.series[0];
-      data = [tx(s.x), fix(s.min), fix(s.max), fix(smooth(s.last, this.options.smooth))];
+      // an exact series comes without a band: its band is its line
+      data = [tx(s.x), fix(s.min || s.last), fix(s.max || s.last), fix(smooth(s.last, this.options.smooth))];
       series = [{ label: time ? "time" : "step" },
         { label: "min", stroke: "rgba(37,99,235,0.25)", width: 1, points: { show: false }, show: !s.exact },
         { label: "max", stroke: "rgba(37,99,235,0.25)", width: 1, points: { show: false }, show: !s.exact },
