@@ -68,7 +68,7 @@ CAPTURES: dict[str, tuple[Any, str, str, str]] = {
     "env_vars": (("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "PYTHONHASHSEED"),
                  "AUTOLOG_CAPTURE_ENV_VARS", "allow-listed env variables", "1st run only"),
     "datasets": (True, "AUTOLOG_CAPTURE_DATASETS", "dataset records (record_dataset)",
-                 "~0.3 ms per fit"),
+                 "0.3-1 ms per call"),
     "system_metrics": (False, "AUTOLOG_SYSTEM_METRICS", "system/* metrics, sampled",
                        "0.01% of a core at 10 s"),
     "system_metrics_interval": (10.0, "AUTOLOG_SYSTEM_METRICS_INTERVAL",
