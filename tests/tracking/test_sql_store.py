@@ -213,3 +213,19 @@ def test_many_processes_write_one_sqlite_file(tmp_path):
     history = store.get_metric_history(runs[0].info.run_id, "loss")
     assert [m.step for m in history] == list(range(POINTS_PER_RUN))
     store.close()
+
+
+def test_a_run_deleted_by_another_process_is_refused_although_this_store_knows_it(sql_store):
+    from autolog.errors import RunStateError
+    from autolog.tracking.entities import Metric
+
+    run_id = _new_run(sql_store)
+    sql_store.log_batch(run_id, metrics=[Metric("m", 1.0, 1, 0)])  # now known to this store
+    other = SqlStore(sql_store.uri, artifact_root=sql_store.artifact_root)  # another process
+    other.delete_run(run_id)
+    other.close()
+    with pytest.raises(RunStateError, match=run_id):
+        sql_store.log_batch(run_id, metrics=[Metric("m", 2.0, 2, 1)])
+    with pytest.raises(RunStateError, match=run_id), sql_store.batch():  # in a batch too
+        sql_store.log_batch(run_id, params=[Param("lr", "0.1")])
+    assert sql_store.get_run(run_id).data.metrics == {"m": 1.0}

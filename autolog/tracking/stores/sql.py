@@ -42,9 +42,8 @@ A batch is not retried on a lock timeout or deadlock: its caller decides.
 retried ``create_run`` returns the run it made, an identical metric point is
 stored once (a unique index). Errors that a retry may fix (a lost connection,
 a lock timeout, a full disk) are ``TransientStoreError``. A write to a deleted
-run is ``RunStateError``; ``log_batch`` looks a run up once per store object,
-so a run it has written to and that another process deletes afterwards is
-caught by the next ``update_run_info`` (the run's end), not by every batch.
+run is ``RunStateError``, also when another process deleted it (one query
+per write finds deleted runs among those written to).
 
 This module is the store's contract (``base.py``) on top of its parts:
 ``sql_engine.py`` (URIs, engines, retried transactions, artifact root),

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from autolog.errors import ParamOverwriteError, ResourceAlreadyExistsError
-from autolog.tracking.entities import Metric, Param
+from autolog.errors import ParamOverwriteError, ResourceAlreadyExistsError, RunStateError
+from autolog.tracking.entities import LifecycleStage, Metric, Param
 from autolog.tracking.stores.sql_schema import experiment_tags, latest_metrics, runs
 from autolog.tracking.stores.sql_schema import metrics as metric_history
 from autolog.tracking.stores.sql_schema import params as run_params
@@ -82,6 +82,19 @@ _PG_WRITE = sa.text(
     SELECT count(*) FROM new_params
     """
 )
+
+
+def _refuse_deleted(conn: sa.Connection, run_ids: set[str]) -> None:
+    """RunStateError when one of ``run_ids`` is deleted: one query per write, so
+    that a run deleted by another process is refused too (the store remembers
+    which runs exist, not whether they are still active)."""
+    deleted = conn.execute(
+        sa.select(runs.c.run_id).where(
+            runs.c.run_id.in_(sorted(run_ids)), runs.c.lifecycle_stage == LifecycleStage.DELETED
+        )
+    ).scalar()
+    if deleted is not None:
+        raise RunStateError(f"run {deleted} is deleted; restore it before writing to it")
 
 
 def supersedes(point: dict, best: dict) -> bool:
@@ -191,6 +204,10 @@ class RowWriter:
                 raise ResourceAlreadyExistsError(
                     f"One of the runs {sorted(new_runs)} already exists"
                 ) from None
+        touched = {p["run_id"] for p in history} | {r for r, _k in params} | {r for r, _k in tags}
+        touched.difference_update(new_runs)
+        if touched:
+            _refuse_deleted(conn, touched)
         latest_points = [latest[k] for k in sorted(latest)]
         if self.dialect == "postgresql":
             self._pg_write(conn, history, latest_points, params, tags)
