@@ -112,7 +112,9 @@ async def create(request: Request) -> Response:
     if run_name:
         tags[RUN_NAME] = run_name
     tag_list = _tags(tags)
-    start_time = integer(message, "start_time") or _now_ms()
+    start_time = integer(message, "start_time")
+    if start_time is None:
+        start_time = _now_ms()
     user_id = optional_text(message, "user_id", "") or ""
     run_id = optional_text(message, "run_id")
     if run_id is not None:
@@ -155,7 +157,7 @@ async def update(request: Request) -> Response:
     end_time = integer(message, "end_time")
     run_name = optional_text(message, "run_name") or None
 
-    info = await store_call(store.update_run_info, run_id, status, end_time or None, run_name)
+    info = await store_call(store.update_run_info, run_id, status, end_time, run_name)
     return json_response({"run_info": run_info_to_wire(info)})
 
 

@@ -219,7 +219,7 @@ def run_info_to_wire(info: RunInfo) -> dict[str, Any]:
         "artifact_uri": info.artifact_uri,
         "lifecycle_stage": info.lifecycle_stage,
     }
-    if info.end_time:
+    if info.end_time is not None:  # 0 too: autolog's stores keep it as given
         wire["end_time"] = info.end_time
     return wire
 
@@ -233,7 +233,7 @@ def run_info_from_wire(wire: Mapping[str, Any]) -> RunInfo:
         user_id=wire.get("user_id", ""),
         status=status_from_wire(wire.get("status", RunStatus.RUNNING)) or RunStatus.RUNNING,
         start_time=int_from_wire(wire.get("start_time"), "start_time", 0),
-        end_time=int_from_wire(wire.get("end_time"), "end_time") or None,
+        end_time=int_from_wire(wire.get("end_time"), "end_time"),
         artifact_uri=wire.get("artifact_uri", ""),
         lifecycle_stage=wire.get("lifecycle_stage", LifecycleStage.ACTIVE),
     )
