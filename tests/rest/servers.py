@@ -217,8 +217,8 @@ def _rest_store_factory(backend: str):
         shared = shared_server(backend)
         if wipe_sql_store(shared.uri) and backend == "sqlite":
             # SQLite gives a new experiment the id of a deleted one, and the
-            # store rightly remembers an id's immutable artifact location: a
-            # custom one of a wiped experiment would stick, so start afresh
+            # store rightly remembers an id's immutable artifact location: the
+            # old one would stick to the new experiment, so start afresh
             shared.server.stop()
             shared.server.start()
         return RestStore(shared.server.url)
@@ -235,8 +235,8 @@ REST_STORE_FACTORIES = {
 
 def wipe_sql_store(uri: str) -> bool:
     """Empty the database of a running server: every row but the default
-    experiment's, which is put back as new (active, no tags). True when a
-    deleted experiment had an artifact location of its own."""
+    experiment's, which is put back as new (active, no tags). True when
+    experiments were deleted."""
     import sqlalchemy as sa
 
     from autolog.tracking.stores.sql_schema import metadata
@@ -247,20 +247,16 @@ def wipe_sql_store(uri: str) -> bool:
             present = set(sa.inspect(conn).get_table_names())
             tables = [t for t in reversed(metadata.sorted_tables) if t.name in present]
             experiments = metadata.tables["experiments"]
-            custom = False
+            deleted = False
             for table in tables:
                 if table.name == "autolog_schema_version":
                     continue
                 if table is experiments:
                     others = table.c.experiment_id != 0
-                    for exp_id, location in conn.execute(
-                        sa.select(table.c.experiment_id, table.c.artifact_location).where(others)
-                    ):
-                        custom = custom or not location.rstrip("/").endswith(f"/{exp_id}")
-                    conn.execute(table.delete().where(others))
+                    deleted = conn.execute(table.delete().where(others)).rowcount > 0
                     conn.execute(table.update().values(name="Default", lifecycle_stage="active"))
                 else:
                     conn.execute(table.delete())
     finally:
         engine.dispose()
-    return custom
+    return deleted
