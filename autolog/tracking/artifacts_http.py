@@ -49,9 +49,7 @@ _MARKER = "/mlflow-artifacts/artifacts"
 _CHUNK = 1 << 20
 
 
-def proxied_repository(
-    artifact_uri: str, tracking_uri: str | None = None
-) -> ArtifactRepository:
+def proxied_repository(artifact_uri: str, tracking_uri: str | None = None) -> ArtifactRepository:
     """The repository of an ``mlflow-artifacts:`` or ``http(s)://.../mlflow-artifacts/
     artifacts/...`` URI (what ``repository_for`` gives for those schemes); behind the
     offline spool of the tracking URI when its store has one (uploads survive an outage)."""
