@@ -46,7 +46,7 @@ def test_2_anatomy_of_a_run(model, tmp_path):
     assert got.data.metrics == {"accuracy": 0.95, "f1_score": 0.93}
     assert got.data.tags["model_type"] == "Random Forest"
     artifacts = {f.path for f in autolog.Client().list_artifacts(run_id)}
-    assert artifacts == {"model", "feature_importance.png"}
+    assert artifacts == {"model", "feature_importance.png", "provenance"}  # + requirements.txt
     loaded = autolog.load_model(f"runs:/{run_id}/model")
     assert list(loaded.predict(X)) == list(fitted.predict(X))
 
@@ -120,6 +120,7 @@ def test_5_artifacts_figure_files_json_and_folders(tmp_path):
     client = autolog.Client()
     top = {f.path for f in client.list_artifacts(run.info.run_id)}
     assert top == {
+        "provenance",  # requirements.txt, recorded for every top-level run
         "line_plot.png",
         "histogram.png",
         "predictions.csv",

@@ -315,7 +315,9 @@ class FsspecArtifactRepository(ArtifactRepository):
                 f"Artifact URI {artifact_uri!r} needs the fsspec driver of {scheme!r}: "
                 f"pip install '{hint}' ({exc})"
             ) from None
-        except (ValueError, OSError) as exc:  # an unknown protocol, a driver that cannot connect
+        except ValueError as exc:  # an unknown protocol: the URI is wrong, not the store
+            raise InvalidParameterError(f"Artifact URI {artifact_uri!r}: {exc}") from None
+        except OSError as exc:  # a driver that cannot connect
             raise StoreError(f"Artifact URI {artifact_uri!r}: {exc}") from None
         self.root = self.root.rstrip("/")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autolog.errors import ResourceNotFoundError, StoreError
+from autolog.errors import InvalidParameterError, ResourceNotFoundError, StoreError
 from autolog.tracking.artifacts import FsspecArtifactRepository, repository_for
 from tests.server.servers import azurite, call, make_bucket, moto_server, s3_env, serving
 
@@ -148,5 +148,5 @@ def test_gcs_and_hdfs_route_through_fsspec(monkeypatch):
         assert "hdfs" in str(error) and "namenode" in str(error)
     else:
         assert repository.root.endswith("mlflow")
-    with pytest.raises(StoreError, match="nosuchscheme"):
+    with pytest.raises(InvalidParameterError, match="nosuchscheme"):  # bad input, not a fault
         repository_for("nosuchscheme://x/y")
