@@ -28,8 +28,16 @@ from tests.spool.training import (
 )
 
 
+def _stack_of(thread) -> str:
+    import sys
+    import traceback
+
+    frame = sys._current_frames().get(getattr(thread, "ident", None))
+    return "".join(traceback.format_stack(frame)[-8:]) if frame is not None else "-"
+
+
 def _outage(
-    server, db, record_property, capfd, mlflow: bool, online=1.5, offline=2.0, drain=60.0
+    server, db, record_property, capfd, mlflow: bool, online=1.5, offline=2.0, drain=120.0
 ) -> None:
     """``mlflow``: the real server ingests a few hundred points/s under this
     machine's load and boots in up to a minute and a half: the run ends while
@@ -59,12 +67,26 @@ def _outage(
                 after: list[float] = []
                 if not mlflow:
                     restart = in_background(server.start)  # training goes on while it boots
-                    while_back = trainer.train(60, until=lambda: not restart.is_alive())
+                    # (at most 10 s of it: a loaded machine boots slowly, and every
+                    # second trained here is 10,000 more points to replay)
+                    while_back = trainer.train(10, until=lambda: not restart.is_alive())
                     restart.join()
                     after = trainer.train(online)
             if mlflow:
                 server.start()
-            wait_until(lambda: not store.spooling, timeout=drain, what="the spool to drain")
+            try:
+                wait_until(lambda: not store.spooling, timeout=drain, what="the spool to drain")
+            except AssertionError:
+                thread = store._thread
+                raise AssertionError(
+                    f"not drained: replay thread alive={thread is not None and thread.is_alive()}, "
+                    f"segments={store.spool.segments()}, "
+                    f"waiting={store.spool.unreplayed(store.spool.owner)}, "
+                    f"last error={store.last_replay_error!r}, "
+                    f"stack={_stack_of(thread)}, "
+                    f"server exit status={server.process and server.process.poll()}, "
+                    f"warnings={[str(w.message)[:300] for w in caught]}"
+                ) from None
         spool_warnings = [w for w in caught if issubclass(w.category, AutologWarning)]
         assert len(spool_warnings) == 1, [str(w.message) for w in spool_warnings]
         assert "the spool has drained" in capfd.readouterr().err

@@ -93,6 +93,7 @@ class SpooledStore(AbstractStore):
         self._closed = False
         self._exit_registered = False
         self._episode = {"records": 0, "started": 0.0}
+        self.last_replay_error: BaseException | None = None  # why replay waits, if it does
         self._experiments = {e["experiment_id"]: e for e in self.spool.read_lines(_EXPERIMENTS)}
 
     def __repr__(self) -> str:
@@ -192,6 +193,7 @@ class SpooledStore(AbstractStore):
                     return
                 delay = 0.2
             except TransientStoreError as error:
+                self.last_replay_error = error
                 hint = getattr(error, "retry_after", None)
                 delay = max(min(delay * 2, 5.0), hint or 0.0)
             except Exception as error:  # a spool or server problem a wait may not fix
