@@ -10,6 +10,7 @@ report (``record_property``); benchmarks/bench_spool.py holds the timed rows.
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import autolog
@@ -44,6 +45,7 @@ def _outage(
     it is down (no training while it boots, which would spool more than it can
     take back in a test's time)."""
     server.start()
+    finished = None
     try:
         autolog.set_tracking_uri(server.url)
         store = store_for_uri(server.url)
@@ -66,11 +68,15 @@ def _outage(
                 while_back: list[float] = []
                 after: list[float] = []
                 if not mlflow:
-                    restart = in_background(server.start)  # training goes on while it boots
+                    # training goes on while it boots; the thread that started it lives
+                    # on (a child told to die with its parent gets its signal when the
+                    # parent *thread* ends: Linux PR_SET_PDEATHSIG)
+                    started, finished = threading.Event(), threading.Event()
+                    in_background(lambda: (server.start(), started.set(), finished.wait(600)))
                     # (at most 10 s of it: a loaded machine boots slowly, and every
                     # second trained here is 10,000 more points to replay)
-                    while_back = trainer.train(10, until=lambda: not restart.is_alive())
-                    restart.join()
+                    while_back = trainer.train(10, until=started.is_set)
+                    assert started.wait(240), "the server did not come back"
                     after = trainer.train(online)
             if mlflow:
                 server.start()
@@ -123,6 +129,8 @@ def _outage(
         print(f"{points:,} points of the outage run stored once each")
     finally:
         server.stop()
+        if finished is not None:
+            finished.set()
 
 
 def test_an_outage_of_our_server_loses_and_duplicates_nothing(tmp_path, record_property, capfd):
