@@ -26,13 +26,14 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from bench_spool import _free_port  # one free-port helper for the benchmarks' servers
 
 REPO = Path(__file__).resolve().parents[1]
 MLFLOW_PYTHON = os.environ.get("AUTOLOG_BENCH_MLFLOW_PYTHON") or str(
@@ -72,12 +73,6 @@ with store.ManagedSessionMaker() as session:
             session.flush()
 print(exp)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _fill_autolog(db: Path, root: Path) -> str:
