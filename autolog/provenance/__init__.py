@@ -244,18 +244,37 @@ def run_tags() -> dict[str, str]:
 
 def run_started(state: _RunState, tags: dict[str, str]) -> None:
     """A run was just created (its creation is queued): queue what is written in
-    the background (dirty flag, diff, requirements) for a top-level run, and
-    start the system-metrics sampler if switched on. Costs the training thread
-    one queued call."""
+    the background for a top-level run, and start the system-metrics sampler if
+    switched on. Costs the training thread two queued calls:
+
+    - the dirty flag, a tag, in the run's own lane (after its creation, with its
+      metrics and params: a creation held for retry holds it too);
+    - the diff and requirements.txt, files, in the run's ``artifacts`` lane (as
+      ``log_bytes`` does): an artifact store that fails never holds back the
+      run's data, and what fails transiently is kept and retried.
+    """
     opts = options()
     if "mlflow.parentRunId" not in tags and (opts["git"] or opts["requirements"]):
         from autolog.tracking.run_state import _writer
 
         if not _warming:
             _start_warming(opts)
-        _writer().submit(
-            state.store, lambda: _write_background(state, opts), state.run_id, what="provenance"
-        )
+        writer = _writer()
+        if opts["git"]:
+            writer.submit(
+                state.store,
+                lambda: _in_background(_write_dirty_flag, state, opts),
+                state.run_id,
+                what="provenance tag 'autolog.source.git.dirty'",
+            )
+        if opts["requirements"] or (opts["git"] and opts["git_diff"]):
+            writer.submit(
+                state.store,
+                lambda: _in_background(_write_artifacts, state, opts),
+                state.run_id,
+                what="provenance artifacts",
+                lane="artifacts",
+            )
     if opts["system_metrics"]:
         from autolog.provenance.system_metrics import start_sampler
 
@@ -289,37 +308,53 @@ def _warm(opts: dict[str, Any]) -> None:
         pass  # the writer's call computes it again and reports what fails
 
 
-def _write_background(state: _RunState, opts: dict[str, Any]) -> None:
-    """On the writer thread: the dirty tag, the diff and requirements.txt. A
-    failure of ours is reported once (rule 1) and fails nothing of the user's;
-    a transient store error goes back to the writer, which retries the call."""
-    from autolog.errors import TransientStoreError
+def _in_background(write: Any, state: _RunState, opts: dict[str, Any]) -> None:
+    """On the writer thread: ``write(state, opts)``. A failure of ours is reported
+    once (rule 1) and fails nothing of the user's; a store's error (and an
+    OSError: a full disk, a lost connection) goes back to the writer, which
+    keeps and retries a transient one and reports a refusal as for any write."""
+    from autolog.errors import AutologError
 
     try:
-        _write_provenance(state, opts)
-    except TransientStoreError:
+        write(state, opts)
+    except AutologError:
         raise
     except Exception as exc:
+        from autolog.errors import TransientStoreError
+        from autolog.tracking.writer import is_transient
+
+        if is_transient(exc):  # a full disk, a lost connection: kept, retried
+            raise TransientStoreError(f"provenance of run {state.run_id}: {exc}") from exc
         from autolog._report import report_error
 
         report_error("provenance", exc, "while writing a run's provenance")
 
 
-def _write_provenance(state: _RunState, opts: dict[str, Any]) -> None:
+def _work_tree(opts: dict[str, Any]) -> Any:
+    found = _git_root()
+    if found is None:
+        return None
+    from autolog.provenance.git import work_tree_state
+
+    return work_tree_state(found[0], opts["git_diff"], opts["max_diff_bytes"])
+
+
+def _write_dirty_flag(state: _RunState, opts: dict[str, Any]) -> None:
     from autolog.tracking.entities import RunTag
+
+    tree = _work_tree(opts)
+    if tree is not None and tree.dirty is not None:
+        dirty = RunTag(DIRTY, "true" if tree.dirty else "false")
+        state.store.log_batch(state.run_id, tags=[dirty])
+
+
+def _write_artifacts(state: _RunState, opts: dict[str, Any]) -> None:
     from autolog.tracking.fluent_artifacts import _repository
 
-    if opts["git"]:
-        found = _git_root()
-        if found is not None:
-            from autolog.provenance.git import work_tree_state
-
-            tree = work_tree_state(found[0], opts["git_diff"], opts["max_diff_bytes"])
-            if tree.dirty is not None:
-                dirty = RunTag(DIRTY, "true" if tree.dirty else "false")
-                state.store.log_batch(state.run_id, tags=[dirty])
-            if tree.diff:
-                _repository(state).log_bytes(tree.diff.encode("utf-8"), DIFF_FILE)
+    if opts["git"] and opts["git_diff"]:
+        tree = _work_tree(opts)
+        if tree is not None and tree.diff:
+            _repository(state).log_bytes(tree.diff.encode("utf-8"), DIFF_FILE)
     if opts["requirements"]:
         from autolog.provenance.environment import requirements_text
 

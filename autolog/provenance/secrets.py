@@ -25,6 +25,7 @@ import re
 
 __all__ = [
     "MASK",
+    "check_secret_unchanged",
     "looks_secret",
     "mask_argv",
     "mask_mapping",
@@ -155,6 +156,31 @@ def mask_argv(argv: list[str]) -> list[str]:
             continue
         out.append(mask_text(arg))
     return out
+
+
+_FINGERPRINT_KEY = os.urandom(16)  # of this process: a fingerprint proves nothing elsewhere
+
+
+def check_secret_unchanged(key: str, known: str | None, value: object) -> str:
+    """The fingerprint of a param value that is stored masked (``***``); raises
+    ParamOverwriteError when ``known`` (the fingerprint of the value logged
+    before) differs: params are immutable also when their values are hidden.
+    A keyed hash with a key of this process and never stored, so a weak
+    password cannot be guessed back from it; the error shows no value."""
+    import hashlib
+
+    text = value if type(value) is str else str(value)
+    fingerprint = hashlib.blake2b(
+        text.encode("utf-8", "surrogatepass"), key=_FINGERPRINT_KEY, digest_size=16
+    ).hexdigest()
+    if known is not None and known != fingerprint:
+        from autolog.errors import ParamOverwriteError
+
+        raise ParamOverwriteError(
+            f"param {key!r} was already logged with another value (both are secret, "
+            f"stored as {MASK!r}); params are immutable: log a new key or start a new run"
+        )
+    return fingerprint
 
 
 def strip_userinfo(url: str) -> str:

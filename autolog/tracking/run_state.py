@@ -27,6 +27,7 @@ from time import time_ns
 from typing import Any
 
 from autolog.errors import InvalidParameterError, RunStateError
+from autolog.provenance.secrets import MASK, check_secret_unchanged
 from autolog.tracking import context
 from autolog.tracking import writer as _writers
 from autolog.tracking.entities import LifecycleStage, RunInfo, RunStatus, RunTag
@@ -54,7 +55,10 @@ _end_hooks: dict[str, list[Any]] = {}  # run id -> callables run just before it 
 class _RunState:
     """What the process knows of a run it logs to, without asking the store."""
 
-    __slots__ = ("created", "deleted", "info", "params", "pid", "repository", "run_id", "store")
+    __slots__ = (
+        *("created", "deleted", "info", "params", "pid", "repository", "run_id", "store"),
+        "secret_params",
+    )
 
     def __init__(self, store: AbstractStore, info: RunInfo, params: dict[str, str], created: bool):
         self.store = store
@@ -65,6 +69,9 @@ class _RunState:
         self.repository: Any = None
         self.pid = os.getpid()  # the process that started (and so must end) the run
         self.deleted = False  # deleted through this process: writing to it is an error
+        # key -> fingerprint of a secret param's value (stored as "***"), so that
+        # logging it again with another value still raises (never kept in clear)
+        self.secret_params: dict[str, str] | None = None
 
 
 def on_run_end(run_id: str, hook: Any) -> None:
@@ -209,12 +216,18 @@ def _state_in(store: AbstractStore, run_id: str) -> _RunState:
 def _new_params(state: _RunState, params: Iterable[tuple[Any, Any]]) -> dict[str, str]:
     """The validated params of ``params`` that the run does not have yet; one the
     run (or ``params`` itself) has with another value raises ParamOverwriteError.
-    Records nothing: the caller adds them to ``state.params`` once all is valid."""
+    Records nothing but the fingerprints of masked (secret) values, once all is
+    valid: the caller adds the params to ``state.params``."""
     new: dict[str, str] = {}
+    secret: dict[str, str] | None = None  # key -> fingerprint of a masked value
     for key, value in params:
         if type(key) is not str or key not in _checked_keys:
             _check_key(key, "param key")
         text = validate_param_value(key, value)
+        if text == MASK:  # masked: immutability is checked on what was given
+            secret = secret or {}
+            known = (state.secret_params or {}).get(key) or secret.get(key)
+            secret[key] = check_secret_unchanged(key, known, value)
         logged = state.params.get(key)
         if logged is None:
             logged = new.get(key)
@@ -222,6 +235,8 @@ def _new_params(state: _RunState, params: Iterable[tuple[Any, Any]]) -> dict[str
             check_param_unchanged(key, logged, text)
         else:
             new[key] = text
+    if secret:
+        state.secret_params = {**(state.secret_params or {}), **secret}
     return new
 
 

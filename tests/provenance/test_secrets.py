@@ -81,13 +81,7 @@ def test_no_secret_reaches_any_file_of_the_file_store(dirty_repo, monkeypatch, t
     assert _grep(dirty_repo.root.parent, ALL_SECRETS, skip=dirty_repo.root) == []
 
 
-def test_no_secret_reaches_any_table_of_a_sqlite_store(dirty_repo, monkeypatch, tmp_path):
-    db = tmp_path / "store" / "runs.db"
-    db.parent.mkdir()
-    autolog.set_tracking_uri(f"sqlite:///{db}")
-    run_id = _log_everything(dirty_repo, monkeypatch)
-    assert autolog.get_run(run_id).data.tags["autolog.source.git.dirty"] == "true"
-    autolog.flush()
+def _sqlite_rows(db: Path) -> list[tuple[str, tuple]]:
     rows = []
     with sqlite3.connect(db) as connection:
         tables = [
@@ -96,8 +90,61 @@ def test_no_secret_reaches_any_table_of_a_sqlite_store(dirty_repo, monkeypatch, 
         for table in tables:
             if not table.startswith("sqlite_"):
                 rows += [(table, row) for row in connection.execute(f'SELECT * FROM "{table}"')]
-    assert any(table == "tags" or "tag" in table for table, _row in rows)
+    return rows
+
+
+def _postgres_rows(uri: str, schema: str) -> list[tuple[str, tuple]]:
+    import psycopg
+
+    from tests.tracking.sql_stores import postgres_uri
+
+    rows = []
+    with psycopg.connect(postgres_uri()) as connection:
+        tables = connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        ).fetchall()
+        for (table,) in tables:
+            query = f'SELECT * FROM "{schema}"."{table}"'
+            rows += [(table, row) for row in connection.execute(query)]
+    return rows
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_store(request, tmp_path):
+    """(tracking URI, a function returning every row of every table) of an empty
+    SQLite database or PostgreSQL schema; artifacts under ``tmp_path/store``."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    if request.param == "sqlite":
+        db = folder / "runs.db"
+        yield f"sqlite:///{db}", lambda: _sqlite_rows(db)
+        return
+    import uuid
+
+    from tests.tracking.sql_stores import _admin, postgres_schema_uri, require_postgres
+
+    require_postgres()
+    schema = f"autolog_secrets_{uuid.uuid4().hex[:12]}"
+    _admin(f'CREATE SCHEMA "{schema}"')
+    uri = postgres_schema_uri(schema)
+    try:
+        yield uri, lambda: _postgres_rows(uri, schema)
+    finally:
+        autolog.flush()
+        _admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_no_secret_reaches_any_table_of_a_sql_store(dirty_repo, monkeypatch, tmp_path, sql_store):
+    uri, all_rows = sql_store
+    autolog.set_tracking_uri(uri)
+    run_id = _log_everything(dirty_repo, monkeypatch)
+    assert autolog.get_run(run_id).data.tags["autolog.source.git.dirty"] == "true"
+    autolog.flush()
+    rows = all_rows()
+    tables = {table for table, _row in rows}
+    assert {"params", "tags"} <= tables, tables
     dumped = "\n".join(f"{table}: {row!r}" for table, row in rows)
+    assert "***" in dumped and "feature/provenance" in dumped  # the rows were read
     assert [s for s in ALL_SECRETS if s in dumped] == []
     artifacts = Path(autolog.get_run(run_id).info.artifact_uri.removeprefix("file://"))
     assert (artifacts / "provenance" / "git.diff").is_file()
@@ -155,6 +202,30 @@ def test_git_remote_urls_lose_their_user_info():
     assert strip_userinfo("https://x:tok@github.com/a/b.git") == "https://github.com/a/b.git"
     assert strip_userinfo("https://tok@github.com/a/b.git") == "https://github.com/a/b.git"
     assert strip_userinfo("git@github.com:a/b.git") == "git@github.com:a/b.git"
+
+
+def test_a_secret_param_logged_again_with_another_value_is_refused():
+    from autolog.errors import ParamOverwriteError
+
+    with autolog.start_run() as run:
+        autolog.log_param("api_key", PARAM_SECRET)
+        autolog.log_param("api_key", PARAM_SECRET)  # the same value again: a no-op
+        with pytest.raises(ParamOverwriteError, match="api_key") as raised:
+            autolog.log_param("api_key", "another-secret-1")
+        assert PARAM_SECRET not in str(raised.value)
+        assert "another-secret-1" not in str(raised.value)
+        autolog.log_params({"lr": 0.1, "db_password": "one-123"})
+        with pytest.raises(ParamOverwriteError):  # none of the call is logged
+            autolog.log_params({"depth": 3, "db_password": "two-456"})
+        client = autolog.Client()
+        with pytest.raises(ParamOverwriteError):  # two values in one batch
+            twice = [autolog.Param("auth_token", "t-111111"), autolog.Param("auth_token", "t-2")]
+            client.log_batch(run.info.run_id, params=twice)
+        with pytest.raises(ParamOverwriteError):
+            client.log_batch(run.info.run_id, params=[autolog.Param("api_key", "third-3")])
+        client.log_batch(run.info.run_id, params=[autolog.Param("api_key", PARAM_SECRET)])
+    params = autolog.get_run(run.info.run_id).data.params
+    assert params == {"api_key": "***", "lr": "0.1", "db_password": "***"}
 
 
 def test_a_secret_param_value_is_still_validated_before_it_is_masked():
