@@ -259,8 +259,8 @@ def _walk_artifacts(repository: Any, path: str | None = None, limit: int = 500) 
 
 def _runs_show(args: argparse.Namespace) -> None:
     from autolog.provenance.datasets import dataset_records
-    from autolog.provenance.secrets import mask_mapping
     from autolog.tracking.artifacts import repository_for
+    from autolog.tracking.secrets import mask_mapping
 
     run = _client(args).get_run(args.run_id)
     artifacts = _walk_artifacts(repository_for(run.info.artifact_uri))

@@ -183,7 +183,7 @@ def _find_repo(folder: str) -> Any:
 def _command_tag() -> str:
     import shlex
 
-    from autolog.provenance.secrets import mask_argv
+    from autolog.tracking.secrets import mask_argv
     from autolog.tracking.validation import MAX_TAG_VALUE_LENGTH
 
     text = shlex.join(mask_argv(list(sys.argv)))
@@ -384,7 +384,8 @@ def record_dataset(data: Any, name: str, run_id: str | None = None, **kwargs: An
 def _reset_for_tests() -> None:
     """Forget options, cached tags and git answers (the environment is read again)."""
     global _options, _process_tags
-    from autolog.provenance import environment, git, secrets
+    from autolog.provenance import environment, git
+    from autolog.tracking import secrets
 
     for thread in _warming:
         thread.join(timeout=30)

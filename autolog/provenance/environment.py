@@ -167,7 +167,7 @@ def gpu_tags() -> dict[str, str]:
 def env_var_tags(names: tuple[str, ...]) -> dict[str, str]:
     """``autolog.env.var.<NAME>`` for the allow-listed variables that are set;
     a name that looks secret is stored as ``***``."""
-    from autolog.provenance.secrets import mask_value
+    from autolog.tracking.secrets import mask_value
 
     return {
         f"{PREFIX}var.{name}": mask_value(name, os.environ[name])

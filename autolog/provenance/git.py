@@ -16,7 +16,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from autolog.provenance.secrets import mask_text, strip_userinfo
+from autolog.tracking.secrets import mask_text, strip_userinfo
 
 __all__ = ["WorkTree", "find_git_dir", "git_commit", "read_head", "remote_url", "work_tree_state"]
 

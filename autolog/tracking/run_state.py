@@ -27,7 +27,6 @@ from time import time_ns
 from typing import Any
 
 from autolog.errors import InvalidParameterError, RunStateError
-from autolog.provenance.secrets import MASK, check_secret_unchanged
 from autolog.tracking import context
 from autolog.tracking import writer as _writers
 from autolog.tracking.entities import LifecycleStage, RunInfo, RunStatus, RunTag
@@ -37,6 +36,7 @@ from autolog.tracking.fluent_experiments import (
     _checked_keys,
     _store,
 )
+from autolog.tracking.secrets import MASK, check_secret_unchanged
 from autolog.tracking.stores.base import AbstractStore, new_run_info
 from autolog.tracking.validation import (
     check_param_unchanged,

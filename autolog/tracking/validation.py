@@ -22,7 +22,7 @@ from numbers import Real
 from typing import Any
 
 from autolog.errors import InvalidParameterError, ParamOverwriteError
-from autolog.provenance.secrets import mask_value  # secrets are never stored (issue 18)
+from autolog.tracking.secrets import mask_value  # secrets are never stored (issue 18)
 
 __all__ = [
     "MAX_KEY_LENGTH",

@@ -11,8 +11,8 @@ import pytest
 
 import autolog
 from autolog.errors import InvalidParameterError
-from autolog.provenance import secrets
-from autolog.provenance.secrets import looks_secret, mask_argv, mask_text, strip_userinfo
+from autolog.tracking import secrets
+from autolog.tracking.secrets import looks_secret, mask_argv, mask_text, strip_userinfo
 from tests.provenance.conftest import ARGV_SECRET, DIFF_SECRET, REMOTE_TOKEN, run_as_script
 
 ENV_SECRET = "tok-ENV-secret-999"

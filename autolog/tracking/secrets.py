@@ -15,6 +15,9 @@ CREDENTIAL or AUTHORIZATION anywhere, or ends in TOKEN, KEY or AUTH (``apiKey``,
 
 Cheap on the logging path: the verdict on a key is cached, and a value is only
 scanned when it could hold a URI or an environment secret.
+
+A leaf of :mod:`autolog.tracking` (it imports nothing of ours): the tracking
+API masks with it, and so do provenance, the CLI and the server.
 """
 
 from __future__ import annotations
