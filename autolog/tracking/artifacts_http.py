@@ -38,8 +38,8 @@ from urllib.parse import quote, urlsplit
 from autolog.errors import InvalidParameterError, ResourceNotFoundError, TransientStoreError
 from autolog.tracking.artifacts import ArtifactRepository, clean_artifact_path
 from autolog.tracking.entities import FileInfo
-from autolog.tracking.stores import mask_uri
 from autolog.tracking.stores.rest_http import HttpClient, http_client_for
+from autolog.tracking.stores.uris import mask_uri
 from autolog.tracking.wire import int_from_wire
 
 __all__ = ["ARTIFACTS_ENDPOINT", "HttpArtifactRepository", "proxied_repository"]

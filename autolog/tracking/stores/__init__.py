@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import threading
 
-from autolog.errors import InvalidParameterError, StoreError
+from autolog.errors import StoreError
 from autolog.tracking.stores.base import AbstractStore
+from autolog.tracking.stores.uris import file_uri_to_path, mask_uri, require_uri, uri_scheme
 
 __all__ = [
     "AbstractStore",
@@ -33,88 +34,11 @@ _stores: dict[str, AbstractStore] = {}
 _stores_lock = threading.Lock()
 
 
-def _scheme(uri: str) -> str:
-    head, sep, _rest = uri.partition(":")
-    # "C:\\runs" is a Windows path, not a URI with scheme "c"
-    if not sep or len(head) == 1 or not head.replace("+", "").isalnum():
-        return ""
-    return head.lower()
-
-
-_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key")
-
-
-def mask_uri(uri: str) -> str:
-    """``uri`` fit to print: the password of ``user:password@host`` and the values
-    of query parameters that hold secrets (``password=``, ``token=``, ...) become
-    ``***``. Use it wherever a URI is shown (errors, warnings, summaries)::
-
-        >>> mask_uri("postgresql://me:s3cret@db:5432/runs")
-        'postgresql://me:***@db:5432/runs'
-    """
-    if not isinstance(uri, str) or ("@" not in uri and "=" not in uri):
-        return uri  # the common case (paths, file:, sqlite:) costs no parsing
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    netloc = parts.netloc
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    query = parts.query
-    if query:
-        pairs = []
-        for pair in query.split("&"):
-            name, eq, _value = pair.partition("=")
-            secret = eq and any(word in name.lower() for word in _SECRET_QUERY_KEYS)
-            pairs.append(f"{name}=***" if secret else pair)
-        query = "&".join(pairs)
-    if netloc == parts.netloc and query == parts.query:
-        return uri
-    return parts._replace(netloc=netloc, query=query).geturl()
-
-
-def _require_uri(uri: object) -> str:
-    """A tracking URI that names something: blank ones are an error (they would
-    silently make the current folder the store)."""
-    if not isinstance(uri, str):
-        raise InvalidParameterError(
-            f"tracking URI {uri!r} must be a string or a path, not {type(uri).__name__}"
-        )
-    if not uri.strip():
-        raise InvalidParameterError(
-            f"tracking URI {uri!r} is blank: give a path (./mlruns), sqlite:///mlflow.db, "
-            "postgresql://user:password@host:5432/db or http(s)://host:port"
-        )
-    return uri
-
-
-def file_uri_to_path(uri: str) -> str:
-    """The local path of a ``file:`` URI (percent-decoded) or of a plain path."""
-    if _scheme(uri) != "file":
-        return uri
-    from urllib.parse import unquote, urlsplit
-
-    rest = uri[len("file:") :]
-    if rest.startswith("//"):
-        parts = urlsplit(uri)
-        if parts.netloc not in ("", "localhost"):
-            raise StoreError(
-                f"file URI {mask_uri(uri)!r} names host {mask_uri(parts.netloc)!r}; "
-                "only local paths work"
-            )
-        return unquote(parts.path)
-    return unquote(rest)
-
-
 def normalize_tracking_uri(uri: str) -> str:
     """File URIs and plain paths become absolute ``file://`` URIs (relative ones
     against the current directory); other URIs are returned unchanged. A blank
     URI, or a malformed SQL one (``sqlite://mlflow.db``), is an InvalidParameterError."""
-    scheme = _scheme(_require_uri(uri))
+    scheme = uri_scheme(require_uri(uri))
     if scheme in ("", "file"):
         from pathlib import Path
 
@@ -149,7 +73,7 @@ def store_for_uri(uri: str) -> AbstractStore:
 
 
 def _open_store(uri: str) -> AbstractStore:
-    scheme = _scheme(uri)
+    scheme = uri_scheme(uri)
     if scheme == "file":
         from autolog.tracking.stores.file import FileStore
 

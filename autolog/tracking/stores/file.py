@@ -70,7 +70,6 @@ from autolog.tracking.entities import (
     RunTag,
     ViewType,
 )
-from autolog.tracking.stores import file_uri_to_path
 from autolog.tracking.stores.base import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
@@ -80,6 +79,7 @@ from autolog.tracking.stores.base import (
 )
 from autolog.tracking.stores.file_docs import DocumentCache, RootLock
 from autolog.tracking.stores.file_log import RunLogFiles, metric_columns, metric_history
+from autolog.tracking.stores.uris import file_uri_to_path
 from autolog.tracking.validation import check_param_unchanged
 
 __all__ = ["FileStore"]

@@ -38,8 +38,8 @@ from autolog.errors import (
     StoreError,
     TransientStoreError,
 )
-from autolog.tracking.stores import mask_uri
 from autolog.tracking.stores.rest_config import HttpSettings, split_credentials
+from autolog.tracking.stores.uris import mask_uri
 
 __all__ = ["RETRY_STATUSES", "HttpClient", "error_for", "http_client_for", "single_attempt"]
 

@@ -84,7 +84,6 @@ from autolog.tracking.entities import (
     RunTag,
     ViewType,
 )
-from autolog.tracking.stores import mask_uri
 from autolog.tracking.stores.base import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
@@ -115,6 +114,7 @@ from autolog.tracking.stores.sql_schema import metrics as metric_history
 from autolog.tracking.stores.sql_schema import tags as run_tags
 from autolog.tracking.stores.sql_search import compile_filter, order_by_clauses
 from autolog.tracking.stores.sql_write import RowWriter, metric_rows, param_values
+from autolog.tracking.stores.uris import mask_uri
 
 __all__ = ["ARTIFACT_ROOT_ENV", "DEFAULT_ARTIFACT_ROOT", "SqlStore", "engine_url"]
 

@@ -56,7 +56,7 @@ def engine_url(uri: str) -> sa.URL:
 
     A malformed URI (``sqlite://mlflow.db``, ``sqlite:mlflow.db``, ...) is an
     InvalidParameterError that shows the right spelling."""
-    from autolog.tracking.stores import mask_uri
+    from autolog.tracking.stores.uris import mask_uri
 
     shown = mask_uri(uri)
     try:
