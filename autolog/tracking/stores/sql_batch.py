@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from autolog.errors import StoreError
 from autolog.tracking.stores.sql_engine import store_error
-from autolog.tracking.stores.sql_write import RowWriter, supersedes
+from autolog.tracking.stores.sql_write import MetricRow, RowWriter, supersedes
 from autolog.tracking.validation import check_param_unchanged
 
 __all__ = ["Batch", "KnownFacts", "ThreadBatches"]
@@ -67,8 +67,8 @@ class Batch:
         # never forgets: it holds the runs this batch created and has not written
         self.learnt = KnownFacts(runs_limit=None)
         self.new_runs: dict[str, dict] = {}  # run_id -> its runs row
-        self.history: list[dict] = []  # metric points, in logging order
-        self.latest: dict[tuple[str, str], dict] = {}  # (run_id, key) -> latest point
+        self.history: list[MetricRow] = []  # metric points, in logging order
+        self.latest: dict[tuple[str, str], MetricRow] = {}  # (run_id, key) -> latest point
         self.params: dict[tuple[str, str], str] = {}
         self.tags: dict[tuple[str, str], str] = {}
 
@@ -87,8 +87,8 @@ class Batch:
     def hold_log(
         self,
         run_id: str,
-        history: list[dict],
-        latest: dict[str, dict],
+        history: list[MetricRow],
+        latest: dict[str, MetricRow],
         params: dict[str, str],
         tags: dict[str, str],
     ) -> None:

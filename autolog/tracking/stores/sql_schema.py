@@ -18,9 +18,24 @@ Why the columns look the way they do:
 - ``latest_metrics`` is what searches filter and sort on (one row per run and
   key: highest step, then latest timestamp), maintained by ``log_batch``.
 - Param and tag values are unbounded ``TEXT``. On SQLite they are indexed by
-  ``(key, value)``; PostgreSQL's B-tree cannot hold index entries above ~2.7 kB,
-  so there a long value would make the insert fail: searches on params and
-  tags go through the ``(run_id, key)`` primary key instead.
+  ``(key, value, run_id)``; PostgreSQL's B-tree cannot hold index entries above
+  ~2.7 kB, so there a long value would make the insert fail: searches on params
+  and tags go through the ``(run_id, key)`` primary key instead.
+
+Indexes that reads use without touching the table (version 3), checked with
+``EXPLAIN`` in ``tests/tracking/test_sql_indexes.py``:
+
+- metric history (``get_metric_history``, the UI's buckets: ``WHERE run_id = ?
+  AND key = ? ORDER BY step, timestamp``, reading ``value``): on SQLite the
+  unique point index ``ux_metrics_history`` ``(run_id, key, step, timestamp,
+  is_nan, value)`` (every SQLite index also holds the rowid, ``seq``); on
+  PostgreSQL ``ix_metrics_history`` ``(run_id, key, step, timestamp, seq)
+  INCLUDE (value, is_nan)`` beside the unique ``ux_metrics_point``. SQLite's
+  index stores NaN's NULL as a distinct value, so there the writer itself
+  skips a NaN point already stored (``sql_write.py``);
+- search filters: ``(key, value, run_id)`` on ``latest_metrics`` (both
+  backends) and, on SQLite, on ``params`` and ``tags``: a filter's candidate
+  runs come from the index alone.
 """
 
 from __future__ import annotations
@@ -136,13 +151,14 @@ latest_metrics = sa.Table(
     sa.Column("is_nan", sa.Boolean, nullable=False),
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("timestamp", sa.BigInteger, nullable=False),
-    sa.Index("ix_latest_metrics_key_value", "key", "value"),
+    # its search index is plain DDL in the migrations (version 3: covering)
 )
 
 
 def _migrate_v1_initial(conn: sa.Connection) -> None:
     """Every table of version 1, plus the value indexes SQLite can afford."""
     metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
+    conn.exec_driver_sql("CREATE INDEX ix_latest_metrics_key_value ON latest_metrics (key, value)")
     if conn.dialect.name == "sqlite":
         # plain DDL: an sa.Index on the columns would attach itself to the shared
         # Table objects and reach PostgreSQL's create_all too
@@ -164,10 +180,36 @@ def _migrate_v2_point_identity(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"CREATE UNIQUE INDEX ux_metrics_point ON metrics ({identity})")
 
 
+def _migrate_v3_covering_indexes(conn: sa.Connection) -> None:
+    """Indexes that answer the hot reads alone (see the module docstring): metric
+    history with its values, and a filter's run ids. SQLite's point index takes
+    the plain columns (one index per point written, as before); PostgreSQL keeps
+    its point index and gets a covering one beside it."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            "CREATE UNIQUE INDEX ux_metrics_history "
+            "ON metrics (run_id, key, step, timestamp, is_nan, value)"
+        )
+        conn.exec_driver_sql("DROP INDEX ux_metrics_point")
+        for table in ("params", "tags"):
+            conn.exec_driver_sql(f"DROP INDEX ix_{table}_key_value")
+            conn.exec_driver_sql(f"CREATE INDEX ix_{table}_search ON {table} (key, value, run_id)")
+    else:
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_metrics_history "
+            "ON metrics (run_id, key, step, timestamp, seq) INCLUDE (value, is_nan)"
+        )
+    conn.exec_driver_sql("DROP INDEX ix_latest_metrics_key_value")
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_latest_metrics_search ON latest_metrics (key, value, run_id)"
+    )
+
+
 #: (version, migration) in order; ``ensure_schema`` runs those above the stored version.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _migrate_v1_initial),
     (2, _migrate_v2_point_identity),
+    (3, _migrate_v3_covering_indexes),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

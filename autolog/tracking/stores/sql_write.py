@@ -18,13 +18,12 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from autolog.errors import ParamOverwriteError, ResourceAlreadyExistsError, RunStateError
 from autolog.tracking.entities import LifecycleStage, Metric, Param
-from autolog.tracking.stores.sql_schema import experiment_tags, latest_metrics, runs
-from autolog.tracking.stores.sql_schema import metrics as metric_history
+from autolog.tracking.stores.sql_schema import experiment_tags, runs
 from autolog.tracking.stores.sql_schema import params as run_params
 from autolog.tracking.stores.sql_schema import tags as run_tags
 from autolog.tracking.validation import check_param_unchanged
 
-__all__ = ["RowWriter", "metric_rows", "param_values", "supersedes"]
+__all__ = ["MetricRow", "RowWriter", "metric_rows", "param_values", "supersedes"]
 
 # PostgreSQL's write path: one statement (one round trip) per call, rows passed
 # as arrays, whatever their number. Data-modifying CTEs all run to completion;
@@ -97,30 +96,56 @@ def _refuse_deleted(conn: sa.Connection, run_ids: set[str]) -> None:
         raise RunStateError(f"run {deleted} is deleted; restore it before writing to it")
 
 
-def supersedes(point: dict, best: dict) -> bool:
+#: a metric point as written: the columns of ``_SQLITE_INSERT_POINT``, in that order
+MetricRow = tuple[str, str, "float | None", bool, int, int]
+_STEP, _TIMESTAMP = 4, 5
+
+# SQLite's point statements, straight to the driver (``exec_driver_sql``): tuples
+# in, no per-row parameter processing; a batch of 1,000 points is one executemany.
+_SQLITE_INSERT_POINT = (
+    "INSERT INTO metrics (run_id, key, value, is_nan, step, timestamp) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# SQLite's unique index holds NaN's NULL as distinct from every other NULL, so a
+# NaN point is inserted only when no identical NaN point is stored (rare: NaNs)
+_SQLITE_INSERT_NAN_POINT = (
+    "INSERT INTO metrics (run_id, key, value, is_nan, step, timestamp) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM metrics "
+    "WHERE run_id = ?1 AND key = ?2 AND step = ?5 AND timestamp = ?6 AND is_nan = 1 "
+    "AND value IS NULL)"
+)
+_SQLITE_UPSERT_LATEST = (
+    "INSERT INTO latest_metrics (run_id, key, value, is_nan, step, timestamp) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE SET "
+    "value = excluded.value, is_nan = excluded.is_nan, step = excluded.step, "
+    "timestamp = excluded.timestamp "
+    "WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
+    "AND excluded.timestamp >= latest_metrics.timestamp)"
+)
+
+
+def supersedes(point: MetricRow, best: MetricRow) -> bool:
     """Whether metric ``point`` replaces ``best`` as the latest: a higher step, then
     a newer timestamp (ties: the later write), as the latest_metrics upsert does."""
-    return (point["step"], point["timestamp"]) >= (best["step"], best["timestamp"])
+    return (point[_STEP], point[_TIMESTAMP]) >= (best[_STEP], best[_TIMESTAMP])
 
 
-def metric_rows(run_id: str, metrics: Sequence[Metric]) -> tuple[list[dict], dict[str, dict]]:
-    """The metrics table rows of ``metrics`` in logging order, and the latest point per key."""
-    history: list[dict] = []
-    latest: dict[str, dict] = {}
-    for m in metrics:
-        is_nan = m.value != m.value
-        point = {
-            "run_id": run_id,
-            "key": m.key,
-            "value": None if is_nan else float(m.value),
-            "is_nan": is_nan,
-            "step": m.step,
-            "timestamp": m.timestamp,
-        }
-        history.append(point)
-        best = latest.get(m.key)
-        if best is None or supersedes(point, best):
-            latest[m.key] = point
+def metric_rows(
+    run_id: str, metrics: Sequence[Metric]
+) -> tuple[list[MetricRow], dict[str, MetricRow]]:
+    """The metrics table rows of ``metrics`` in logging order (``MetricRow``), and
+    the latest point per key."""
+    history: list[MetricRow] = [
+        (run_id, m.key, None, True, m.step, m.timestamp)
+        if m.value != m.value  # NaN: stored as NULL (see sql_schema)
+        else (run_id, m.key, float(m.value), False, m.step, m.timestamp)
+        for m in metrics
+    ]
+    latest: dict[str, MetricRow] = {}
+    for point in history:
+        best = latest.get(point[1])
+        if best is None or (point[_STEP], point[_TIMESTAMP]) >= (best[_STEP], best[_TIMESTAMP]):
+            latest[point[1]] = point
     return history, latest
 
 
@@ -142,16 +167,6 @@ class RowWriter:
     def __init__(self, dialect: str):
         self.dialect = dialect
         insert = pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert
-        upsert = insert(latest_metrics)
-        new, old = upsert.excluded, latest_metrics.c
-        self._upsert_latest = upsert.on_conflict_do_update(
-            index_elements=[old.run_id, old.key],
-            set_={c: new[c] for c in ("value", "is_nan", "step", "timestamp")},
-            # the latest point: highest step, then newest timestamp (ties: the later write)
-            where=sa.or_(
-                new.step > old.step, sa.and_(new.step == old.step, new.timestamp >= old.timestamp)
-            ),
-        )
         upsert = insert(run_tags)
         self.upsert_tag = upsert.on_conflict_do_update(
             index_elements=[run_tags.c.run_id, run_tags.c.key],
@@ -163,8 +178,6 @@ class RowWriter:
             set_={"value": upsert.excluded.value},
         )
         self._insert_param = insert(run_params).on_conflict_do_nothing()
-        # an identical point (a retried write) is stored once: ux_metrics_point
-        self._insert_metric = insert(metric_history).on_conflict_do_nothing()
         self._insert_run = runs.insert()
         self._insert_tag = run_tags.insert()
 
@@ -187,8 +200,8 @@ class RowWriter:
         self,
         conn: sa.Connection,
         new_runs: dict[str, dict],
-        history: list[dict],
-        latest: dict[tuple[str, str], dict],
+        history: list[MetricRow],
+        latest: dict[tuple[str, str], MetricRow],
         params: dict[tuple[str, str], str],
         tags: dict[tuple[str, str], str],
     ) -> None:
@@ -204,7 +217,7 @@ class RowWriter:
                 raise ResourceAlreadyExistsError(
                     f"One of the runs {sorted(new_runs)} already exists"
                 ) from None
-        touched = {p["run_id"] for p in history} | {r for r, _k in params} | {r for r, _k in tags}
+        touched = {p[0] for p in history} | {r for r, _k in params} | {r for r, _k in tags}
         touched.difference_update(new_runs)
         if touched:
             _refuse_deleted(conn, touched)
@@ -213,9 +226,9 @@ class RowWriter:
             self._pg_write(conn, history, latest_points, params, tags)
             return
         if history:
-            conn.execute(self._insert_metric, history)
+            _sqlite_insert_points(conn, history)
         if latest_points:
-            conn.execute(self._upsert_latest, latest_points)
+            conn.exec_driver_sql(_SQLITE_UPSERT_LATEST, latest_points)
         if params:
             rows = [{"run_id": r, "key": k, "value": params[r, k]} for r, k in sorted(params)]
             if conn.execute(self._insert_param, rows).rowcount < len(rows):
@@ -227,20 +240,17 @@ class RowWriter:
     def _pg_write(
         self,
         conn: sa.Connection,
-        history: list[dict],
-        latest: list[dict],
+        history: list[MetricRow],
+        latest: list[MetricRow],
         params: dict[tuple[str, str], str],
         tags: dict[tuple[str, str], str],
     ) -> None:
         """``write`` less the runs on PostgreSQL, in one statement (``_PG_WRITE``)."""
         values: dict[str, object] = {}
         for prefix, points in (("h", history), ("l", latest)):
-            values[f"{prefix}_runs"] = [p["run_id"] for p in points]
-            values[f"{prefix}_keys"] = [p["key"] for p in points]
-            values[f"{prefix}_values"] = [p["value"] for p in points]
-            values[f"{prefix}_nans"] = [p["is_nan"] for p in points]
-            values[f"{prefix}_steps"] = [p["step"] for p in points]
-            values[f"{prefix}_times"] = [p["timestamp"] for p in points]
+            columns = [list(c) for c in zip(*points)] if points else [[]] * 6
+            for name, column in zip(("runs", "keys", "values", "nans", "steps", "times"), columns):
+                values[f"{prefix}_{name}"] = column
         for prefix, mapping in (("p", params), ("t", tags)):
             keys = sorted(mapping)
             values[f"{prefix}_runs"] = [run_id for run_id, _key in keys]
@@ -263,3 +273,17 @@ class RowWriter:
             )
             for key, value in stored:
                 check_param_unchanged(key, value, param_map[key])
+
+
+def _sqlite_insert_points(conn: sa.Connection, history: list[MetricRow]) -> None:
+    """Insert ``history`` in logging order, an identical point stored once: one
+    executemany per stretch of finite points, the guarded statement for NaNs."""
+    start = 0
+    while start < len(history):
+        nan = history[start][3]
+        end = start + 1
+        while end < len(history) and history[end][3] == nan:
+            end += 1
+        sql = _SQLITE_INSERT_NAN_POINT if nan else _SQLITE_INSERT_POINT
+        conn.exec_driver_sql(sql, history[start:end] if end - start > 1 else history[start])
+        start = end
