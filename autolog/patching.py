@@ -35,6 +35,7 @@ from autolog._calls import (
     Call,
     Handler,
     Session,
+    _make_observer,
     _make_wrapper,
     active_session,
     guard,
@@ -204,6 +205,38 @@ class Patcher:
         class that another integration owns while that one is enabled.
         """
         _check_handler(self.integration, handler, attribute)
+        return self._install(
+            owner, attribute, _make_wrapper(self.integration, handler, opens_run), enabled
+        )
+
+    def observe(
+        self,
+        owner: Any,
+        attribute: str,
+        after: Callable[[Any, tuple[Any, ...], dict[str, Any], Any], None],
+    ) -> bool:
+        """Wrap ``owner.attribute`` so that ``after(instance, args, kwargs, result)``
+        runs each time the call returns, outside any patched call (none of any
+        integration in progress); returns False when it was already wrapped by us.
+
+        For calls made once per training step (``loss.backward()``): no run is
+        opened or looked up, no :class:`Call` is built, the user's arguments go
+        through unchanged, and ``after``'s failures are reported like a
+        handler's. Where the call is made under a patched call (a Lightning
+        ``fit``), ``after`` does not run: that call's integration owns it.
+        """
+        if not callable(after):
+            cls = type(self.integration)
+            raise IntegrationError(
+                f"invalid integration {cls.__module__}.{cls.__qualname__}: patcher.observe(..., "
+                f"{attribute!r}) needs a callable after(instance, args, kwargs, result), got "
+                f"{after!r}"
+            )
+        return self._install(owner, attribute, _make_observer(self.integration, after), None)
+
+    def _install(
+        self, owner: Any, attribute: str, wrapper_fn: Any, enabled: Callable[[], bool] | None
+    ) -> bool:
         *path, attribute = attribute.split(".")
         for part in path:
             owner = getattr(owner, part)
@@ -217,7 +250,6 @@ class Patcher:
                 raw_inherited = raw
             if is_autolog_wrapper(raw_inherited) and raw is not _MISSING:
                 return False
-            wrapper_fn = _make_wrapper(self.integration, handler, opens_run)
             if isinstance(raw_inherited, property):
                 new: Any = property(
                     _AutologFunctionWrapper(raw_inherited.fget, wrapper_fn, enabled=enabled),
