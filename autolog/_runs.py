@@ -14,11 +14,16 @@ everywhere:
 - the user's active run, which already holds another training of ours
   (``Ridge(alpha=1).fit`` then ``Ridge(alpha=50).fit`` in one ``start_run()``):
   a nested child run of it (tag ``mlflow.parentRunId``), with one warning
-  per user run, instead of mixing both trainings' params, metrics and models.
+  per user run, instead of mixing both trainings' params, metrics and models;
+- a process of a distributed training that is not its main one (rank 0):
+  nothing is logged (:func:`process_rank`), so N processes give one run.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import threading
 import types
 import warnings
@@ -33,7 +38,15 @@ if TYPE_CHECKING:
 
     from autolog.integration import IntegrationConfig
 
-__all__ = ["AUTOLOGGING_TAG", "child_run", "end_run", "fluent", "run_tags", "training_run"]
+__all__ = [
+    "AUTOLOGGING_TAG",
+    "child_run",
+    "end_run",
+    "fluent",
+    "process_rank",
+    "run_tags",
+    "training_run",
+]
 
 AUTOLOGGING_TAG = "mlflow.autologging"
 
@@ -71,6 +84,8 @@ def training_run(
     patched call's instance): the same model trained again in the user's run
     continues there. A created run is this thread's active run: end it with
     :func:`end_run`."""
+    if process_rank() != 0:
+        return None, False  # another process of this distributed training logs it
     fl = fluent()
     user_run = fl.active_run_id()
     if user_run is None:
@@ -94,6 +109,60 @@ def training_run(
         end_run("FAILED")
         raise
     return run_id, True
+
+
+def process_rank() -> int:
+    """This process's global rank in a distributed training, 0 when it is in none.
+
+    Read without importing a framework: an initialised ``torch.distributed``
+    process group; else what the launchers put into the environment before
+    any framework starts (``RANK``: torchrun, accelerate, DeepSpeed;
+    ``LOCAL_RANK`` with ``NODE_RANK`` / ``GROUP_RANK``: Lightning's own
+    launcher; ``TF_CONFIG``: TensorFlow's multi-worker strategies, whose
+    ``chief``, or ``worker`` 0 without one, is rank 0; an ``evaluator`` or
+    ``ps`` task is never the main process). Costs a few dictionary lookups.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None:
+        try:
+            if dist.is_available() and dist.is_initialized():
+                return int(dist.get_rank())
+        except Exception:  # a half-torn-down group: fall back to the launcher's word
+            pass
+    env = os.environ
+    rank = _int_env(env.get("RANK"))
+    if rank is not None:
+        return rank
+    local = _int_env(env.get("LOCAL_RANK"))
+    if local is not None:
+        node = _int_env(env.get("NODE_RANK")) or _int_env(env.get("GROUP_RANK")) or 0
+        return local if node == 0 else max(local, 1)  # any rank on another node is not 0
+    tf_config = env.get("TF_CONFIG")
+    if tf_config:
+        return _tf_config_rank(tf_config)
+    return 0
+
+
+def _int_env(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _tf_config_rank(text: str) -> int:
+    try:
+        config = json.loads(text)
+        task = config.get("task") or {}
+        kind, index = task.get("type"), int(task.get("index", 0))
+        has_chief = bool((config.get("cluster") or {}).get("chief"))
+    except (ValueError, TypeError, AttributeError):
+        return 0  # not a multi-worker configuration we can read: a single process
+    if kind == "chief" or (kind == "worker" and not has_chief):
+        return index if kind == "worker" else 0
+    if kind == "worker":
+        return index + 1  # the chief is rank 0
+    return 1 if kind in ("evaluator", "ps") else 0
 
 
 def child_run(

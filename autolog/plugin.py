@@ -38,6 +38,12 @@ argument (:func:`log_params`, :func:`log_epoch_metrics`,
 :func:`training_run` asks the run-opening policy for a training that is no
 patched call (a plain loop).
 
+**Distributed training.** Only the main process (rank 0) of a distributed
+training logs: the run-opening policy gives the other processes no run (a
+patched call there runs bare, :func:`training_run` answers ``(None, False)``).
+Code that logs without asking for a run (a callback pickled into spawned
+workers) checks :func:`is_main_process`; :func:`process_rank` says the rank.
+
 **Framework callbacks.** A callback class that subclasses a framework's class
 is defined on first use and pickles by reference: :class:`FrameworkClasses`.
 Callbacks hold only picklable state (the run id).
@@ -112,6 +118,7 @@ __all__ = [
     "flatten",
     "guard",
     "guarded",
+    "is_main_process",
     "learning_rate_metrics",
     "load_pickle",
     "log_dict",
@@ -130,6 +137,7 @@ __all__ = [
     "optimizer_prefix",
     "param_value",
     "pickle_snapshot",
+    "process_rank",
     "register",
     "report_error",
     "saved_bytes",
@@ -224,6 +232,19 @@ def start_training_run(integration: Integration, parent_run_id: str | None = Non
     next training of a loop that ran in the user's run). It is this thread's
     active run; end it with :func:`end_training_run`."""
     return _runs.child_run(integration.name, integration.config, parent_run_id)
+
+
+def process_rank() -> int:
+    """This process's global rank in a distributed training; 0 outside one
+    (read from ``torch.distributed`` or the launchers' environment, never by
+    importing a framework; see :func:`autolog._runs.process_rank`)."""
+    return _runs.process_rank()
+
+
+def is_main_process() -> bool:
+    """Whether this process logs: it is rank 0 of its distributed training, or
+    in none. No collective call: it never waits on another process."""
+    return _runs.process_rank() == 0
 
 
 def active_run_id() -> str | None:
