@@ -28,6 +28,10 @@ own arguments and returns its own result; a run autolog opened is always
 closed. Code of yours that the framework calls during training (callback
 hooks) goes under :func:`guarded` (or ``with guard(...)``).
 
+**Training data.** ``@datasets_from("X", "y")`` on a handler names the call's
+arguments that hold its training data: each is recorded as a dataset of the
+run (name, shape, dtypes, digest; :mod:`autolog.provenance.datasets`).
+
 **Logging to a given run.** Handlers and callbacks log to ``call.run_id``, not
 to "the active run" (a callback may run on another thread): the functions
 below take it as the keyword-only ``run_id`` (:func:`log_metrics`,
@@ -67,6 +71,8 @@ from autolog.flavors import (
     saved_bytes,
 )
 from autolog.patching import Patcher
+from autolog.provenance.datasets import caller_variable_name as variable_name
+from autolog.provenance.datasets import datasets_from
 from autolog.training import (
     MAX_PARAM_LENGTH,
     SUMMARY_FILE,
@@ -113,6 +119,7 @@ __all__ = [
     "child_run",
     "class_path",
     "copy_callbacks",
+    "datasets_from",
     "distribution_version",
     "end_training_run",
     "flatten",
@@ -146,6 +153,7 @@ __all__ = [
     "settings_params",
     "start_training_run",
     "training_run",
+    "variable_name",
 ]
 
 

@@ -285,11 +285,13 @@ class BoostingIntegration(plugin.Integration):
 
     # -- the handlers -----------------------------------------------------------------
 
+    @plugin.datasets_from("dtrain", "train_set")  # xgboost / lightgbm
     def on_train(self, call: plugin.Call) -> Generator[None, Any, None]:
         callback, stopping = self._start(call)
         booster = yield
         self._finish(call, booster, booster, callback, stopping)
 
+    @plugin.datasets_from("dtrain", "train_set")
     def on_cv(self, call: plugin.Call) -> Generator[None, Any, None]:
         callback, stopping = self._start(call)
         results = yield
@@ -298,6 +300,7 @@ class BoostingIntegration(plugin.Integration):
             if summary:
                 plugin.log_early_stopping(call.run_id, **summary)
 
+    @plugin.datasets_from("X", "y")
     def on_fit(self, call: plugin.Call) -> Generator[None, Any, None]:
         model = call.instance
         plugin.log_params(self.fit_params(call, model), call.run_id)

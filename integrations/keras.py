@@ -451,6 +451,7 @@ class KerasIntegration(plugin.Integration):
         owner = next(cls for cls in module.Model.__mro__ if "fit" in cls.__dict__)
         patcher.wrap(owner, "fit", self.on_fit)
 
+    @plugin.datasets_from("x", "y")
     def on_fit(self, call: Call) -> Generator[None, Any, None]:
         model = call.instance
         run_id = call.run_id

@@ -271,6 +271,7 @@ class LightningIntegration(plugin.Integration):
     def patch(self, patcher: Patcher, module: Any) -> None:
         patcher.wrap(module.Trainer, "fit", self._on_fit)
 
+    @plugin.datasets_from("train_dataloaders", "datamodule")
     def _on_fit(self, call: Call) -> Generator[None, Any, None]:
         trainer = call.instance
         package = "pytorch_lightning" if _is_pl(trainer) else "lightning.pytorch"

@@ -41,6 +41,7 @@ FIT_METHODS = ("fit", "fit_transform", "fit_predict")
 _DIGEST_ROWS = 32  # rows hashed from each end of the training data
 
 
+@plugin.datasets_from("X", "y")
 def on_fit(call: Call) -> Generator[None, Any, None]:
     """The handler of ``fit`` / ``fit_transform`` / ``fit_predict``."""
     from autolog.integrations import sklearn_search

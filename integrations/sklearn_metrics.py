@@ -20,7 +20,6 @@ metric functions is unchanged; they pickle as before (see
 
 from __future__ import annotations
 
-import sys
 import threading
 import types
 import weakref
@@ -137,21 +136,10 @@ class PostTrainingMetrics:
 
 
 def _variable_name(value: Any) -> str:
-    """The name bound to ``value`` in the first frame outside autolog and wrapt:
-    a local of that frame, else one of its module's globals (a notebook's
-    ``def evaluate(): accuracy_score(y_test, model.predict(X_test))``)."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(
-        ("autolog.", "wrapt")
-    ):
-        frame = frame.f_back
-    if frame is None or value is None:
-        return UNKNOWN_DATASET
-    for namespace in (frame.f_locals, frame.f_globals):
-        for name, bound in namespace.items():
-            if bound is value and not name.startswith("_"):
-                return name
-    return UNKNOWN_DATASET
+    """The caller's name for ``value`` (a local of the first frame outside
+    autolog, else a global of its module: a notebook's ``def evaluate():
+    accuracy_score(y_test, model.predict(X_test))``), else ``unknown_dataset``."""
+    return plugin.variable_name(value, UNKNOWN_DATASET)
 
 
 # -- handlers (opens_run=False: they log to the model's run, never open one) ------

@@ -146,6 +146,7 @@ def _log_candidates(call: Call, search: Any, results: dict[str, Any]) -> None:
 # -- cross-validation helpers ----------------------------------------------------------
 
 
+@plugin.datasets_from("X", "y")
 def on_cross_validation(call: Call) -> Generator[None, Any, None]:
     """``cross_validate`` / ``cross_val_score`` / ``cross_val_predict``: one run per call."""
     estimator = call.argument("estimator")

@@ -1,8 +1,12 @@
 """Dataset records: what data a fit was trained on, cheaply fingerprinted.
 
-An integration calls :func:`record_dataset` with the fit's ``X`` (the plugin
-API's fit path does it when ``log_datasets`` is on); the record is attached to
-the run as the tag ``autolog.datasets`` (a JSON list, one entry per dataset)::
+Every autologged fit records its training data: an integration's handler
+declares which of its call's arguments hold it (``@plugin.datasets_from("X",
+"y")``) and the patch manager records each, named as the user's variable
+(``X_train``), when ``log_datasets`` (an integration option) and the
+``datasets`` capture are on; :func:`record_dataset` records any data by hand.
+The records are attached to the run as the tag ``autolog.datasets`` (a JSON
+list, one entry per dataset)::
 
     {"name": "X_train", "context": "train", "source": "numpy.ndarray",
      "shape": [150000, 20], "dtypes": "float64", "digest": "3f0c9a1e5b7d2c44",
@@ -10,15 +14,19 @@ the run as the tag ``autolog.datasets`` (a JSON list, one entry per dataset)::
 
 ``autolog runs show`` lists them; ``search_runs("datasets.digest = '3f0c...'")``
 (also ``datasets.name``, ``datasets.context``; ``= != LIKE ILIKE IN NOT IN``, as
-MLflow names them) finds runs by them, through the index tags
-``autolog.datasets.digest`` / ``.name`` / ``.context`` (``|a|b|``).
+MLflow names them) finds runs by them on every store, through the index tags
+``autolog.datasets.digest`` / ``.name`` / ``.context`` (``|a|b|``; see
+:mod:`autolog.tracking.search_datasets`, also for a real ``mlflow server``).
 
 The digest (16 hex characters of SHA-256) covers shape, dtypes and column
 names, and the values of every row when the data is small (64 KiB and less),
 else of 256 rows (the first 32, the last 32, 192 evenly between): it costs
 about the same for any size, and the method is recorded with it. Two datasets
 that differ only in rows outside the sample get the same digest; the record
-says so (``digest_method``). Nothing of the data itself is stored.
+says so (``digest_method``). Nothing of the data itself is stored. A
+LightGBM ``Dataset`` is digested on the raw data it holds, a PyTorch
+``DataLoader`` on its dataset (a ``TensorDataset``'s first tensor); an XGBoost
+``DMatrix`` and what holds no array in memory get ``sha256/shape-only``.
 """
 
 from __future__ import annotations
@@ -28,21 +36,25 @@ import math
 import sys
 import threading
 
+from autolog.tracking.search_datasets import DATASETS_TAG, INDEX_TAGS, dataset_filter, index_value
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
     "DATASETS_TAG",
+    "caller_variable_name",
     "dataset_filter",
     "dataset_record",
     "dataset_records",
     "dataset_rows",
+    "datasets_from",
+    "record_call_datasets",
     "record_dataset",
+    "record_datasets",
 ]
 
-DATASETS_TAG = "autolog.datasets"
-INDEX_TAGS = {k: f"{DATASETS_TAG}.{k}" for k in ("name", "digest", "context")}
 FULL_BYTES = 64 * 1024
 EDGE_ROWS, MIDDLE_ROWS = 32, 192
 MAX_RECORDS = 20  # per run: the tag's 8000 characters hold about that many
@@ -96,6 +108,35 @@ def _as_numpy(data: Any) -> Any:
     return None
 
 
+def _contents(data: Any) -> Any:
+    """The data a framework's container holds, when it holds it in memory: a
+    LightGBM ``Dataset``'s raw data, a PyTorch ``DataLoader``'s dataset (a
+    ``TensorDataset``'s first tensor); else ``data`` itself."""
+    module = type(data).__module__.split(".")[0]
+    if module == "lightgbm" and hasattr(data, "construct"):
+        raw = getattr(data, "data", None)
+        return raw if raw is not None and not isinstance(raw, (str, bytes)) else data
+    if module == "torch" and hasattr(data, "dataset") and hasattr(data, "batch_size"):
+        data = data.dataset
+        tensors = getattr(data, "tensors", None)
+        return tensors[0] if isinstance(tensors, tuple) and tensors else data
+    return data
+
+
+def _opaque_shape(data: Any) -> list[int]:
+    """The shape of data whose values are not read: (rows, columns) of an
+    XGBoost ``DMatrix``, the length of a sized dataset, else []."""
+    if hasattr(data, "num_row") and hasattr(data, "num_col"):
+        try:
+            return [int(data.num_row()), int(data.num_col())]
+        except Exception:
+            return []
+    try:
+        return [len(data)]
+    except Exception:
+        return []
+
+
 def _digest_rows(digest: Any, data: Any, n: int, nbytes: int, take: Any) -> str:
     """Feed the rows to ``digest``; returns the method used."""
     if nbytes <= FULL_BYTES:
@@ -112,6 +153,7 @@ def dataset_record(data: Any, name: str, context: str = "train") -> dict[str, An
     import hashlib
 
     record: dict[str, Any] = {"name": str(name), "context": str(context), "source": _source(data)}
+    data = _contents(data)
     digest = hashlib.sha256()
     columns = getattr(data, "columns", None)
     pd = sys.modules.get("pandas")
@@ -143,7 +185,7 @@ def dataset_record(data: Any, name: str, context: str = "train") -> dict[str, An
     else:
         array = _as_numpy(data)
         if array is None or getattr(array, "ndim", 0) == 0:
-            shape = [len(data)] if hasattr(data, "__len__") else []
+            shape = _opaque_shape(data)
             dtypes = [type(data).__name__]
             digest.update(repr((shape, dtypes)).encode())
             method = "sha256/shape-only"
@@ -171,10 +213,6 @@ def dataset_record(data: Any, name: str, context: str = "train") -> dict[str, An
     return record
 
 
-def _index_value(values: list[str]) -> str:
-    return "|" + "|".join(v.replace("|", "/") for v in values) + "|"
-
-
 def record_dataset(
     data: Any, name: str, run_id: str | None = None, context: str = "train"
 ) -> dict[str, Any] | None:
@@ -182,14 +220,24 @@ def record_dataset(
     ``run_id`` (default: the active run): returns the record, or None when the
     capture is off (``provenance.configure(datasets=False)``). The same
     digest and context twice in one run is recorded once."""
+    records = record_datasets([(data, name)], run_id, context)
+    return records[0] if records else None
+
+
+def record_datasets(
+    named: list[tuple[Any, str]], run_id: str | None = None, context: str = "train"
+) -> list[dict[str, Any]]:
+    """Record each ``(data, name)`` of ``named``, as :func:`record_dataset` does,
+    with one update of the run's tags for all; returns the records ([] when
+    the capture is off)."""
     import json
 
     from autolog import provenance
     from autolog.tracking import fluent
 
-    if not provenance.options()["datasets"]:
-        return None
-    record = dataset_record(data, name, context)
+    if not named or not provenance.options()["datasets"]:
+        return []
+    made = [dataset_record(data, name, context) for data, name in named]
     if run_id is None:
         active = fluent.active_run_id()
         run_id = active if active is not None else fluent._target(None).run_id
@@ -198,37 +246,78 @@ def record_dataset(
         if len(_records) > 1000:
             _records.clear()
             _records[run_id] = records
-        if any(r["digest"] == record["digest"] and r["context"] == context for r in records):
-            return record
-        if len(records) >= MAX_RECORDS:
-            return record  # the tag holds no more; the first MAX_RECORDS stay
-        records.append(record)
+        before = len(records)
+        for record in made:
+            if len(records) >= MAX_RECORDS:
+                break  # the tag holds no more; the first MAX_RECORDS stay
+            if not any(
+                r["digest"] == record["digest"] and r["context"] == context for r in records
+            ):
+                records.append(record)
+        if len(records) == before:
+            return made
         tags = {DATASETS_TAG: json.dumps(records, separators=(",", ":"))}
         for field, tag in INDEX_TAGS.items():
-            tags[tag] = _index_value([r[field] for r in records])
+            tags[tag] = index_value([r[field] for r in records])
     fluent.set_tags(tags, run_id=run_id)
-    return record
+    return made
 
 
-def dataset_filter(key: str, op: str, value: Any) -> Any:
-    """The tag comparison a ``datasets.<key> <op> <value>`` filter means (for
-    :mod:`autolog.tracking.search_parser`): ``=`` is a LIKE on the index tag,
-    ``!=`` its negation, ``IN`` an OR of them, ``IS NULL`` on the tag itself."""
-    from autolog.tracking.search_tree import TAG, Comparison, Not, Or
+def caller_variable_name(value: Any, default: str = "") -> str:
+    """The name bound to ``value`` in the first frame outside autolog and wrapt
+    (the user's code that called the patched function): a local of that frame,
+    else one of its module's globals; ``default`` when none is (an expression
+    such as ``X[:100]``). Names starting with ``_`` are skipped."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        ("autolog.", "wrapt")
+    ):
+        frame = frame.f_back
+    if frame is None or value is None:
+        return default
+    for namespace in (frame.f_locals, frame.f_globals):
+        for name, bound in namespace.items():
+            if bound is value and not name.startswith("_"):
+                return name
+    return default
 
-    tag = INDEX_TAGS[key]
 
-    def contains(item: str, like: str = "LIKE") -> Comparison:
-        return Comparison(TAG, tag, like, f"%|{item.replace('|', '/')}|%")
+def datasets_from(*arguments: str, context: str = "train") -> Any:
+    """Declare which arguments of a handler's call hold its training data: the
+    patch manager then records each one given (not None) as a dataset of the
+    call's run, named as the user's variable (else as the argument), when the
+    integration's ``log_datasets`` and the ``datasets`` capture are on::
 
-    if op in ("IS NULL", "IS NOT NULL"):
-        return Comparison(TAG, tag, op, None)
-    if op in ("=", "LIKE", "ILIKE"):
-        return contains(value, "ILIKE" if op == "ILIKE" else "LIKE")
-    if op == "!=":
-        return Not(contains(value))
-    either = Or(tuple(contains(v) for v in value)) if len(value) > 1 else contains(value[0])
-    return either if op == "IN" else Not(either)
+        @plugin.datasets_from("X", "y")
+        def on_fit(call): ...
+
+    An argument the wrapped function does not have is ignored, so one handler
+    may serve functions that name their data differently (``dtrain`` /
+    ``train_set``)."""
+
+    def mark(handler: Any) -> Any:
+        handler.autolog_datasets = (tuple(arguments), context)
+        return handler
+
+    return mark
+
+
+def record_call_datasets(call: Any, declared: tuple[tuple[str, ...], str]) -> None:
+    """Record the data arguments ``declared`` (by :func:`datasets_from`) of a
+    patched call in its run. Called by the patch manager on the training thread,
+    before the user's call runs: a digest of a sample, a few tens of
+    microseconds (``benchmarks/bench_provenance.py``)."""
+    from autolog import provenance
+
+    if call.run_id is None or not provenance.options()["datasets"]:
+        return
+    names, context = declared
+    named = []
+    for argument in names:
+        value = call.argument(argument)
+        if value is not None:
+            named.append((value, caller_variable_name(value, argument)))
+    record_datasets(named, call.run_id, context)
 
 
 def dataset_records(tags: dict[str, str]) -> list[dict[str, Any]]:

@@ -118,7 +118,7 @@ _EXPERIMENT_ORDER_SCHEMA = _Schema(
     ops=_EXPERIMENT_OPS,
 )
 
-# ``datasets.<key>``: rewritten into tag comparisons (autolog.provenance.datasets)
+# ``datasets.<key>``: rewritten into tag comparisons (autolog.tracking.search_datasets)
 _DATASET = "dataset"
 _DATASET_KEYS = ("name", "digest", "context")
 _DATASET_PREFIXES = ("dataset", "datasets")
@@ -244,7 +244,8 @@ class _Parser:
 
     def parse_dataset_key(self, start: int, key_start: int) -> tuple[str, str, str]:
         """``datasets.name`` / ``.digest`` / ``.context`` (runs only): the dataset
-        records of :mod:`autolog.provenance.datasets`, searched through its tags."""
+        records of :mod:`autolog.provenance.datasets`, searched through their tags
+        (:mod:`autolog.tracking.search_datasets`)."""
         if self.schema is not _RUN_SCHEMA:
             self.fail(f"a key prefix ({self.schema.describe_prefixes()})", at=start)
         self.pos = key_start
@@ -317,7 +318,7 @@ class _Parser:
         else:
             value = self.parse_string(after, allowed)
         if entity == _DATASET:
-            from autolog.provenance.datasets import dataset_filter
+            from autolog.tracking.search_datasets import dataset_filter
 
             return dataset_filter(key, op, value)
         return Comparison(entity, key, op, value)

@@ -53,6 +53,7 @@ from autolog.tracking.entities import (
     RunTag,
     ViewType,
 )
+from autolog.tracking.search_datasets import for_mlflow_server
 from autolog.tracking.stores.base import AbstractStore
 from autolog.tracking.stores.rest_batch import split_batch
 from autolog.tracking.stores.rest_http import HttpClient, http_client_for
@@ -323,6 +324,8 @@ class RestStore(AbstractStore):
             raise InvalidParameterError(
                 f"max_results {max_results} is over the servers' limit of {_RUN_PAGE} per page"
             )
+        if filter_string and self.assigns_run_ids:  # a real mlflow server: our datasets are tags
+            filter_string = for_mlflow_server(filter_string)
         body: dict[str, Any] = {
             "experiment_ids": [str(e) for e in experiment_ids],
             "filter": filter_string or "",
