@@ -42,6 +42,14 @@ argument (:func:`log_params`, :func:`log_epoch_metrics`,
 :func:`training_run` asks the run-opening policy for a training that is no
 patched call (a plain loop).
 
+**Calls inside calls.** Only a thread's outermost patched call logs; a
+training that runs *other* trainings, each of which deserves its own run (the
+trials of a hyperparameter search), runs them under :class:`outside_session`
+with the run they log to active (:func:`start_training_run`). A framework's own
+calls of its patched functions (statsmodels fits OLS inside ``adfuller``) are
+not the user's: ``Patcher.wrap(..., enabled=called_from_outside("statsmodels"))``
+leaves them alone.
+
 **Distributed training.** Only the main process (rank 0) of a distributed
 training logs: the run-opening policy gives the other processes no run (a
 patched call there runs bare, :func:`training_run` answers ``(None, False)``).
@@ -57,7 +65,7 @@ from __future__ import annotations
 
 from autolog import _runs
 from autolog._base import Integration, IntegrationConfig, Option
-from autolog._calls import Call, Session, active_session
+from autolog._calls import _SESSIONS, Call, Session, active_session
 from autolog._lazy_classes import FrameworkClasses
 from autolog._report import guard, guarded, report_error
 from autolog._runs import AUTOLOGGING_TAG
@@ -116,6 +124,7 @@ __all__ = [
     "Session",
     "active_run_id",
     "active_session",
+    "called_from_outside",
     "child_run",
     "class_path",
     "copy_callbacks",
@@ -142,11 +151,13 @@ __all__ = [
     "on_run_end",
     "optimizer_params",
     "optimizer_prefix",
+    "outside_session",
     "param_value",
     "pickle_snapshot",
     "process_rank",
     "register",
     "report_error",
+    "run_tags",
     "saved_bytes",
     "set_tag",
     "set_tags",
@@ -234,12 +245,14 @@ def training_run(integration: Integration, model: Any = None) -> tuple[str | Non
     return _runs.training_run(integration.name, integration.config, model)
 
 
-def start_training_run(integration: Integration, parent_run_id: str | None = None) -> str:
+def start_training_run(
+    integration: Integration, parent_run_id: str | None = None, run_name: str | None = None
+) -> str:
     """Open a run of ``integration`` now, whatever the user's runs: tagged like
     every run autolog opens, nested under ``parent_run_id`` when given (the
     next training of a loop that ran in the user's run). It is this thread's
     active run; end it with :func:`end_training_run`."""
-    return _runs.child_run(integration.name, integration.config, parent_run_id)
+    return _runs.child_run(integration.name, integration.config, parent_run_id, run_name)
 
 
 def process_rank() -> int:
@@ -253,6 +266,14 @@ def is_main_process() -> bool:
     """Whether this process logs: it is rank 0 of its distributed training, or
     in none. No collective call: it never waits on another process."""
     return _runs.process_rank() == 0
+
+
+def run_tags(integration: Integration) -> dict[str, str]:
+    """The tags every run of ``integration`` gets (``mlflow.autologging`` and the
+    ``extra_tags`` of ``autolog()``), for a run it must open itself with
+    :func:`autolog.start_run` (one found again by a tag of its own: an Optuna
+    study's run, shared by several processes)."""
+    return _runs.run_tags(integration.name, integration.config)
 
 
 def active_run_id() -> str | None:
@@ -288,6 +309,52 @@ class child_run:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         _runs.end_run("FINISHED" if exc is None else "FAILED")
         return False
+
+
+class outside_session:
+    """A block whose patched calls are outermost calls of their own, although it
+    runs inside one of ours: each logs (into this thread's active run, by the
+    usual policy) instead of passing through as a nested call. For a training
+    made of trainings: an Optuna trial's objective fits a model, and that fit
+    belongs to the trial's run::
+
+        with plugin.outside_session():
+            return objective(trial)     # a model.fit() in there logs
+    """
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _SESSIONS.set(())
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        _SESSIONS.reset(self._token)
+        return False
+
+
+_WRAPPER_MODULES = ("wrapt", "autolog.plugin")
+
+
+def called_from_outside(*packages: str) -> Callable[[], bool]:
+    """A switch for ``Patcher.wrap(..., enabled=...)``: on only when the patched
+    function is called from code outside ``packages`` (the user's code), off when
+    the framework calls it itself (statsmodels fits an OLS inside ``adfuller``;
+    those fits are its business, not trainings of the user's). Costs a frame
+    walk of two or three frames per call."""
+    import sys
+
+    prefixes = tuple(f"{name}." for name in packages)
+
+    def enabled() -> bool:
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_globals.get("__name__", "").startswith(
+            _WRAPPER_MODULES
+        ):
+            frame = frame.f_back  # pure-Python wrapt's own frames
+        caller = frame.f_globals.get("__name__", "") if frame is not None else ""
+        return caller not in packages and not caller.startswith(prefixes)
+
+    return enabled
 
 
 def __getattr__(name: str) -> object:

@@ -171,6 +171,18 @@ def test_integrations_import_only_the_plugin_module_and_the_user_api(path):
     assert private == [], f"{path.name} imports {private}: use autolog.plugin"
 
 
+# Written as a third party would: not even the built-ins' shared helpers.
+THIRD_PARTY_STYLE = ["optuna.py", "catboost.py", "statsmodels.py"]
+
+
+@pytest.mark.parametrize("name", THIRD_PARTY_STYLE)
+def test_third_party_style_integrations_import_only_the_plugin_module_and_the_user_api(name):
+    imports = _autolog_imports(ROOT / "integrations" / name)
+    assert "autolog.plugin" in imports
+    others = [n for n in imports if n not in ALLOWED and n.partition(".")[2] not in autolog.__all__]
+    assert others == [], f"{name} imports {others}: only autolog.plugin and autolog"
+
+
 def test_the_plugin_module_exports_what_it_documents():
     for name in plugin.__all__:
         assert getattr(plugin, name) is not None, name

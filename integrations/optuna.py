@@ -1,0 +1,352 @@
+"""Optuna autologging: a study's ``optimize`` gives a parent run and a child run per trial.
+
+::
+
+    import autolog, optuna
+    autolog.autolog()
+
+    def objective(trial):
+        C = trial.suggest_float("C", 1e-3, 10, log=True)
+        model = LogisticRegression(C=C).fit(X_train, y_train)  # logs into the trial's run
+        return model.score(X_valid, y_valid)
+
+    study = optuna.create_study(study_name="churn", direction="maximize")
+    study.optimize(objective, n_trials=20)
+
+**The study's run** (the parent; your active run if you started one) holds
+params ``study_name``, ``direction`` (``directions`` with several
+objectives), ``sampler`` and ``pruner`` (class names); after each
+``optimize``, metrics ``best_value`` and ``best_trial`` (its number) and
+tags ``best_params.<name>`` (tags: a later ``optimize`` or another process
+may find a better trial), or, with several objectives, the metric
+``best_trials`` (the size of the Pareto front); and ``trial_value`` at step =
+trial number, the optimisation history. A study in a shared storage (an RDB
+URL such as ``sqlite:///study.db``, a journal) has one parent run per study
+however many processes or ``optimize`` calls work on it: each finds it by
+the study's name and storage (tag ``autolog.optuna.study``) in the active
+experiment, resumes it and nests its own trials under it. An in-memory study
+keeps its parent for each ``optimize`` of this process.
+
+**Each trial's run** (a child run, ``trial_<number>``) holds the trial's
+params, metric ``value`` (``value_<i>``, or the study's ``metric_names``,
+with several objectives), ``intermediate_value`` at each ``trial.report``
+step, tags ``optuna.trial_number`` and ``optuna.trial_state`` (``COMPLETE``,
+``PRUNED`` or ``FAIL``); it ends FINISHED, or FAILED for a failed trial.
+Whatever the objective trains under autolog (a scikit-learn ``fit``, an
+XGBoost ``train``, ...) logs into the trial's run, not a run of its own;
+trials that run in threads (``n_jobs > 1``) each log into their own run.
+
+Looking up a shared study's run reads the tracking store once per
+``optimize``; per trial, everything is enqueued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import weakref
+
+import autolog
+from autolog import plugin
+
+TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
+if TYPE_CHECKING:
+    import types
+    from collections.abc import Callable, Generator
+    from typing import Any
+
+    from autolog.plugin import Call
+
+__all__ = ["OptunaIntegration"]
+
+STUDY_TAG = "autolog.optuna.study"
+STUDY_NAME_TAG = "optuna.study_name"
+TRIAL_NUMBER_TAG = "optuna.trial_number"
+TRIAL_STATE_TAG = "optuna.trial_state"
+INTERMEDIATE_METRIC = "intermediate_value"
+_PASSWORD = re.compile(r"(://[^/:@]*):[^/@]*@")
+
+
+class _TrialRun:
+    """The run of one trial in progress and the report steps logged live."""
+
+    __slots__ = ("logged_steps", "number", "run_id")
+
+    def __init__(self, run_id: str, number: int):
+        self.run_id = run_id
+        self.number = number
+        self.logged_steps: set[int] = set()
+
+
+class OptunaIntegration(plugin.Integration):
+    """Autologging for Optuna (see the module documentation).
+
+    State: the runs of the trials in progress and the parent run of each
+    in-memory study, on the instance; :meth:`unpatch` forgets them."""
+
+    name = "optuna"
+    modules = ("optuna",)
+    distribution = "optuna"
+    supported_versions = ">=3.4,<6"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        #: id(Trial) -> its run, while the trial's objective runs (for report)
+        self._live: dict[int, _TrialRun] = {}
+        #: in-memory storage -> {study id: parent run id}
+        self._memory_parents: weakref.WeakKeyDictionary[Any, dict[int, str]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def unpatch(self) -> None:
+        with self._lock:
+            self._live.clear()
+            self._memory_parents = weakref.WeakKeyDictionary()
+
+    def patch(self, patcher: plugin.Patcher, module: types.ModuleType) -> None:
+        # opens_run=False: the study's run is found or opened by on_optimize
+        # itself (a shared study's run is found again by its name)
+        patcher.wrap(module.study.Study, "optimize", self.on_optimize, opens_run=False)
+        patcher.wrap(module.trial.Trial, "report", self.on_report, opens_run=False)
+
+    # -- the study's run --------------------------------------------------------------
+
+    def on_optimize(self, call: Call) -> Generator[None, Any, None]:
+        study = call.instance
+        parent, ours = self._study_run(study)
+        if parent is None:
+            yield  # a distributed worker (not rank 0): nothing logged
+            return
+        optimization = _Optimization(self, study, parent, call.argument("catch"))
+        plugin.log_params(_study_params(study), parent)
+        call.set_argument("func", optimization.wrap(call.argument("func")))
+        # ours first: the trial's run is complete before the user's callbacks look
+        call.set_argument(
+            "callbacks", [optimization.trial_finished, *(call.argument("callbacks") or ())]
+        )
+        status = "FAILED"
+        try:
+            yield
+            status = "FINISHED"
+        finally:  # also when optimize raised (the generator is closed)
+            optimization.end_unfinished()
+            with plugin.guard(self.name, "while logging the study's best trial"):
+                _log_best(study, parent)
+            if ours:
+                plugin.end_training_run(status, run_id=parent)
+
+    def _study_run(self, study: Any) -> tuple[str | None, bool]:
+        """The study's run and whether we end it: the user's active run (by the
+        usual policy), else this study's run found again, else a new one."""
+        if plugin.active_run_id() is not None:
+            return plugin.training_run(self, study)
+        storage = study._storage
+        backend = getattr(storage, "_backend", storage)  # an RDB storage is cached
+        if type(backend).__name__ == "InMemoryStorage":
+            with self._lock:
+                runs = self._memory_parents.setdefault(backend, {})
+                known = runs.get(study._study_id)
+            run_id = self._resume(known) if known else None
+            if run_id is None:
+                run_id = self._open_study_run(study, None)
+                with self._lock:
+                    runs[study._study_id] = run_id
+            return run_id, True
+        key = _study_key(study, backend)
+        found = _study_runs(key)
+        if found:
+            run_id = self._resume(found[0])
+            if run_id is not None:
+                return run_id, True
+        run_id = self._open_study_run(study, key)
+        # Another process may have opened one at the same moment: the oldest wins.
+        found = _study_runs(key)
+        if found and found[0] != run_id:
+            plugin.end_training_run("FINISHED", run_id=run_id)
+            autolog.Client().delete_run(run_id)
+            resumed = self._resume(found[0])
+            if resumed is not None:
+                return resumed, True
+        return run_id, True
+
+    def _open_study_run(self, study: Any, key: str | None) -> str:
+        tags = {**plugin.run_tags(self), STUDY_NAME_TAG: study.study_name}
+        if key is not None:
+            tags[STUDY_TAG] = key
+        return autolog.start_run(run_name=study.study_name, tags=tags).info.run_id
+
+    def _resume(self, run_id: str) -> str | None:
+        try:
+            return autolog.start_run(run_id=run_id).info.run_id
+        except autolog.AutologError:  # deleted meanwhile: a new one is opened
+            return None
+
+    # -- trial.report --------------------------------------------------------------
+
+    def on_report(self, call: Call) -> Generator[None, Any, None]:
+        trial_run = self._live.get(id(call.instance))
+        if trial_run is None:  # a trial outside optimize (ask and tell): not ours
+            yield
+            return
+        step = call.argument("step")
+        value = call.argument("value")
+        yield  # Optuna checks the value and ignores a step reported twice
+        if step not in trial_run.logged_steps:
+            trial_run.logged_steps.add(step)
+            plugin.log_metric(INTERMEDIATE_METRIC, value, step, run_id=trial_run.run_id)
+
+
+class _Optimization:
+    """One ``optimize`` call: its objective wrapper and trial callback."""
+
+    def __init__(self, integration: OptunaIntegration, study: Any, parent: str, catch: Any):
+        self.integration = integration
+        self.study = study
+        self.parent = parent
+        from optuna.exceptions import TrialPruned
+
+        # Optuna tells these and calls the callbacks; any other exception it re-raises
+        self.caught = (TrialPruned, *_exception_types(catch))
+        self.lock = threading.Lock()
+        #: trial number -> its run, from the objective's start to the trial's end
+        self.trials: dict[int, _TrialRun] = {}
+
+    def wrap(self, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def objective(trial: Any) -> Any:
+            trial_run = None
+            with plugin.guard("optuna", "while opening the trial's run"):
+                trial_run = self.start_trial(trial)
+            if trial_run is None:
+                return func(trial)
+            live = self.integration._live
+            try:
+                with plugin.outside_session():  # its trainings log into the trial's run
+                    return func(trial)
+            except BaseException as exc:
+                if not isinstance(exc, self.caught):  # Optuna re-raises it: no callback
+                    with plugin.guard("optuna", "while closing a failed trial's run"):
+                        self.end_failed(trial, exc)
+                raise
+            finally:
+                live.pop(id(trial), None)
+
+        objective.__wrapped__ = func  # type: ignore[attr-defined]
+        return objective
+
+    def start_trial(self, trial: Any) -> _TrialRun:
+        integration = self.integration
+        run_id = plugin.start_training_run(
+            integration, parent_run_id=self.parent, run_name=f"trial_{trial.number}"
+        )
+        trial_run = _TrialRun(run_id, trial.number)
+        plugin.set_tags(
+            {
+                TRIAL_NUMBER_TAG: trial.number,
+                STUDY_NAME_TAG: self.study.study_name,
+            },
+            run_id=run_id,
+        )
+        with self.lock:
+            self.trials[trial.number] = trial_run
+        integration._live[id(trial)] = trial_run
+        return trial_run
+
+    def trial_finished(self, study: Any, frozen: Any) -> None:
+        """Optuna's callback after each trial, with its final state."""
+        with plugin.guard("optuna", "while logging a trial"):
+            with self.lock:
+                trial_run = self.trials.pop(frozen.number, None)
+            if trial_run is None:
+                return
+            state = frozen.state.name
+            run_id = trial_run.run_id
+            plugin.log_params(frozen.params, run_id)
+            metrics = _values(study, frozen.values)
+            if metrics:
+                plugin.log_metrics(metrics, run_id=run_id)
+            for step, value in sorted(frozen.intermediate_values.items()):
+                if step not in trial_run.logged_steps:  # reported inside a patched fit
+                    plugin.log_metric(INTERMEDIATE_METRIC, value, step, run_id=run_id)
+            plugin.set_tag(TRIAL_STATE_TAG, state, run_id=run_id)
+            if state == "COMPLETE" and frozen.values and len(frozen.values) == 1:
+                plugin.log_metric(
+                    "trial_value", frozen.values[0], frozen.number, run_id=self.parent
+                )
+            plugin.end_training_run("FAILED" if state == "FAIL" else "FINISHED", run_id=run_id)
+
+    def end_failed(self, trial: Any, exc: BaseException) -> None:
+        """A trial whose exception ends ``optimize``: Optuna calls no callback."""
+        with self.lock:
+            trial_run = self.trials.pop(trial.number, None)
+        if trial_run is None:
+            return
+        plugin.log_params(trial.params, trial_run.run_id)
+        plugin.set_tag(TRIAL_STATE_TAG, "FAIL", run_id=trial_run.run_id)
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        plugin.end_training_run(status, run_id=trial_run.run_id)
+
+    def end_unfinished(self) -> None:
+        """Runs of trials that never reached the callback (Optuna failed telling)."""
+        with self.lock:
+            left, self.trials = list(self.trials.values()), {}
+        for trial_run in left:
+            with plugin.guard("optuna", "while closing a trial's run"):
+                plugin.end_training_run("FAILED", run_id=trial_run.run_id)
+
+
+def _exception_types(catch: Any) -> tuple[type[BaseException], ...]:
+    if isinstance(catch, type):
+        return (catch,)
+    return tuple(catch or ())
+
+
+def _study_params(study: Any) -> dict[str, Any]:
+    directions = [d.name.lower() for d in study.directions]
+    params: dict[str, Any] = {"study_name": study.study_name}
+    if len(directions) == 1:
+        params["direction"] = directions[0]
+    else:
+        params["directions"] = directions
+    params["sampler"] = type(study.sampler).__name__
+    params["pruner"] = type(study.pruner).__name__
+    return params
+
+
+def _values(study: Any, values: Any) -> dict[str, float]:
+    if not values:
+        return {}
+    if len(values) == 1:
+        return {"value": values[0]}
+    names = getattr(study, "metric_names", None) or [f"value_{i}" for i in range(len(values))]
+    return dict(zip(names, values))
+
+
+def _log_best(study: Any, run_id: str) -> None:
+    if len(study.directions) > 1:
+        plugin.log_metric("best_trials", len(study.best_trials), run_id=run_id)
+        return
+    try:
+        best = study.best_trial
+    except ValueError:  # no trial completed
+        return
+    plugin.log_metrics({"best_value": best.value, "best_trial": best.number}, run_id=run_id)
+    plugin.set_tags({f"best_params.{k}": v for k, v in best.params.items()}, run_id=run_id)
+
+
+def _study_key(study: Any, backend: Any) -> str:
+    """What identifies a study across processes: its name and its storage (the
+    URL without a password), hashed into a tag value any filter can quote."""
+    where = getattr(backend, "url", None) or type(backend).__name__
+    text = study.study_name + "\n" + _PASSWORD.sub(r"\1@", str(where))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _study_runs(key: str) -> list[str]:
+    """The study's runs in the active experiment, oldest first."""
+    runs = autolog.search_runs(
+        filter_string=f"tags.`{STUDY_TAG}` = '{key}'",
+        order_by=["attributes.start_time ASC"],
+    )
+    return [run_id for _, run_id in sorted((r.info.start_time or 0, r.info.run_id) for r in runs)]

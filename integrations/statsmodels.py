@@ -1,0 +1,254 @@
+"""statsmodels autologging: each ``Model.fit`` gives one run with the fitted results.
+
+::
+
+    import autolog, statsmodels.api as sm
+    autolog.autolog("statsmodels")
+    results = sm.OLS(y, sm.add_constant(X)).fit()
+    # or: smf.logit("churned ~ tenure + C(plan)", data).fit(), sm.tsa.ARIMA(...).fit(), ...
+
+Every statsmodels model (a subclass of ``statsmodels.base.model.Model``) is
+covered. Each run holds:
+
+- **params**: the fit's settings (``method``, ``cov_type``, ``maxiter``, ...,
+  defaults included; data and callables are left out), the model's own
+  settings (an ARIMA's ``order``, a GLM's ``family`` by class name), its
+  ``formula`` when built from one, ``endog`` (the dependent variable's name)
+  and ``model_class`` (also a tag);
+- **metrics**: the scalar statistics of the results' summary that the model
+  has (``aic``, ``bic``, ``hqic``, ``llf``, ``llnull``, ``rsquared``,
+  ``rsquared_adj``, ``prsquared``, ``fvalue``, ``f_pvalue``, ``deviance``,
+  ``scale``, ``nobs``, ``df_model``, ``df_resid``, ``condition_number``,
+  ``converged``, ...) and each fitted coefficient as ``coef.<name>``
+  (``coef.const``, ``coef.C(plan)[T.pro]``);
+- the artifact ``model_summary.txt``: ``results.summary()`` as text;
+- the model (``log_models``): the results object, which
+  :func:`autolog.load_model` gives back (pickled as statsmodels' own
+  ``results.save`` does; load only models you trust).
+
+Fits that statsmodels runs itself (the regressions inside ``adfuller``, a
+model's fit inside another's) are not the user's: they open no run.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+from autolog import plugin
+from autolog.plugin import Flavor, ModelSnapshot
+
+TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
+if TYPE_CHECKING:
+    import types
+    from collections.abc import Generator
+    from typing import Any
+
+    from autolog.plugin import Call
+
+__all__ = ["StatsmodelsFlavor", "StatsmodelsIntegration"]
+
+#: the scalar statistics of a results object (those it has are logged)
+STATISTICS = (
+    "aic",
+    "aicc",
+    "bic",
+    "hqic",
+    "llf",
+    "llnull",
+    "llr",
+    "llr_pvalue",
+    "rsquared",
+    "rsquared_adj",
+    "prsquared",
+    "pseudo_rsquared",
+    "fvalue",
+    "f_pvalue",
+    "deviance",
+    "null_deviance",
+    "pearson_chi2",
+    "scale",
+    "ssr",
+    "ess",
+    "centered_tss",
+    "mse_model",
+    "mse_resid",
+    "mse_total",
+    "nobs",
+    "df_model",
+    "df_resid",
+    "condition_number",
+    "sse",
+)
+COEFFICIENT_PREFIX = "coef."
+# fit arguments that are data, starting points or code, not settings
+_NOT_SETTINGS = frozenset({"start_params", "callback", "cov_kwds", "kwargs", "kwds"})
+_MAX_SEQUENCE = 20  # a longer tuple of settings is data (weights, a grid)
+_MODEL_FILE = "results.pickle"
+
+
+class StatsmodelsFlavor(Flavor):
+    """statsmodels results objects (``RegressionResultsWrapper``, ``ARIMAResultsWrapper``,
+    ...), pickled with their model and data, as ``results.save()`` does."""
+
+    name = "statsmodels"
+    distribution = "statsmodels"
+    module = "statsmodels"
+
+    def handles(self, model: Any) -> bool:
+        from statsmodels.base.model import Results
+        from statsmodels.base.wrapper import ResultsWrapper
+
+        return isinstance(model, (ResultsWrapper, Results))
+
+    def snapshot(self, model: Any) -> ModelSnapshot:
+        return plugin.pickle_snapshot(model, _MODEL_FILE)
+
+    def load(self, path: Path, metadata: dict[str, Any]) -> Any:
+        return plugin.load_pickle(path, metadata)
+
+
+class StatsmodelsIntegration(plugin.Integration):
+    """Autologging for statsmodels (see the module documentation)."""
+
+    name = "statsmodels"
+    modules = ("statsmodels.base.model",)
+    distribution = "statsmodels"
+    supported_versions = ">=0.13,<0.17"
+    flavors = (StatsmodelsFlavor,)
+
+    def patch(self, patcher: plugin.Patcher, module: types.ModuleType) -> None:
+        # Subclasses override fit and call their parent's (Logit.fit ->
+        # LikelihoodModel.fit): the nested calls pass through.
+        patcher.wrap_subclasses(
+            module.Model, "fit", self.on_fit, enabled=plugin.called_from_outside("statsmodels")
+        )
+
+    def on_fit(self, call: Call) -> Generator[None, Any, None]:
+        model = call.instance
+        run_id = call.run_id
+        plugin.set_tags({"model_class": plugin.class_path(model)}, run_id=run_id)
+        plugin.log_params(_model_params(model, call), run_id)
+        results = yield
+        # keys from the data's column names: one the tracking API refuses is left out
+        plugin.log_epoch_metrics(_statistics(results), 0, run_id)
+        summary = _summary_text(results)
+        if summary is not None:
+            plugin.log_model_summary(summary, run_id)
+        if call.config.log_models:
+            plugin.log_model(results, "model", run_id=run_id)
+
+
+def _model_params(model: Any, call: Call) -> dict[str, Any]:
+    params: dict[str, Any] = {"model_class": type(model).__name__}
+    formula = getattr(model, "formula", None)
+    if isinstance(formula, str):
+        params["formula"] = formula
+    endog = getattr(model, "endog_names", None)
+    if isinstance(endog, str):
+        params["endog"] = endog
+    try:
+        init = model._get_init_kwds()  # the model's settings, as statsmodels clones it
+    except Exception:
+        init = {}
+    for source in (init, call.arguments()):
+        for key, value in source.items():
+            if key in _NOT_SETTINGS or key == "self":
+                continue
+            setting = _setting(value)
+            if setting is not None:
+                params.setdefault(key, setting)
+    return params
+
+
+def _setting(value: Any) -> Any:
+    """A loggable form of a setting, or None: scalars and short tuples of them as
+    they are, a settings object (a GLM family) by class name; data is left out."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        if len(value) <= _MAX_SEQUENCE and all(
+            isinstance(v, (bool, int, float, str)) for v in value
+        ):
+            return tuple(value)
+        return None
+    if hasattr(value, "shape") or hasattr(value, "__len__") or callable(value):
+        return None  # arrays, frames, mappings, functions
+    if type(value).__module__.startswith("statsmodels."):
+        return type(value).__name__  # Binomial(), a link: named
+    return None
+
+
+def _statistics(results: Any) -> dict[str, float]:
+    """Every scalar statistic the results have, and the coefficients."""
+    metrics: dict[str, float] = {}
+    # Properties compute lazily and some raise or warn for models that lack
+    # them (no likelihood, a singular design): each is asked on its own.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in STATISTICS:
+            value = _scalar(results, name)
+            if value is not None:
+                metrics[name] = value
+        retvals = getattr(results, "mle_retvals", None)
+        if isinstance(retvals, dict) and "converged" in retvals:
+            metrics["converged"] = float(bool(retvals["converged"]))
+        metrics.update(_coefficients(results))
+    return metrics
+
+
+def _scalar(results: Any, name: str) -> float | None:
+    try:
+        value = getattr(results, name)
+    except Exception:
+        return None
+    if callable(value):
+        return None
+    number = plugin.numeric(value)
+    return None if number is None or math.isnan(number) else number
+
+
+def _coefficients(results: Any) -> dict[str, float]:
+    try:
+        values = results.params
+    except Exception:
+        return {}
+    try:
+        values_list = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return {}
+    names = _coefficient_names(results, values, len(values_list))
+    values = values_list
+    return {f"{COEFFICIENT_PREFIX}{name}": value for name, value in zip(names, values)}
+
+
+def _coefficient_names(results: Any, values: Any, count: int) -> list[str]:
+    """The names of the coefficients: the Series' index when the data had names,
+    else the model's (time-series models name theirs: ``ar.L1``, ``sigma2``)."""
+    index = getattr(values, "index", None)
+    candidates = [index] if index is not None else []
+    model = getattr(results, "model", None)
+    for attribute in ("param_names", "exog_names"):
+        try:
+            candidates.append(getattr(model, attribute))
+        except Exception:
+            continue
+    for names in candidates:
+        if names is not None and not isinstance(names, str) and len(names) == count:
+            return [str(name) for name in names]
+    return [f"x{i}" for i in range(count)]
+
+
+def _summary_text(results: Any) -> str | None:
+    summary = getattr(results, "summary", None)
+    if summary is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            printed = summary()
+    except Exception:  # a results class whose summary needs more than it has
+        return None
+    as_text = getattr(printed, "as_text", None)
+    return as_text() if as_text is not None else str(printed)

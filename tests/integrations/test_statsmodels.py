@@ -1,0 +1,118 @@
+"""statsmodels autologging: one run per user fit, read back from the store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+
+import autolog
+from tests.integrations.runs import artifact_names, only_run
+
+
+@pytest.fixture
+def regression():
+    rng = np.random.RandomState(0)
+    X = sm.add_constant(rng.rand(60, 2))
+    y = X @ [1.0, 2.0, -3.0] + 0.1 * rng.randn(60)
+    return X, y
+
+
+@pytest.fixture
+def frame():
+    rng = np.random.RandomState(1)
+    df = pd.DataFrame({"tenure": rng.rand(120), "plan": list("abc") * 40})
+    df["churned"] = (df.tenure + 0.5 * rng.rand(120) + (df.plan == "b") * 0.3 > 0.8).astype(int)
+    return df
+
+
+def test_ols_logs_settings_statistics_coefficients_summary_and_model(regression):
+    autolog.autolog("statsmodels")
+    X, y = regression
+    results = sm.OLS(y, X).fit(cov_type="HC1")
+    run = only_run()
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.autologging"] == "statsmodels"
+    assert run.data.tags["model_class"] == "statsmodels.regression.linear_model.OLS"
+    params = run.data.params
+    assert params["model_class"] == "OLS"
+    assert params["cov_type"] == "HC1"  # what the user passed
+    assert params["method"] == "pinv"  # a default of fit
+    assert params["endog"] == "y"
+    metrics = run.data.metrics
+    for name in ("aic", "bic", "llf", "rsquared", "rsquared_adj", "fvalue", "nobs", "df_resid"):
+        assert metrics[name] == pytest.approx(float(getattr(results, name))), name
+    assert "prsquared" not in metrics  # a statistic OLS does not have
+    assert [metrics[f"coef.{n}"] for n in ("const", "x1", "x2")] == pytest.approx(results.params)
+    client = autolog.Client()
+    with open(client.download_artifacts(run.info.run_id, "model_summary.txt")) as file:
+        summary = file.read()
+    assert "OLS Regression Results" in summary  # the summary (it prints the time: not equal)
+    assert results.summary().tables[1].as_text() in summary  # its coefficient table
+    loaded = autolog.load_model(f"runs:/{run.info.run_id}/model")
+    assert type(loaded) is type(results)
+    np.testing.assert_array_equal(loaded.predict(X), results.predict(X))
+    assert autolog.Client().get_run(run.info.run_id).data.tags  # the run is readable
+
+
+def test_formula_logit_names_coefficients_by_the_formula(frame):
+    autolog.autolog("statsmodels")
+    results = smf.logit("churned ~ tenure + C(plan)", frame).fit(disp=0)
+    run = only_run()
+    params, metrics = run.data.params, run.data.metrics
+    assert params["formula"] == "churned ~ tenure + C(plan)"
+    assert params["model_class"] == "Logit"
+    assert params["method"] == "newton" and params["maxiter"] == "35"
+    assert params["disp"] == "0"
+    assert metrics["prsquared"] == pytest.approx(results.prsquared)
+    assert metrics["llnull"] == pytest.approx(results.llnull)
+    assert metrics["converged"] == 1.0
+    assert metrics["coef.C(plan)[T.b]"] == pytest.approx(results.params["C(plan)[T.b]"])
+    assert metrics["coef.Intercept"] == pytest.approx(results.params["Intercept"])
+
+
+def test_glm_family_and_arima_order_are_params(frame):
+    autolog.autolog("statsmodels")
+    smf.glm("churned ~ tenure", frame, family=sm.families.Binomial()).fit()
+    series = np.sin(np.arange(60) / 5.0) + 0.1 * np.random.RandomState(0).randn(60)
+    sm.tsa.ARIMA(series, order=(1, 0, 0)).fit()
+    runs = {r.data.params["model_class"]: r for r in autolog.Client().search_runs(["0"])}
+    assert set(runs) == {"GLM", "ARIMA"}
+    assert runs["GLM"].data.params["family"] == "Binomial"
+    assert "deviance" in runs["GLM"].data.metrics
+    assert runs["ARIMA"].data.params["order"] == "(1, 0, 0)"
+    assert runs["ARIMA"].data.params["trend"] == "c"
+    assert "aic" in runs["ARIMA"].data.metrics and "coef.ar.L1" in runs["ARIMA"].data.metrics
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # adfuller announces a new result type
+def test_fits_statsmodels_runs_itself_open_no_run(regression):
+    from statsmodels.tsa.stattools import adfuller
+
+    autolog.autolog("statsmodels")
+    adfuller(np.random.RandomState(0).rand(80), autolag="AIC")  # dozens of OLS fits inside
+    assert autolog.Client().search_runs(["0"]) == []
+    X, y = regression
+    sm.OLS(y, X).fit()  # the user's own fit still logs
+    assert only_run().data.params["model_class"] == "OLS"
+
+
+def test_logs_into_the_users_run_without_a_model_when_log_models_is_off(regression):
+    autolog.autolog("statsmodels", log_models=False)
+    X, y = regression
+    with autolog.start_run() as run:
+        sm.OLS(y, X).fit()
+    logged = only_run()
+    assert logged.info.run_id == run.info.run_id
+    assert "rsquared" in logged.data.metrics
+    assert artifact_names(logged) - {"provenance"} == {"model_summary.txt"}
+
+
+def test_disabled_logs_nothing(regression):
+    autolog.autolog("statsmodels")
+    autolog.autolog("statsmodels", disable=True)
+    X, y = regression
+    sm.OLS(y, X).fit()
+    assert autolog.Client().search_runs(["0"]) == []
