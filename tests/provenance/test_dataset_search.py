@@ -12,7 +12,7 @@ import pytest
 import autolog
 from autolog.errors import InvalidFilterError
 from autolog.provenance.datasets import record_dataset
-from autolog.tracking.search_datasets import for_mlflow_server
+from autolog.tracking.search_mlflow import for_mlflow_server
 
 DIGEST_TAG = "tags.`autolog.datasets.digest`"
 

@@ -53,7 +53,7 @@ from autolog.tracking.entities import (
     RunTag,
     ViewType,
 )
-from autolog.tracking.search_datasets import for_mlflow_server
+from autolog.tracking.search_mlflow import for_mlflow_server
 from autolog.tracking.stores.base import AbstractStore
 from autolog.tracking.stores.rest_batch import split_batch
 from autolog.tracking.stores.rest_http import HttpClient, http_client_for
