@@ -211,7 +211,7 @@ def routes(store: AbstractStore) -> list[Any]:
         return {"ok": True}
 
     def metrics(q: Any) -> Any:
-        series = buckets.metric_series(
+        body = buckets.metric_series_json(
             store,
             _ids(q.get("runs"), "run ids")[:_MAX_COMPARE],
             _ids(q.get("keys"), "metric keys"),
@@ -219,11 +219,10 @@ def routes(store: AbstractStore) -> list[Any]:
             q.get("x", "step"),
             _float(q, "lo"),
             _float(q, "hi"),
+            # overlays (band=0) draw lines only: no band is read or sent
+            q.get("band", "1") != "0",
         )
-        # an exact series' band is its line; overlays (band=0) draw no band: neither is sent
-        band = q.get("band", "1") != "0"
-        thin = [s if band and not s["exact"] else {**s, "min": None, "max": None} for s in series]
-        return {"series": thin}
+        return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
     def run(q: Any) -> Any:
         return _run_page(store, q.get("id", ""))

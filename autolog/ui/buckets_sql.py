@@ -1,28 +1,35 @@
 """Metric buckets computed by the SQL database: a million points never leave it.
 
-The same answer as :func:`autolog.ui.buckets.bucket_points` over the points
-of the SQL store's ``metrics`` table, in three indexed queries per metric
-(for any number of runs at once):
+The same answer as :func:`autolog.ui.buckets.bucket_runs` over the points of
+the SQL store's ``metrics`` table.
 
-1. per run: the x range and the number of points in range (and the whole
-   x range when zoomed);
-2. per run and bucket (``(x - first) * width / span``, integer division:
-   floor on both SQLite and PostgreSQL): min, max, the highest x and how
-   many values are not finite;
-3. the points at those highest x, whose last (by step, time, logging order)
-   is the bucket's ``last``.
+SQLite, step axis (the common chart), through the history index (run, key,
+step, ...; covering from schema v3):
 
-A run with at most ``width`` points in range is read point by point (exact).
+- per run: the x range (two index seeks) and how many points are in view,
+  counted only up to a bound (``LIMIT``): at most ``width`` points are sent
+  point by point; up to a few widths' worth are read and bucketed in Python;
+- a band (one run's chart): one aggregate per bucket (count, min, max, the
+  bucket's last step) over its index range, then the last values by one
+  ``IN`` lookup;
+- an overlay (several runs' lines): one statement per run that seeks each
+  bucket's last point (``ORDER BY step DESC ... LIMIT 1`` per bucket range);
+  nothing else is read, so ``n`` is not counted.
+
+SQLite, time axis: the points are read in index order and bucketed in Python.
+PostgreSQL: three aggregate queries per metric for all runs at once (``GROUP
+BY`` the bucket), which its hash aggregate does well.
+
 Answers for finished runs are kept (a few hundred, least recently used
-dropped) and served again while the runs' status and latest point of the key
-stay the same. Several runs are answered by the same few queries; their buckets share edges
-(over the union of their x ranges), so overlaid curves line up. SQLite is
-the exception: there the points are read in index order and bucketed in
-Python (see ``_sqlite_work``), one run at a time.
+dropped), with their JSON, and served again while the runs' status and
+latest point of the key stay the same.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -31,13 +38,48 @@ from typing import Any
 import sqlalchemy as sa
 
 from autolog.tracking.stores.sql_schema import metrics
-from autolog.ui.buckets import _finite
+from autolog.ui.buckets import _answer, _bucket, _finite, bucket_runs, shared_edges, wire_item
 
-__all__ = ["sql_series"]
+__all__ = ["sql_series", "sql_series_json"]
 
 _IN_CHUNK = 900  # stay below SQLite's bound-parameter limit
 _BIG = 1.7976931348623157e308  # the largest finite float
 _TERMINATED = ("FINISHED", "FAILED", "KILLED")
+_STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
+#: up to this many widths of points, reading them beats a statement per bucket
+PYTHON_BANDS = 12
+PYTHON_LINES = 6
+
+_WHERE = "FROM metrics WHERE run_id = ?1 AND key = ?2 AND step >= ?3"
+_FIRST = f"SELECT min(step) {_WHERE} AND step <= ?4"
+_LAST = f"SELECT max(step) {_WHERE} AND step <= ?4"
+_UP_TO = f"SELECT count(*) FROM (SELECT 1 {_WHERE} AND step <= ?4 LIMIT ?5)"
+_POINTS = f"SELECT step, timestamp, value {_WHERE} AND step <= ?4 ORDER BY step, timestamp, seq"
+_BUCKET = f"SELECT count(*), count(value), min(value), max(value), max(step) {_WHERE} AND step < ?4"
+_FINITE = f"CASE WHEN value BETWEEN {-_BIG!r} AND {_BIG!r} THEN value END"
+_BUCKET_FINITE = f"SELECT min({_FINITE}), max({_FINITE}), count({_FINITE}) {_WHERE} AND step < ?4"
+_AT = (
+    "SELECT step, value FROM metrics WHERE run_id = ?1 AND key = ?2"
+    " AND step IN (SELECT value FROM json_each(?3)) ORDER BY step, timestamp, seq"
+)
+_LAST_IN = (
+    f"SELECT step, value {_WHERE} AND step < ?4"
+    " ORDER BY step DESC, timestamp DESC, seq DESC LIMIT 1"
+)
+# bucket i of w over [first, first + span] is [first + ceil(i*span/w), that of i+1),
+# the last one up to ``last``; each bucket's last point is one backward seek
+_LINE = """
+WITH RECURSIVE b(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM b WHERE i < ?2),
+e(lo, hi) AS (
+  SELECT ?3 + (i * ?4 + ?5 - 1) / ?5,
+         CASE WHEN i = ?5 - 1 THEN ?6 + 1 ELSE ?3 + ((i + 1) * ?4 + ?5 - 1) / ?5 END
+  FROM b),
+s(seq) AS (
+  SELECT (SELECT seq FROM metrics WHERE run_id = ?7 AND key = ?8 AND step >= e.lo AND step < e.hi
+          ORDER BY step DESC, timestamp DESC, seq DESC LIMIT 1)
+  FROM e)
+SELECT m.step, m.value FROM s JOIN metrics m ON m.seq = s.seq
+"""
 
 
 def sql_series(
@@ -48,8 +90,180 @@ def sql_series(
     x_axis: str,
     lo: float | None,
     hi: float | None,
+    band: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """run id -> the bucket_points answer for ``key`` (runs without it: ``n`` 0)."""
+    """run id -> the bucket_runs answer for ``key`` (runs without it: ``n`` 0)."""
+    return _entry(store, run_ids, key, width, x_axis, lo, hi, band).answer
+
+
+def sql_series_json(
+    store: Any,
+    run_ids: Sequence[str],
+    key: str,
+    width: int,
+    x_axis: str,
+    lo: float | None,
+    hi: float | None,
+    band: bool = True,
+) -> str:
+    """The same answer as the JSON of ``[{"run", "key", ...}, ...]`` items
+    (without the brackets), encoded once per kept answer."""
+    entry = _entry(store, run_ids, key, width, x_axis, lo, hi, band)
+    if entry.json is None:
+        items = [wire_item(r, key, entry.answer[r]) for r in dict.fromkeys(run_ids)]
+        text = json.dumps(items, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        entry.json = text[1:-1]
+    return entry.json
+
+
+def _entry(store, run_ids, key, width, x_axis, lo, hi, band) -> _Entry:
+    ids = list(dict.fromkeys(run_ids))
+    if store.dialect != "sqlite":
+        work = _pg_work(ids, key, width, x_axis, lo, hi, band)
+    elif x_axis == "step":
+        work = _sqlite_steps(ids, key, width, lo, hi, band)
+    else:
+        work = _sqlite_points(ids, key, width, lo, hi, band)
+    return _cached(store, ids, key, (width, x_axis, lo, hi, band), work)
+
+
+# -- SQLite ---------------------------------------------------------------------------
+
+
+def _bounds(lo: float | None, hi: float | None) -> tuple[int, int]:
+    """The integer steps of ``[lo, hi]`` (steps are integers)."""
+    low = _STEP_MIN if lo is None else max(_STEP_MIN, min(_STEP_MAX, math.ceil(lo)))
+    high = _STEP_MAX if hi is None else max(_STEP_MIN, min(_STEP_MAX, math.floor(hi)))
+    return low, high
+
+
+def _one(cursor, sql: str, args: tuple) -> Any:
+    return cursor.execute(sql, args).fetchone()[0]
+
+
+def _sqlite_steps(run_ids, key, width, lo, hi, band):
+    low, high = _bounds(lo, hi)
+    python = (PYTHON_BANDS if band else PYTHON_LINES) * width
+    counted = max(width, python) + 1  # counting stops there: n is exact up to it
+
+    def work(conn: sa.Connection) -> dict[str, dict[str, Any]]:
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            views = {}
+            for run_id in run_ids:
+                whole = (run_id, key, _STEP_MIN, _STEP_MAX)
+                full = (_one(cursor, _FIRST, whole), _one(cursor, _LAST, whole))
+                if full[0] is None:
+                    views[run_id] = (None, None, None, 0)  # no such metric
+                    continue
+                if lo is None and hi is None:
+                    first, last = full
+                else:
+                    view = (run_id, key, low, high)
+                    first, last = _one(cursor, _FIRST, view), _one(cursor, _LAST, view)
+                n = 0
+                if first is not None:
+                    n = _one(cursor, _UP_TO, (run_id, key, first, last, counted))
+                views[run_id] = (full, first, last, n)
+            edges = shared_edges([(v[1], v[2]) for v in views.values() if v[3] > width])
+            out = {}
+            for run_id, (full, first, last, n) in views.items():
+                if n <= width or n <= python:
+                    points = cursor.execute(_POINTS, (run_id, key, first, last)).fetchall()
+                    answer = _bucket(points, width, 0, edges) if n else _empty()
+                    if not band and not answer["exact"]:
+                        answer["min"] = answer["max"] = None
+                elif band:
+                    answer = _bands(cursor, run_id, key, width, first, last, edges)
+                else:
+                    answer = _lines(cursor, run_id, key, width, first, last, edges)
+                answer["range"] = full
+                out[run_id] = answer
+            return out
+        finally:
+            cursor.close()
+
+    return work
+
+
+def _empty() -> dict[str, Any]:
+    return _answer(0, 0, True, [], [], [], [])
+
+
+def _ranges(first: int, last: int, edges: tuple[int, int], width: int) -> list[tuple[int, int]]:
+    """The step ranges [lo, hi) of the buckets that this run's [first, last]
+    meets: bucket i of the shared edges starts at start + ceil(i * span / width)."""
+    start, span = edges[0], (edges[1] - edges[0]) or 1
+    top = width - 1
+    i0, i1 = (min((x - start) * width // span, top) for x in (first, last))
+    bounds = [start + (i * span + width - 1) // width for i in range(i0, i1 + 1)]
+    bounds.append(edges[1] + 1 if i1 == top else start + ((i1 + 1) * span + width - 1) // width)
+    return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if lo < hi]
+
+
+def _bands(cursor, run_id, key, width, first, last, edges) -> dict[str, Any]:
+    n = nonfinite = 0
+    ends, mins, maxs = [], [], []
+    for below, above in _ranges(first, last, edges, width):
+        count, values, low, high, end = cursor.execute(
+            _BUCKET, (run_id, key, below, above)
+        ).fetchone()
+        if not count:
+            continue
+        if low is not None and not (math.isfinite(low) and math.isfinite(high)):
+            low, high, values = cursor.execute(
+                _BUCKET_FINITE, (run_id, key, below, above)
+            ).fetchone()
+        n += count
+        nonfinite += count - values
+        ends.append(end)
+        mins.append(low)
+        maxs.append(high)
+    lasts = dict(cursor.execute(_AT, (run_id, key, json.dumps(ends))).fetchall())
+    return _answer(n, nonfinite, False, ends, [_finite(lasts[e]) for e in ends], mins, maxs)
+
+
+def _lines(cursor, run_id, key, width, first, last, edges) -> dict[str, Any]:
+    """Each bucket's last point. Steps are mostly dense: where a bucket's last
+    possible step holds a point, that is its last point, and one ``IN`` lookup
+    finds them all; the buckets without one are sought one by one (or, when
+    most are, by one statement that seeks every bucket)."""
+    ranges = _ranges(first, last, edges, width)
+    found = dict(cursor.execute(_AT, (run_id, key, json.dumps([hi - 1 for _, hi in ranges]))))
+    missing = [(lo, hi) for lo, hi in ranges if hi - 1 not in found]
+    if len(missing) > 32:
+        start, span, top = edges[0], (edges[1] - edges[0]) or 1, width - 1
+        i0, i1 = (min((x - start) * width // span, top) for x in (first, last))
+        args = (i0, i1, start, span, width, edges[1], run_id, key)
+        rows = cursor.execute(_LINE, args).fetchall()
+    else:
+        rows = list(found.items())
+        for lo, hi in missing:
+            rows.extend(cursor.execute(_LAST_IN, (run_id, key, lo, hi)).fetchall())
+    rows.sort(key=lambda row: row[0])
+    xs, lasts = [r[0] for r in rows], [_finite(r[1]) for r in rows]
+    return _answer(None, None, False, xs, lasts, None, None)
+
+
+def _sqlite_points(run_ids, key, width, lo, hi, band):
+    """The time axis: the points in index order, bucketed here."""
+
+    def work(conn: sa.Connection) -> dict[str, dict[str, Any]]:
+        cursor = conn.connection.driver_connection.cursor()
+        whole = (key, _STEP_MIN, _STEP_MAX)
+        try:
+            points = {r: cursor.execute(_POINTS, (r, *whole)).fetchall() for r in run_ids}
+        finally:
+            cursor.close()
+        return bucket_runs(points, width, "time", lo, hi, band)
+
+    return work
+
+
+# -- PostgreSQL ---------------------------------------------------------------------
+
+
+def _pg_work(run_ids, key, width, x_axis, lo, hi, band):
     m = metrics.c
     x = m.step if x_axis == "step" else m.timestamp
 
@@ -64,7 +278,7 @@ def sql_series(
     def work(conn: sa.Connection) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}  # one read: the same snapshot as the stamp
         for at in range(0, len(run_ids), _IN_CHUNK):
-            chunk = list(dict.fromkeys(run_ids[at : at + _IN_CHUNK]))
+            chunk = run_ids[at : at + _IN_CHUNK]
             stmt = of(chunk, m.run_id, sa.func.min(x), sa.func.max(x), sa.func.count())
             ranges = {r: (a, b, n) for r, a, b, n in conn.execute(stmt.group_by(m.run_id))}
             if lo is None and hi is None:  # the range in view is the whole range
@@ -78,96 +292,11 @@ def sql_series(
             out.update(_bucketed(conn, of, x, width, many, ranges))
             for run_id in chunk:
                 out[run_id]["range"] = full.get(run_id)
+                if not band and not out[run_id]["exact"]:
+                    out[run_id]["min"] = out[run_id]["max"] = None
         return out
 
-    if store.dialect == "sqlite":
-        work = _sqlite_work(run_ids, key, width, x_axis, lo, hi)
-    return _cached(store, run_ids, key, (width, x_axis, lo, hi), work)
-
-
-def _sqlite_work(run_ids, key, width, x_axis, lo, hi):
-    """SQLite's GROUP BY on a computed bucket sorts every point in a temporary
-    B-tree; reading the points in index order (run, key, step, time: no sort)
-    through the bare driver and bucketing them here is several times faster."""
-    from autolog.ui.buckets import bucket_points
-
-    sql = (
-        "SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ?"
-        " ORDER BY step, timestamp"
-    )
-
-    def work(conn: sa.Connection) -> dict[str, dict[str, Any]]:
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            return {
-                run_id: bucket_points(
-                    cursor.execute(sql, (run_id, key)).fetchall(), width, x_axis, lo, hi
-                )
-                for run_id in dict.fromkeys(run_ids)
-            }
-        finally:
-            cursor.close()
-
     return work
-
-
-#: answers for finished runs, by request; checked against the runs' status and
-#: latest point of the key, so a run that changes is read again
-_CACHE: OrderedDict[tuple, tuple[tuple, dict]] = OrderedDict()
-_CACHE_SIZE = 256
-_CACHE_LOCK = threading.Lock()
-
-
-def _cached(store: Any, run_ids: Sequence[str], key: str, view: tuple, work: Any) -> dict:
-    from autolog.tracking.stores.sql_schema import latest_metrics, runs
-
-    ids = list(dict.fromkeys(run_ids))
-
-    def stamp(conn: sa.Connection) -> tuple:
-        lm = latest_metrics.c
-        state: dict[str, list] = {r: [None, None] for r in ids}
-        for at in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[at : at + _IN_CHUNK]
-            query = sa.select(runs.c.run_id, runs.c.status, runs.c.end_time)
-            for run_id, status, end in conn.execute(query.where(runs.c.run_id.in_(chunk))):
-                state[run_id][0] = (status, end)
-            query = sa.select(lm.run_id, lm.step, lm.timestamp, lm.value)
-            query = query.where(lm.key == key, lm.run_id.in_(chunk))
-            for run_id, *point in conn.execute(query):
-                state[run_id][1] = tuple(point)
-        return tuple((r, *state[r]) for r in ids)
-
-    def read(conn: sa.Connection) -> tuple[tuple, dict]:
-        return stamp(conn), work(conn)
-
-    request = (store.uri, tuple(ids), key, view)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(request)
-    if hit is not None:
-        now = store._read(stamp)
-        if now == hit[0]:
-            with _CACHE_LOCK:
-                _CACHE.move_to_end(request)
-            return hit[1]
-    now, answer = store._read(read)
-    if all(s[1] is not None and s[1][0] in _TERMINATED for s in now):
-        with _CACHE_LOCK:
-            _CACHE[request] = (now, answer)
-            while len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
-    return answer
-
-
-def _answer(n: int, exact: bool, xs: list, lasts: list, mins: list, maxs: list, nonfinite: int):
-    return {
-        "n": n,
-        "nonfinite": nonfinite,
-        "exact": exact,
-        "x": xs,
-        "last": lasts,
-        "min": mins,
-        "max": maxs,
-    }
 
 
 def _exact(conn, of, x, runs: list[str], ranges) -> dict[str, dict[str, Any]]:
@@ -181,7 +310,7 @@ def _exact(conn, of, x, runs: list[str], ranges) -> dict[str, dict[str, Any]]:
             xs.append(px)
             values.append(_finite(value))
     return {
-        r: _answer(len(xs), True, xs, vs, vs, vs, sum(v is None for v in vs))
+        r: _answer(len(xs), sum(v is None for v in vs), True, xs, vs, vs, vs)
         for r, (xs, vs) in points.items()
     }
 
@@ -193,8 +322,7 @@ def _bucketed(conn, of, x, width: int, runs: list[str], ranges) -> dict[str, dic
     first = min(ranges[r][0] for r in runs)
     span = (max(ranges[r][1] for r in runs) - first) or 1
     # integer floor division: the bucket of bucket_points, on SQLite and PostgreSQL alike
-    smaller = sa.func.least if conn.dialect.name == "postgresql" else sa.func.min
-    bucket = smaller((x - first) * width // span, width - 1).label("b")
+    bucket = sa.func.least((x - first) * width // span, width - 1).label("b")
     finite = sa.case((m.value.between(-_BIG, _BIG), m.value))  # NULL for NaN and +-inf
     stmt = of(
         runs,
@@ -226,11 +354,69 @@ def _bucketed(conn, of, x, width: int, runs: list[str], ranges) -> dict[str, dic
         xs = [row[4] for row in found]
         out[run_id] = _answer(
             ranges[run_id][2],
+            sum(row[5] for row in found),
             False,
             xs,
             [_finite(lasts.get((run_id, e))) for e in xs],
             [_finite(row[2]) for row in found],
             [_finite(row[3]) for row in found],
-            sum(row[5] for row in found),
         )
     return out
+
+
+# -- kept answers -------------------------------------------------------------------
+
+
+class _Entry:
+    """One answer, its JSON once encoded, and the state of the runs it was read at."""
+
+    __slots__ = ("answer", "json", "stamp")
+
+    def __init__(self, stamp: tuple, answer: dict) -> None:
+        self.stamp, self.answer, self.json = stamp, answer, None
+
+
+#: answers for finished runs, by request; checked against the runs' status and
+#: latest point of the key, so a run that changes is read again
+_CACHE: OrderedDict[tuple, _Entry] = OrderedDict()
+_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(store: Any, ids: list[str], key: str, view: tuple, work: Any) -> _Entry:
+    from autolog.tracking.stores.sql_schema import latest_metrics, runs
+
+    def stamp(conn: sa.Connection) -> tuple:
+        lm = latest_metrics.c
+        state: dict[str, list] = {r: [None, None] for r in ids}
+        for at in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[at : at + _IN_CHUNK]
+            query = sa.select(runs.c.run_id, runs.c.status, runs.c.end_time)
+            for run_id, status, end in conn.execute(query.where(runs.c.run_id.in_(chunk))):
+                state[run_id][0] = (status, end)
+            query = sa.select(lm.run_id, lm.step, lm.timestamp, lm.value)
+            query = query.where(lm.key == key, lm.run_id.in_(chunk))
+            for run_id, *point in conn.execute(query):
+                state[run_id][1] = tuple(point)
+        return tuple((r, *state[r]) for r in ids)
+
+    def read(conn: sa.Connection) -> tuple[tuple, dict]:
+        return stamp(conn), work(conn)
+
+    request = (store.uri, tuple(ids), key, view)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(request)
+    if hit is not None:
+        now = store._read(stamp)
+        if now == hit.stamp:
+            with _CACHE_LOCK:
+                _CACHE.move_to_end(request)
+            return hit
+    now, answer = store._read(read)
+    entry = _Entry(now, answer)
+    if all(s[1] is not None and s[1][0] in _TERMINATED for s in now):
+        with _CACHE_LOCK:
+            _CACHE[request] = entry
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return entry

@@ -15,7 +15,7 @@ from autolog.errors import InvalidFilterError, InvalidParameterError
 from autolog.tracking.entities import Metric, Param, RunStatus, RunTag
 from autolog.tracking.stores.file import FileStore
 from autolog.tracking.stores.sql import SqlStore
-from autolog.ui.buckets import bucket_points, history_points, metric_series
+from autolog.ui.buckets import bucket_points, bucket_runs, history_points, metric_series
 from autolog.ui.projection import RunsQuery, count_runs, experiment_rows, runs_window
 from tests.tracking.sql_stores import SQL_STORE_FACTORIES
 from tests.ui.browser import UIServer
@@ -168,30 +168,48 @@ def test_history_points_are_the_logged_ones(store):
 
 @pytest.mark.parametrize("x_axis", ["step", "time"])
 @pytest.mark.parametrize("window", [(None, None), (100.5, 3000.2), (10, 200)])
-def test_the_database_buckets_as_python_does(store, x_axis, window):
+@pytest.mark.parametrize("read", ["aggregates", "points"])
+def test_the_database_buckets_as_python_does(store, x_axis, window, read, monkeypatch):
     """On the SQL stores the buckets are computed by the database; the answer is
-    the one bucket_points gives over the same points (NaN, inf, a repeated step)."""
+    the one bucket_runs gives over the same points (NaN, inf, a repeated step,
+    runs of different lengths sharing edges), bands and lines alike, whether
+    the points are aggregated in SQL or read (a few widths' worth)."""
+    from autolog.ui import buckets_sql
+
+    if read == "aggregates":  # every bucketed series through the per-bucket SQL
+        monkeypatch.setattr(buckets_sql, "PYTHON_BANDS", 0)
+        monkeypatch.setattr(buckets_sql, "PYTHON_LINES", 0)
     rng = random.Random(1)
     exp = store.create_experiment("b")
     runs = []
-    for _ in range(2):
+    for length, every in ((3000, 1), (2400, 1), (150, 1), (500, 7)):  # the last one sparse
         run_id = store.create_run(exp, "u", 0).info.run_id
         points = [
-            Metric("m", rng.random() if s % 13 else math.nan, 1000 + s * 3 + s % 5, s)
-            for s in range(3000)
+            Metric("m", rng.random() if s % 13 else math.nan, 1000 + s * 3 + s % 5, s * every)
+            for s in range(length)
         ]
         points += [Metric("m", 5.0, 999, 100), Metric("m", math.inf, 998, 101)]
+        points += [Metric("m", -math.inf, 997, 102), Metric("m", 0.25, 1000 + 3 * 102, 102)]
         store.log_batch(run_id, points)
         runs.append(run_id)
-    got = metric_series(store, runs, ["m", "missing"], 300, x_axis, *window)
-    assert len(got) == 4
-    for item in got:
-        want = bucket_points(history_points(store, item["run"], item["key"]), 300, x_axis, *window)
-        mine = {k: item[k] for k in want}
-        mine["range"] = tuple(mine["range"]) if mine["range"] else None
-        assert mine == want
-    if window == (None, None):
-        assert not got[0]["exact"] and got[0]["n"] > 300
+    for band in (True, False):
+        got = metric_series(store, runs, ["m", "missing"], 300, x_axis, *window, band=band)
+        assert len(got) == 8
+        history = {r: history_points(store, r, "m") for r in runs}
+        want = bucket_runs(history, 300, x_axis, *window, band=band)
+        for item in got[:4]:
+            mine = {k: item[k] for k in want[item["run"]]}
+            mine["range"] = tuple(mine["range"]) if mine["range"] else None
+            expected = dict(want[item["run"]])
+            if mine["n"] is None:  # a line whose points were not counted
+                assert not band and not mine["exact"] and mine["nonfinite"] is None
+                mine["n"], mine["nonfinite"] = expected["n"], expected["nonfinite"]
+            assert mine == expected
+        assert all(item["n"] == 0 and item["range"] is None for item in got[4:])
+        if window == (None, None):
+            assert not got[0]["exact"] and not got[1]["exact"] and got[2]["exact"]
+            if x_axis == "step":  # the bucketed runs share their edges: one x grid
+                assert set(got[1]["x"][:-1]) <= set(got[0]["x"])
 
 
 # -- HTTP: headers, errors, artifact paths ----------------------------------------------

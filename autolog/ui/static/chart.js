@@ -50,9 +50,13 @@ export class MetricChart {
     const time = this.options.x === "time";
     const tx = (xs) => (time ? xs.map((v) => v / 1000) : xs);
     const fix = (values) => (this.options.log ? positive(values) : values);
-    const n = this.series.reduce((a, s) => a + s.n, 0);
     const exact = this.series.every((s) => s.exact);
-    this.title.querySelector(".n").textContent = `${n.toLocaleString()} points${exact ? "" : ", bucketed"}`;
+    // an overlay's bucketed lines are not counted (n null): say how many runs instead
+    const counted = this.series.every((s) => s.n !== null);
+    const n = this.series.reduce((a, s) => a + (s.n || 0), 0);
+    this.title.querySelector(".n").textContent = counted
+      ? `${n.toLocaleString()} points${exact ? "" : ", bucketed"}`
+      : `${this.series.length} runs, bucketed`;
     let data, series, bands;
     if (this.series.length === 1) {
       const s = this.series[0];
@@ -66,7 +70,9 @@ export class MetricChart {
     } else {
       data = window.uPlot.join(this.series.map((s) => [tx(s.x), fix(smooth(s.last, this.options.smooth))]));
       series = [{ label: time ? "time" : "step" }, ...this.series.map((s, i) => ({
-        label: this.runs[i].name || s.run.slice(0, 8), stroke: color(i), width: 1.25, spanGaps: true, points: { show: s.n <= 60, fill: color(i) } }))];
+        // 1 px lines: a canvas draws hairlines several times faster than wider lines
+        label: this.runs[i].name || s.run.slice(0, 8), stroke: color(i), width: 1, spanGaps: true,
+        points: { show: s.exact && s.n <= 60, fill: color(i) } }))];
       bands = [];
     }
     const opts = {
