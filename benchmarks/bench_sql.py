@@ -1,9 +1,12 @@
-"""SQL store throughput: creating 10,000 runs and a 3-clause search over them.
+"""SQL store throughput: creating runs, and a 3-clause search over 1,000 and
+10,000 of them, side by side with MLflow's own SQL store in the same run.
 
-Each run has 3 params, 5 metrics and 2 tags. Three ways to create them:
+Each run has 3 params, 5 metrics and 2 tags. Creating them, three ways:
 
 - straight on the store: ``create_run`` then one ``log_batch``, each its own
-  transaction (two commits per run);
+  transaction (two commits per run), timed over the first 1,000 runs (MLflow
+  the same, with its ``SqlAlchemyStore``); the rest of each size is written in
+  bulk, untimed (autolog: ``store.batch()``; MLflow: its ORM in one session);
 - through the fluent API, the product's real write path: ``start_run``,
   ``log_params``, ``log_metrics``, ``set_tags``, ``end_run(flush=False)``, and
   one ``flush()`` at the end, all timed. The background writer writes a drain
@@ -11,44 +14,52 @@ Each run has 3 params, 5 metrics and 2 tags. Three ways to create them:
   operations), so commits are few;
 - through ``Client.create_run`` + ``Client.log_batch``, which queue on the
   same background writer (MLflow's client writes at once instead), with one
-  ``flush()`` at the end, all timed: commits are few, as for the fluent API.
+  ``flush()`` at the end, all timed.
 
 Durability is the servers' default: SQLite in WAL mode with
 ``synchronous=NORMAL`` (the store's setting), PostgreSQL with
 ``synchronous_commit=on``, so every commit waits for the WAL flush to disk.
-Turning that off (``SET synchronous_commit = off``: a crash may lose the last
-commits, never corrupt) would take the two-commits-per-run rows on PostgreSQL
-to roughly the SQLite numbers; the benchmark leaves it on.
 
-The search is
-``metrics.m1 > 0.5 and params.model = 'rf' and tags.team = 'a'`` (about 4% of
-the runs match) and returns the matching runs with all their data.
+The search is ``metrics.m1 > 0.5 and params.model = 'rf' and tags.team = 'a'``
+(about 4% of the runs match) and returns the matching runs with all their
+data: one statement filters, orders and pages, one more reads the page's
+params, tags and latest metrics (``benchmarks/README.md`` has its ``EXPLAIN``;
+``AUTOLOG_BENCH_SQL_EXPLAIN=1`` prints it). Goal (issue 16): at least 10x
+MLflow at each size, on SQLite and on PostgreSQL; the ratio rows say.
 
-Peer numbers (issue 9): MLflow 3.17's SQLite store takes 12.6 ms per run to
-create with ``log_batch`` and 330 ms to search 5,000 runs; the goal is 10x
-faster. When ``mlflow`` is importable the same rows are measured for it.
-
-PostgreSQL rows use ``AUTOLOG_TEST_POSTGRES_URI`` (default: the server that
-``.ci/start-postgres`` starts), in a throwaway schema; they are left out when
-the server is unreachable.
+MLflow runs under its own interpreter (``AUTOLOG_BENCH_MLFLOW_PYTHON``, default
+``.venv-mlflow/bin/python``; PostgreSQL rows need ``psycopg`` there too); this
+file is its worker (``--mlflow-worker``, standard library and mlflow only).
+``AUTOLOG_BENCH_SQL_SIZES`` (default ``1000,10000``; ``1000`` is the quick run)
+sets the sizes. PostgreSQL rows use ``AUTOLOG_TEST_POSTGRES_URI`` (default: the
+server that ``.ci/start-postgres`` starts), in throwaway schemas; they are left
+out when the server is unreachable. Search times are medians of 7 wall-clock
+runs; the machine's load is printed on stderr with them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-RUNS = 10_000
+REPO = Path(__file__).resolve().parents[1]
+MLFLOW_PYTHON = os.environ.get("AUTOLOG_BENCH_MLFLOW_PYTHON") or str(
+    REPO / ".venv-mlflow/bin/python"
+)
+SIZES = [int(n) for n in os.environ.get("AUTOLOG_BENCH_SQL_SIZES", "1000,10000").split(",")]
+TIMED_CREATES = 1000
+FLUENT_RUNS = 2000
 FILTER = "metrics.m1 > 0.5 and params.model = 'rf' and tags.team = 'a'"
 CREATE_GOAL = "<= 1.26 ms (10x mlflow)"
-SEARCH_GOAL = "<= 33 ms (10x mlflow per 5k)"
-MLFLOW_CREATE = "mlflow sqlite 12.6 ms"
-MLFLOW_SEARCH = "mlflow sqlite 330 ms / 5k runs"
+SEARCH_REPEAT = 7
 DEFAULT_POSTGRES_URI = "postgresql://autolog:autolog@127.0.0.1:5432/autolog_test"
 
 
@@ -59,34 +70,124 @@ def _run_values(rng: random.Random, i: int):
     return params, metrics, tags
 
 
-def _fill(store, experiment_id: str) -> float:
-    """Create RUNS runs; milliseconds per run (create_run + log_batch)."""
-    from autolog.tracking.entities import Metric, Param, RunTag
+def _median_ms(fn, repeat: int = SEARCH_REPEAT) -> tuple[float, object]:
+    result, samples = None, []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples), result
 
-    rng = random.Random(42)
-    now = int(time.time() * 1000)
-    start = time.perf_counter()
-    for i in range(RUNS):
-        params, metrics, tags = _run_values(rng, i)
-        run_id = store.create_run(experiment_id, "bench", now + i).info.run_id
-        store.log_batch(
+
+# -- autolog ---------------------------------------------------------------------------
+class _AutologFill:
+    """Runs written into one autolog SqlStore, ``grow_to`` at a time."""
+
+    def __init__(self, store):
+        self.store = store
+        self.experiment = store.create_experiment("bench")
+        self.rng = random.Random(42)
+        self.now = int(time.time() * 1000)
+        self.count = 0
+
+    def _one(self, i: int) -> None:
+        from autolog.tracking.entities import Metric, Param, RunTag
+
+        params, metrics, tags = _run_values(self.rng, i)
+        run_id = self.store.create_run(self.experiment, "bench", self.now + i).info.run_id
+        self.store.log_batch(
             run_id,
-            metrics=[Metric(k, v, now + i) for k, v in metrics.items()],
+            metrics=[Metric(k, v, self.now + i) for k, v in metrics.items()],
             params=[Param(k, v) for k, v in params.items()],
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
-    return (time.perf_counter() - start) * 1000 / RUNS
+
+    def timed(self, count: int) -> float:
+        """Create ``count`` runs, one transaction per call; ms per run."""
+        start = time.perf_counter()
+        for i in range(self.count, self.count + count):
+            self._one(i)
+        self.count += count
+        return (time.perf_counter() - start) * 1000 / count
+
+    def grow_to(self, total: int) -> None:
+        while self.count < total:
+            with self.store.batch():
+                end = min(total, self.count + 500)
+                for i in range(self.count, end):
+                    self._one(i)
+            self.count = end
+
+
+def _explain(store, experiment_id: str) -> str:
+    """The plan of the search's statement, as the backend prints it."""
+    from autolog.tracking.entities import ViewType
+    from autolog.tracking.stores.sql_search import search_statement
+
+    sql, parameters = search_statement(
+        store._engine.dialect,
+        (int(experiment_id),),
+        tuple(ViewType.stages(1)),
+        FILTER,
+        (),
+        10_001,
+        0,
+    )
+    with store._engine.connect() as conn:
+        if store.dialect == "sqlite":
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters).all()
+            return "\n".join(row[3] for row in rows)
+        rows = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", parameters).all()
+        return "\n".join(row[0] for row in rows)
+
+
+def _autolog_rows(h, label: str, store) -> dict[int, float]:
+    """The create row and one search row per size; the search medians by size."""
+    fill = _AutologFill(store)
+    per_run = fill.timed(min(TIMED_CREATES, max(SIZES)))
+    h.row(
+        f"{label} create run + log_batch [autolog]",
+        per_run,
+        "ms",
+        goal=CREATE_GOAL,
+        notes=f"first {fill.count:,} runs, two transactions each",
+    )
+    searches = {}
+    for size in SIZES:
+        fill.grow_to(size)
+        if store.dialect == "postgresql":
+            # the planner's statistics, as autovacuum keeps them after a bulk load
+            with store._engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+
+        def search(size=size):
+            return store.search_runs([fill.experiment], FILTER, max_results=size)
+
+        search()  # warm: the statement is compiled once per distinct search
+        ms, found = _median_ms(search)
+        searches[size] = ms
+        h.row(
+            f"{label} 3-clause search {size:,} runs [autolog]",
+            ms,
+            "ms",
+            notes=f"{len(found)} runs returned with their data",
+        )
+        if os.environ.get("AUTOLOG_BENCH_SQL_EXPLAIN"):
+            print(
+                f"-- {label}, {size:,} runs:\n{_explain(store, fill.experiment)}", file=sys.stderr
+            )
+    return searches
 
 
 def _fill_fluent(uri: str) -> float:
-    """Create RUNS runs through the fluent API; milliseconds per run, flush included."""
+    """Create FLUENT_RUNS runs through the fluent API; ms per run, flush included."""
     import autolog
 
     autolog.set_tracking_uri(uri)
     autolog.set_experiment(f"bench-fluent-{uuid.uuid4().hex[:8]}")
     rng = random.Random(42)
     start = time.perf_counter()
-    for i in range(RUNS):
+    for i in range(FLUENT_RUNS):
         params, metrics, tags = _run_values(rng, i)
         autolog.start_run()
         autolog.log_params(params)
@@ -94,11 +195,11 @@ def _fill_fluent(uri: str) -> float:
         autolog.set_tags(tags)
         autolog.end_run(flush=False)
     autolog.flush()
-    return (time.perf_counter() - start) * 1000 / RUNS
+    return (time.perf_counter() - start) * 1000 / FLUENT_RUNS
 
 
 def _fill_client(uri: str) -> float:
-    """Create RUNS runs with Client.create_run + Client.log_batch; ms per run."""
+    """Create FLUENT_RUNS runs with Client.create_run + Client.log_batch; ms per run."""
     import autolog
     from autolog.tracking.entities import Metric, Param, RunTag
 
@@ -107,7 +208,7 @@ def _fill_client(uri: str) -> float:
     rng = random.Random(42)
     now = int(time.time() * 1000)
     start = time.perf_counter()
-    for i in range(RUNS):
+    for i in range(FLUENT_RUNS):
         params, metrics, tags = _run_values(rng, i)
         run_id = client.create_run(experiment_id).info.run_id
         client.log_batch(
@@ -117,7 +218,7 @@ def _fill_client(uri: str) -> float:
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
     autolog.flush()  # the Client queues its writes: time them written, as the fluent row does
-    return (time.perf_counter() - start) * 1000 / RUNS
+    return (time.perf_counter() - start) * 1000 / FLUENT_RUNS
 
 
 def _measure_api(h, label: str, uri: str) -> None:
@@ -128,109 +229,196 @@ def _measure_api(h, label: str, uri: str) -> None:
     ):
         row = f"{label} create run via {name}"
         if h.wanted(row):
-            h.row(row, fill(uri), "ms", goal=CREATE_GOAL, peer=MLFLOW_CREATE, notes=notes)
+            h.row(row, fill(uri), "ms", goal=CREATE_GOAL, notes=f"{FLUENT_RUNS:,} runs; {notes}")
 
 
-def _measure(h, label: str, store) -> None:
-    create_row, search_row = f"{label} create run + log_batch", f"{label} 3-clause search 10k runs"
-    if not (h.wanted(create_row) or h.wanted(search_row)):
-        return
-    experiment_id = store.create_experiment("bench")
-    per_run = _fill(store, experiment_id)
-    h.row(create_row, per_run, "ms", goal=CREATE_GOAL, peer=MLFLOW_CREATE, notes=f"{RUNS:,} runs")
-    if label == "postgresql":
-        # The planner's statistics, as autovacuum keeps them within a minute of
-        # a bulk load; without them a fresh table is planned as holding one row
-        # (nested loops, ~3x slower) until autovacuum's next pass.
-        with store._engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
-    found = len(store.search_runs([experiment_id], FILTER, max_results=RUNS))
-    h.time(
-        search_row,
-        lambda: store.search_runs([experiment_id], FILTER, max_results=RUNS),
-        repeat=5,
-        unit="ms",
-        goal=SEARCH_GOAL,
-        peer=MLFLOW_SEARCH,
-        notes=f"{found} runs returned with their data"
-        + ("; after ANALYZE" if label == "postgresql" else ""),
+# -- MLflow, in its own interpreter -----------------------------------------------------
+def _mlflow_worker(uri: str, root: str) -> None:
+    """The MLflow side (run by MLflow's interpreter): JSON on stdout."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlLatestMetric,
+        SqlMetric,
+        SqlParam,
+        SqlRun,
+        SqlTag,
     )
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-
-def _postgres_schema_uri(base: str, schema: str) -> str:
-    import sqlalchemy as sa
-
-    url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
-
-
-def _bench_postgresql(h) -> None:
-    import psycopg
-
-    from autolog.tracking.stores.sql import SqlStore
-
-    base = os.environ.get("AUTOLOG_TEST_POSTGRES_URI", DEFAULT_POSTGRES_URI)
-    schema = f"autolog_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    except psycopg.OperationalError as exc:
-        print(f"bench_sql: PostgreSQL rows left out ({exc})", file=sys.stderr)
-        return
-    uri = _postgres_schema_uri(base, schema)
-    store = SqlStore(uri, artifact_root=tempfile.gettempdir())
-    try:
-        _measure(h, "postgresql", store)
-        _measure_api(h, "postgresql", uri)
-    finally:
-        store.close()
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def _bench_mlflow(h, folder: Path) -> None:
-    """The same rows for MLflow's SQLite store, when mlflow is installed."""
-    try:
-        from mlflow.entities import Metric, Param, RunTag
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    except ImportError:
-        return
-    store = SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "mlflow-artifacts"))
-    experiment_id = store.create_experiment("bench")
+    store = SqlAlchemyStore(uri, root)
+    experiment = store.create_experiment("bench")
     rng = random.Random(42)
     now = int(time.time() * 1000)
+    out: dict = {"search_ms": {}, "found": {}}
+    timed = min(TIMED_CREATES, max(SIZES))
     start = time.perf_counter()
-    for i in range(RUNS):
+    for i in range(timed):
         params, metrics, tags = _run_values(rng, i)
-        run_id = store.create_run(experiment_id, "bench", now + i, [], "").info.run_id
+        run_id = store.create_run(experiment, "bench", now + i, [], "").info.run_id
         store.log_batch(
             run_id,
             metrics=[Metric(k, v, now + i, 0) for k, v in metrics.items()],
             params=[Param(k, v) for k, v in params.items()],
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
-    per_run = (time.perf_counter() - start) * 1000 / RUNS
-    h.row("mlflow sqlite create run + log_batch", per_run, "ms", notes=f"{RUNS:,} runs")
-    h.time(
-        "mlflow sqlite 3-clause search 10k runs",
-        lambda: store.search_runs([experiment_id], FILTER, 1, max_results=RUNS),
-        repeat=5,
-        unit="ms",
+    out["create_ms"] = (time.perf_counter() - start) * 1000 / timed
+    count = timed
+    for size in SIZES:
+        with store.ManagedSessionMaker() as session:  # the rest in bulk, untimed
+            for i in range(count, size):
+                params, metrics, tags = _run_values(rng, i)
+                run_id = uuid.uuid4().hex
+                session.add(
+                    SqlRun(run_uuid=run_id, name=f"r{i}", source_type="LOCAL", source_name="",
+                           entry_point_name="", user_id="bench", status="RUNNING",
+                           start_time=now + i, source_version="", lifecycle_stage="active",
+                           artifact_uri=f"{root}/{run_id}", experiment_id=int(experiment))
+                )  # fmt: skip
+                for k, v in metrics.items():
+                    point = {"key": k, "value": v, "timestamp": now + i, "step": 0}
+                    session.add(SqlMetric(run_uuid=run_id, is_nan=False, **point))
+                    session.add(SqlLatestMetric(run_uuid=run_id, is_nan=False, **point))
+                session.add_all(
+                    SqlParam(run_uuid=run_id, key=k, value=v) for k, v in params.items()
+                )
+                session.add_all(SqlTag(run_uuid=run_id, key=k, value=v) for k, v in tags.items())
+                if i % 1000 == 999:
+                    session.flush()
+        count = max(count, size)
+        if uri.startswith("postgresql"):
+            with store.ManagedSessionMaker() as session:
+                session.connection().exec_driver_sql("ANALYZE")
+
+        def search(size=size):
+            return store.search_runs([experiment], FILTER, 1, max_results=size)
+
+        search()
+        ms, found = _median_ms(search)
+        out["search_ms"][size], out["found"][size] = ms, len(found)
+    print(json.dumps(out))
+
+
+def _mlflow_rows(h, label: str, uri: str, root: Path) -> dict[int, float]:
+    if not Path(MLFLOW_PYTHON).exists():
+        print(f"bench_sql: no mlflow at {MLFLOW_PYTHON}: autolog rows only", file=sys.stderr)
+        return {}
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": ""}
+    try:
+        done = subprocess.run(
+            [MLFLOW_PYTHON, __file__, "--mlflow-worker", uri, root.as_uri()],
+            capture_output=True, text=True, env=env, timeout=1800, check=True,
+        )  # fmt: skip
+    except subprocess.CalledProcessError as error:
+        print(f"bench_sql: mlflow {label} rows left out:\n{error.stderr[-800:]}", file=sys.stderr)
+        return {}
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    h.row(
+        f"{label} create run + log_batch [mlflow]",
+        out["create_ms"],
+        "ms",
+        notes=f"first {min(TIMED_CREATES, max(SIZES)):,} runs; SqlAlchemyStore",
     )
+    searches = {}
+    for size, ms in out["search_ms"].items():
+        searches[int(size)] = ms
+        h.row(
+            f"{label} 3-clause search {int(size):,} runs [mlflow]",
+            ms,
+            "ms",
+            notes=f"{out['found'][size]} runs returned with their data",
+        )
+    return searches
+
+
+def _ratio_rows(h, label: str, autolog_ms: dict[int, float], mlflow_ms: dict[int, float]) -> None:
+    for size in SIZES:
+        if size in autolog_ms and size in mlflow_ms:
+            h.row(
+                f"{label} 3-clause search {size:,} runs, mlflow / autolog",
+                mlflow_ms[size] / autolog_ms[size],
+                "x",
+                goal=">= 10x",
+                peer=f"mlflow {mlflow_ms[size]:.1f} ms, autolog {autolog_ms[size]:.2f} ms",
+            )
+
+
+# -- backends ----------------------------------------------------------------------------
+def _bench_sqlite(h, folder: Path) -> None:
+    from autolog.tracking.stores.sql import ARTIFACT_ROOT_ENV, SqlStore
+
+    # the fluent API and the Client open their stores from the URI alone
+    os.environ[ARTIFACT_ROOT_ENV] = str(folder / "art")
+    store = SqlStore(f"sqlite:///{folder / 'bench.db'}", artifact_root=str(folder / "art"))
+    try:
+        ours = _autolog_rows(h, "sqlite", store)
+    finally:
+        store.close()
+    _measure_api(h, "sqlite", f"sqlite:///{folder / 'api.db'}")
+    theirs = _mlflow_rows(h, "sqlite", f"sqlite:///{folder / 'mlflow.db'}", folder / "ml-art")
+    _ratio_rows(h, "sqlite", ours, theirs)
+
+
+def _postgres_schema_uri(base: str, schema: str, driver: str = "postgresql") -> str:
+    import sqlalchemy as sa
+
+    url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def _bench_postgresql(h, folder: Path) -> None:
+    import psycopg
+
+    from autolog.tracking.stores.sql import SqlStore
+
+    base = os.environ.get("AUTOLOG_TEST_POSTGRES_URI", DEFAULT_POSTGRES_URI)
+    schemas = [f"autolog_bench_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    try:
+        with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+            for schema in schemas:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as exc:
+        print(f"bench_sql: PostgreSQL rows left out ({exc})", file=sys.stderr)
+        return
+    try:
+        uri = _postgres_schema_uri(base, schemas[0])
+        store = SqlStore(uri, artifact_root=str(folder / "art"))
+        try:
+            ours = _autolog_rows(h, "postgresql", store)
+        finally:
+            store.close()
+        _measure_api(h, "postgresql", uri)
+        theirs = _mlflow_rows(
+            h,
+            "postgresql",
+            _postgres_schema_uri(base, schemas[1], "postgresql+psycopg"),
+            folder / "ml-art",
+        )
+        _ratio_rows(h, "postgresql", ours, theirs)
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def run(h) -> None:
-    from autolog.tracking.stores.sql import ARTIFACT_ROOT_ENV, SqlStore
-
+    print(f"bench_sql: load {os.getloadavg()[0]:.1f} at start", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        # the fluent API and the Client open their stores from the URI alone
-        os.environ[ARTIFACT_ROOT_ENV] = str(folder / "art")
-        store = SqlStore(f"sqlite:///{folder / 'bench.db'}", artifact_root=str(folder / "art"))
-        try:
-            _measure(h, "sqlite", store)
-        finally:
-            store.close()
-        _measure_api(h, "sqlite", f"sqlite:///{folder / 'api.db'}")
-        _bench_postgresql(h)
-        _bench_mlflow(h, folder)
+        if any(h.wanted(f"sqlite {part}") for part in ("create", "3-clause")):
+            _bench_sqlite(h, Path(tmp))
+        if any(h.wanted(f"postgresql {part}") for part in ("create", "3-clause")):
+            _bench_postgresql(h, Path(tmp))
+    print(f"bench_sql: load {os.getloadavg()[0]:.1f} at end", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--mlflow-worker"]:
+        _mlflow_worker(sys.argv[2], sys.argv[3])
+    else:  # this file alone: python benchmarks/bench_sql.py [filters]
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from run import Harness, table
+
+        harness = Harness(sys.argv[1:])
+        harness.module = "sql"
+        run(harness)
+        print(table(harness.rows))

@@ -104,6 +104,7 @@ from autolog.tracking.stores.sql_read import (
     artifact_location,
     load_experiments,
     load_runs,
+    raw_rows,
     require_active,
     require_run,
     run_info,
@@ -112,7 +113,7 @@ from autolog.tracking.stores.sql_read import (
 from autolog.tracking.stores.sql_schema import ensure_schema, experiment_tags, experiments, runs
 from autolog.tracking.stores.sql_schema import metrics as metric_history
 from autolog.tracking.stores.sql_schema import tags as run_tags
-from autolog.tracking.stores.sql_search import compile_filter, order_by_clauses
+from autolog.tracking.stores.sql_search import search_statement
 from autolog.tracking.stores.sql_write import RowWriter, metric_rows, param_values
 from autolog.tracking.stores.uris import mask_uri
 
@@ -503,23 +504,25 @@ class SqlStore(AbstractStore):
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Run]:
-        tree = _search.parse_filter(filter_string or "")
-        keys = _search.parse_order_by(list(order_by or ()))
+        _search.parse_filter(filter_string or "")  # bad input fails here, before any I/O
+        _search.parse_order_by(list(order_by or ()))
         offset = _search.decode_page_token(page_token)
         _search.check_max_results(max_results)
-        exp_keys = [int(e) for e in experiment_ids if str(e).isdigit()]
-        query = sa.select(runs).where(
-            runs.c.experiment_id.in_(exp_keys),
-            runs.c.lifecycle_stage.in_(list(ViewType.stages(run_view_type))),
+        exp_keys = tuple(int(e) for e in experiment_ids if str(e).isdigit())
+        # one statement filters, orders and pages (one row more than the page
+        # tells whether there is a next page); then one reads the page's data
+        sql, parameters = search_statement(
+            self._engine.dialect,
+            exp_keys,
+            tuple(ViewType.stages(run_view_type)),
+            filter_string or "",
+            tuple(order_by or ()),
+            max_results + 1,
+            offset,
         )
-        if tree is not None:
-            query = query.where(compile_filter(tree, self.dialect))
-        query, ordering = order_by_clauses(query, keys, self.dialect)
-        # one row more than the page tells whether there is a next page
-        query = query.order_by(*ordering).limit(max_results + 1).offset(offset)
 
         def work(conn: sa.Connection) -> list[Run]:
-            return load_runs(conn, conn.execute(query).all(), self.dialect)
+            return load_runs(conn, raw_rows(conn, sql, parameters), self.dialect)
 
         found = self._read(work)
         token = None

@@ -3,30 +3,28 @@ with their params, latest metrics and tags."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
 
 from autolog.errors import ResourceNotFoundError, RunStateError
 from autolog.tracking.entities import Experiment, LifecycleStage, Run, RunData, RunInfo
-from autolog.tracking.stores.sql_schema import experiment_tags, experiments, latest_metrics, runs
-from autolog.tracking.stores.sql_schema import params as run_params
-from autolog.tracking.stores.sql_schema import tags as run_tags
+from autolog.tracking.stores.sql_schema import experiment_tags, experiments, runs
 
 __all__ = [
     "artifact_location",
     "load_experiments",
     "load_runs",
+    "raw_rows",
     "require_active",
     "require_run",
     "run_info",
     "run_row",
 ]
 
-# run data is fetched with ``run_id IN (...)``: stay below SQLite's variable limit
-_IN_CHUNK = 10_000
 # the lookups of the write path, built once (when the store does not know the answer yet)
 _RUN_STAGE = sa.select(runs.c.lifecycle_stage).where(runs.c.run_id == sa.bindparam("run_id"))
 _ARTIFACT_LOCATION = sa.select(experiments.c.artifact_location).where(
@@ -89,46 +87,59 @@ def run_row(conn: sa.Connection, run_id: str) -> sa.Row:
     return row
 
 
-def run_info(row: sa.Row | dict) -> RunInfo:
-    """The RunInfo of a runs row (read, or a dict about to be written)."""
+def run_info(row: sa.Row | tuple | dict) -> RunInfo:
+    """The RunInfo of a runs row (read: its columns in table order; or a dict
+    about to be written)."""
     if isinstance(row, dict):
         return RunInfo(**{**row, "experiment_id": str(row["experiment_id"])})
-    return RunInfo(
-        run_id=row.run_id,
-        experiment_id=str(row.experiment_id),
-        run_name=row.run_name,
-        user_id=row.user_id,
-        status=row.status,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        artifact_uri=row.artifact_uri,
-        lifecycle_stage=row.lifecycle_stage,
-    )
+    run_id, experiment_id, run_name, user_id, status, start, end, uri, stage = row
+    return RunInfo(run_id, str(experiment_id), run_name, user_id, status, start, end, uri, stage)
 
 
-def load_runs(conn: sa.Connection, run_rows: Sequence[sa.Row], dialect: str) -> list[Run]:
-    """Runs with their params, latest metrics and tags, in the order of ``run_rows``."""
-    loaded = {row.run_id: Run(run_info(row), RunData()) for row in run_rows}
+# The page's params, tags and latest metrics in one statement (one round trip):
+# (run_id, kind, key, text value, number value, is_nan); the page's ids are one
+# parameter, a JSON array on SQLite and an array on PostgreSQL.
+_SQLITE_RUN_DATA = """
+SELECT run_id, 0, key, value, NULL, 0 FROM params
+ WHERE run_id IN (SELECT value FROM json_each(?1))
+UNION ALL
+SELECT run_id, 1, key, value, NULL, 0 FROM tags
+ WHERE run_id IN (SELECT value FROM json_each(?1))
+UNION ALL
+SELECT run_id, 2, key, NULL, value, is_nan FROM latest_metrics
+ WHERE run_id IN (SELECT value FROM json_each(?1))
+"""
+_PG_RUN_DATA = """
+SELECT run_id, 0, key, value, CAST(NULL AS float8), false FROM params
+ WHERE run_id = ANY(CAST(%(ids)s AS text[]))
+UNION ALL
+SELECT run_id, 1, key, value, NULL, false FROM tags
+ WHERE run_id = ANY(CAST(%(ids)s AS text[]))
+UNION ALL
+SELECT run_id, 2, key, NULL, value, is_nan FROM latest_metrics
+ WHERE run_id = ANY(CAST(%(ids)s AS text[]))
+"""
+
+
+def raw_rows(conn: sa.Connection, sql: str, parameters: Any) -> list[tuple]:
+    """The rows of driver-level ``sql`` as the driver's tuples (SQLAlchemy's
+    errors on failure, none of its per-row work on success)."""
+    return conn.exec_driver_sql(sql, parameters).cursor.fetchall()
+
+
+def load_runs(conn: sa.Connection, run_rows: Sequence[sa.Row | tuple], dialect: str) -> list[Run]:
+    """Runs with their params, latest metrics and tags, in the order of ``run_rows``
+    (rows of ``runs``, its columns in order; their data read by one statement)."""
+    loaded = {row[0]: Run(run_info(row), RunData()) for row in run_rows}
+    if not loaded:
+        return []
     ids = list(loaded)
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        for table, field in ((run_params, "params"), (run_tags, "tags")):
-            query = sa.select(table.c.run_id, table.c.key, table.c.value)
-            query = query.where(_among(table.c.run_id, chunk, dialect))
-            for run_id, key, value in conn.execute(query):
-                getattr(loaded[run_id].data, field)[key] = value
-        lm = latest_metrics.c
-        query = sa.select(lm.run_id, lm.key, lm.value, lm.is_nan)
-        for run_id, key, value, is_nan in conn.execute(
-            query.where(_among(lm.run_id, chunk, dialect))
-        ):
-            loaded[run_id].data.metrics[key] = math.nan if is_nan else value
-    return list(loaded.values())
-
-
-def _among(column: sa.ColumnElement, ids: list[str], dialect: str) -> sa.ColumnElement[bool]:
-    """``column IN ids``; on PostgreSQL one array parameter (``= ANY``), which
-    it plans far faster than hundreds of separate parameters."""
     if dialect == "postgresql":
-        return column == sa.any_(sa.bindparam(None, ids, pg_dialect.ARRAY(sa.String)))
-    return column.in_(ids)
+        rows = raw_rows(conn, _PG_RUN_DATA, {"ids": ids})
+    else:
+        rows = raw_rows(conn, _SQLITE_RUN_DATA, (json.dumps(ids),))
+    fields = {run_id: (r.data.params, r.data.tags, r.data.metrics) for run_id, r in loaded.items()}
+    nan = math.nan
+    for run_id, kind, key, text, number, is_nan in rows:
+        fields[run_id][kind][key] = text if kind < 2 else nan if is_nan else number
+    return list(loaded.values())

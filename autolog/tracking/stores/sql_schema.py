@@ -35,7 +35,8 @@ Indexes that reads use without touching the table (version 3), checked with
   skips a NaN point already stored (``sql_write.py``);
 - search filters: ``(key, value, run_id)`` on ``latest_metrics`` (both
   backends) and, on SQLite, on ``params`` and ``tags``: a filter's candidate
-  runs come from the index alone.
+  runs come from the index alone; ``runs (experiment_id, lifecycle_stage,
+  start_time, run_id)``: a search's runs in the default order.
 """
 
 from __future__ import annotations
@@ -97,8 +98,7 @@ runs = sa.Table(
     sa.Column("end_time", sa.BigInteger),
     sa.Column("artifact_uri", sa.Text, nullable=False),
     sa.Column("lifecycle_stage", sa.String(32), nullable=False),
-    # the default order of search_runs is start_time DESC, run_id ASC
-    sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    # its search index is plain DDL in the migrations (version 3: covering)
 )
 
 
@@ -158,6 +158,10 @@ latest_metrics = sa.Table(
 def _migrate_v1_initial(conn: sa.Connection) -> None:
     """Every table of version 1, plus the value indexes SQLite can afford."""
     metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
+    # the default order of search_runs is start_time DESC, run_id ASC
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_runs_experiment_start ON runs (experiment_id, start_time)"
+    )
     conn.exec_driver_sql("CREATE INDEX ix_latest_metrics_key_value ON latest_metrics (key, value)")
     if conn.dialect.name == "sqlite":
         # plain DDL: an sa.Index on the columns would attach itself to the shared
@@ -202,6 +206,11 @@ def _migrate_v3_covering_indexes(conn: sa.Connection) -> None:
     conn.exec_driver_sql("DROP INDEX ix_latest_metrics_key_value")
     conn.exec_driver_sql(
         "CREATE INDEX ix_latest_metrics_search ON latest_metrics (key, value, run_id)"
+    )
+    # a search's runs (experiment, stage) in the default order, without the table
+    conn.exec_driver_sql("DROP INDEX ix_runs_experiment_start")
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_runs_search ON runs (experiment_id, lifecycle_stage, start_time, run_id)"
     )
 
 

@@ -20,9 +20,11 @@ registered ``str.lower``, the evaluator's own; PostgreSQL: ``lower()``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -32,7 +34,7 @@ from autolog.tracking import search as _search
 from autolog.tracking.search import And, Comparison, Node, Not, Or, OrderKey
 from autolog.tracking.stores.sql_schema import latest_metrics, params, runs, tags
 
-__all__ = ["compile_filter", "order_by_clauses"]
+__all__ = ["compile_filter", "order_by_clauses", "search_statement"]
 
 _NUMERIC_OPS = {
     "=": lambda c, v: c == v,
@@ -210,3 +212,38 @@ def order_by_clauses(
         clauses.append(value.asc() if key.ascending else value.desc())
     clauses += [runs.c.start_time.desc(), _text_order(runs.c.run_id, dialect).asc()]
     return query, clauses
+
+
+@functools.lru_cache(maxsize=512)
+def search_statement(
+    dialect: sa.Dialect,
+    experiment_keys: tuple[int, ...],
+    stages: tuple[str, ...],
+    filter_string: str,
+    order_by: tuple[str, ...],
+    limit: int,
+    offset: int,
+) -> tuple[str, Any]:
+    """The one statement of a search (filter, order, page) as SQL text and its
+    parameters for the driver, compiled once per distinct search: building and
+    compiling the SQLAlchemy tree costs more than SQLite's run of it over a
+    thousand runs. The answer depends on its arguments only (no state)."""
+    tree = _search.parse_filter(filter_string)
+    keys = _search.parse_order_by(list(order_by))
+    query = sa.select(runs).where(
+        runs.c.experiment_id.in_(list(experiment_keys)),
+        runs.c.lifecycle_stage.in_(list(stages)),
+    )
+    if tree is not None:
+        query = query.where(compile_filter(tree, dialect.name))
+    query, ordering = order_by_clauses(query, keys, dialect.name)
+    query = query.order_by(*ordering).limit(limit).offset(offset)
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    processors = compiled._bind_processors
+    values = {
+        name: processors[name](value) if name in processors else value
+        for name, value in compiled.params.items()
+    }
+    if compiled.positiontup is not None:  # SQLite: positional parameters
+        return compiled.string, tuple(values[name] for name in compiled.positiontup)
+    return compiled.string, values
