@@ -8,6 +8,8 @@ What the user gets::
     autolog runs metric 0123456789abcdef0123456789abcdef loss
     autolog migrate --from ./mlruns --to sqlite:///mlflow.db
     autolog status
+    autolog gc [--dry-run]
+    autolog doctor
     autolog sync --dry-run        # the offline spool: what waits for its server
 
 ``--tracking-uri`` (before or after the command) picks the store; the default
@@ -480,6 +482,12 @@ def _build_parser() -> argparse.ArgumentParser:
     from autolog.tracking.stores.spool_sync import add_parser as add_sync_parser
 
     add_sync_parser(commands)
+
+    from autolog.tracking.doctor import add_parser as add_doctor_parser
+    from autolog.tracking.gc import add_parser as add_gc_parser
+
+    add_gc_parser(commands)
+    add_doctor_parser(commands)
 
     status = commands.add_parser("status", help="integrations and whether they are active")
     status.add_argument("-v", "--verbose", action="store_true", help="list patched targets")

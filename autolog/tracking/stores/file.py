@@ -29,7 +29,7 @@ format, writer and reader in ``file_log.py``):
 - each batch is one ``write()`` to a file opened ``O_APPEND``, so writers of
   one run in several processes never interleave inside a line; a process
   killed mid-write leaves at most a torn last line, which readers ignore, and
-  the next process to append first ends the file with a newline;
+  the next append (of any process) ends the torn line with a newline;
 - experiment creation takes an ``fcntl.flock`` on ``.lock``: two processes
   creating one new name end with one experiment.
 

@@ -176,7 +176,6 @@ class RunLogFiles:
     def __init__(self, *, fsync: bool = False):
         self.fsync = fsync
         self._logs: dict[str, RunLog] = {}
-        self._newline_checked: set[tuple[int, str]] = set()
 
     def read(self, run_dir: str | Path) -> RunLog:
         """The run's log state, after reading whatever was appended since last time."""
@@ -221,13 +220,11 @@ class RunLogFiles:
         data = (json.dumps(entry, **_COMPACT) + "\n").encode()
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            checked = (os.getpid(), path)
-            if checked not in self._newline_checked:
-                # A killed writer may have left a torn line: end it so ours parses.
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    data = b"\n" + data
-                self._newline_checked.add(checked)
+            # A writer killed mid-line (in any process, at any time since our
+            # last append) leaves a torn tail: end it so that ours parses.
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
             written = os.write(fd, data)  # an error here wrote nothing
             if written != len(data):  # a full disk took part of the line
                 self._take_back(fd, path, data[:written])
@@ -243,7 +240,6 @@ class RunLogFiles:
         """After a short write (disk full): cut the torn line off when it is still
         the file's end, so that the retry of the batch writes it once; otherwise
         the next append starts a new line (readers skip the torn one)."""
-        self._newline_checked.discard((os.getpid(), path))
         try:
             size = os.fstat(fd).st_size
             if torn and size >= len(torn) and os.pread(fd, len(torn), size - len(torn)) == torn:
