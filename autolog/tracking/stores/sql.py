@@ -99,6 +99,7 @@ from autolog.tracking.stores.sql_engine import (
     engine_url,
     open_engines,
     run_retried,
+    write_lock,
 )
 from autolog.tracking.stores.sql_read import (
     artifact_location,
@@ -152,8 +153,11 @@ class SqlStore(AbstractStore):
         self.dialect = url.get_backend_name()
         self._label = f"{self.dialect} store {mask_uri(uri)!r}"  # names the store in errors
         self._engine, self._write_engine = open_engines(url)
+        self._write_lock = write_lock(url)
         self._writer = RowWriter(self.dialect)
-        self._batches = ThreadBatches(self._write_engine, self._writer, self._label)
+        self._batches = ThreadBatches(
+            self._write_engine, self._writer, self._label, self._write_lock
+        )
         self._transaction(lambda conn: ensure_schema(conn, self._insert_default_experiment))
 
     # -- plumbing --------------------------------------------------------------
@@ -177,7 +181,9 @@ class SqlStore(AbstractStore):
         batch = self._batches.current()
         if batch is not None:
             return self._batches.run(batch, work)
-        return run_retried(self._write_engine if write else self._engine, work, self._label)
+        if write:
+            return run_retried(self._write_engine, work, self._label, self._write_lock)
+        return run_retried(self._engine, work, self._label)
 
     def _read(self, work: Callable[[sa.Connection], T]) -> T:
         return self._transaction(work, write=False)

@@ -16,6 +16,7 @@ when the batch commits (a rolled-back batch teaches nothing).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -114,8 +115,15 @@ class ThreadBatches:
     """Each thread's open batch of one store, and the facts learnt from its
     committed transactions. ``label`` names the store in error messages."""
 
-    def __init__(self, write_engine: sa.Engine, writer: RowWriter, label: str):
+    def __init__(
+        self,
+        write_engine: sa.Engine,
+        writer: RowWriter,
+        label: str,
+        lock: contextlib.AbstractContextManager | None = None,
+    ):
         self._write_engine = write_engine
+        self._lock = lock or contextlib.nullcontext()  # held while a batch is open
         self._writer = writer
         self._label = label
         self._local = threading.local()  # .batch: this thread's open batch, if any
@@ -131,6 +139,10 @@ class ThreadBatches:
         if self.current() is not None:
             yield True  # nested: the outer batch commits or rolls back
             return
+        with self._lock:
+            yield from self._open()
+
+    def _open(self) -> Iterator[bool]:
         try:
             conn = self._write_engine.connect()
             transaction = conn.begin()
