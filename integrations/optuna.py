@@ -30,8 +30,9 @@ keeps its parent for each ``optimize`` of this process.
 **Each trial's run** (a child run, ``trial_<number>``) holds the trial's
 params, metric ``value`` (``value_<i>``, or the study's ``metric_names``,
 with several objectives), ``intermediate_value`` at each ``trial.report``
-step, tags ``optuna.trial_number`` and ``optuna.trial_state`` (``COMPLETE``,
-``PRUNED`` or ``FAIL``); it ends FINISHED, or FAILED for a failed trial.
+step (logged when the trial ends: reporting costs nothing more), tags
+``optuna.trial_number`` and ``optuna.trial_state`` (``COMPLETE``, ``PRUNED``
+or ``FAIL``); it ends FINISHED, or FAILED for a failed trial.
 Whatever the objective trains under autolog (a scikit-learn ``fit``, an
 XGBoost ``train``, ...) logs into the trial's run, not a run of its own;
 trials that run in threads (``n_jobs > 1``) each log into their own run.
@@ -68,22 +69,11 @@ INTERMEDIATE_METRIC = "intermediate_value"
 _PASSWORD = re.compile(r"(://[^/:@]*):[^/@]*@")
 
 
-class _TrialRun:
-    """The run of one trial in progress and the report steps logged live."""
-
-    __slots__ = ("logged_steps", "number", "run_id")
-
-    def __init__(self, run_id: str, number: int):
-        self.run_id = run_id
-        self.number = number
-        self.logged_steps: set[int] = set()
-
-
 class OptunaIntegration(plugin.Integration):
     """Autologging for Optuna (see the module documentation).
 
-    State: the runs of the trials in progress and the parent run of each
-    in-memory study, on the instance; :meth:`unpatch` forgets them."""
+    State: the parent run of each in-memory study, on the instance;
+    :meth:`unpatch` forgets them."""
 
     name = "optuna"
     modules = ("optuna",)
@@ -93,8 +83,6 @@ class OptunaIntegration(plugin.Integration):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        #: id(Trial) -> its run, while the trial's objective runs (for report)
-        self._live: dict[int, _TrialRun] = {}
         #: in-memory storage -> {study id: parent run id}
         self._memory_parents: weakref.WeakKeyDictionary[Any, dict[int, str]] = (
             weakref.WeakKeyDictionary()
@@ -102,14 +90,12 @@ class OptunaIntegration(plugin.Integration):
 
     def unpatch(self) -> None:
         with self._lock:
-            self._live.clear()
             self._memory_parents = weakref.WeakKeyDictionary()
 
     def patch(self, patcher: plugin.Patcher, module: types.ModuleType) -> None:
         # opens_run=False: the study's run is found or opened by on_optimize
         # itself (a shared study's run is found again by its name)
         patcher.wrap(module.study.Study, "optimize", self.on_optimize, opens_run=False)
-        patcher.wrap(module.trial.Trial, "report", self.on_report, opens_run=False)
 
     # -- the study's run --------------------------------------------------------------
 
@@ -140,8 +126,8 @@ class OptunaIntegration(plugin.Integration):
     def _study_run(self, study: Any) -> tuple[str | None, bool]:
         """The study's run and whether we end it: the user's active run (by the
         usual policy), else this study's run found again, else a new one."""
-        if plugin.active_run_id() is not None:
-            return plugin.training_run(self, study)
+        if plugin.active_run_id() is not None or not plugin.is_main_process():
+            return plugin.training_run(self, study)  # the user's run, or none on rank > 0
         storage = study._storage
         backend = getattr(storage, "_backend", storage)  # an RDB storage is cached
         if type(backend).__name__ == "InMemoryStorage":
@@ -183,20 +169,6 @@ class OptunaIntegration(plugin.Integration):
         except autolog.AutologError:  # deleted meanwhile: a new one is opened
             return None
 
-    # -- trial.report --------------------------------------------------------------
-
-    def on_report(self, call: Call) -> Generator[None, Any, None]:
-        trial_run = self._live.get(id(call.instance))
-        if trial_run is None:  # a trial outside optimize (ask and tell): not ours
-            yield
-            return
-        step = call.argument("step")
-        value = call.argument("value")
-        yield  # Optuna checks the value and ignores a step reported twice
-        if step not in trial_run.logged_steps:
-            trial_run.logged_steps.add(step)
-            plugin.log_metric(INTERMEDIATE_METRIC, value, step, run_id=trial_run.run_id)
-
 
 class _Optimization:
     """One ``optimize`` call: its objective wrapper and trial callback."""
@@ -210,17 +182,16 @@ class _Optimization:
         # Optuna tells these and calls the callbacks; any other exception it re-raises
         self.caught = (TrialPruned, *_exception_types(catch))
         self.lock = threading.Lock()
-        #: trial number -> its run, from the objective's start to the trial's end
-        self.trials: dict[int, _TrialRun] = {}
+        #: trial number -> its run id, from the objective's start to the trial's end
+        self.trials: dict[int, str] = {}
 
     def wrap(self, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def objective(trial: Any) -> Any:
-            trial_run = None
+            run_id = None
             with plugin.guard("optuna", "while opening the trial's run"):
-                trial_run = self.start_trial(trial)
-            if trial_run is None:
+                run_id = self.start_trial(trial)
+            if run_id is None:
                 return func(trial)
-            live = self.integration._live
             try:
                 with plugin.outside_session():  # its trainings log into the trial's run
                     return func(trial)
@@ -229,18 +200,14 @@ class _Optimization:
                     with plugin.guard("optuna", "while closing a failed trial's run"):
                         self.end_failed(trial, exc)
                 raise
-            finally:
-                live.pop(id(trial), None)
 
         objective.__wrapped__ = func  # type: ignore[attr-defined]
         return objective
 
-    def start_trial(self, trial: Any) -> _TrialRun:
-        integration = self.integration
+    def start_trial(self, trial: Any) -> str:
         run_id = plugin.start_training_run(
-            integration, parent_run_id=self.parent, run_name=f"trial_{trial.number}"
+            self.integration, parent_run_id=self.parent, run_name=f"trial_{trial.number}"
         )
-        trial_run = _TrialRun(run_id, trial.number)
         plugin.set_tags(
             {
                 TRIAL_NUMBER_TAG: trial.number,
@@ -249,26 +216,23 @@ class _Optimization:
             run_id=run_id,
         )
         with self.lock:
-            self.trials[trial.number] = trial_run
-        integration._live[id(trial)] = trial_run
-        return trial_run
+            self.trials[trial.number] = run_id
+        return run_id
 
     def trial_finished(self, study: Any, frozen: Any) -> None:
         """Optuna's callback after each trial, with its final state."""
         with plugin.guard("optuna", "while logging a trial"):
             with self.lock:
-                trial_run = self.trials.pop(frozen.number, None)
-            if trial_run is None:
+                run_id = self.trials.pop(frozen.number, None)
+            if run_id is None:
                 return
             state = frozen.state.name
-            run_id = trial_run.run_id
             plugin.log_params(frozen.params, run_id)
             metrics = _values(study, frozen.values)
             if metrics:
                 plugin.log_metrics(metrics, run_id=run_id)
             for step, value in sorted(frozen.intermediate_values.items()):
-                if step not in trial_run.logged_steps:  # reported inside a patched fit
-                    plugin.log_metric(INTERMEDIATE_METRIC, value, step, run_id=run_id)
+                plugin.log_metric(INTERMEDIATE_METRIC, value, step, run_id=run_id)
             plugin.set_tag(TRIAL_STATE_TAG, state, run_id=run_id)
             if state == "COMPLETE" and frozen.values and len(frozen.values) == 1:
                 plugin.log_metric(
@@ -279,21 +243,21 @@ class _Optimization:
     def end_failed(self, trial: Any, exc: BaseException) -> None:
         """A trial whose exception ends ``optimize``: Optuna calls no callback."""
         with self.lock:
-            trial_run = self.trials.pop(trial.number, None)
-        if trial_run is None:
+            run_id = self.trials.pop(trial.number, None)
+        if run_id is None:
             return
-        plugin.log_params(trial.params, trial_run.run_id)
-        plugin.set_tag(TRIAL_STATE_TAG, "FAIL", run_id=trial_run.run_id)
+        plugin.log_params(trial.params, run_id)
+        plugin.set_tag(TRIAL_STATE_TAG, "FAIL", run_id=run_id)
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        plugin.end_training_run(status, run_id=trial_run.run_id)
+        plugin.end_training_run(status, run_id=run_id)
 
     def end_unfinished(self) -> None:
         """Runs of trials that never reached the callback (Optuna failed telling)."""
         with self.lock:
             left, self.trials = list(self.trials.values()), {}
-        for trial_run in left:
+        for run_id in left:
             with plugin.guard("optuna", "while closing a trial's run"):
-                plugin.end_training_run("FAILED", run_id=trial_run.run_id)
+                plugin.end_training_run("FAILED", run_id=run_id)
 
 
 def _exception_types(catch: Any) -> tuple[type[BaseException], ...]:

@@ -16,12 +16,18 @@ covered. Each run holds:
   ``formula`` when built from one, ``endog`` (the dependent variable's name)
   and ``model_class`` (also a tag);
 - **metrics**: the scalar statistics of the results' summary that the model
-  has (``aic``, ``bic``, ``hqic``, ``llf``, ``llnull``, ``rsquared``,
-  ``rsquared_adj``, ``prsquared``, ``fvalue``, ``f_pvalue``, ``deviance``,
-  ``scale``, ``nobs``, ``df_model``, ``df_resid``, ``condition_number``,
-  ``converged``, ...) and each fitted coefficient as ``coef.<name>``
-  (``coef.const``, ``coef.C(plan)[T.pro]``);
-- the artifact ``model_summary.txt``: ``results.summary()`` as text;
+  has (``aic``, ``bic``, ``hqic``, ``llf``, ``rsquared``, ``rsquared_adj``,
+  ``fvalue``, ``f_pvalue``, ``deviance``, ``scale``, ``nobs``, ``df_model``,
+  ``df_resid``, ``condition_number``, ``converged``, ...; and ``llnull``,
+  ``llr``, ``llr_pvalue``, ``prsquared`` once the summary computed them) and
+  each fitted coefficient as ``coef.<name>`` (``coef.const``,
+  ``coef.C(plan)[T.pro]``);
+- the artifact ``model_summary.txt``: ``results.summary()`` as text. Option
+  ``log_summary``: by default (``None``) it is logged unless printing it would
+  fit another model: the summary of a discrete model or a GLM shows the
+  log-likelihood of the constant-only model (LL-Null), which statsmodels fits
+  for it, often costlier than your fit; ``True`` logs it always (with those
+  statistics), ``False`` never;
 - the model (``log_models``): the results object, which
   :func:`autolog.load_model` gives back (pickled as statsmodels' own
   ``results.save`` does; load only models you trust).
@@ -81,6 +87,8 @@ STATISTICS = (
     "condition_number",
     "sse",
 )
+#: statistics that fit the constant-only model: logged only once computed
+NULL_MODEL_STATISTICS = frozenset({"llnull", "llr", "llr_pvalue", "prsquared", "pseudo_rsquared"})
 COEFFICIENT_PREFIX = "coef."
 # fit arguments that are data, starting points or code, not settings
 _NOT_SETTINGS = frozenset({"start_params", "callback", "cov_kwds", "kwargs", "kwds"})
@@ -116,6 +124,7 @@ class StatsmodelsIntegration(plugin.Integration):
     modules = ("statsmodels.base.model",)
     distribution = "statsmodels"
     supported_versions = ">=0.13,<0.17"
+    options = {"log_summary": plugin.Option(None, bool, allow_none=True)}
     flavors = (StatsmodelsFlavor,)
 
     def patch(self, patcher: plugin.Patcher, module: types.ModuleType) -> None:
@@ -131,11 +140,13 @@ class StatsmodelsIntegration(plugin.Integration):
         plugin.set_tags({"model_class": plugin.class_path(model)}, run_id=run_id)
         plugin.log_params(_model_params(model, call), run_id)
         results = yield
+        wanted = call.config.log_summary
+        if wanted or (wanted is None and not _fits_null_model(results)):
+            summary = _summary_text(results)
+            if summary is not None:
+                plugin.log_model_summary(summary, run_id)
         # keys from the data's column names: one the tracking API refuses is left out
         plugin.log_epoch_metrics(_statistics(results), 0, run_id)
-        summary = _summary_text(results)
-        if summary is not None:
-            plugin.log_model_summary(summary, run_id)
         if call.config.log_models:
             plugin.log_model(results, "model", run_id=run_id)
 
@@ -187,7 +198,10 @@ def _statistics(results: Any) -> dict[str, float]:
     # them (no likelihood, a singular design): each is asked on its own.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        computed = _computed(results)
         for name in STATISTICS:
+            if name in NULL_MODEL_STATISTICS and name not in computed:
+                continue  # an extra fit we do not pay for
             value = _scalar(results, name)
             if value is not None:
                 metrics[name] = value
@@ -196,6 +210,19 @@ def _statistics(results: Any) -> dict[str, float]:
             metrics["converged"] = float(bool(retvals["converged"]))
         metrics.update(_coefficients(results))
     return metrics
+
+
+def _computed(results: Any) -> Any:
+    """The statistics statsmodels already computed (its cached properties)."""
+    inner = getattr(results, "_results", results)  # a results wrapper's results
+    cache = getattr(inner, "_cache", None)
+    return cache if isinstance(cache, dict) else {}
+
+
+def _fits_null_model(results: Any) -> bool:
+    """Whether printing the summary would fit the constant-only model first."""
+    inner = getattr(results, "_results", results)
+    return hasattr(type(inner), "llnull") and "llnull" not in _computed(results)
 
 
 def _scalar(results: Any, name: str) -> float | None:

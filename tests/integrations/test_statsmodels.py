@@ -58,7 +58,7 @@ def test_ols_logs_settings_statistics_coefficients_summary_and_model(regression)
 
 
 def test_formula_logit_names_coefficients_by_the_formula(frame):
-    autolog.autolog("statsmodels")
+    autolog.autolog("statsmodels", log_summary=True)
     results = smf.logit("churned ~ tenure + C(plan)", frame).fit(disp=0)
     run = only_run()
     params, metrics = run.data.params, run.data.metrics
@@ -71,6 +71,17 @@ def test_formula_logit_names_coefficients_by_the_formula(frame):
     assert metrics["converged"] == 1.0
     assert metrics["coef.C(plan)[T.b]"] == pytest.approx(results.params["C(plan)[T.b]"])
     assert metrics["coef.Intercept"] == pytest.approx(results.params["Intercept"])
+    assert "model_summary.txt" in artifact_names(run)
+
+
+@pytest.mark.parametrize(("log_summary", "logged"), [(None, False), (False, False), (True, True)])
+def test_a_summary_that_fits_the_null_model_is_logged_only_when_asked(frame, log_summary, logged):
+    autolog.autolog("statsmodels", log_summary=log_summary)
+    results = smf.logit("churned ~ tenure", frame).fit(disp=0)
+    run = only_run()
+    assert ("model_summary.txt" in artifact_names(run)) is logged
+    assert ("llnull" in run.data.metrics) is logged  # it costs a fit of its own
+    assert run.data.metrics["llf"] == pytest.approx(results.llf)  # cheap ones always
 
 
 def test_glm_family_and_arima_order_are_params(frame):
