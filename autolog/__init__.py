@@ -23,6 +23,12 @@ import importlib
 # calls next. It costs ~6 ms of `import autolog`'s 30 ms (inspect, mostly).
 import wrapt  # noqa: F401
 
+# Provenance (git commit, machine, requirements, ... of every new run) sits above
+# the tracking API and pushes its run hooks into it at import: the tracking API
+# imports nothing of it. Loading it here (under a millisecond: its own work is
+# lazy) is what makes every run get it, whichever part of autolog starts runs.
+from autolog import provenance as _provenance  # noqa: F401
+
 # typing costs ~7 ms on a bare interpreter; type checkers honour this name too.
 TYPE_CHECKING = False
 

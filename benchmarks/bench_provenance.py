@@ -13,7 +13,14 @@ Rows:
 - ``system metrics sampler``: CPU time per sample, and the CPU share of one
   core that it takes at the default 10 s interval;
 - ``dataset record``: ``record_dataset``'s digest of a small array (whole
-  data) and of a large one (sampled rows).
+  data) and of a large one (sampled rows);
+- ``per fit: dataset records``: what the patch manager does for each
+  autologged fit on the training thread (the caller's variable names, the
+  digests of X and y, the tags queued), for arrays and a data frame, and an
+  autologged scikit-learn fit with ``log_datasets`` on vs off.
+
+``python benchmarks/run.py provenance`` runs it all (about a minute);
+``python benchmarks/run.py "per fit"`` only the dataset rows.
 """
 
 from __future__ import annotations
@@ -47,11 +54,11 @@ _FIRST_RUN = """
 import json, sys, time
 import autolog
 from autolog import provenance
-from autolog.tracking import fluent
+from autolog.tracking.tracking_uri import current_store
 if sys.argv[1] == "off":
     provenance.configure(**json.loads(sys.argv[2]))
 autolog.set_tracking_uri(sys.argv[3])
-store = fluent._store()
+store = current_store()
 store.get_experiment("0")  # the store's own first-use cost, outside the timing
 t0 = time.perf_counter()
 run = autolog.start_run()
@@ -222,6 +229,73 @@ def _dataset_rows(h) -> None:
     )
 
 
+def _fit_dataset_rows(h, tmp: Path) -> None:
+    import types
+
+    import numpy as np
+    import pandas as pd
+
+    from autolog.provenance import datasets
+
+    rng = np.random.default_rng(0)
+    X_train = rng.random((100_000, 20))  # 16 MB: a 256-row sample
+    y_train = rng.integers(0, 2, 100_000)  # 800 KB: sampled too
+    frame = pd.DataFrame(X_train[:, :10], columns=[f"f{i}" for i in range(10)])
+    frame["city"] = pd.Series(rng.choice(["a", "b", "c"], 100_000), dtype="category")
+    frame["label"] = rng.choice(["yes", "no"], 100_000)  # object column
+    autolog.set_tracking_uri((tmp / "datasets").as_uri())
+    provenance.configure(**DEFAULTS)
+    declared = (("X", "y"), "train")
+
+    def per_fit(X: object, y: object) -> None:
+        with autolog.start_run() as run:
+            call = types.SimpleNamespace(run_id=run.info.run_id, argument={"X": X, "y": y}.get)
+
+            def record() -> None:
+                datasets._records.clear()  # as a new run's first fit: nothing deduplicated
+                datasets.record_call_datasets(call, declared)
+
+            return record
+
+    for label, X, y in (
+        ("X 100,000 x 20 float64 + y int64", X_train, y_train),
+        ("a 100,000 x 12 data frame (float, category, object) + y", frame, y_train),
+    ):
+        record = per_fit(X, y)
+        h.time(
+            f"per fit: dataset records, {label}",
+            record,
+            repeat=7,
+            number=100,
+            unit="us",
+            goal="<= 1000 us",
+            notes="training thread: variable names, 2 digests on samples, 4 tags queued",
+        )
+    autolog.flush()
+
+    from sklearn.linear_model import LinearRegression
+
+    X_fit, y_fit = rng.random((2_000, 5)), rng.random(2_000)
+    autolog.autolog("sklearn", log_models=False)
+    try:
+        h.compare(
+            "per fit: autologged LinearRegression().fit(X 2,000 x 5), log_datasets on",
+            lambda: LinearRegression().fit(X_fit, y_fit),
+            lambda: LinearRegression().fit(X_fit, y_fit),
+            repeat=9,
+            number=20,
+            unit="us",
+            goal="<= +1000 us (1 ms)",
+            base_label="log_datasets=False",
+            base_setup=lambda: autolog.autolog("sklearn", log_models=False, log_datasets=False),
+            setup=lambda: autolog.autolog("sklearn", log_models=False),
+            notes="end to end: a run per fit; the difference is the dataset records",
+        )
+    finally:
+        autolog.autolog(disable=True)
+        autolog.flush()
+
+
 def run(h) -> None:
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
@@ -229,6 +303,7 @@ def run(h) -> None:
         try:
             _per_run_rows(h, tmp)
             _sampler_rows(h, tmp)
+            _fit_dataset_rows(h, tmp)
         finally:
             autolog.flush()
             from autolog.tracking import fluent

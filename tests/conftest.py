@@ -27,7 +27,7 @@ def _reset_autolog() -> None:
     if fluent is not None:
         fluent._reset_for_tests()
     elif (run_state := sys.modules.get("autolog.tracking.run_state")) is not None:
-        run_state._reset()  # a test that used only the Client
+        run_state.reset()  # a test that used only the Client
     flavors = sys.modules.get("autolog.flavors")
     if flavors is not None:
         flavors._reset_for_tests()

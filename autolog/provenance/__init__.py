@@ -37,12 +37,13 @@ import sys
 import threading
 
 from autolog.errors import InvalidParameterError
+from autolog.tracking import run_hooks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from autolog.tracking.run_state import _RunState
+    from autolog.tracking.run_state import RunState
 
 __all__ = ["CAPTURES", "capture_rows", "configure", "options", "record_dataset", "run_tags"]
 
@@ -242,7 +243,20 @@ def run_tags() -> dict[str, str]:
     return tags
 
 
-def run_started(state: _RunState, tags: dict[str, str]) -> None:
+@functools.cache
+def _commit_tag() -> dict[str, str]:
+    """``mlflow.source.git.commit``: the commit checked out in the work tree of the
+    script (else of the working directory), read from ``.git`` without spawning
+    git; once per process, whatever the options (it is a system tag)."""
+    from pathlib import Path
+
+    from autolog.provenance.git import git_commit
+
+    commit = git_commit(Path(_script_dir()).resolve())
+    return {"mlflow.source.git.commit": commit} if commit else {}
+
+
+def run_started(state: RunState, tags: dict[str, str]) -> None:
     """A run was just created (its creation is queued): queue what is written in
     the background for a top-level run, and start the system-metrics sampler if
     switched on. Costs the training thread two queued calls:
@@ -255,11 +269,11 @@ def run_started(state: _RunState, tags: dict[str, str]) -> None:
     """
     opts = options()
     if "mlflow.parentRunId" not in tags and (opts["git"] or opts["requirements"]):
-        from autolog.tracking.run_state import _writer
+        from autolog.tracking.writer import get_writer
 
         if not _warming:
             _start_warming(opts)
-        writer = _writer()
+        writer = get_writer()
         if opts["git"]:
             writer.submit(
                 state.store,
@@ -308,7 +322,7 @@ def _warm(opts: dict[str, Any]) -> None:
         pass  # the writer's call computes it again and reports what fails
 
 
-def _in_background(write: Any, state: _RunState, opts: dict[str, Any]) -> None:
+def _in_background(write: Any, state: RunState, opts: dict[str, Any]) -> None:
     """On the writer thread: ``write(state, opts)``. A failure of ours is reported
     once (rule 1) and fails nothing of the user's; a store's error (and an
     OSError: a full disk, a lost connection) goes back to the writer, which
@@ -339,7 +353,7 @@ def _work_tree(opts: dict[str, Any]) -> Any:
     return work_tree_state(found[0], opts["git_diff"], opts["max_diff_bytes"])
 
 
-def _write_dirty_flag(state: _RunState, opts: dict[str, Any]) -> None:
+def _write_dirty_flag(state: RunState, opts: dict[str, Any]) -> None:
     from autolog.tracking.entities import RunTag
 
     tree = _work_tree(opts)
@@ -348,17 +362,17 @@ def _write_dirty_flag(state: _RunState, opts: dict[str, Any]) -> None:
         state.store.log_batch(state.run_id, tags=[dirty])
 
 
-def _write_artifacts(state: _RunState, opts: dict[str, Any]) -> None:
-    from autolog.tracking.fluent_artifacts import _repository
+def _write_artifacts(state: RunState, opts: dict[str, Any]) -> None:
+    from autolog.tracking.run_state import artifact_repository
 
     if opts["git"] and opts["git_diff"]:
         tree = _work_tree(opts)
         if tree is not None and tree.diff:
-            _repository(state).log_bytes(tree.diff.encode("utf-8"), DIFF_FILE)
+            artifact_repository(state).log_bytes(tree.diff.encode("utf-8"), DIFF_FILE)
     if opts["requirements"]:
         from autolog.provenance.environment import requirements_text
 
-        _repository(state).log_bytes(requirements_text().encode("utf-8"), REQUIREMENTS_FILE)
+        artifact_repository(state).log_bytes(requirements_text().encode("utf-8"), REQUIREMENTS_FILE)
 
 
 def capture_rows() -> list[tuple[str, str, str, str, str]]:
@@ -399,3 +413,11 @@ def _reset_for_tests() -> None:
     secrets._forget_environment()
     environment.machine_tags.cache_clear()
     environment._gpu_tags.cache_clear()
+    _commit_tag.cache_clear()
+
+
+# The tracking API imports nothing of ours: we push into it what every new run
+# gets (autolog's __init__ imports this module, so this runs before any run).
+run_hooks.add_tag_source(run_tags)
+run_hooks.add_tag_source(_commit_tag)
+run_hooks.add_run_started(run_started)

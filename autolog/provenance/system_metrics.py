@@ -29,7 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from autolog.tracking.run_state import _RunState
+    from autolog.tracking.run_state import RunState
 
 __all__ = ["Sampler", "read_process", "start_sampler"]
 
@@ -141,7 +141,7 @@ class Sampler:
     """Samples this process every ``interval`` seconds into ``run_id``'s metrics
     until :meth:`stop`; step = sample number, from 0."""
 
-    def __init__(self, state: _RunState, interval: float):
+    def __init__(self, state: RunState, interval: float):
         self.state = state
         self.interval = interval
         self.step = 0
@@ -213,7 +213,7 @@ class Sampler:
 _samplers: dict[str, Sampler] = {}
 
 
-def start_sampler(state: _RunState, interval: float) -> Sampler:
+def start_sampler(state: RunState, interval: float) -> Sampler:
     """Start sampling ``state``'s run; it stops when the run ends."""
     from autolog.tracking.run_state import on_run_end
 

@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autolog.errors import InvalidParameterError, RunStateError
-from autolog.tracking import fluent
 from autolog.tracking.context import RUN_NAME
 from autolog.tracking.entities import (
     Experiment,
@@ -44,34 +43,32 @@ from autolog.tracking.entities import (
     RunTag,
     ViewType,
 )
-from autolog.tracking.fluent_experiments import (
-    _artifact_locations,
-    _require_name,
-    _validated_tags,
-)
+from autolog.tracking.fluent_experiments import forget_artifact_location
 from autolog.tracking.run_state import (
-    _check_status,
-    _enqueue,
-    _flush_started,
-    _keep_detached,
-    _mark_deleted,
-    _new_params,
-    _new_run,
-    _now_ms,
-    _queue_run_info,
-    _state_in,
-    _writer,
+    check_status,
+    enqueue,
+    flush_started,
+    keep_detached,
+    mark_deleted,
+    new_params,
+    new_run,
+    now_ms,
+    queue_run_info,
+    state_in,
 )
 from autolog.tracking.stores import normalize_tracking_uri, store_for_uri
 from autolog.tracking.stores.base import AbstractStore
+from autolog.tracking.tracking_uri import get_tracking_uri
 from autolog.tracking.validation import (
+    validate_experiment_name,
     validate_key,
     validate_metric_value,
     validate_step,
     validate_tag_value,
     validate_timestamp,
+    validated_tags,
 )
-from autolog.tracking.writer import METRIC, PARAM, TAG
+from autolog.tracking.writer import METRIC, PARAM, TAG, get_writer
 
 __all__ = ["Client"]
 
@@ -79,7 +76,7 @@ __all__ = ["Client"]
 def _time_ms(what: str, value: Any) -> int:
     """``value`` (ms since the epoch) checked now, not when the writer writes it; None: now."""
     if value is None:
-        return _now_ms()
+        return now_ms()
     try:
         return validate_timestamp(what, value)
     except InvalidParameterError:
@@ -103,7 +100,7 @@ class Client:
     """
 
     def __init__(self, tracking_uri: str | os.PathLike | None = None):
-        uri = fluent.get_tracking_uri() if tracking_uri is None else os.fspath(tracking_uri)
+        uri = get_tracking_uri() if tracking_uri is None else os.fspath(tracking_uri)
         self.tracking_uri = normalize_tracking_uri(uri)
         self._store: AbstractStore = store_for_uri(self.tracking_uri)
 
@@ -120,16 +117,17 @@ class Client:
         tags: Mapping[str, Any] | None = None,
     ) -> str:
         """Create an experiment and return its id."""
-        clean = _validated_tags(tags or {})
-        _flush_started()
-        return self._store.create_experiment(_require_name(name), artifact_location, clean)
+        clean = validated_tags(tags or {})
+        name = validate_experiment_name(name)
+        flush_started()
+        return self._store.create_experiment(name, artifact_location, clean)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        _flush_started()
+        flush_started()
         return self._store.get_experiment(str(experiment_id))
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        _flush_started()
+        flush_started()
         return self._store.get_experiment_by_name(name)
 
     def search_experiments(
@@ -140,27 +138,27 @@ class Client:
         order_by: Sequence[str] | None = None,
     ) -> list[Experiment]:
         """Experiments matching ``filter_string`` (``name``, ``tags.<key>``)."""
-        _flush_started()
+        flush_started()
         return self._store.search_experiments(view_type, max_results, filter_string, order_by)
 
     def delete_experiment(self, experiment_id: str) -> None:
-        _flush_started()
+        flush_started()
         self._store.delete_experiment(str(experiment_id))
         # create_run checks an experiment is active once and caches the answer
-        _artifact_locations.pop((id(self._store), str(experiment_id)), None)
+        forget_artifact_location(self._store, str(experiment_id))
 
     def restore_experiment(self, experiment_id: str) -> None:
-        _flush_started()
+        flush_started()
         self._store.restore_experiment(str(experiment_id))
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        _flush_started()
-        self._store.rename_experiment(str(experiment_id), _require_name(new_name))
+        flush_started()
+        self._store.rename_experiment(str(experiment_id), validate_experiment_name(new_name))
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         validate_key(key, "tag key")
         clean = validate_tag_value(key, value)
-        _flush_started()
+        flush_started()
         self._store.set_experiment_tag(str(experiment_id), key, clean)
 
     # -- runs --------------------------------------------------------------------
@@ -179,17 +177,17 @@ class Client:
         waits for it); only the first run of an experiment asks the store
         whether the experiment exists and is active.
         """
-        clean = _validated_tags(tags or {})
+        clean = validated_tags(tags or {})
         start = _time_ms("start_time", start_time)
-        state, all_tags = _new_run(self._store, str(experiment_id), run_name, clean, start)
-        _keep_detached(state)  # later log_* calls find its params without a read
+        state, all_tags = new_run(self._store, str(experiment_id), run_name, clean, start)
+        keep_detached(state)  # later log_* calls find its params without a read
         if synchronous:
-            _writer().flush(state.run_id)
+            get_writer().flush(state.run_id)
         return Run(dataclasses.replace(state.info), RunData(tags=dict(all_tags)))
 
     def get_run(self, run_id: str) -> Run:
         """Info, params, latest metrics and tags of a run."""
-        _flush_started()
+        flush_started()
         return self._store.get_run(run_id)
 
     def set_terminated(
@@ -201,13 +199,13 @@ class Client:
     ) -> RunInfo:
         """End a run with ``status`` (FINISHED, FAILED or KILLED); returns its info
         as it will be once written."""
-        _check_status(status)
+        check_status(status)
         end = _time_ms("end_time", end_time)
-        state = _state_in(self._store, run_id)
-        _queue_run_info(state, status=status, end_time=end)
+        state = state_in(self._store, run_id)
+        queue_run_info(state, status=status, end_time=end)
         state.info.status, state.info.end_time = status, end
         if synchronous:
-            _writer().flush(run_id)
+            get_writer().flush(run_id)
         return dataclasses.replace(state.info)
 
     def update_run(
@@ -219,29 +217,29 @@ class Client:
     ) -> None:
         """Change a run's status and / or name (and so its ``mlflow.runName`` tag)."""
         if status is not None:
-            _check_status(status)
+            check_status(status)
         if name is not None:
             name = validate_tag_value(RUN_NAME, name)
-        state = _state_in(self._store, run_id)
-        _queue_run_info(state, status=status, run_name=name)
+        state = state_in(self._store, run_id)
+        queue_run_info(state, status=status, run_name=name)
         if status is not None:
             state.info.status = status
         if name:
             state.info.run_name = name
         if synchronous:
-            _writer().flush(run_id)
+            get_writer().flush(run_id)
 
     def delete_run(self, run_id: str) -> None:
         """Mark a run deleted (``restore_run`` undoes it); writing to it is then a
         :class:`~autolog.errors.RunStateError`, here and in the stores."""
-        _flush_started()
+        flush_started()
         self._store.delete_run(run_id)
-        _mark_deleted(run_id, True)
+        mark_deleted(run_id, True)
 
     def restore_run(self, run_id: str) -> None:
-        _flush_started()
+        flush_started()
         self._store.restore_run(run_id)
-        _mark_deleted(run_id, False)
+        mark_deleted(run_id, False)
 
     def search_runs(
         self,
@@ -254,7 +252,7 @@ class Client:
     ) -> PagedList[Run]:
         """Runs matching the filter, e.g. ``"tags.model_type = 'Random Forest'"``;
         ``.token`` of the result fetches the next page."""
-        _flush_started()
+        flush_started()
         ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
         return self._store.search_runs(
             [str(i) for i in ids], filter_string, run_view_type, max_results, order_by, page_token
@@ -275,7 +273,7 @@ class Client:
         step: int | None = None,
         synchronous: bool = False,
     ) -> None:
-        timestamp = _now_ms() if timestamp is None else timestamp
+        timestamp = now_ms() if timestamp is None else timestamp
         metric = Metric(key, value, timestamp, step or 0)
         self.log_batch(run_id, metrics=[metric], synchronous=synchronous)
 
@@ -284,7 +282,7 @@ class Client:
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag now (``ResourceNotFoundError`` if the run has none of that key)."""
-        _flush_started()
+        flush_started()
         self._store.delete_tag(run_id, validate_key(key, "tag key"))
 
     def log_batch(
@@ -312,16 +310,16 @@ class Client:
             for m in metrics
         ]
         clean_tags = _clean_tags(tags)
-        state = _state_in(self._store, run_id)
-        new_params = _new_params(state, ((p.key, p.value) for p in params))
-        state.params.update(new_params)
-        _enqueue(state, METRIC, clean_metrics, False)
-        _enqueue(state, PARAM, [Param(k, v) for k, v in new_params.items()], False)
-        _enqueue(state, TAG, clean_tags, synchronous)
+        state = state_in(self._store, run_id)
+        added = new_params(state, ((p.key, p.value) for p in params))
+        state.params.update(added)
+        enqueue(state, METRIC, clean_metrics, False)
+        enqueue(state, PARAM, [Param(k, v) for k, v in added.items()], False)
+        enqueue(state, TAG, clean_tags, synchronous)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key``, ordered by step, then time."""
-        _flush_started()
+        flush_started()
         return self._store.get_metric_history(run_id, key)
 
     # -- artifacts -------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 The tag names are the ones ML engineers already search by (``mlflow.user``,
 ``mlflow.source.name``, ...). Everything here is computed once per process
-and cached: the git commit is read by parsing ``.git/HEAD`` and the refs
-(:mod:`autolog.provenance.git`), never by spawning ``git``. What else a run
-records about its origin (branch, remote, command line, machine, the diff and
-requirements artifacts, system metrics) is :mod:`autolog.provenance`'s; this
-module is where a new run asks for it (:func:`system_tags`, :func:`run_started`).
+and cached. What else a run records about its origin (the git commit, branch,
+remote, command line, machine, the diff and requirements artifacts, system
+metrics) is :mod:`autolog.provenance`'s, which sits above the tracking API and
+pushes its part into :mod:`autolog.tracking.run_hooks`; this module is where
+a new run asks for it (:func:`system_tags`, :func:`run_started`), without
+importing it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import random
 import sys
 from pathlib import Path
 
-from autolog.provenance.git import git_commit
+from autolog.tracking import run_hooks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from autolog.tracking.run_state import _RunState
+    from autolog.tracking.run_state import RunState
 
 __all__ = [
     "GIT_COMMIT",
@@ -33,7 +34,6 @@ __all__ = [
     "USER",
     "NOTE",
     "generate_run_name",
-    "git_commit",
     "run_started",
     "system_tags",
 ]
@@ -111,25 +111,23 @@ def _source_tags() -> dict[str, str]:
     }
     if notebook:
         tags[SOURCE_NAME] = _notebook_path()
-    commit = git_commit(script.parent if script else Path.cwd())
-    if commit:
-        tags[GIT_COMMIT] = commit
     return tags
 
 
 def system_tags() -> dict[str, str]:
-    """The system tags of a new run: user, source name and type, git commit, and
-    what :mod:`autolog.provenance` captures (branch, remote, command line,
-    machine). Computed at the first run of the process, cached after that."""
-    from autolog import provenance
+    """The system tags of a new run: user, source name and type, and the tags of
+    every registered source (provenance: git commit, branch, remote, command
+    line, machine). Computed at the first run of the process, cached after that."""
+    tags: dict[str, str] = {}
+    for source in run_hooks.tag_sources:
+        tags.update(source())
+    tags.update(_source_tags())
+    return tags
 
-    return {**provenance.run_tags(), **_source_tags()}
 
-
-def run_started(state: _RunState, tags: dict[str, str]) -> None:
+def run_started(state: RunState, tags: dict[str, str]) -> None:
     """Called by the run's maker right after a new run's creation is queued, with
-    its tags: queues the provenance written in the background (dirty flag, diff,
-    requirements) and starts the system-metrics sampler when it is on."""
-    from autolog import provenance
-
-    provenance.run_started(state, tags)
+    its tags: tells every registered hook (provenance queues what it writes in the
+    background and starts the system-metrics sampler when it is on)."""
+    for hook in run_hooks.run_started_hooks:
+        hook(state, tags)

@@ -17,8 +17,14 @@ background writer (:mod:`autolog.tracking.writer`) writes; :func:`flush`,
 :func:`end_run` and interpreter exit drain the queue; reads flush first, so a
 process always reads its own writes. Params are checked for immutability here,
 synchronously, so an overwrite raises at the call that made it, against the
-params the process keeps per run (:mod:`autolog.tracking.run_state`, which also
-keeps the active-run stack and is shared with ``Client``).
+params the process keeps per run.
+
+A thin facade over modules cut by concept, shared with ``Client``: the active
+runs and their states (:mod:`autolog.tracking.run_state`), store resolution
+(:mod:`autolog.tracking.tracking_uri`), the validation cache
+(:mod:`autolog.tracking.validation`), the experiments
+(:mod:`autolog.tracking.fluent_experiments`) and the artifact functions
+(:mod:`autolog.tracking.fluent_artifacts`), whose public names it re-exports.
 
 The active-run stack is per thread. Internal keyword arguments for other parts
 of autolog (not part of the user's API): ``run_id=`` on the ``log_*`` and
@@ -35,11 +41,8 @@ from collections.abc import Mapping, Sequence
 from time import time_ns
 from typing import Any
 
-from autolog.errors import InvalidParameterError, RunStateError
-from autolog.tracking import context
-from autolog.tracking import fluent_experiments as _experiments
-from autolog.tracking import run_state as _run_state
-from autolog.tracking import writer as _writers
+from autolog.errors import InvalidParameterError
+from autolog.tracking import fluent_experiments, run_state, tracking_uri
 from autolog.tracking.entities import (
     Metric,
     PagedList,
@@ -52,54 +55,47 @@ from autolog.tracking.entities import (
     ViewType,
 )
 from autolog.tracking.fluent_experiments import (
-    _active_experiment_id,
-    _artifact_location,  # noqa: F401 (re-exported: callers find it here)
-    _check_key,
-    _checked_keys,
-    _store,
-    _validated_tags,
+    active_experiment_id,
     create_experiment,
     get_experiment,
     get_experiment_by_name,
-    get_tracking_uri,
     search_experiments,
     set_experiment,
     set_experiment_tag,
     set_experiment_tags,
-    set_tracking_uri,
 )
 from autolog.tracking.run_state import (
-    _attach,
-    _check_writable,
-    _detached,
-    _enqueue,
-    _finish,
-    _flush_started,
-    _new_params,
-    _new_run,
-    _now_ms,
-    _resume,
-    _runs,
-    _RunState,
-    _stack,
-    _writer,
-    on_run_end,  # noqa: F401 (re-exported: integrations register their hooks here)
+    RunState,
+    active_run_id,
+    active_runs,
+    check_writable,
+    enqueue,
+    finish,
+    flush_started,
+    new_params,
+    now_ms,
+    on_run_end,
+    run_stack,
+    target,
 )
-from autolog.tracking.stores import _forget_stores
+from autolog.tracking.stores import forget_stores
+from autolog.tracking.tracking_uri import current_store, get_tracking_uri, set_tracking_uri
 from autolog.tracking.validation import (
     INT64_MAX,
     INT64_MIN,
+    check_key,
+    checked_keys,
     validate_metric_value,
-    validate_run_id,
     validate_step,
-    validate_tag_value,
     validate_timestamp,
+    validated_tags,
 )
-from autolog.tracking.writer import METRIC, PARAM, TAG
+from autolog.tracking.writer import METRIC, PARAM, TAG, get_writer
 
 __all__ = [
     "ActiveRun",
     "active_run",
+    "active_run_id",
     "create_experiment",
     "delete_tag",
     "end_run",
@@ -119,6 +115,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "on_run_end",
     "log_text",
     "search_experiments",
     "search_runs",
@@ -141,7 +138,7 @@ class ActiveRun(Run):
     KeyboardInterrupt; the exception propagates.
     """
 
-    def __init__(self, state: _RunState):
+    def __init__(self, state: RunState):
         self._state = state
 
     @property  # type: ignore[override]
@@ -156,8 +153,8 @@ class ActiveRun(Run):
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._state.run_id in _runs:
-            _finish(self._state, RunStatus.ended_by(exc), flush=True)
+        if self._state.run_id in active_runs:
+            finish(self._state, RunStatus.ended_by(exc), flush=True)
 
     def __repr__(self) -> str:
         return f"<ActiveRun run_id={self._state.run_id!r} name={self._state.info.run_name!r}>"
@@ -183,31 +180,10 @@ def start_run(
     one of :func:`set_experiment`, else ``AUTOLOG_EXPERIMENT_ID`` /
     ``AUTOLOG_EXPERIMENT_NAME``, else the default experiment.
     """
-    stack = _stack()
-    if stack and not nested:
-        raise RunStateError(
-            f"run {stack[-1].run_id} is already active; to start a run inside it pass "
-            "nested=True, otherwise call autolog.end_run() first"
-        )
-    extra_tags = _validated_tags(tags or {})
-    if description is not None:
-        extra_tags[context.NOTE] = validate_tag_value(context.NOTE, description)
-    parent = parent_run_id or (stack[-1].run_id if stack else None)
-    if parent is not None:
-        extra_tags[context.PARENT_RUN_ID] = parent
-    if run_id is not None:
-        state = _resume(validate_run_id(run_id), run_name, extra_tags)
-    else:
-        state = _create(experiment_id, run_name, extra_tags)
-    stack.append(state)
-    _runs[state.run_id] = state
+    state = run_state.start(
+        run_id, experiment_id, run_name, nested, tags, description, parent_run_id
+    )
     return ActiveRun(state)
-
-
-def _create(experiment_id: Any, run_name: str | None, extra_tags: dict[str, str]) -> _RunState:
-    store = _store()
-    exp_id = str(experiment_id) if experiment_id is not None else _active_experiment_id(store)
-    return _new_run(store, exp_id, run_name, extra_tags)[0]
 
 
 def end_run(
@@ -224,40 +200,32 @@ def end_run(
     active).
     """
     if run_id is not None:
-        state = _runs.get(run_id)
+        state = active_runs.get(run_id)
         if state is not None:
-            _finish(state, status, flush)
+            finish(state, status, flush)
         return
-    stack = _stack()
+    stack = run_stack()
     if stack:
-        _finish(stack[-1], status, flush)
+        finish(stack[-1], status, flush)
 
 
 def active_run() -> ActiveRun | None:
     """This thread's innermost active run, or None."""
-    stack = _stack()
+    stack = run_stack()
     return ActiveRun(stack[-1]) if stack else None
-
-
-def active_run_id() -> str | None:
-    """The id of this thread's active run, or None: :func:`active_run` without
-    building an object, for the patch manager's per-call path (internal)."""
-    stack = _stack()
-    return stack[-1].run_id if stack else None
 
 
 def last_active_run() -> Run | None:
     """The active run, else the run that ended last in this process (read from the store)."""
-    stack = _stack()
-    run_id = stack[-1].run_id if stack else _run_state._last_run_id
+    run_id = active_run_id() or run_state.last_run_id()
     return get_run(run_id) if run_id is not None else None
 
 
 def get_run(run_id: str) -> Run:
     """Info, params, latest metrics and tags of a run (this process's writes included)."""
-    _flush_started()
-    state = _runs.get(run_id)
-    return (state.store if state is not None else _store()).get_run(run_id)
+    flush_started()
+    state = active_runs.get(run_id)
+    return (state.store if state is not None else current_store()).get_run(run_id)
 
 
 def search_runs(
@@ -271,10 +239,10 @@ def search_runs(
     """Runs of ``experiment_ids`` (default: the active experiment) matching the
     filter, as a list of :class:`Run` or, with ``output_format="pandas"``, a
     DataFrame with ``metrics.*``, ``params.*`` and ``tags.*`` columns."""
-    _flush_started()
-    store = _store()
+    flush_started()
+    store = current_store()
     if experiment_ids is None:
-        experiment_ids = [_active_experiment_id(store)]
+        experiment_ids = [active_experiment_id(store)]
     runs: PagedList[Run] = store.search_runs(
         [str(e) for e in experiment_ids], filter_string, run_view_type, max_results, order_by
     )
@@ -307,19 +275,6 @@ def _runs_frame(runs: Sequence[Run]) -> Any:
 # -- params, metrics, tags (the hot path) --------------------------------------
 
 
-def _target(run_id: str | None) -> _RunState:
-    """The run to log to: ``run_id``'s, else this thread's active run, else a new one."""
-    if run_id is None:
-        # _stack() without the call: this runs on every log_* call
-        stack = getattr(_run_state._local, "stack", None)
-        if stack:
-            return stack[-1]
-        start_run()
-        return _stack()[-1]
-    state = _runs.get(run_id) or _detached.get(run_id)
-    return state if state is not None else _attach(run_id)
-
-
 def log_metric(
     key: str,
     value: float,
@@ -334,17 +289,17 @@ def log_metric(
     Returns at once; the point is written in the background (``synchronous=True``
     waits for the write). ``timestamp`` is in ms, default now.
     """
-    state = _target(run_id)
+    state = target(run_id)
     if state.deleted:
-        _check_writable(state)
-    if type(key) is not str or key not in _checked_keys:
-        _check_key(key, "metric key")
+        check_writable(state)
+    if type(key) is not str or key not in checked_keys:
+        check_key(key, "metric key")
     if type(value) is not float:
         value = validate_metric_value(key, value)
     if type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
         step = validate_step(key, step)
     timestamp = time_ns() // 1_000_000 if timestamp is None else validate_timestamp(key, timestamp)
-    writer = _writers._writer or _writers.get_writer()
+    writer = get_writer()
     writer.append((METRIC, state.store, state.run_id, Metric(key, value, timestamp, step)))
     if synchronous:
         writer.flush(state.run_id)
@@ -359,16 +314,23 @@ def log_metrics(
     run_id: str | None = None,
 ) -> None:
     """Log several metrics at one step; all are validated before any is queued."""
-    state = _target(run_id)
+    state = target(run_id)
+    if not metrics:
+        return
+    # step and timestamp are the same for every key: checked (and named after the
+    # first key in an error) once per call; per-epoch callbacks call this
+    first = next(iter(metrics))
+    if type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
+        step = validate_step(first, step)
+    when = now_ms() if timestamp is None else validate_timestamp(first, timestamp)
     points = []
     for key, value in metrics.items():
-        if type(key) is not str or key not in _checked_keys:
-            _check_key(key, "metric key")
-        number = validate_metric_value(key, value)
-        at_step = validate_step(key, step)
-        when = _now_ms() if timestamp is None else validate_timestamp(key, timestamp)
-        points.append(Metric(key, number, when, at_step))
-    _enqueue(state, METRIC, points, synchronous)
+        if type(key) is not str or key not in checked_keys:
+            check_key(key, "metric key")
+        if type(value) is not float:
+            value = validate_metric_value(key, value)
+        points.append(Metric(key, value, when, step))
+    enqueue(state, METRIC, points, synchronous)
 
 
 def log_param(key: str, value: Any, synchronous: bool = False, *, run_id: str | None = None) -> Any:
@@ -385,10 +347,10 @@ def log_params(
     params: Mapping[str, Any], synchronous: bool = False, *, run_id: str | None = None
 ) -> None:
     """Log several params; if any is invalid or would change, none is logged."""
-    state = _target(run_id)
-    new = _new_params(state, params.items())
+    state = target(run_id)
+    new = new_params(state, params.items())
     state.params.update(new)
-    _enqueue(state, PARAM, [Param(k, v) for k, v in new.items()], synchronous)
+    enqueue(state, PARAM, [Param(k, v) for k, v in new.items()], synchronous)
 
 
 def set_tag(key: str, value: Any, synchronous: bool = False, *, run_id: str | None = None) -> None:
@@ -400,17 +362,17 @@ def set_tags(
     tags: Mapping[str, Any], synchronous: bool = False, *, run_id: str | None = None
 ) -> None:
     """Set several tags; all are validated before any is queued."""
-    state = _target(run_id)
-    clean = _validated_tags(tags)
-    _enqueue(state, TAG, [RunTag(k, v) for k, v in clean.items()], synchronous)
+    state = target(run_id)
+    clean = validated_tags(tags)
+    enqueue(state, TAG, [RunTag(k, v) for k, v in clean.items()], synchronous)
 
 
 def delete_tag(key: str, *, run_id: str | None = None) -> None:
     """Remove a tag from the active run (``ResourceNotFoundError`` if it has none)."""
-    state = _target(run_id)
-    _check_writable(state)
-    _flush_started()
-    state.store.delete_tag(state.run_id, _check_key(key, "tag key"))
+    state = target(run_id)
+    check_writable(state)
+    flush_started()
+    state.store.delete_tag(state.run_id, check_key(key, "tag key"))
 
 
 def flush() -> None:
@@ -420,14 +382,15 @@ def flush() -> None:
     written: writes the store refused (invalid for it: dropped, raised once) and
     writes that keep failing (a full disk, a lost connection: kept for retry,
     raised again until they are written)."""
-    _writer().flush()
+    get_writer().flush()
 
 
 def _reset_for_tests() -> None:
     """End and forget every run, the URI and experiment set here, and the writer."""
-    _run_state._reset()
-    _experiments._reset()
-    _forget_stores()
+    run_state.reset()
+    fluent_experiments.reset()
+    tracking_uri.reset()
+    forget_stores()
 
 
 # The artifact functions live in their own module; they are part of this API.

@@ -11,9 +11,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from autolog.tracking import fluent as _fluent
-from autolog.tracking.run_state import _check_writable, _RunState, _writer
+from autolog.tracking import run_state
+from autolog.tracking.run_state import RunState, check_writable, target
 from autolog.tracking.validation import validate_artifact_path
+from autolog.tracking.writer import get_writer
 
 __all__ = [
     "log_artifact",
@@ -28,20 +29,12 @@ __all__ = [
 # -- artifacts -------------------------------------------------------------------
 
 
-def _repository(state: _RunState) -> Any:
-    if state.repository is None:
-        from autolog.tracking.artifacts import repository_for
-
-        state.repository = repository_for(state.info.artifact_uri, state.store.uri)
-    return state.repository
-
-
-def _created(state: _RunState) -> _RunState:
+def _created(state: RunState) -> RunState:
     """Make sure the store holds the run before touching its artifact folder
     (and that it may be written to)."""
-    _check_writable(state)
+    check_writable(state)
     if not state.created:
-        _writer().flush(state.run_id)
+        get_writer().flush(state.run_id)
         state.created = True
     return state
 
@@ -55,8 +48,8 @@ def log_artifact(
     """
     if artifact_path is not None:
         validate_artifact_path(artifact_path)
-    state = _created(_fluent._target(run_id))
-    _repository(state).log_artifact(os.fspath(local_path), artifact_path)
+    state = _created(target(run_id))
+    run_state.artifact_repository(state).log_artifact(os.fspath(local_path), artifact_path)
 
 
 def log_artifacts(
@@ -65,22 +58,22 @@ def log_artifacts(
     """Copy the contents of a local folder into the run's artifacts (under ``artifact_path``)."""
     if artifact_path is not None:
         validate_artifact_path(artifact_path)
-    state = _created(_fluent._target(run_id))
-    _repository(state).log_artifacts(os.fspath(local_dir), artifact_path)
+    state = _created(target(run_id))
+    run_state.artifact_repository(state).log_artifacts(os.fspath(local_dir), artifact_path)
 
 
 def log_bytes(data: bytes, artifact_file: str, *, run_id: str | None = None) -> None:
     """Write ``data`` as the artifact file ``artifact_file``, on the writer thread."""
     validate_artifact_path(artifact_file, "artifact file")
-    state = _fluent._target(run_id)
-    _check_writable(state)
+    state = target(run_id)
+    check_writable(state)
 
     def write() -> None:
-        _repository(state).log_bytes(data, artifact_file)
+        run_state.artifact_repository(state).log_bytes(data, artifact_file)
 
     # its own lane: an artifact that cannot be written never holds the run's metrics back
     what = f"artifact {artifact_file!r}"
-    _writer().submit(state.store, write, state.run_id, what=what, lane="artifacts")
+    get_writer().submit(state.store, write, state.run_id, what=what, lane="artifacts")
 
 
 def log_text(text: str, artifact_file: str, *, run_id: str | None = None) -> None:

@@ -1,15 +1,18 @@
-"""What the process keeps of the runs it logs to, shared by the fluent API and ``Client``.
+"""Active runs: what the process keeps of the runs it logs to (fluent API and ``Client``).
 
-Internal to :mod:`autolog.tracking`. A run's :class:`_RunState` holds its info,
+Internal to :mod:`autolog.tracking`. A run's :class:`RunState` holds its info,
 its store and the params logged so far, so that logging needs no read of the
 store and a param overwrite raises at the call that made it. This module keeps:
 
-- each thread's active-run stack (:func:`_stack`, innermost last) and every
-  active run of the process by id (``_runs``);
-- the runs logged to by id without being active (``_detached``, bounded);
-- how a state is made: a new run (:func:`_new_run`, its creation queued), a
-  resumed one (:func:`_resume`), one read from the store (:func:`_attach`);
-- how a run ends (:func:`_finish`, which first calls the :func:`on_run_end`
+- each thread's active-run stack (:func:`run_stack`, innermost last) and every
+  active run of the process by id (``active_runs``);
+- the runs logged to by id without being active (``detached_runs``, bounded);
+- how a run becomes this thread's active one (:func:`start`, ``start_run``'s
+  core) and which run a ``log_*`` call goes to (:func:`target`: the given
+  one, else the active one, else a new one);
+- how a state is made: a new run (:func:`new_run`, its creation queued), a
+  resumed one (:func:`resume`), one read from the store (:func:`attach`);
+- how a run ends (:func:`finish`, which first calls the :func:`on_run_end`
   hooks), and, at interpreter exit, the active runs this process started.
 
 Writes are queued on the background writer (:mod:`autolog.tracking.writer`).
@@ -17,7 +20,6 @@ Writes are queued on the background writer (:mod:`autolog.tracking.writer`).
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import threading
@@ -28,31 +30,58 @@ from typing import Any
 
 from autolog.errors import InvalidParameterError, RunStateError
 from autolog.tracking import context
-from autolog.tracking import writer as _writers
+from autolog.tracking.at_exit import at_exit
 from autolog.tracking.entities import LifecycleStage, RunInfo, RunStatus, RunTag
-from autolog.tracking.fluent_experiments import (
-    _artifact_location,
-    _check_key,
-    _checked_keys,
-    _store,
-)
+from autolog.tracking.fluent_experiments import active_experiment_id, artifact_location
 from autolog.tracking.secrets import MASK, check_secret_unchanged
 from autolog.tracking.stores.base import AbstractStore, new_run_info
+from autolog.tracking.tracking_uri import current_store
 from autolog.tracking.validation import (
+    check_key,
     check_param_unchanged,
+    checked_keys,
     validate_param_value,
     validate_run_id,
     validate_tag_value,
+    validated_tags,
 )
+from autolog.tracking.writer import get_writer, reset_writer, started_writer
+
+__all__ = [
+    "RunState",
+    "active_run_id",
+    "active_runs",
+    "artifact_repository",
+    "attach",
+    "check_status",
+    "check_writable",
+    "detached_runs",
+    "enqueue",
+    "finish",
+    "flush_started",
+    "keep_detached",
+    "last_run_id",
+    "mark_deleted",
+    "new_params",
+    "new_run",
+    "now_ms",
+    "on_run_end",
+    "queue_run_info",
+    "resume",
+    "run_stack",
+    "start",
+    "state_in",
+    "target",
+]
 
 _local = threading.local()  # .stack: this thread's active runs, innermost last
-_runs: dict[str, _RunState] = {}  # every active run of the process, by id
-_detached: dict[str, _RunState] = {}  # runs logged to by id without being active
+active_runs: dict[str, RunState] = {}  # every active run of the process, by id
+detached_runs: dict[str, RunState] = {}  # runs logged to by id without being active
 _last_run_id: str | None = None  # the run that ended last in this process
 _end_hooks: dict[str, list[Any]] = {}  # run id -> callables run just before it ends
 
 
-class _RunState:
+class RunState:
     """What the process knows of a run it logs to, without asking the store."""
 
     __slots__ = (
@@ -82,30 +111,40 @@ def on_run_end(run_id: str, hook: Any) -> None:
     _end_hooks.setdefault(run_id, []).append(hook)
 
 
-def _stack() -> list[_RunState]:
+def run_stack() -> list[RunState]:
+    """This thread's active runs, innermost last (the list itself)."""
     stack = getattr(_local, "stack", None)
     if stack is None:
         stack = _local.stack = []
     return stack
 
 
-def _now_ms() -> int:
+def active_run_id() -> str | None:
+    """The id of this thread's innermost active run, or None (no object built:
+    the patch manager asks on every call)."""
+    stack = getattr(_local, "stack", None)
+    return stack[-1].run_id if stack else None
+
+
+def last_run_id() -> str | None:
+    """The run that ended last in this process, or None."""
+    return _last_run_id
+
+
+def now_ms() -> int:
     return time_ns() // 1_000_000
 
 
-def _writer() -> _writers.BatchingWriter:
-    return _writers._writer or _writers.get_writer()
-
-
-def _flush_started() -> None:
+def flush_started() -> None:
     """Drain the writer if one was started (no thread is started to find nothing
     queued), before a read or a synchronous call: it retries and raises nothing,
     so that another run's failed write never fails a read (``flush()`` raises it)."""
-    if _writers._writer is not None:
-        _writers._writer.flush(raise_errors=False)
+    writer = started_writer()
+    if writer is not None:
+        writer.flush(raise_errors=False)
 
 
-def _check_writable(state: _RunState) -> None:
+def check_writable(state: RunState) -> None:
     """RunStateError when this process deleted the run (the stores refuse it too)."""
     if state.deleted:
         raise RunStateError(
@@ -113,45 +152,105 @@ def _check_writable(state: _RunState) -> None:
         )
 
 
-def _mark_deleted(run_id: str, deleted: bool) -> None:
+def mark_deleted(run_id: str, deleted: bool) -> None:
     """Remember that ``run_id`` was deleted (or restored) through this process."""
-    for states in (_runs, _detached):
+    for states in (active_runs, detached_runs):
         state = states.get(run_id)
         if state is not None:
             state.deleted = deleted
 
 
-def _check_status(status: str) -> str:
+def check_status(status: str) -> str:
     if status not in RunStatus.ALL:
         raise InvalidParameterError(f"run status {status!r} is not one of {RunStatus.ALL}")
     return status
 
 
+# -- which run: the one started, the one logged to -----------------------------------
+
+
+def start(
+    run_id: str | None = None,
+    experiment_id: Any = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags: Any = None,
+    description: str | None = None,
+    parent_run_id: str | None = None,
+) -> RunState:
+    """``start_run``'s core: a new run (or ``run_id`` resumed) made this thread's
+    innermost active run. A run already active without ``nested`` is a
+    RunStateError; a nested one gets the parent's id as ``mlflow.parentRunId``."""
+    stack = run_stack()
+    if stack and not nested:
+        raise RunStateError(
+            f"run {stack[-1].run_id} is already active; to start a run inside it pass "
+            "nested=True, otherwise call autolog.end_run() first"
+        )
+    extra_tags = validated_tags(tags or {})
+    if description is not None:
+        extra_tags[context.NOTE] = validate_tag_value(context.NOTE, description)
+    parent = parent_run_id or (stack[-1].run_id if stack else None)
+    if parent is not None:
+        extra_tags[context.PARENT_RUN_ID] = parent
+    if run_id is not None:
+        state = resume(validate_run_id(run_id), run_name, extra_tags)
+    else:
+        store = current_store()
+        exp_id = str(experiment_id) if experiment_id is not None else active_experiment_id(store)
+        state = new_run(store, exp_id, run_name, extra_tags)[0]
+    stack.append(state)
+    active_runs[state.run_id] = state
+    return state
+
+
+def target(run_id: str | None) -> RunState:
+    """The run a ``log_*`` call goes to: ``run_id``'s (read once from the store
+    when this process does not know it), else this thread's active run, else a
+    new one, started as ``start_run()`` would."""
+    if run_id is None:
+        stack = getattr(_local, "stack", None)  # run_stack() without the call: every log_*
+        if stack:
+            return stack[-1]
+        return start()
+    state = active_runs.get(run_id) or detached_runs.get(run_id)
+    return state if state is not None else attach(run_id)
+
+
+def artifact_repository(state: RunState) -> Any:
+    """The artifact repository of the run (made once, kept on its state)."""
+    if state.repository is None:
+        from autolog.tracking.artifacts import repository_for
+
+        state.repository = repository_for(state.info.artifact_uri, state.store.uri)
+    return state.repository
+
+
 # -- making a run's state ------------------------------------------------------------
 
 
-def _new_run(
+def new_run(
     store: AbstractStore,
     exp_id: str,
     run_name: str | None,
     extra_tags: dict[str, str],
     start_time: int | None = None,
-) -> tuple[_RunState, dict[str, str]]:
+) -> tuple[RunState, dict[str, str]]:
     """Make a RUNNING run of ``store`` locally and queue its creation; returns its
     state and its tags (system tags included). Used by ``start_run`` and
     ``Client.create_run``."""
-    location = _artifact_location(store, exp_id)
+    location = artifact_location(store, exp_id)
     run_id = uuid.uuid4().hex
     name = run_name or extra_tags.get(context.RUN_NAME) or context.generate_run_name()
     system = context.system_tags()
     tag_map = {**system, **extra_tags, context.RUN_NAME: validate_tag_value(context.RUN_NAME, name)}
     user = system[context.USER]
     if start_time is None:
-        start_time = _now_ms()
+        start_time = now_ms()
     if getattr(store, "assigns_run_ids", False):  # a server that picks ids (mlflow server)
         tags = [RunTag(k, v) for k, v in tag_map.items()]
         run = store.create_run(exp_id, user, start_time, tags=tags, run_name=name)
-        state = _RunState(store, run.info, {}, created=True)
+        state = RunState(store, run.info, {}, created=True)
         context.run_started(state, tag_map)  # provenance: background artifacts, sampler
         return state, tag_map
 
@@ -159,19 +258,19 @@ def _new_run(
         tags = [RunTag(k, v) for k, v in tag_map.items()]
         store.create_run(exp_id, user, start_time, tags=tags, run_name=name, run_id=run_id)
 
-    _writer().submit(store, create_run, run_id)
+    get_writer().submit(store, create_run, run_id)
     info = new_run_info(run_id, exp_id, name, user, start_time, location)
-    state = _RunState(store, info, {}, created=False)
+    state = RunState(store, info, {}, created=False)
     context.run_started(state, tag_map)  # provenance: background artifacts, sampler
     return state, tag_map
 
 
-def _resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> _RunState:
+def resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> RunState:
     """State of ``run_id`` of the current store, set RUNNING again (``start_run(run_id=...)``)."""
-    if run_id in _runs:
+    if run_id in active_runs:
         raise RunStateError(f"run {run_id} is already active")
-    store = _store()
-    _flush_started()  # the run may still be in our queue
+    store = current_store()
+    flush_started()  # the run may still be in our queue
     run = store.get_run(run_id)
     if run.info.lifecycle_stage == LifecycleStage.DELETED:
         raise RunStateError(f"run {run_id} is deleted; restore it before resuming it")
@@ -179,41 +278,41 @@ def _resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> _R
     info.end_time = None
     if extra_tags:
         store.log_batch(run_id, tags=[RunTag(k, v) for k, v in extra_tags.items()])
-    return _RunState(store, info, dict(run.data.params), created=True)
+    return RunState(store, info, dict(run.data.params), created=True)
 
 
-def _attach(run_id: str, store: AbstractStore | None = None) -> _RunState:
+def attach(run_id: str, store: AbstractStore | None = None) -> RunState:
     """State for logging to a run that is not active in this process (read once
     from ``store``, default the current one)."""
-    store = _store() if store is None else store
-    _flush_started()
+    store = current_store() if store is None else store
+    flush_started()
     run = store.get_run(validate_run_id(run_id))
-    state = _RunState(store, run.info, dict(run.data.params), created=True)
+    state = RunState(store, run.info, dict(run.data.params), created=True)
     state.deleted = run.info.lifecycle_stage == LifecycleStage.DELETED
-    return _keep_detached(state)
+    return keep_detached(state)
 
 
-def _keep_detached(state: _RunState) -> _RunState:
+def keep_detached(state: RunState) -> RunState:
     """Remember a run logged to by id (bounded: forgetting one only costs a re-read)."""
-    if len(_detached) >= 1000:
-        _detached.clear()
-    _detached[state.run_id] = state
+    if len(detached_runs) >= 1000:
+        detached_runs.clear()
+    detached_runs[state.run_id] = state
     return state
 
 
-def _state_in(store: AbstractStore, run_id: str) -> _RunState:
+def state_in(store: AbstractStore, run_id: str) -> RunState:
     """State for logging to ``run_id`` of ``store``, which may be another store than
     the current one (``Client(tracking_uri=...)``)."""
-    state = _runs.get(run_id) or _detached.get(run_id)
+    state = active_runs.get(run_id) or detached_runs.get(run_id)
     if state is not None and state.store is store:
         return state
-    return _attach(run_id, store)
+    return attach(run_id, store)
 
 
 # -- logging to it ---------------------------------------------------------------------
 
 
-def _new_params(state: _RunState, params: Iterable[tuple[Any, Any]]) -> dict[str, str]:
+def new_params(state: RunState, params: Iterable[tuple[Any, Any]]) -> dict[str, str]:
     """The validated params of ``params`` that the run does not have yet; one the
     run (or ``params`` itself) has with another value raises ParamOverwriteError.
     Records nothing but the fingerprints of masked (secret) values, once all is
@@ -221,8 +320,8 @@ def _new_params(state: _RunState, params: Iterable[tuple[Any, Any]]) -> dict[str
     new: dict[str, str] = {}
     secret: dict[str, str] | None = None  # key -> fingerprint of a masked value
     for key, value in params:
-        if type(key) is not str or key not in _checked_keys:
-            _check_key(key, "param key")
+        if type(key) is not str or key not in checked_keys:
+            check_key(key, "param key")
         text = validate_param_value(key, value)
         if text == MASK:  # masked: immutability is checked on what was given
             secret = secret or {}
@@ -240,50 +339,53 @@ def _new_params(state: _RunState, params: Iterable[tuple[Any, Any]]) -> dict[str
     return new
 
 
-def _enqueue(state: _RunState, kind: int, payloads: list, synchronous: bool) -> None:
+def enqueue(state: RunState, kind: int, payloads: list, synchronous: bool) -> None:
     """Queue ``payloads`` (metrics, params or tags: ``kind``) for the run's store."""
     if state.deleted:
-        _check_writable(state)
-    writer = _writer()
-    for payload in payloads:
-        writer.append((kind, state.store, state.run_id, payload))
+        check_writable(state)
+    writer = get_writer()
+    store, run_id = state.store, state.run_id
+    if len(payloads) == 1:
+        writer.append((kind, store, run_id, payloads[0]))
+    elif payloads:
+        writer.extend([(kind, store, run_id, payload) for payload in payloads])
     if synchronous:
-        writer.flush(state.run_id)
+        writer.flush(run_id)
 
 
-def _queue_run_info(state: _RunState, **changes: Any) -> None:
+def queue_run_info(state: RunState, **changes: Any) -> None:
     """Queue ``update_run_info(run_id, **changes)`` on the run's store."""
-    _check_writable(state)
+    check_writable(state)
     store, run_id = state.store, state.run_id
 
     def update_run_info() -> None:
         store.update_run_info(run_id, **changes)
 
-    _writer().submit(store, update_run_info, run_id)
+    get_writer().submit(store, update_run_info, run_id)
 
 
 # -- ending it -----------------------------------------------------------------------
 
 
-def _finish(state: _RunState, status: str, flush: bool) -> None:
+def finish(state: RunState, status: str, flush: bool) -> None:
     """End an active run with ``status``: its hooks run, it leaves the stack, its
     end is queued; ``flush`` drains the writer. Either way what failed of this
     run's writes is raised (TrackingWriteError); another run's is not."""
     global _last_run_id
-    _check_status(status)
+    check_status(status)
     for hook in _end_hooks.pop(state.run_id, ()):
         hook(state.run_id, status)
-    stack = _stack()
+    stack = run_stack()
     if state in stack:
         stack.remove(state)
-    _runs.pop(state.run_id, None)
+    active_runs.pop(state.run_id, None)
     _last_run_id = state.run_id
-    end_time = _now_ms()
+    end_time = now_ms()
     state.info.status = status
     state.info.end_time = end_time
     if not state.deleted:  # a deleted run keeps what it had (the stores refuse writes)
-        _queue_run_info(state, status=status, end_time=end_time)
-    writer = _writer()
+        queue_run_info(state, status=status, end_time=end_time)
+    writer = get_writer()
     if flush:
         writer.flush(state.run_id)  # raises for this run's writes, not for another's
     else:
@@ -318,9 +420,9 @@ def _end_runs_at_exit() -> None:
     try:
         # A forked child may log into its parent's runs but does not own them.
         pid = os.getpid()
-        for state in [s for s in _runs.values() if s.pid == pid]:
-            if state.run_id in _runs:  # an end hook may have ended it (a child run)
-                _finish(state, RunStatus.ended_by(error), flush=False)
+        for state in [s for s in active_runs.values() if s.pid == pid]:
+            if state.run_id in active_runs:  # an end hook may have ended it (a child run)
+                finish(state, RunStatus.ended_by(error), flush=False)
     except Exception as exc:  # at exit nobody can catch it: say what was lost
         print(f"autolog: could not end the active runs at exit: {exc!r}", file=sys.stderr)
     _report_lost_at_exit()
@@ -331,7 +433,7 @@ def _end_runs_at_exit() -> None:
 def _report_lost_at_exit() -> None:
     """Write what is queued (retrying held writes once) and print, plainly, what
     could not be written: it is lost when the interpreter ends."""
-    writer = _writers._writer
+    writer = started_writer()
     if writer is None:
         return
     try:
@@ -347,20 +449,20 @@ def _report_lost_at_exit() -> None:
         )
 
 
-atexit.register(_end_runs_at_exit)
+at_exit("runs", _end_runs_at_exit)
 
 
-def _reset() -> None:
+def reset() -> None:
     """End and forget every run and the writer (tests)."""
     global _last_run_id, _local
     try:
-        for state in list(_runs.values()):
-            _finish(state, RunStatus.FINISHED, flush=False)
-        _flush_started()
+        for state in list(active_runs.values()):
+            finish(state, RunStatus.FINISHED, flush=False)
+        flush_started()
     except Exception:
         pass  # a test that broke the store on purpose: its leftovers are dropped below
-    _writers.reset_writer()
-    _runs.clear()
-    _detached.clear()
+    reset_writer()
+    active_runs.clear()
+    detached_runs.clear()
     _local = threading.local()
     _last_run_id = None

@@ -11,7 +11,8 @@ writer: steps and timestamps outside the 64-bit integer range, NUL characters
 in keys, values and names, numbers too large for a float.
 
 The checks are cheap on purpose: ``log_metric`` calls them on the training
-thread, and the fluent API remembers keys it has already validated.
+thread. Keys that passed are remembered (:data:`checked_keys`, the validation
+cache): the hot path tests ``key in checked_keys`` and skips the rules.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ __all__ = [
     "MAX_TAG_VALUE_LENGTH",
     "INT64_MAX",
     "INT64_MIN",
+    "check_key",
     "check_param_unchanged",
+    "checked_keys",
     "validate_artifact_path",
+    "validate_experiment_name",
     "validate_key",
     "validate_metric_value",
     "validate_param_value",
@@ -39,6 +43,7 @@ __all__ = [
     "validate_step",
     "validate_tag_value",
     "validate_timestamp",
+    "validated_tags",
 ]
 
 MAX_KEY_LENGTH = 250
@@ -85,6 +90,38 @@ def validate_key(key: Any, kind: str = "key") -> str:
     if reason is not None:
         raise InvalidParameterError(f"{kind} {key!r} {reason}")
     return key
+
+
+#: keys that passed :func:`validate_key` (any kind): the hot path skips the rules for them
+checked_keys: set[str] = set()
+_MAX_CHECKED_KEYS = 10_000  # a process logging ever new keys stops remembering them
+
+
+def check_key(key: Any, kind: str) -> str:
+    """:func:`validate_key`, remembering the key in :data:`checked_keys`."""
+    validate_key(key, kind)
+    if len(checked_keys) < _MAX_CHECKED_KEYS:
+        checked_keys.add(key)
+    return key
+
+
+def validated_tags(tags: Any) -> dict[str, str]:
+    """Tags (a mapping) as stored: keys checked, values :func:`validate_tag_value`'d."""
+    clean = {}
+    for key, value in tags.items():
+        if type(key) is not str or key not in checked_keys:
+            check_key(key, "tag key")
+        clean[key] = validate_tag_value(key, value)
+    return clean
+
+
+def validate_experiment_name(name: Any) -> str:
+    """A non-empty experiment name without NUL characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidParameterError(f"experiment name {name!r} must be a non-empty string")
+    if "\x00" in name:
+        raise InvalidParameterError(f"experiment name {name!r} contains a NUL character")
+    return name
 
 
 def _validate_string_value(key: str, value: Any, limit: int, kind: str) -> str:

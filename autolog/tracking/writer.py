@@ -90,6 +90,7 @@ __all__ = [
     "get_writer",
     "is_transient",
     "reset_writer",
+    "started_writer",
 ]
 
 _MAX_RETRY_INTERVAL = 2.0
@@ -172,6 +173,18 @@ class BatchingWriter:
         if len(queue) >= self._limit:
             self._wait_for_room()
         queue.append(item)
+        if len(queue) >= self._wake_threshold and not self._wake.is_set():
+            self._wake.set()
+
+    def extend(self, items: list[tuple[int, Any, str | None, Any]]) -> None:
+        """Enqueue ``items`` in order: ``append`` for each, with one check for room
+        and one wake-up (``log_metrics``, ``log_batch``)."""
+        queue = self._queue
+        if len(queue) + len(items) > self._limit:
+            for item in items:
+                self.append(item)
+            return
+        queue.extend(items)  # one C call: no other thread's item lands in between
         if len(queue) >= self._wake_threshold and not self._wake.is_set():
             self._wake.set()
 
@@ -479,6 +492,12 @@ def get_writer() -> BatchingWriter:
     if writer is None:
         writer = _start_writer()
     return writer
+
+
+def started_writer() -> BatchingWriter | None:
+    """The process's writer if one was started, else None (no thread is started to
+    find nothing queued)."""
+    return _writer
 
 
 def _start_writer() -> BatchingWriter:

@@ -12,7 +12,7 @@ import pytest
 
 import autolog
 from autolog.errors import TrackingWriteError
-from autolog.tracking import fluent, fluent_artifacts  # noqa: F401  (fluent first)
+from autolog.tracking import run_state
 from tests.provenance.conftest import artifact_text
 
 
@@ -31,8 +31,8 @@ class _FullDisk:
 
 
 def test_provenance_files_wait_in_the_artifacts_lane_and_hold_back_no_data(dirty_repo, monkeypatch):
-    real = fluent_artifacts._repository
-    monkeypatch.setattr(fluent_artifacts, "_repository", lambda state: _FullDisk(real(state)))
+    real = run_state.artifact_repository
+    monkeypatch.setattr(run_state, "artifact_repository", lambda state: _FullDisk(real(state)))
     _FullDisk.failing = True
     client = autolog.Client()
     with warnings.catch_warnings():

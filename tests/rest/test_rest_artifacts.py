@@ -14,8 +14,8 @@ import pytest
 import autolog
 from autolog.errors import InvalidParameterError, ResourceNotFoundError
 from autolog.tracking.artifacts import repository_for
-from autolog.tracking.artifacts_http import HttpArtifactRepository
 from autolog.tracking.stores.rest import RestStore
+from autolog.tracking.stores.rest_artifacts import HttpArtifactRepository
 
 
 def _run_root(server) -> str:

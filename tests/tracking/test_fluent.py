@@ -11,7 +11,7 @@ import pytest
 
 import autolog
 from autolog.errors import ResourceNotFoundError, RunStateError, StoreError
-from autolog.tracking import context
+from autolog.provenance.git import git_commit
 from autolog.tracking.stores import store_for_uri
 
 
@@ -119,28 +119,28 @@ def test_git_commit_read_from_loose_ref_packed_refs_detached_and_worktree(tmp_pa
     git = _fake_repo(loose, "ref: refs/heads/main\n")
     (git / "refs" / "heads" / "main").write_text(sha1 + "\n")
     (loose / "src" / "pkg").mkdir(parents=True)
-    assert context.git_commit(loose / "src" / "pkg") == sha1
+    assert git_commit(loose / "src" / "pkg") == sha1
 
     packed = tmp_path / "packed"
     git = _fake_repo(packed, "ref: refs/heads/dev\n")
     (git / "packed-refs").write_text(
         f"# pack-refs\n{sha3} refs/heads/main\n{sha2} refs/heads/dev\n"
     )
-    assert context.git_commit(packed) == sha2
+    assert git_commit(packed) == sha2
 
     detached = tmp_path / "detached"
     _fake_repo(detached, sha3 + "\n")
-    assert context.git_commit(detached) == sha3
+    assert git_commit(detached) == sha3
 
     worktree = tmp_path / "worktree"
     worktree.mkdir()
     (worktree / ".git").write_text(f"gitdir: {loose / '.git'}\n")
-    assert context.git_commit(worktree) == sha1
+    assert git_commit(worktree) == sha1
 
     unborn = tmp_path / "unborn"
     _fake_repo(unborn, "ref: refs/heads/main\n")  # no commit yet
-    assert context.git_commit(unborn) is None
-    assert context.git_commit(tmp_path / "nowhere") is None
+    assert git_commit(unborn) is None
+    assert git_commit(tmp_path / "nowhere") is None
 
 
 def test_tracking_uri_forms(tmp_path, tracking_uri, monkeypatch):

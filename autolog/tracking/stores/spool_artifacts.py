@@ -21,7 +21,7 @@ from typing import Any
 from autolog.errors import InvalidParameterError
 from autolog.tracking.stores.spool import Spool
 
-__all__ = ["SpooledArtifactRepository", "artifact_record", "put_blob", "spooled_repository"]
+__all__ = ["SpooledArtifactRepository", "artifact_record", "put_blob", "replay_artifact"]
 
 
 def put_blob(spool: Spool, source: bytes | Path) -> str:
@@ -91,7 +91,7 @@ class SpooledArtifactRepository:
         self.store.write_spooled(records, online)
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
-        from autolog.tracking.artifacts import clean_artifact_path
+        from autolog.tracking.artifact_repository import clean_artifact_path
 
         relative = clean_artifact_path(artifact_file, what="artifact file")
         if not relative:
@@ -99,7 +99,7 @@ class SpooledArtifactRepository:
         self._upload([(relative, bytes(data))], lambda: self.inner.log_bytes(data, artifact_file))
 
     def log_artifact(self, local_file: str | os.PathLike, artifact_path: str | None = None) -> None:
-        from autolog.tracking.artifacts import clean_artifact_path
+        from autolog.tracking.artifact_repository import clean_artifact_path
 
         source = Path(local_file)
         if not source.is_file():
@@ -110,7 +110,7 @@ class SpooledArtifactRepository:
         )
 
     def log_artifacts(self, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
-        from autolog.tracking.artifacts import clean_artifact_path
+        from autolog.tracking.artifact_repository import clean_artifact_path
 
         source = Path(local_dir)
         if not source.is_dir():
@@ -123,25 +123,9 @@ class SpooledArtifactRepository:
         self._upload(files, lambda: self.inner.log_artifacts(local_dir, artifact_path))
 
 
-def spooled_repository(repository: Any, tracking_uri: str | None) -> Any:
-    """``repository`` behind the spool of ``tracking_uri`` (default the current
-    one) when that URI's store is a SpooledStore; else unchanged."""
-    from autolog.tracking.stores import store_for_uri
-    from autolog.tracking.stores.spool_store import SpooledStore
-
-    if tracking_uri is None:
-        from autolog.tracking.fluent_experiments import get_tracking_uri
-
-        tracking_uri = get_tracking_uri()
-    store = store_for_uri(tracking_uri)
-    if isinstance(store, SpooledStore):
-        return SpooledArtifactRepository(repository, store)
-    return repository
-
-
 def replay_artifact(spool: Spool, record: dict[str, Any], tracking_uri: str, ids: Any) -> None:
     """Upload a spooled artifact file to the server (its run id mapped if need be)."""
-    from autolog.tracking.artifacts_http import HttpArtifactRepository
+    from autolog.tracking.stores.rest_artifacts import HttpArtifactRepository
 
     uri = "/".join(ids.get(part) for part in record["uri"].split("/"))
     blob = blob_path(spool, record["blob"])

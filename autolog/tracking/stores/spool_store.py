@@ -28,7 +28,6 @@ Settings: ``AUTOLOG_SPOOL`` (``off`` disables the spool), ``AUTOLOG_SPOOL_DIR``,
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import threading
@@ -38,6 +37,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from autolog.errors import AutologWarning, TransientStoreError
+from autolog.tracking.at_exit import at_exit
+from autolog.tracking.at_exit import cancel as cancel_at_exit
 from autolog.tracking.entities import Experiment, Metric, Param, Run, RunData, RunInfo, RunTag
 from autolog.tracking.stores.base import AbstractStore, new_run_identity, new_run_info
 from autolog.tracking.stores.spool import Spool
@@ -168,7 +169,7 @@ class SpooledStore(AbstractStore):
             )
             if not self._exit_registered:
                 self._exit_registered = True
-                atexit.register(self._at_exit)
+                at_exit("stores", self._at_exit)  # after the runs end (into us)
             if self._thread is None or not self._thread.is_alive():
                 self._closed = False
                 self._thread = threading.Thread(
@@ -269,18 +270,11 @@ class SpooledStore(AbstractStore):
             )
 
     def _at_exit(self) -> None:
-        """Interpreter exit: end the runs and drain the writer into us, try a last
-        replay, and say in one line what stays in the spool."""
+        """Interpreter exit, once the runs have ended and the writer drained into us
+        (:mod:`autolog.tracking.at_exit` runs the stores after the runs): try a
+        last replay, and say in one line what stays in the spool."""
         if not self._spooling:
             return
-        try:
-            from autolog.tracking import run_state
-
-            # atexit runs hooks last-registered first: this one runs before
-            # run_state's, which would end the runs (into us) too late
-            run_state._end_runs_at_exit()
-        except Exception:
-            pass
         self._closed = True
         self._wake.set()
         try:
@@ -467,7 +461,7 @@ class SpooledStore(AbstractStore):
         self._closed = True
         self._wake.set()
         if self._exit_registered:
-            atexit.unregister(self._at_exit)
+            cancel_at_exit(self._at_exit)
             self._exit_registered = False
         self.inner.close()
 

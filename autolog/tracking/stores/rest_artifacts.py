@@ -8,7 +8,7 @@ and of ``mlflow server``) gives runs artifact URIs such as
 store's connection pool, credentials, TLS settings and retries:
 
 - ``mlflow-artifacts:/<path>``: on the server of the tracking URI (the one the
-  run was read from; default: the current tracking URI);
+  run was read from; ``repository_for`` defaults it to the current one);
 - ``mlflow-artifacts://host:port/<path>``: on that host, with the tracking
   URI's scheme and path prefix;
 - ``http(s)://host/.../mlflow-artifacts/artifacts/<path>``: that URL.
@@ -36,26 +36,17 @@ from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 from autolog.errors import InvalidParameterError, ResourceNotFoundError, TransientStoreError
-from autolog.tracking.artifacts import ArtifactRepository, clean_artifact_path
+from autolog.tracking.artifact_repository import ArtifactRepository, clean_artifact_path
 from autolog.tracking.entities import FileInfo
 from autolog.tracking.stores.rest_http import HttpClient, http_client_for
 from autolog.tracking.stores.uris import mask_uri
 from autolog.tracking.wire import int_from_wire
 
-__all__ = ["ARTIFACTS_ENDPOINT", "HttpArtifactRepository", "proxied_repository"]
+__all__ = ["ARTIFACTS_ENDPOINT", "HttpArtifactRepository"]
 
 ARTIFACTS_ENDPOINT = "/api/2.0/mlflow-artifacts/artifacts"
 _MARKER = "/mlflow-artifacts/artifacts"
 _CHUNK = 1 << 20
-
-
-def proxied_repository(artifact_uri: str, tracking_uri: str | None = None) -> ArtifactRepository:
-    """The repository of an ``mlflow-artifacts:`` or ``http(s)://.../mlflow-artifacts/
-    artifacts/...`` URI (what ``repository_for`` gives for those schemes); behind the
-    offline spool of the tracking URI when its store has one (uploads survive an outage)."""
-    from autolog.tracking.stores.spool_artifacts import spooled_repository
-
-    return spooled_repository(HttpArtifactRepository(artifact_uri, tracking_uri), tracking_uri)
 
 
 def _join(*parts: str) -> str:
@@ -221,9 +212,10 @@ def _resolve(artifact_uri: str, tracking_uri: str | None) -> tuple[HttpClient, s
     if scheme != "mlflow-artifacts":
         raise InvalidParameterError(f"artifact URI {artifact_uri!r} is not an mlflow-artifacts URI")
     if tracking_uri is None:
-        from autolog.tracking.fluent_experiments import get_tracking_uri
-
-        tracking_uri = get_tracking_uri()
+        raise InvalidParameterError(
+            f"artifact URI {artifact_uri!r} is served by a tracking server: give its tracking "
+            "URI (repository_for(uri) defaults it to the current one)"
+        )
     tracking = urlsplit(tracking_uri)
     if tracking.scheme.lower() not in ("http", "https"):
         raise InvalidParameterError(

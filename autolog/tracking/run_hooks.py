@@ -1,0 +1,35 @@
+"""What a part above the tracking API adds to every new run, pushed here by it.
+
+:mod:`autolog.provenance` registers itself at its import (``autolog``'s
+``__init__`` imports it): its tags join the system tags of each new run
+(:func:`add_tag_source`), and it is told of each run created
+(:func:`add_run_started`) to queue what it writes in the background. The
+tracking API calls what is registered (:mod:`autolog.tracking.context`)
+and imports none of it. A leaf: it imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+__all__ = ["add_run_started", "add_tag_source", "run_started_hooks", "tag_sources"]
+
+#: callables returning tags for a new run (later ones win; the run's own tags win over all)
+tag_sources: list[Callable[[], dict[str, str]]] = []
+#: callables ``hook(state, tags)`` told of each run just created (its creation queued)
+run_started_hooks: list[Callable[[Any, dict[str, str]], None]] = []
+
+
+def add_tag_source(source: Callable[[], dict[str, str]]) -> None:
+    """Add ``source()``'s tags to the system tags of every new run (once)."""
+    if source not in tag_sources:
+        tag_sources.append(source)
+
+
+def add_run_started(hook: Callable[[Any, dict[str, str]], None]) -> None:
+    """Call ``hook(state, tags)`` right after each new run's creation is queued (once)."""
+    if hook not in run_started_hooks:
+        run_started_hooks.append(hook)
