@@ -48,6 +48,25 @@ def test_data_frames_record_their_columns_and_dtypes():
     assert dataset_record(edited, "df")["digest"] != record["digest"]
 
 
+def test_large_frames_are_digested_on_sampled_rows_of_every_column_kind():
+    rows = 50_000
+    frame = pd.DataFrame(
+        {
+            "x": np.arange(rows, dtype=np.float64),
+            "n": pd.array(np.arange(rows) % 7, dtype="Int64"),  # nullable: an extension array
+            "city": pd.Categorical(np.where(np.arange(rows) % 2, "paris", "rome")),
+            "label": np.where(np.arange(rows) % 3, "yes", "no").astype(object),
+        }
+    )
+    record = dataset_record(frame, "df")
+    assert record["digest_method"] == f"sha256/sample:256 of {rows} rows"
+    for column, value in (("x", -1.0), ("n", 99), ("city", "rome"), ("label", "maybe")):
+        edited = frame.copy()
+        edited.loc[rows - 1, column] = value  # the last rows are always in the sample
+        assert dataset_record(edited, "df")["digest"] != record["digest"], column
+    assert dataset_record(frame.copy(), "df")["digest"] == record["digest"]
+
+
 def test_a_record_is_attached_to_the_run_shown_by_the_cli_and_searchable(store_uri, capsys):
     autolog.set_tracking_uri(store_uri)
     train = np.ones((40, 2))
