@@ -9,6 +9,7 @@ the store transactions around them (:func:`write_in_one_batch`) and
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any
 
@@ -38,13 +39,21 @@ METRIC, PARAM, TAG, CALL = 0, 1, 2, 3
 MAX_BATCH_OPERATIONS = 1_000
 
 
+#: errno values of writes that fail the same way however often they are retried
+_NEVER_FIXED = frozenset({errno.ENAMETOOLONG, errno.EINVAL})
+
+
 def is_transient(error: BaseException) -> bool:
     """True for a failure a retry may fix: a :class:`TransientStoreError` or an
     ``OSError`` (disk full, permission, connection reset), itself or as the
-    cause of the error raised. Anything else is permanent for its item."""
+    cause of the error raised. Anything else is permanent for its item, and
+    so is an ``OSError`` that no retry can fix: a name too long for the file
+    system, an invalid argument (``_NEVER_FIXED``)."""
     seen = 0
     current: BaseException | None = error
     while current is not None and seen < 8:
+        if isinstance(current, OSError) and current.errno in _NEVER_FIXED:
+            return False
         if isinstance(current, (TransientStoreError, OSError)):
             return True
         current = current.__cause__

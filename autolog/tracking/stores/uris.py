@@ -68,6 +68,8 @@ def require_uri(uri: object) -> str:
             f"tracking URI {uri!r} is blank: give a path (./mlruns), sqlite:///mlflow.db, "
             "postgresql://user:password@host:5432/db or http(s)://host:port"
         )
+    if "\x00" in uri or "%00" in uri:  # no path or URL can hold a NUL
+        raise InvalidParameterError(f"tracking URI {mask_uri(uri)!r} holds a NUL character")
     return uri
 
 
