@@ -43,8 +43,6 @@ Looking up a shared study's run reads the tracking store once per
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
 import weakref
 
@@ -66,7 +64,7 @@ STUDY_NAME_TAG = "optuna.study_name"
 TRIAL_NUMBER_TAG = "optuna.trial_number"
 TRIAL_STATE_TAG = "optuna.trial_state"
 INTERMEDIATE_METRIC = "intermediate_value"
-_PASSWORD = re.compile(r"(://[^/:@]*):[^/@]*@")
+_PASSWORD = r"(://[^/:@]*):[^/@]*@"  # the password of a URL (re: imported when used)
 
 
 class OptunaIntegration(plugin.Integration):
@@ -302,8 +300,11 @@ def _log_best(study: Any, run_id: str) -> None:
 def _study_key(study: Any, backend: Any) -> str:
     """What identifies a study across processes: its name and its storage (the
     URL without a password), hashed into a tag value any filter can quote."""
+    import hashlib
+    import re
+
     where = getattr(backend, "url", None) or type(backend).__name__
-    text = study.study_name + "\n" + _PASSWORD.sub(r"\1@", str(where))
+    text = study.study_name + "\n" + re.sub(_PASSWORD, r"\1@", str(where))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 

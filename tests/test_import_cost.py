@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 FRAMEWORKS = ("sklearn", "torch", "tensorflow", "keras", "xgboost", "lightgbm", "lightning")
+FRAMEWORKS += ("optuna", "catboost", "statsmodels")
 HEAVY = (*FRAMEWORKS, "numpy", "pandas", "sqlalchemy", "matplotlib", "cloudpickle")
 # cheap to name, costly to import on a bare interpreter (several ms each)
 SLOW_STDLIB = ("typing", "dataclasses", "tempfile", "json", "importlib.metadata", "asyncio")

@@ -264,3 +264,23 @@ def test_processes_sharing_an_rdb_storage_log_under_one_study_run(tmp_path, trac
     assert parents[0].info.status == "FINISHED"
     study = optuna.load_study(study_name="shared", storage=storage)
     assert parents[0].data.metrics["best_value"] == pytest.approx(study.best_value)
+
+
+def test_a_shared_study_is_known_by_its_name_and_storage_not_the_password():
+    from autolog.integrations.optuna import _study_key
+
+    class Backend:
+        def __init__(self, url):
+            self.url = url
+
+    class Study:
+        def __init__(self, name):
+            self.study_name = name
+
+    def key(name, url):
+        return _study_key(Study(name), Backend(url))
+
+    db = "postgresql://bob:{}@db.example/optuna"
+    assert key("s", db.format("secret")) == key("s", db.format("other"))  # same study
+    assert key("s", db.format("secret")) != key("t", db.format("secret"))  # another study
+    assert key("s", "sqlite:///a.db") != key("s", "sqlite:///b.db")  # another storage
