@@ -4,10 +4,12 @@ The browser never receives whole runs. :func:`runs_window` returns one window
 of rows (``offset``/``limit``) of the runs matching a filter, in the order
 asked, each row holding only the fixed columns and the param / metric / tag
 columns chosen; nested runs are folded: the window holds the top-level runs
-and each row says how many children match, which :func:`runs_window` returns
-when asked with ``parent=<run id>``. Filtering and ordering go through the
-store's ``search_runs`` (the one search language), a page at a time, so the
-cost of a window is the cost of the rows shown, not of the experiment.
+(and, as context, the parents of matching children) and each row says how
+many children match, which :func:`runs_window` returns when asked with
+``parent=<run id>``. On the SQL store the database filters, orders and pages
+(``projection_sql``: the run table's page, then only the shown columns of
+those runs), so a window costs what its rows cost; other stores are read
+through ``search_runs`` and arranged here.
 
 Counts (the table's total, an experiment's run count and last activity) are
 one aggregate query on the SQL store; other stores count a page at a time.
@@ -81,16 +83,6 @@ class RunsQuery:
             key = f"{prefix}.`{name}`"
         return [f"{key} {'DESC' if self.descending else 'ASC'}"]
 
-    def store_filter(self, parent: str | None = None) -> str:
-        """The filter search_runs gets: the user's, restricted to top-level runs
-        (folded) or to the children of ``parent``."""
-        parts = [f"({self.filter})"] if self.filter.strip() else []
-        if parent is not None:
-            parts.append(f"tags.`{PARENT_RUN_ID}` = {_quote(parent)}")
-        elif self.nested:
-            parts.append(f"tags.`{PARENT_RUN_ID}` IS NULL")
-        return " AND ".join(parts)
-
 
 def json_number(value: float) -> float | str:
     """A float as JSON can carry it: NaN and +-inf as the strings MLflow's API uses."""
@@ -148,9 +140,9 @@ def _all_runs(store: AbstractStore, query: RunsQuery, filter_string: str) -> lis
             return found
 
 
-def _duration(run: Run) -> float:
+def _duration(run: Run) -> int:
     end = run.info.end_time
-    return float("-inf") if end is None else float(end - run.info.start_time)
+    return 0 if end is None else end - run.info.start_time
 
 
 def runs_window(
@@ -164,66 +156,77 @@ def runs_window(
 
     ``rows`` are at most ``limit`` rows from ``offset`` (``values`` in the
     order of ``query.columns``, each row with ``children``: how many of its
-    child runs match); ``total`` the number of matching rows at this level;
-    ``keys`` the param, metric and tag keys seen in the window (what the
-    column chooser offers).
+    child runs match); ``total`` the number of rows at this level; ``keys``
+    the param, metric and tag keys of the runs in the window (what the column
+    chooser offers).
+
+    Folded (``query.nested``), the top level holds the matching runs that are
+    not the child of a run in view, and the parents of matching children: a
+    parent that does not match itself comes as context (``"context": true``),
+    so a matching child is never hidden. ``parent`` asks for the matching
+    children of one run.
     """
     query.check()
     if not 0 < limit <= MAX_WINDOW or offset < 0:
         raise InvalidParameterError(
             f"Invalid window offset={offset} limit={limit}: limit must be 1..{MAX_WINDOW}"
         )
-    filter_string = query.store_filter(parent)
-    order_by = query._order_by()
-    if order_by or query.sort != "duration":
-        from autolog.tracking.search import encode_page_token
+    parts = _sql_parts(store)
+    if parts is not None:
+        from autolog.ui.projection_sql import sql_window
 
-        token = encode_page_token(offset) if offset else None
-        runs = list(
-            store.search_runs(
-                list(query.experiment_ids),
-                filter_string,
-                ViewType.ACTIVE_ONLY,
-                limit,
-                order_by,
-                token,
-            )
-        )
-    else:  # duration: not an order key of the search language, sorted here
-        every = _all_runs(store, query, filter_string)
-        every.sort(key=_duration, reverse=query.descending)
-        runs = every[offset : offset + limit]
+        return sql_window(store, parts, query, offset, limit, parent)
+    return _python_window(store, query, offset, limit, parent)
+
+
+def _python_window(
+    store: AbstractStore, query: RunsQuery, offset: int, limit: int, parent: str | None
+) -> dict[str, Any]:
+    """Any store: every active run of the experiments read once, the tree and
+    the order worked out here."""
+    from autolog.tracking.search import compile_filter, sort_runs
+
+    every = _all_runs(store, query, "")
+    test = compile_filter(query.filter)
+    matched = [run for run in every if test is None or test(run)]
+    scope = {run.info.run_id for run in every}
+    hits = {run.info.run_id for run in matched}
+    parent_of = {}  # matching child -> its parent in view
+    for run in matched:
+        up = run.data.tags.get(PARENT_RUN_ID)
+        if up in scope:
+            parent_of[run.info.run_id] = up
+    if parent is not None:
+        level = [run for run in matched if parent_of.get(run.info.run_id) == parent]
+    elif query.nested:
+        shown = (hits - parent_of.keys()) | set(parent_of.values())
+        level = [run for run in every if run.info.run_id in shown]
+    else:
+        level = matched
+    if query.sort == "duration":  # running runs (no duration yet) last either way
+        level.sort(key=lambda run: run.info.run_id)
+        level.sort(key=lambda run: run.info.start_time, reverse=True)
+        level.sort(key=_duration, reverse=query.descending)
+        level.sort(key=lambda run: run.info.end_time is None)
+    else:
+        sort_runs(level, parse_order_by(query._order_by()))
+    window = level[offset : offset + limit]
     columns = [_split_column(c) for c in query.columns]
-    rows = [_row(run, columns) for run in runs]
-    children = _child_counts(store, query, [r["id"] for r in rows]) if query.nested else {}
-    for row in rows:
-        row["children"] = children.get(row["id"], 0)
+    counts: dict[str, int] = {}
+    for up in parent_of.values():
+        counts[up] = counts.get(up, 0) + 1
+    rows = []
+    for run in window:
+        row = _row(run, columns)
+        row["children"] = counts.get(run.info.run_id, 0) if query.nested else 0
+        row["context"] = run.info.run_id not in hits
+        rows.append(row)
     keys: dict[str, set[str]] = {"params": set(), "metrics": set(), "tags": set()}
-    for run in runs:
+    for run in window:
         keys["params"].update(run.data.params)
         keys["metrics"].update(run.data.metrics)
         keys["tags"].update(run.data.tags)
-    return {
-        "rows": rows,
-        "total": count_runs(store, query.experiment_ids, filter_string),
-        "keys": {k: sorted(v) for k, v in keys.items()},
-    }
-
-
-def _child_counts(store: AbstractStore, query: RunsQuery, ids: list[str]) -> dict[str, int]:
-    if not ids:
-        return {}
-    inner = f"({query.filter}) AND " if query.filter.strip() else ""
-    wanted = ", ".join(_quote(i) for i in ids)
-    counts: dict[str, int] = {}
-    sql = _sql_parts(store)
-    if sql is not None:
-        return _sql_child_counts(store, sql, query, f"{inner}tags.`{PARENT_RUN_ID}` IN ({wanted})")
-    children = _all_runs(store, query, f"{inner}tags.`{PARENT_RUN_ID}` IN ({wanted})")
-    for child in children:
-        parent = child.data.tags.get(PARENT_RUN_ID, "")
-        counts[parent] = counts.get(parent, 0) + 1
-    return counts
+    return {"rows": rows, "total": len(level), "keys": {k: sorted(v) for k, v in keys.items()}}
 
 
 # -- counts: one aggregate query on the SQL store, a page at a time elsewhere ------
@@ -249,20 +252,6 @@ def _sql_matching(store: AbstractStore, parts: Any, exp_ids: Sequence[str], filt
     if tree is not None:
         where.append(search_sql.compile_filter(tree, store.dialect))  # type: ignore[attr-defined]
     return sa, schema, where
-
-
-def _sql_child_counts(store: AbstractStore, parts: Any, query: RunsQuery, filter_string: str):
-    sa, schema, where = _sql_matching(store, parts, query.experiment_ids, filter_string)
-    tags = schema.tags
-    stmt = (
-        sa.select(tags.c.value, sa.func.count())
-        .where(
-            tags.c.key == PARENT_RUN_ID,
-            tags.c.run_id.in_(sa.select(schema.runs.c.run_id).where(*where)),
-        )
-        .group_by(tags.c.value)
-    )
-    return store._read(lambda conn: dict(conn.execute(stmt).all()))  # type: ignore[attr-defined]
 
 
 def count_runs(store: AbstractStore, experiment_ids: Sequence[str], filter_string: str) -> int:

@@ -121,6 +121,20 @@ def test_nested_runs_fold_under_their_parent(page, server, data):
     page.screenshot("runs-nested")
 
 
+def test_a_matching_child_shows_with_its_parent_as_context(page, server, data):
+    text = "attributes.run_name = 'child-1'"
+    page.goto(server.url + f"#/runs?e={data.exp}&filter={text.replace(' ', '%20')}")
+    page.wait("#runs-body tr.child")
+    grid = data.runs["grid"]
+    assert rows(page) == ["grid", "child-1"]  # the parent, unfolded, then its match
+    assert page.eval(f"document.querySelector(\"tr[data-id='{grid}']\").className") == "context"
+    assert page.text(f"button.fold[data-parent='{grid}']").strip() == "▾ 1"
+    page.click(f"button.fold[data-parent='{grid}']")  # folds it
+    page.wait_for("document.querySelectorAll('#runs-body tr').length === 1")
+    assert rows(page) == ["grid"]
+    page.screenshot("runs-context-parent")
+
+
 def test_run_page_chart_draws_the_logged_points(page, server, data):
     run_id = data.runs["curves"]
     page.goto(server.url + f"#/run/{run_id}")

@@ -131,6 +131,36 @@ def test_the_filter_applies_to_parents_and_their_counted_children(store):
     assert count_runs(store, [exp], "metrics.acc >= 0.1") == 2 + 2 * 12
 
 
+def test_a_matching_child_shows_under_its_parent_as_context(store):
+    exp, ids = fill(store)
+    q = RunsQuery((exp,), filter="attributes.run_name = 'c5-1' OR attributes.run_name = 'p07'")
+    out = runs_window(store, q, limit=100)
+    by_name = {r["name"]: r for r in out["rows"]}
+    assert set(by_name) == {"p05", "p07"} and out["total"] == 2
+    assert by_name["p05"]["context"] is True and by_name["p05"]["children"] == 1
+    assert by_name["p07"]["context"] is False and by_name["p07"]["children"] == 0
+    kids = runs_window(store, q, parent=ids["p05"])
+    assert [(r["name"], r["context"]) for r in kids["rows"]] == [("c5-1", False)]
+    flat = runs_window(store, RunsQuery((exp,), filter=q.filter, nested=False), limit=100)
+    assert sorted(r["name"] for r in flat["rows"]) == ["c5-1", "p07"]
+    # a child whose parent is gone stands at the top level
+    store.delete_run(ids["p05"])
+    out = runs_window(store, q, limit=100)
+    assert sorted((r["name"], r["context"]) for r in out["rows"]) == [
+        ("c5-1", False),
+        ("p07", False),
+    ]
+
+
+def test_the_window_reads_only_the_columns_shown(store):
+    exp, _ = fill(store, n_parents=3, n_children=0)
+    q = RunsQuery((exp,), sort="params.i", descending=False, columns=("params.i", "tags.none"))
+    out = runs_window(store, q, limit=2)
+    assert [r["values"] for r in out["rows"]] == [["0", None], ["1", None]]
+    assert out["keys"]["params"] == ["i"] and out["keys"]["metrics"] == ["acc"]
+    assert out["total"] == 3
+
+
 def test_sort_by_duration_and_experiment_counts(store):
     exp, _ = fill(store, n_parents=6, n_children=0)
     out = runs_window(store, RunsQuery((exp,), sort="duration", descending=True), limit=10)

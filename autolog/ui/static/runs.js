@@ -63,7 +63,7 @@ export async function runsPage(root, _arg, state, crumbs) {
     const toggle = r.children ? el("button", { class: "fold", dataset: { parent: r.id }, onclick: (ev) => {
       ev.preventDefault();
       view.open.has(r.id) ? view.open.delete(r.id) : view.open.add(r.id); save(); draw();
-    } }, `${view.open.has(r.id) ? "▾" : "▸"} ${r.children} `) : null;
+    } }, `${unfolded(r) ? "▾" : "▸"} ${r.children} `) : null;
     const cells = [
       el("td", {}, box),
       el("td", {}, toggle, el("a", { href: href("run", r.id), class: "run-name" }, r.name || r.id.slice(0, 8))),
@@ -75,18 +75,21 @@ export async function runsPage(root, _arg, state, crumbs) {
       el("td", {}, (r.commit || "").slice(0, 10)),
       ...r.values.map((v) => el("td", { class: typeof v === "number" ? "num" : "" }, fmtValue(v))),
     ];
-    return el("tr", { class: child ? "child" : "", dataset: { id: r.id } }, cells);
+    // a parent that does not match itself, shown for its matching children
+    const kind = [child ? "child" : "", r.context ? "context" : ""].join(" ").trim();
+    return el("tr", { class: kind, dataset: { id: r.id }, title: r.context ? "does not match the filter; shown for its matching child runs" : null }, cells);
   }
 
+  // a context parent is unfolded unless the user folded it (its children are why it is shown)
+  const unfolded = (r) => (r.context ? !view.open.has(r.id) : view.open.has(r.id));
+
   async function draw() {
+    const shown = last.rows;
+    // the open parents' children, fetched together
+    const kids = await Promise.all(shown.map((r) => (r.children && unfolded(r)
+      ? api("runs", params({ parent: r.id, limit: 500 })).then((k) => k.rows) : [])));
     const rows = [];
-    for (const r of last.rows) {
-      rows.push(row(r, false));
-      if (r.children && view.open.has(r.id)) {
-        const kids = await api("runs", params({ parent: r.id, limit: 500 }));
-        rows.push(...kids.rows.map((k) => row(k, true)));
-      }
-    }
+    shown.forEach((r, i) => { rows.push(row(r, false)); rows.push(...kids[i].map((k) => row(k, true))); });
     body.replaceChildren(...rows);
     if (!rows.length) body.append(el("tr", {}, el("td", { colspan: 8 + view.cols.length, class: "muted" }, "No run matches.")));
   }
