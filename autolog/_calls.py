@@ -25,10 +25,11 @@ import contextvars
 import inspect
 import types
 from collections import namedtuple
+from time import perf_counter_ns
 
 import wrapt
 
-from autolog import _runs
+from autolog import _runs, training
 from autolog._report import guard, guarded, report_error
 from autolog._runs import AUTOLOGGING_TAG
 
@@ -196,6 +197,7 @@ def _call_outermost(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
+    begun = perf_counter_ns()  # our time on this thread counts to the run's overhead
     name = integration.name
     config = integration.config
     try:
@@ -225,18 +227,26 @@ def _call_outermost(
     open_run = created  # a run of ours that is still open: never left behind
     try:
         gen = _start(handler, call, name, config.silent)
+        counted = training.counted_overhead(run_id)  # what callbacks count during the call
+        called = perf_counter_ns()
         try:
             result = wrapped(*call.args, **call.kwargs)
         except BaseException as exc:
+            returned = perf_counter_ns()
             if gen is not None:
                 _close(gen, name, config.silent)
+            if opens_run:
+                _log_overhead(run_id, counted, begun, called, returned, name, config.silent)
             if created:
                 open_run = False
                 # KILLED on Ctrl-C, also when the framework made it a SystemExit (Lightning)
                 _end_run("FAILED", name, config.silent, exc)
             raise
+        returned = perf_counter_ns()
         if gen is not None:
             _finish(gen, result, handler, name, config.silent)
+        if opens_run:
+            _log_overhead(run_id, counted, begun, called, returned, name, config.silent)
         if created:
             open_run = False
             _end_run("FINISHED", name, config.silent)
@@ -245,6 +255,28 @@ def _call_outermost(
         _SESSIONS.reset(token)
         if open_run:  # only when one of our errors is re-raised (AUTOLOG_TESTING)
             _end_run("FAILED", name, config.silent)
+
+
+def _log_overhead(
+    run_id: str | None,
+    counted: int,
+    begun: int,
+    called: int,
+    returned: int,
+    name: str,
+    silent: bool,
+) -> None:
+    """The run's self-overhead metrics (:func:`autolog.training.log_overhead`): our
+    time before the user's call (opening the run, params, callbacks added), what
+    our callbacks counted during it, and our time after it (the model, summaries)."""
+    if run_id is None:
+        return
+    try:
+        now = perf_counter_ns()
+        during = training.counted_overhead(run_id) - counted
+        training.log_overhead(run_id, (called - begun) + during + (now - returned), now - begun)
+    except Exception as exc:
+        report_error(name, exc, "while logging its overhead", silent=silent)
 
 
 def _start(

@@ -52,22 +52,46 @@ class ModelSnapshot:
     (JSON-serialisable) stored in the model's metadata file (e.g. the class
     to rebuild, the native format) and handed back, unchanged, to
     :meth:`Flavor.load`.
+
+    ``deferred``: file name -> a function of no arguments that returns the
+    file's bytes, called on the writer thread: the costly part of a
+    serialisation (compressing, archiving, encoding), handed over so that the
+    training thread does not wait for it. The function must only use what the
+    flavor copied from the model when it took the snapshot (never the live
+    model, which training may change meanwhile). What it raises fails the
+    model's files like a write error (``flush()`` raises it) and its
+    ``model.json`` is not written, so a half-written model never loads.
     """
 
-    __slots__ = ("files", "metadata")
+    __slots__ = ("deferred", "files", "metadata")
 
-    def __init__(self, files: dict[str, bytes], metadata: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        files: dict[str, bytes],
+        metadata: dict[str, Any] | None = None,
+        deferred: dict[str, Callable[[], bytes]] | None = None,
+    ):
         self.files = files
         self.metadata = {} if metadata is None else metadata
+        self.deferred = {} if deferred is None else deferred
+
+    def all_files(self) -> dict[str, bytes]:
+        """Every file's bytes, the deferred ones serialised now (on this thread)."""
+        return {**self.files, **{name: make() for name, make in self.deferred.items()}}
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ModelSnapshot):
             return NotImplemented
-        return (self.files, self.metadata) == (other.files, other.metadata)
+        return (self.files, self.metadata, self.deferred) == (
+            other.files,
+            other.metadata,
+            other.deferred,
+        )
 
     def __repr__(self) -> str:
         sizes = {name: len(data) for name, data in self.files.items()}
-        return f"ModelSnapshot(files={sizes} bytes, metadata={self.metadata!r})"
+        later = f", deferred={sorted(self.deferred)}" if self.deferred else ""
+        return f"ModelSnapshot(files={sizes} bytes{later}, metadata={self.metadata!r})"
 
 
 class Flavor:
@@ -93,7 +117,9 @@ class Flavor:
         raise NotImplementedError
 
     def snapshot(self, model: Any, **options: Any) -> ModelSnapshot:
-        """Serialise ``model`` to bytes, consistently, as fast as possible."""
+        """Serialise ``model`` to bytes, consistently, as fast as possible: what
+        must be read from the live model is read here; what can be computed
+        from that copy later goes into ``ModelSnapshot.deferred``."""
         raise NotImplementedError
 
     def load(self, path: Path, metadata: dict[str, Any]) -> Any:

@@ -178,7 +178,7 @@ def log_model(
         raise ModelError(f"flavor {chosen.name!r} cannot save {type_name(model)}: {exc}") from exc
     except Exception as exc:
         raise ModelError(f"flavor {chosen.name!r} cannot save {type_name(model)}: {exc}") from exc
-    for file_name in snapshot.files:
+    for file_name in (*snapshot.files, *snapshot.deferred):
         if file_name in (METADATA_FILE, INPUT_EXAMPLE_FILE):
             raise ModelError(f"flavor {chosen.name!r} wrote the reserved file name {file_name!r}")
         _checked_artifact_path(file_name)
@@ -212,7 +212,7 @@ def log_model(
         "run_id": run_id,
         "artifact_path": artifact_path,
         "created_ms": time.time_ns() // 1_000_000,
-        "files": sorted(snapshot.files),
+        "files": sorted({*snapshot.files, *snapshot.deferred}),
         "requirements": _requirements(chosen, model),
         "signature": signature.to_dict() if signature is not None else None,
         "input_example": INPUT_EXAMPLE_FILE if input_example is not None else None,
@@ -226,14 +226,72 @@ def log_model(
         raise ModelError(
             f"flavor {chosen.name!r} returned metadata that is not JSON: {exc}"
         ) from exc
-    # model.json goes last: the writer keeps order, so a reader that finds it
-    # finds every file it names.
-    files[METADATA_FILE] = encoded
+    deferred = snapshot.deferred
+    if deferred and not _writer_serialises():
+        files.update({name: make() for name, make in deferred.items()})
+        deferred = {}
     for file_name, data in files.items():
         fluent.log_bytes(data, f"{artifact_path}/{file_name}", run_id=run_id)
+    # model.json goes last: the writer keeps order, so a reader that finds it
+    # finds every file it names (it is not written when a deferred one failed).
+    if deferred:
+        later = _DeferredFiles(chosen.name, deferred)
+        for file_name in deferred:
+            fluent.log_bytes(later.maker(file_name), f"{artifact_path}/{file_name}", run_id=run_id)
+        fluent.log_bytes(later.then(encoded), f"{artifact_path}/{METADATA_FILE}", run_id=run_id)
+    else:
+        fluent.log_bytes(encoded, f"{artifact_path}/{METADATA_FILE}", run_id=run_id)
     return ModelInfo(
         f"runs:/{run_id}/{artifact_path}", chosen.name, run_id, artifact_path, metadata
     )
+
+
+def _writer_serialises() -> bool:
+    """Whether ``log_bytes`` takes a function, called on the writer thread."""
+    from autolog.tracking import fluent_artifacts
+
+    return getattr(fluent_artifacts, "DEFERRED_BYTES", False)
+
+
+class _DeferredFiles:
+    """A snapshot's deferred files, serialised on the writer thread: each once
+    (a retried write reuses the bytes), and ``model.json`` only when all were."""
+
+    __slots__ = ("done", "failed", "flavor", "makers")
+
+    def __init__(self, flavor: str, makers: dict[str, Any]):
+        self.flavor = flavor
+        self.makers = makers
+        self.done: dict[str, bytes] = {}
+        self.failed: dict[str, str] = {}
+
+    def maker(self, name: str) -> Any:
+        def make() -> bytes:
+            if name not in self.done:
+                try:
+                    data = self.makers[name]()
+                    if not isinstance(data, (bytes, bytearray, memoryview)):
+                        raise TypeError(f"it returned {type(data).__name__}, not bytes")
+                except Exception as exc:
+                    # a ModelError, never an OSError: the writer would retry it forever
+                    self.failed[name] = f"{type(exc).__name__}: {exc}"
+                    raise ModelError(
+                        f"flavor {self.flavor!r} could not serialise {name!r}: {exc}"
+                    ) from None
+                self.done[name] = bytes(data)
+            return self.done[name]
+
+        return make
+
+    def then(self, encoded: bytes) -> Any:
+        def metadata() -> bytes:
+            missing = [name for name in self.makers if name not in self.done]
+            if missing:
+                reasons = "; ".join(f"{n}: {self.failed.get(n, 'not written')}" for n in missing)
+                raise ModelError(f"model.json not written: its files failed ({reasons})")
+            return encoded
+
+        return metadata
 
 
 def _active_or_new_run_id(fluent: Any) -> str:

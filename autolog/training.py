@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from time import perf_counter_ns
 
 # integrations import this module at autolog(): keep typing out; type
 # checkers honour this name.
@@ -19,7 +20,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_PARAM_LENGTH",
+    "OVERHEAD_METRIC",
+    "OVERHEAD_PCT_METRIC",
     "SUMMARY_FILE",
+    "TRAINING_MS_METRIC",
+    "add_overhead",
+    "counted_overhead",
     "TRUNCATED_PARAMS_TAG",
     "class_path",
     "copy_callbacks",
@@ -29,6 +35,7 @@ __all__ = [
     "log_training_params",
     "learning_rate_metrics",
     "log_model_summary",
+    "log_overhead",
     "numeric",
     "optimizer_params",
     "optimizer_prefix",
@@ -123,27 +130,54 @@ def log_epoch_metrics(
 
     A key the tracking API refuses (a user callback put a 300-character name
     in the logs) is left out with one warning, instead of costing the epoch's
-    other metrics."""
+    other metrics. Its time counts to the run's self-overhead (:func:`add_overhead`).
+
+    The per-epoch path of every integration: keys are checked once per
+    process, floats pass as they are, and the whole epoch is one
+    ``log_metrics`` call (a few microseconds for a handful of keys)."""
+    start = perf_counter_ns()
+    values = {}
+    valid = _valid_keys
+    for key, value in metrics.items():
+        if type(value) is not float:
+            value = numeric(value)
+            if value is None:
+                continue
+        name = f"{prefix}{key}" if prefix or type(key) is not str else key
+        if name not in valid and not _valid_key(name):
+            continue
+        values[name] = value
+    if values:
+        _fluent().log_metrics(values, step=step, run_id=run_id)
+    if run_id is not None:
+        _overhead_ns[run_id] = _overhead_ns.get(run_id, 0) + perf_counter_ns() - start
+
+
+def _valid_key(name: str) -> bool:
     from autolog.errors import InvalidParameterError
-    from autolog.tracking import fluent
     from autolog.tracking.validation import validate_key
 
-    values = {}
-    for key, value in metrics.items():
-        number = numeric(value)
-        if number is None:
-            continue
-        name = f"{prefix}{key}"
-        if name not in _valid_keys:
-            try:
-                validate_key(name, "metric key")
-            except InvalidParameterError as exc:
-                _warn_once(name, exc)
-                continue
-            _valid_keys.add(name)
-        values[name] = number
-    if values:
-        fluent.log_metrics(values, step=step, run_id=run_id)
+    try:
+        validate_key(name, "metric key")
+    except InvalidParameterError as exc:
+        _warn_once(name, exc)
+        return False
+    _valid_keys.add(name)
+    return True
+
+
+_fluent_module: Any = None
+
+
+def _fluent() -> Any:
+    """:mod:`autolog.tracking.fluent`, imported on first use and kept: an import
+    statement costs about a microsecond on the per-epoch path."""
+    global _fluent_module
+    if _fluent_module is None:
+        from autolog.tracking import fluent
+
+        _fluent_module = fluent
+    return _fluent_module
 
 
 _valid_keys: set[str] = set()
@@ -271,3 +305,49 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "numel") and value.numel() == 1:
         return value.item()
     return value
+
+
+# -- self-overhead: what autolog cost a run on the training thread ------------------------
+
+#: milliseconds autolog's own code ran on the training thread for this training
+OVERHEAD_METRIC = "autolog.overhead_ms"
+#: that, in percent of the training's wall time (``autolog.training_ms``)
+OVERHEAD_PCT_METRIC = "autolog.overhead_pct"
+#: the wall time of the training call (or loop), autolog's share included
+TRAINING_MS_METRIC = "autolog.training_ms"
+
+# run id -> nanoseconds counted by add_overhead (callbacks during a fit) so far
+_overhead_ns: dict[str, int] = {}
+
+
+def add_overhead(run_id: str | None, nanoseconds: int) -> None:
+    """Count ``nanoseconds`` of autolog's own work on the training thread to
+    ``run_id``: for code that the framework calls during its fit (a callback).
+    :func:`log_epoch_metrics` counts itself; the patch manager counts the
+    handlers and the run's opening, and adds what was counted during the call."""
+    if run_id is not None:
+        _overhead_ns[run_id] = _overhead_ns.get(run_id, 0) + nanoseconds
+
+
+def counted_overhead(run_id: str | None) -> int:
+    """Nanoseconds :func:`add_overhead` counted to ``run_id`` so far."""
+    return _overhead_ns.get(run_id, 0) if run_id is not None else 0
+
+
+def log_overhead(run_id: str, spent_ns: int, wall_ns: int) -> None:
+    """Log a training's self-overhead to ``run_id``: ``autolog.overhead_ms``
+    (``spent_ns``: autolog's time on the training thread), ``autolog.training_ms``
+    (``wall_ns``: the training's wall time, autolog's share included) and
+    ``autolog.overhead_pct`` (their ratio, in percent). Logging these three
+    points is not counted (a few microseconds)."""
+    from autolog.tracking import fluent
+
+    _overhead_ns.pop(run_id, None)
+    fluent.log_metrics(
+        {
+            OVERHEAD_METRIC: spent_ns / 1e6,
+            TRAINING_MS_METRIC: wall_ns / 1e6,
+            OVERHEAD_PCT_METRIC: 100.0 * spent_ns / max(wall_ns, 1),
+        },
+        run_id=run_id,
+    )

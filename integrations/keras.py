@@ -394,22 +394,23 @@ class KerasFlavor(Flavor):
         return isinstance(model, keras.Model)
 
     def snapshot(self, model: Any, **options: Any) -> ModelSnapshot:
-        # Keras writes .keras archives to a path only; the bytes are read back
-        # at once, so the snapshot is the model as it is now, on this thread.
-        import tempfile
-
+        """The model's config and a copy of every variable (weights, optimizer
+        state) are taken here, on the caller's thread (about a millisecond for
+        a small model); the ``.keras`` archive is built from that copy on the
+        writer thread. With save options, or where this Keras' saving library
+        differs from the one this was written for, the archive is made here by
+        ``model.save``."""
         import keras
 
-        with tempfile.TemporaryDirectory(prefix="autolog-keras-") as folder:
-            path = Path(folder) / MODEL_FILE
-            model.save(path, **options)
-            data = path.read_bytes()
         metadata = {
             "model_file": MODEL_FILE,
             "backend": keras.backend.backend(),
             "class": plugin.class_path(model),
         }
-        return ModelSnapshot({MODEL_FILE: data}, metadata)
+        state = None if options else _copied_state(model)
+        if state is not None:
+            return ModelSnapshot({}, metadata, deferred={MODEL_FILE: state.archive})
+        return ModelSnapshot({MODEL_FILE: _saved_archive(model, **options)}, metadata)
 
     def load(self, path: Path, metadata: dict[str, Any]) -> Any:
         import keras
@@ -427,6 +428,156 @@ class KerasFlavor(Flavor):
                     return [dist]
             return ["tensorflow"]
         return [backend] if backend in ("torch", "jax") else []
+
+
+def _saved_archive(model: Any, **options: Any) -> bytes:
+    # Keras writes .keras archives to a path only; the bytes are read back at once.
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="autolog-keras-") as folder:
+        path = Path(folder) / MODEL_FILE
+        model.save(path, **options)
+        return path.read_bytes()
+
+
+class _CopiedState:
+    """What ``model.save`` reads from the model (its config, and each saveable's
+    variables as Keras' saving library visits them), copied, so that the
+    archive can be written later, elsewhere, with the same bytes inside."""
+
+    def __init__(self, lib: Any, config_json: str, metadata_json: str, weights: Any, assets: Any):
+        self.lib = lib
+        self.config_json = config_json
+        self.metadata_json = metadata_json
+        self.weights = weights
+        self.assets = assets
+
+    def archive(self) -> bytes:
+        """The ``.keras`` archive, as ``model.save`` lays it out (on the writer thread)."""
+        import io
+        import zipfile
+
+        lib = self.lib
+        buffer = io.BytesIO()
+        try:
+            with zipfile.ZipFile(buffer, "w") as archive:
+                with archive.open(lib._METADATA_FILENAME, "w") as file:
+                    file.write(self.metadata_json.encode())
+                with archive.open(lib._CONFIG_FILENAME, "w") as file:
+                    file.write(self.config_json.encode())
+                store = lib.H5IOStore(lib._VARS_FNAME_H5, archive=archive, mode="w")
+                try:
+                    for path, entry_metadata, values in self.weights.entries:
+                        entry = store.make(path, metadata=entry_metadata)
+                        for key, value in values:
+                            entry[key] = value
+                finally:
+                    store.close()
+                if self.assets.working_dir is not None:
+                    lib._write_to_zip_recursively(
+                        archive, self.assets.working_dir, lib._ASSETS_DIRNAME
+                    )
+        finally:
+            self.assets.close()
+        return buffer.getvalue()
+
+
+def _copied_state(model: Any) -> _CopiedState | None:
+    """The model's saveable state, copied through Keras' own saving walk (its
+    private ``saving_lib``), or None when that library is not the one expected."""
+    try:
+        from keras.src.saving import saving_lib as lib
+
+        stores = _store_classes(lib)
+        config_json, metadata_json = lib._serialize_model_as_json(model)
+    except (ImportError, AttributeError, TypeError):
+        return None
+    weights, assets = stores[0](), stores[1]()
+    try:
+        lib._save_state(
+            model,
+            weights_store=weights,
+            assets_store=assets,
+            inner_path="",
+            visited_saveables=set(),
+        )
+    except Exception:
+        assets.close()
+        return None  # a saveable our copying stores do not suit: model.save decides
+    except BaseException:
+        assets.close()
+        raise
+    return _CopiedState(lib, config_json, metadata_json, weights, assets)
+
+
+_stores: tuple[type, type] | None = None
+
+
+def _store_classes(lib: Any) -> tuple[type, type]:
+    """Stores that ``saving_lib._save_state`` accepts (it checks their classes)
+    and that copy instead of writing: variables into numpy arrays, assets (the
+    vocabularies of lookup layers) into a temporary folder made only if needed."""
+    global _stores
+    if _stores is not None:
+        return _stores
+    import numpy as np
+
+    to_numpy = lib.backend.convert_to_numpy
+
+    class CopyingWeightsStore(lib.H5IOStore):
+        def __init__(self) -> None:  # no h5 file: values are copied, written later
+            self.mode = "w"
+            self.entries: list[tuple[str, Any, list[tuple[str, Any]]]] = []
+
+        def __bool__(self) -> bool:
+            return True
+
+        def make(self, path: str, metadata: Any = None) -> Any:
+            self.entries.append((path, metadata, []))
+            return self
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            # a copy: the live variable goes on training
+            self.entries[-1][2].append((key, np.array(to_numpy(value), copy=True)))
+
+        def __len__(self) -> int:
+            return len(self.entries[-1][2]) if self.entries else 0
+
+        def keys(self) -> list[str]:
+            return [key for key, _ in self.entries[-1][2]] if self.entries else []
+
+        def __contains__(self, key: object) -> bool:
+            return key in self.keys()
+
+        def close(self) -> None:
+            pass
+
+    class CopyingAssetsStore(lib.DiskIOStore):
+        def __init__(self) -> None:
+            self.mode = "w"
+            self.archive = None
+            self.root_path = lib._ASSETS_DIRNAME
+            self.tmp_dir = None
+            self.working_dir: str | None = None
+
+        def make(self, path: str) -> str:
+            if self.working_dir is None:  # a layer with assets: a folder for them
+                import tempfile
+
+                self.tmp_dir = tempfile.mkdtemp(prefix="autolog-keras-assets-")
+                self.working_dir = str(Path(self.tmp_dir) / self.root_path)
+                Path(self.working_dir).mkdir()
+            return super().make(path)
+
+        def close(self) -> None:
+            if self.tmp_dir is not None:
+                import shutil
+
+                shutil.rmtree(self.tmp_dir, ignore_errors=True)
+                self.tmp_dir = None
+
+    _stores = (CopyingWeightsStore, CopyingAssetsStore)
+    return _stores
 
 
 # -- the handler and the integration --------------------------------------------------

@@ -72,6 +72,7 @@ import threading
 import warnings
 import weakref
 from pathlib import Path
+from time import perf_counter_ns
 
 from autolog import plugin
 from autolog.plugin import Flavor, ModelSnapshot, Patcher, active_session, guard
@@ -127,6 +128,8 @@ class _LoopTracker:
         self.epoch = 0
         self.train_loader: weakref.ref[Any] | None = None
         self.latest_loader: weakref.ref[Any] | None = None  # the last one iterated
+        self.spent_ns = 0  # our time in this thread's hooks (the run's self-overhead)
+        self.opened_ns = 0  # when the run opened (perf_counter_ns)
 
     # per step ----------------------------------------------------------------
 
@@ -218,6 +221,7 @@ class _LoopTracker:
         return plugin.start_training_run(self.integration, parent)
 
     def _begin(self, run_id: str) -> None:
+        self.opened_ns = perf_counter_ns()
         self.state = _LOGGING
         self.epoch = 0
         self.train_loader = self.latest_loader
@@ -289,11 +293,14 @@ class _LoopTracker:
         self.rates = {}
 
     def _finish_training(self, run_id: str) -> None:
-        """The open epoch and the model, logged to ``run_id``."""
+        """The open epoch, the model and the run's self-overhead, logged to ``run_id``."""
+        start = perf_counter_ns()
         with guard(NAME, "while closing its run"):
             self._close_epoch()
             if self.integration.config.log_models:
                 _log_modules(self.modules, run_id)
+            now = perf_counter_ns()
+            plugin.log_overhead(run_id, self.spent_ns + now - start, now - self.opened_ns)
 
     def _on_run_end(self, run_id: str, status: str) -> None:
         if run_id == self.run_id:
@@ -469,15 +476,24 @@ class TorchIntegration(plugin.Integration):
         session = active_session()
         if session is not None and session.integration != NAME:
             return
+        start = perf_counter_ns()
         with guard(NAME, "in the optimizer step hook"):
-            self.tracker().on_step(optimizer)
+            tracker = self.tracker()
+            tracker.on_step(optimizer)
+            tracker.spent_ns += perf_counter_ns() - start
 
     def _after_backward(self, instance: Any, args: Any, kwargs: Any, result: Any) -> None:
         # a loss counts once its backward pass succeeded
+        start = perf_counter_ns()
         tensors = args[0] if args else kwargs.get("tensors")
         if hasattr(tensors, "numel"):  # one tensor, not a sequence of them
-            self.tracker().add_loss(tensors)
+            tracker = self.tracker()
+            tracker.add_loss(tensors)
+            tracker.spent_ns += perf_counter_ns() - start
 
     def _after_loader_iter(self, loader: Any, args: Any, kwargs: Any, result: Any) -> None:
+        start = perf_counter_ns()
+        tracker = self.tracker()
         # DataLoader.__iter__(loader), called through the class, binds no instance
-        self.tracker().on_loader_iter(loader if loader is not None else args[0])
+        tracker.on_loader_iter(loader if loader is not None else args[0])
+        tracker.spent_ns += perf_counter_ns() - start

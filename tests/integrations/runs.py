@@ -16,6 +16,11 @@ def only_run() -> Any:
     return runs[0]
 
 
+def framework_metrics(run: Any) -> dict[str, float]:
+    """The run's latest metrics without autolog's own (``autolog.overhead_ms``, ...)."""
+    return {k: v for k, v in run.data.metrics.items() if not k.startswith("autolog.")}
+
+
 def history(run: Any, key: str) -> list[tuple[int, float]]:
     """(step, value) of every point of metric ``key`` of a run (or run id)."""
     run_id = run if isinstance(run, str) else run.info.run_id

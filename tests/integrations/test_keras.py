@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import tempfile
 import textwrap
+import time
+import zipfile
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -400,3 +404,44 @@ def test_torch_backend_is_patched_on_its_own_trainer(tmp_path):
     assert metadata["flavor"] == "keras"
     assert metadata["flavor_metadata"]["backend"] == "torch"
     assert "torch" in {req.split("==")[0] for req in metadata["requirements"]}
+
+
+def test_the_run_says_what_autolog_cost_its_fit():
+    X, y = data()
+    start = time.perf_counter()
+    tiny_model().fit(X, y, epochs=1, validation_split=0.25, verbose=0)
+    wall_ms = (time.perf_counter() - start) * 1e3
+    metrics = only_run().data.metrics
+    assert 0 < metrics["autolog.overhead_ms"] < metrics["autolog.training_ms"] <= wall_ms
+
+
+def test_the_snapshot_is_the_model_when_it_was_taken_and_archives_later():
+    """The flavor copies the model's state on the caller's thread and builds the
+    .keras archive from that copy (on the writer thread): training on after the
+    snapshot changes nothing in the archive, which loads with its optimizer state."""
+    X, y = data()
+    model = tiny_model()
+    model.fit(X, y, epochs=1, verbose=0)
+    snapshot = keras_integration.KerasFlavor().snapshot(model)
+    assert snapshot.files == {} and list(snapshot.deferred) == ["model.keras"]
+    expected = model.predict(X, verbose=0)
+    steps = int(model.optimizer.iterations.numpy())
+    model.fit(X, y, epochs=2, verbose=0)  # the live model moves on
+    assert not np.allclose(model.predict(X, verbose=0), expected)
+
+    archive = snapshot.deferred["model.keras"]()
+    path = Path(tempfile.mkdtemp()) / "model.keras"
+    path.write_bytes(archive)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), expected, rtol=1e-6)
+    assert int(loaded.optimizer.iterations.numpy()) == steps
+    with zipfile.ZipFile(path) as zipped:
+        assert sorted(zipped.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+
+
+def test_save_options_make_the_archive_with_model_save():
+    X, y = data()
+    model = tiny_model()
+    model.fit(X, y, epochs=1, verbose=0)
+    snapshot = keras_integration.KerasFlavor().snapshot(model, include_optimizer=False)
+    assert snapshot.deferred == {} and set(snapshot.files) == {"model.keras"}

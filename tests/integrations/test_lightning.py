@@ -8,6 +8,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -280,3 +281,13 @@ def test_ctrl_c_in_fit_ends_the_run_killed(tmp_path):
     assert run.info.status == "KILLED"
     assert run.info.end_time is not None
     assert len(history(run, "train_loss")) >= 1
+
+
+def test_the_run_says_what_autolog_cost_its_fit(tmp_path):
+    autolog.autolog("lightning")
+    train, val = loaders()
+    start = time.perf_counter()
+    _trainer(tmp_path, max_epochs=1).fit(Regressor(), train, val)
+    wall_ms = (time.perf_counter() - start) * 1e3
+    metrics = only_run().data.metrics
+    assert 0 < metrics["autolog.overhead_ms"] < metrics["autolog.training_ms"] <= wall_ms

@@ -19,7 +19,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import accuracy_score, roc_auc_score  # bound before autolog(): originals
 
 import autolog
-from tests.integrations.runs import history, only_run
+from tests.integrations.runs import framework_metrics, history, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 
 
@@ -44,7 +44,7 @@ def test_metrics_on_predictions_go_to_the_model_run(split):
     )  # a slice of the prediction
     score = model.score(X_test, y_test)
     metrics.accuracy_score(y_test, y_test)  # not a prediction: not logged
-    got = only_run().data.metrics
+    got = framework_metrics(only_run())
     assert got["accuracy_score_X_test"] == pytest.approx(accuracy)
     assert got["accuracy_score_X_test-2"] == pytest.approx(again)
     assert got["f1_score_X_test"] == pytest.approx(weighted)
@@ -85,7 +85,7 @@ def test_pipeline_predictions_are_tracked(split):
     predictions = pipeline.predict(X_test)
     value = metrics.balanced_accuracy_score(y_test, predictions)
     score = pipeline.score(X_test, y_test)
-    got = only_run().data.metrics
+    got = framework_metrics(only_run())
     assert got["balanced_accuracy_score_X_test"] == pytest.approx(value)
     assert got["Pipeline_score_X_test"] == pytest.approx(score)
 
@@ -110,7 +110,7 @@ def test_post_training_metrics_can_be_turned_off(split):
     model = LogisticRegression().fit(X_train, y_train)
     metrics.accuracy_score(y_test, model.predict(X_test))
     model.score(X_test, y_test)
-    assert all(k.startswith("training_") for k in only_run().data.metrics)
+    assert all(k.startswith("training_") for k in framework_metrics(only_run()))
 
 
 def test_names_bound_before_autolog_keep_the_original_and_log_nothing(split):
@@ -135,7 +135,7 @@ def test_sklearn_internal_calls_log_nothing(split):
     permutation_importance(model, X_test, y_test, n_repeats=2, random_state=0)  # scores inside
     learning_curve(LogisticRegression(), X_train, y_train, cv=2, train_sizes=[0.5, 1.0])
     run = only_run()  # learning_curve's clones: fitted by sklearn, no runs
-    assert all(k.startswith("training_") for k in run.data.metrics)
+    assert all(k.startswith("training_") for k in framework_metrics(run))
 
 
 def test_metric_functions_stay_picklable_and_identical(split):
@@ -183,7 +183,7 @@ def test_cross_validate_gives_one_run_with_folds_and_summary(split):
     folds = history(run, "test_accuracy")
     assert [step for step, _ in folds] == [0, 1, 2, 3]
     assert [value for _, value in folds] == pytest.approx(result["test_accuracy"])
-    got = run.data.metrics
+    got = framework_metrics(run)
     assert got["test_f1_mean"] == pytest.approx(result["test_f1"].mean())
     assert got["test_f1_std"] == pytest.approx(result["test_f1"].std())
     assert {"fit_time_mean", "score_time_mean"} <= set(got)
@@ -299,7 +299,7 @@ def test_a_metric_in_a_function_reading_module_data_is_named_after_the_global(sp
     notebook = {"__name__": "__main__", "X_train": X_train, "y_train": y_train}
     notebook.update(X_test=X_test, y_test=y_test)
     exec(NOTEBOOK, notebook)
-    got = only_run().data.metrics
+    got = framework_metrics(only_run())
     assert got["accuracy_score_X_test"] == pytest.approx(notebook["accuracy"])
     assert got["LogisticRegression_score_X_test"] == pytest.approx(notebook["score"])
     assert not [k for k in got if "unknown_dataset" in k]
