@@ -11,7 +11,9 @@ answers that run; otherwise it is ``RESOURCE_ALREADY_EXISTS``.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,6 +41,7 @@ from autolog.tracking.validation import (
     validate_tag_value,
 )
 from autolog.tracking.wire import (
+    dumps,
     key_values_from_wire,
     metric_from_wire,
     run_info_to_wire,
@@ -254,6 +257,63 @@ def _params_list(raw: list) -> list[Param]:
     return params
 
 
+class SearchAnswers:
+    """Encoded search-runs answers of one store, served again while the store's
+    change stamp (``SqlStore.change_stamp``: SQLite) says nothing was committed
+    since, by any process: a dashboard's repeated search costs one tiny query.
+    A store without a stamp (None) is searched every time. Bounded (least
+    recently used dropped); nothing in it is needed by another server process."""
+
+    def __init__(self, size: int = 256):
+        self._size = size
+        self._answers: OrderedDict[tuple, tuple[int, bytes]] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def get(self, key: tuple, stamp: int) -> bytes | None:
+        with self._guard:
+            found = self._answers.get(key)
+            if found is None or found[0] != stamp:
+                return None
+            self._answers.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple, stamp: int, body: bytes) -> None:
+        with self._guard:
+            self._answers[key] = (stamp, body)
+            self._answers.move_to_end(key)
+            while len(self._answers) > self._size:
+                self._answers.popitem(last=False)
+
+
+def _search_answers(request: Request) -> SearchAnswers:
+    state = request.app.state
+    answers = getattr(state, "search_answers", None)
+    if answers is None:
+        answers = state.search_answers = SearchAnswers()
+    return answers
+
+
+def _search_body(store: AbstractStore, answers: SearchAnswers, args: tuple) -> bytes:
+    """The encoded answer of ``store.search_runs(*args)``: the stamp is read
+    before the search, so an answer is never older than the stamp it is kept under."""
+    stamp_of = getattr(store, "change_stamp", None)
+    stamp = stamp_of() if stamp_of is not None else None
+    if stamp is not None:
+        body = answers.get(args, stamp)
+        if body is not None:
+            return body
+    page = store.search_runs(*args)
+    answer: dict = {}
+    if page:
+        answer["runs"] = [run_to_wire(run) for run in page]
+    if page.token:
+        answer["next_page_token"] = page.token
+    body = dumps(answer)
+    if stamp is not None:
+        answers.put(args, stamp, body)
+    return body
+
+
 async def search(request: Request) -> Response:
     message = await read_message(request)
     experiment_ids = text_list(message, "experiment_ids")
@@ -262,21 +322,18 @@ async def search(request: Request) -> Response:
     order_by = message.get("order_by") or []
     if isinstance(order_by, str):
         order_by = [order_by]
-    page = await store_call(
-        store_of(request).search_runs,
-        experiment_ids,
+    if not all(isinstance(o, str) for o in order_by):
+        raise ApiError("INVALID_PARAMETER_VALUE", f"Invalid value {order_by!r} for 'order_by'")
+    args = (
+        tuple(experiment_ids),
         optional_text(message, "filter") or "",
         view_type_of(message, "run_view_type"),
         integer(message, "max_results", 1000),
-        order_by,
+        tuple(order_by),
         optional_text(message, "page_token") or None,
     )
-    answer: dict = {}
-    if page:
-        answer["runs"] = [run_to_wire(run) for run in page]
-    if page.token:
-        answer["next_page_token"] = page.token
-    return json_response(answer)
+    body = await store_call(_search_body, store_of(request), _search_answers(request), args)
+    return Response(body, media_type="application/json")
 
 
 async def log_inputs(request: Request) -> Response:

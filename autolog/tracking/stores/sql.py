@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -95,6 +96,7 @@ from autolog.tracking.stores.sql_batch import ThreadBatches
 from autolog.tracking.stores.sql_engine import (
     ARTIFACT_ROOT_ENV,
     DEFAULT_ARTIFACT_ROOT,
+    ChangeStamp,
     artifact_root_uri,
     engine_url,
     open_engines,
@@ -159,6 +161,9 @@ class SqlStore(AbstractStore):
             self._write_engine, self._writer, self._label, self._write_lock
         )
         self._transaction(lambda conn: ensure_schema(conn, self._insert_default_experiment))
+        database = url.database or ":memory:"
+        in_memory = database == ":memory:" or "mode=memory" in database
+        self._stamp = ChangeStamp(database) if self.dialect == "sqlite" and not in_memory else None
 
     # -- plumbing --------------------------------------------------------------
     def _insert_default_experiment(self, conn: sa.Connection) -> None:
@@ -187,6 +192,18 @@ class SqlStore(AbstractStore):
 
     def _read(self, work: Callable[[sa.Connection], T]) -> T:
         return self._transaction(work, write=False)
+
+    def change_stamp(self) -> int | None:
+        """A number that is the same at two calls only if nothing was committed
+        to the database in between, by any process (SQLite); None where the
+        store cannot tell cheaply (PostgreSQL). A reader caches what it read
+        after a stamp, and serves it again while the stamp is unchanged."""
+        if self._stamp is None:
+            return None
+        try:
+            return self._stamp.read()
+        except sqlite3.Error:
+            return None  # no answer: the caller reads afresh
 
     def batch(self) -> contextlib.AbstractContextManager[bool]:
         """Every call of this thread inside the block is one transaction (yields True).
@@ -538,5 +555,9 @@ class SqlStore(AbstractStore):
         return PagedList(found, token)
 
     def close(self) -> None:
-        """Close the pooled connections; the store opens new ones if used again."""
+        """Close the pooled connections; the store opens new ones if used again
+        (the change stamp is off from then on: searches are read afresh)."""
         self._engine.dispose()
+        if self._stamp is not None:
+            self._stamp.close()
+            self._stamp = None

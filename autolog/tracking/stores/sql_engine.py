@@ -9,6 +9,8 @@
 - ``run_retried``: one transaction, retried with backoff on lock timeouts,
   deadlocks and dropped connections.
 - ``write_lock``: the lock that queues this process's writers of one SQLite file.
+- ``ChangeStamp``: a number that changes whenever anything is committed to a
+  SQLite file, by any process (what a reader's cache is validated against).
 - ``artifact_root_uri``: the artifact root rules (documented in ``sql.py``).
 """
 
@@ -32,6 +34,7 @@ from autolog.tracking.stores.sql_search import SQLITE_LOWER
 
 __all__ = [
     "ARTIFACT_ROOT_ENV",
+    "ChangeStamp",
     "DEFAULT_ARTIFACT_ROOT",
     "SQLITE_BUSY_TIMEOUT_MS",
     "artifact_root_uri",
@@ -191,6 +194,41 @@ def run_retried(
                 continue
             raise store_error(label, exc) from exc
     raise AssertionError("unreachable")
+
+
+class ChangeStamp:
+    """A number that changes whenever anything is committed to one SQLite file,
+    by this process or any other: what a cache of reads is checked against.
+
+    SQLite's ``PRAGMA data_version`` changes on a connection whenever *another*
+    connection committed since that connection last asked. The stamp asks on a
+    connection of its own that never writes, so every commit (this store's, any
+    other process's) is another connection's; a commit is seen by the first
+    :meth:`read` after it. The stamp is this process's and holds nothing another
+    process needs."""
+
+    def __init__(self, database: str):
+        self._connection = sqlite3.connect(
+            database, uri=database.startswith("file:"), check_same_thread=False
+        )
+        self._connection.isolation_level = None  # each PRAGMA: a snapshot of its own
+        self._guard = threading.Lock()
+        self._version: int | None = None
+        self._stamp = 0
+
+    def read(self) -> int:
+        """The stamp now: equal to an earlier answer only if nothing was
+        committed in between. Read it before the reads it validates."""
+        with self._guard:
+            version = self._connection.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                self._version = version
+                self._stamp += 1
+            return self._stamp
+
+    def close(self) -> None:
+        with self._guard:
+            self._connection.close()
 
 
 def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
