@@ -36,8 +36,7 @@ import os
 import sys
 import threading
 
-from autolog.errors import InvalidParameterError
-from autolog.tracking import run_hooks
+from autolog.provenance.captures import CAPTURES, capture_rows, configure, options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +44,16 @@ if TYPE_CHECKING:
 
     from autolog.tracking.run_state import RunState
 
-__all__ = ["CAPTURES", "capture_rows", "configure", "options", "record_dataset", "run_tags"]
+__all__ = [
+    "CAPTURES",
+    "capture_rows",
+    "commit_tag",
+    "configure",
+    "options",
+    "record_dataset",
+    "run_started",
+    "run_tags",
+]
 
 BRANCH = "mlflow.source.git.branch"
 REPO_URL = "mlflow.source.git.repoURL"
@@ -54,111 +62,8 @@ COMMAND = "autolog.source.command"
 DIFF_FILE = "provenance/git.diff"
 REQUIREMENTS_FILE = "provenance/requirements.txt"
 
-#: option -> (default, environment variable, what it captures, cost per run)
-CAPTURES: dict[str, tuple[Any, str, str, str]] = {
-    "git": (True, "AUTOLOG_CAPTURE_GIT", "git branch, remote, dirty flag",
-            "1st run ~1 ms, then 0"),
-    "git_diff": (True, "AUTOLOG_CAPTURE_GIT_DIFF", "provenance/git.diff",
-                 "git once per process, background"),
-    "max_diff_bytes": (500_000, "AUTOLOG_CAPTURE_MAX_DIFF_BYTES", "cap on the diff", "-"),
-    "command": (True, "AUTOLOG_CAPTURE_COMMAND", "sys.argv, masked", "1st run <0.1 ms, then 0"),
-    "machine": (True, "AUTOLOG_CAPTURE_MACHINE", "python, OS, CPU, RAM, GPU",
-                "1st run ~0.5 ms, then 0"),
-    "requirements": (True, "AUTOLOG_CAPTURE_REQUIREMENTS", "provenance/requirements.txt",
-                     "once per process, background"),
-    "env_vars": (("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "PYTHONHASHSEED"),
-                 "AUTOLOG_CAPTURE_ENV_VARS", "allow-listed env variables", "1st run only"),
-    "datasets": (True, "AUTOLOG_CAPTURE_DATASETS", "dataset records (record_dataset)",
-                 "0.3-1 ms per call"),
-    "system_metrics": (False, "AUTOLOG_SYSTEM_METRICS", "system/* metrics, sampled",
-                       "0.01% of a core at 10 s"),
-    "system_metrics_interval": (10.0, "AUTOLOG_SYSTEM_METRICS_INTERVAL",
-                                "seconds between samples", "-"),
-}  # fmt: skip
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-_lock = threading.Lock()
-_options: dict[str, Any] | None = None  # read from the environment at first use
-_process_tags: dict[str, str] | None = None  # of the options in force
+_process_tags: tuple[dict[str, Any], dict[str, str]] | None = None  # (options, their tags)
 _tags_by_options: dict[tuple, dict[str, str]] = {}  # so that switching back costs nothing
-
-
-def _coerce(name: str, value: Any, source: str) -> Any:
-    """``value`` as the type of ``name``'s default, or InvalidParameterError."""
-    default = CAPTURES[name][0]
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, tuple):
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        try:
-            number = type(default)(value)
-        except ValueError:
-            pass
-        else:
-            if number > 0:
-                return number
-    raise InvalidParameterError(
-        f"capture option {name!r} ({source}) must be {_kind(default)}, got {value!r}"
-    )
-
-
-def _kind(default: Any) -> str:
-    if isinstance(default, bool):
-        return "true or false"
-    if isinstance(default, tuple):
-        return "a list of environment variable names"
-    return f"a positive {type(default).__name__}"
-
-
-def _from_environment() -> dict[str, Any]:
-    values = {}
-    for name, (default, variable, _what, _cost) in CAPTURES.items():
-        raw = os.environ.get(variable)
-        values[name] = default if raw is None else _coerce(name, raw, f"${variable}")
-    return values
-
-
-def options() -> dict[str, Any]:
-    """The capture options in force: defaults, then the ``AUTOLOG_CAPTURE_*``
-    environment variables (read once), then :func:`configure`."""
-    global _options
-    if _options is None:
-        with _lock:
-            if _options is None:
-                _options = _from_environment()
-    return _options
-
-
-def configure(**changes: Any) -> dict[str, Any]:
-    """Switch captures on or off for the runs started from now on; returns the
-    options in force. Names are the keys of :data:`CAPTURES` (``git``,
-    ``git_diff``, ``max_diff_bytes``, ``command``, ``machine``, ``requirements``,
-    ``env_vars``, ``datasets``, ``system_metrics``, ``system_metrics_interval``).
-    An unknown name or a wrong type raises InvalidParameterError and changes
-    nothing.
-
-    >>> configure(system_metrics=True, system_metrics_interval=5)["system_metrics"]
-    True
-    """
-    global _options, _process_tags
-    unknown = sorted(set(changes) - set(CAPTURES))
-    if unknown:
-        raise InvalidParameterError(
-            f"unknown capture option(s) {unknown}; the options are {sorted(CAPTURES)}"
-        )
-    clean = {k: _coerce(k, v, "configure()") for k, v in changes.items()}
-    with _lock:
-        _options = {**(_options or _from_environment()), **clean}
-        _process_tags = None
-    return dict(_options)
 
 
 def _script_dir() -> str:
@@ -229,13 +134,15 @@ def run_tags() -> dict[str, str]:
     imported)."""
     global _process_tags
     opts = options()
-    tags = _process_tags
-    if tags is None:
+    cached = _process_tags
+    if cached is not None and cached[0] is opts:  # configure() makes a new dict
+        tags = cached[1]
+    else:
         key = tuple(opts[k] for k in ("git", "command", "machine", "env_vars"))
         tags = _tags_by_options.get(key)
         if tags is None:
             tags = _tags_by_options[key] = _compute_process_tags(opts)
-        _process_tags = tags
+        _process_tags = (opts, tags)
     if opts["machine"] and ("torch" in sys.modules or "tensorflow" in sys.modules):
         from autolog.provenance.environment import gpu_tags
 
@@ -244,7 +151,7 @@ def run_tags() -> dict[str, str]:
 
 
 @functools.cache
-def _commit_tag() -> dict[str, str]:
+def commit_tag() -> dict[str, str]:
     """``mlflow.source.git.commit``: the commit checked out in the work tree of the
     script (else of the working directory), read from ``.git`` without spawning
     git; once per process, whatever the options (it is a system tag)."""
@@ -375,18 +282,6 @@ def _write_artifacts(state: RunState, opts: dict[str, Any]) -> None:
         artifact_repository(state).log_bytes(requirements_text().encode("utf-8"), REQUIREMENTS_FILE)
 
 
-def capture_rows() -> list[tuple[str, str, str, str, str]]:
-    """One row per capture option for ``autolog status``: (option, value in
-    force, environment variable, what it captures, its measured cost)."""
-    current = options()
-    rows = []
-    for name, (_default, variable, what, cost) in CAPTURES.items():
-        value = current[name]
-        shown = ",".join(value) if isinstance(value, tuple) else str(value).lower()
-        rows.append((name, shown or "-", variable, what, cost))
-    return rows
-
-
 def record_dataset(data: Any, name: str, run_id: str | None = None, **kwargs: Any) -> Any:
     """Attach a dataset record of ``data`` to the run; see
     :func:`autolog.provenance.datasets.record_dataset`."""
@@ -397,27 +292,19 @@ def record_dataset(data: Any, name: str, run_id: str | None = None, **kwargs: An
 
 def _reset_for_tests() -> None:
     """Forget options, cached tags and git answers (the environment is read again)."""
-    global _options, _process_tags
-    from autolog.provenance import environment, git
+    global _process_tags
+    from autolog.provenance import captures, environment, git
     from autolog.tracking import secrets
 
     for thread in _warming:
         thread.join(timeout=30)
     _warming.clear()
-    with _lock:
-        _options = None
-        _process_tags = None
-        _tags_by_options.clear()
+    captures._reset()
+    _process_tags = None
+    _tags_by_options.clear()
     _find_repo.cache_clear()
     git._forget()
     secrets._forget_environment()
     environment.machine_tags.cache_clear()
     environment._gpu_tags.cache_clear()
-    _commit_tag.cache_clear()
-
-
-# The tracking API imports nothing of ours: we push into it what every new run
-# gets (autolog's __init__ imports this module, so this runs before any run).
-run_hooks.add_tag_source(run_tags)
-run_hooks.add_tag_source(_commit_tag)
-run_hooks.add_run_started(run_started)
+    commit_tag.cache_clear()

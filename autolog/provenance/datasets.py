@@ -258,10 +258,10 @@ def record_datasets(
     the capture is off)."""
     import json
 
-    from autolog import provenance
+    from autolog.provenance.captures import options
     from autolog.tracking import fluent, run_state
 
-    if not named or not provenance.options()["datasets"]:
+    if not named or not options()["datasets"]:
         return []
     made = [dataset_record(data, name, context) for data, name in named]
     if run_id is None:
@@ -333,9 +333,9 @@ def record_call_datasets(call: Any, declared: tuple[tuple[str, ...], str]) -> No
     patched call in its run. Called by the patch manager on the training thread,
     before the user's call runs: a digest of a sample, a few tens of
     microseconds (``benchmarks/bench_provenance.py``)."""
-    from autolog import provenance
+    from autolog.provenance.captures import options
 
-    if call.run_id is None or not provenance.options()["datasets"]:
+    if call.run_id is None or not options()["datasets"]:
         return
     names, context = declared
     named = []
