@@ -23,14 +23,32 @@ import importlib
 # calls next. It costs ~6 ms of `import autolog`'s 30 ms (inspect, mostly).
 import wrapt  # noqa: F401
 
-# Provenance (git commit, machine, requirements, ... of every new run) sits above
-# the tracking API and pushes its run hooks into it at import: the tracking API
-# imports nothing of it. Loading it here (under a millisecond: its own work is
-# lazy) is what makes every run get it, whichever part of autolog starts runs.
-from autolog import provenance as _provenance  # noqa: F401
+from autolog.tracking import run_hooks as _run_hooks
 
-# typing costs ~7 ms on a bare interpreter; type checkers honour this name too.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing costs ~7 ms on a bare interpreter; checkers honour this
+
+if TYPE_CHECKING:
+    from typing import Any
+
+
+# Provenance (git commit, machine, requirements, ... of every new run) sits above
+# the tracking API, which imports nothing of it: the package pushes it into the
+# tracking API's run hooks here, before any run can start (every import of a
+# part of autolog runs this file first). Provenance itself loads at the first run.
+def _provenance_tags() -> dict[str, str]:
+    from autolog import provenance
+
+    return {**provenance.run_tags(), **provenance.commit_tag()}
+
+
+def _provenance_run_started(state: Any, tags: dict[str, str]) -> None:
+    from autolog import provenance
+
+    provenance.run_started(state, tags)
+
+
+_run_hooks.add_tag_source(_provenance_tags)
+_run_hooks.add_run_started(_provenance_run_started)
 
 __version__ = "0.1.0"
 

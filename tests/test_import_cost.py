@@ -37,3 +37,11 @@ def test_autolog_call_with_no_framework_imported_loads_none():
     assert loaded.isdisjoint(HEAVY + SLOW_STDLIB), sorted(loaded & set(HEAVY + SLOW_STDLIB))
     integrations = {m for m in loaded if m.startswith("autolog.integrations.")}
     assert {f"autolog.integrations.{n}" for n in ("sklearn", "keras", "torch")} <= integrations
+
+
+def test_import_autolog_loads_of_ours_only_the_package_and_the_run_hooks():
+    # what else a run needs (the tracking API, provenance) loads on first use;
+    # a module of ours added here is cost on every `import autolog`
+    loaded = loaded_after("import autolog")
+    ours = {m for m in loaded if m.split(".")[0] == "autolog"}
+    assert ours == {"autolog", "autolog.tracking", "autolog.tracking.run_hooks"}, sorted(ours)

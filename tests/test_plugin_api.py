@@ -187,3 +187,19 @@ def test_the_plugin_module_exports_what_it_documents():
     for name in plugin.__all__:
         assert getattr(plugin, name) is not None, name
     assert plugin.infer_signature is autolog.signature.infer_signature
+
+
+def _class_lines(path: Path) -> dict[str, int]:
+    tree = ast.parse(path.read_text())
+    return {n.name: n.end_lineno - n.lineno + 1 for n in tree.body if isinstance(n, ast.ClassDef)}
+
+
+# XGBoostIntegration 90 lines + LightGBMIntegration 88 before the boosting
+# template (git show 812f898^:integrations/{xgboost,lightgbm}.py)
+BOOSTING_CLASSES_BEFORE = 90 + 88
+
+
+def test_the_boosting_integration_classes_are_at_most_half_their_length_before_the_template():
+    xgb = _class_lines(ROOT / "integrations" / "xgboost.py")["XGBoostIntegration"]
+    lgb = _class_lines(ROOT / "integrations" / "lightgbm.py")["LightGBMIntegration"]
+    assert xgb + lgb <= BOOSTING_CLASSES_BEFORE // 2, (xgb, lgb)

@@ -46,6 +46,7 @@ __all__ = [
     "ArtifactRepository",
     "FsspecArtifactRepository",
     "LocalArtifactRepository",
+    "MAX_NAME_BYTES",
     "clean_artifact_path",
     "storage_options",
 ]
@@ -73,10 +74,16 @@ STORAGE_OPTIONS_ENV = "AUTOLOG_ARTIFACT_STORAGE_OPTIONS"
 WRITE_BLOCK_SIZE = 8 * 1024 * 1024
 
 
+#: the longest folder or file name of an artifact path, in bytes of UTF-8
+MAX_NAME_BYTES = 200
+
+
 def clean_artifact_path(path: str | None, *, what: str = "artifact path") -> str:
     """``path`` normalised to a relative POSIX path ('' for the root).
 
-    Raises InvalidParameterError for absolute paths and paths that leave the root.
+    Raises InvalidParameterError for absolute paths, paths that leave the root,
+    and a folder or file name over :data:`MAX_NAME_BYTES` bytes of UTF-8 (no
+    file system or object store keeps it: refused at the call, not by the writer).
     """
     if path is None or path in ("", "."):
         return ""
@@ -88,6 +95,15 @@ def clean_artifact_path(path: str | None, *, what: str = "artifact path") -> str
     normal = posixpath.normpath(text)
     if normal == ".." or normal.startswith("../"):
         raise InvalidParameterError(f"Invalid {what} {path!r}: escapes the run's artifact root")
+    if len(normal) > MAX_NAME_BYTES // 4:  # shorter: no name can be too long in UTF-8
+        for name in normal.split("/"):
+            size = len(name.encode("utf-8", "surrogatepass"))
+            if size > MAX_NAME_BYTES:
+                raise InvalidParameterError(
+                    f"Invalid {what} {path!r}: the name {name[:40]!r}... is {size} bytes of "
+                    f"UTF-8, over {MAX_NAME_BYTES} (file systems keep 255, temporary names "
+                    "need the rest)"
+                )
     return "" if normal == "." else normal
 
 

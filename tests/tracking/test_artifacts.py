@@ -98,6 +98,18 @@ def test_clean_artifact_path():
     assert clean_artifact_path("a/../b") == "b"
 
 
+def test_a_name_over_200_bytes_of_utf8_is_refused_at_the_call_and_nothing_written(repo, tmp_path):
+    fits = "é" * 100  # 200 bytes: kept
+    repo.log_bytes(b"x", f"deep/{fits}")
+    assert [f.path for f in repo.list_artifacts("deep")] == [f"deep/{fits}"]
+    for name in ("é" * 101, "a" * 201):  # 202 and 201 bytes, though 101 and 201 characters
+        with pytest.raises(InvalidParameterError, match="over 200"):
+            repo.log_bytes(b"x", f"notes/{name}/a.txt")
+        with pytest.raises(InvalidParameterError, match="over 200"):
+            repo.log_bytes(b"x", name)
+    assert [f.path for f in repo.list_artifacts()] == ["deep"]
+
+
 def test_missing_local_sources(repo, tmp_path):
     with pytest.raises(InvalidParameterError, match="not a file"):
         repo.log_artifact(tmp_path / "missing.txt")
