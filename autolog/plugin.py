@@ -156,6 +156,7 @@ __all__ = [
     "optimizer_params",
     "optimizer_prefix",
     "outside_session",
+    "inside_session",
     "param_value",
     "pickle_snapshot",
     "process_rank",
@@ -333,6 +334,33 @@ class outside_session:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         _SESSIONS.reset(self._token)
+        return False
+
+
+class inside_session:
+    """A block that counts as an outermost patched call of ``integration`` in
+    progress (``active_session()`` answers it), for a training that runs where
+    no patched call brackets it: the worker processes a framework spawns
+    (Lightning's ``ddp_spawn``) run ``fit``'s training loop without ``fit``.
+    Other integrations then stay quiet there, as they do inside the call
+    (the plain-loop ``torch`` integration does not take the loop for one of
+    its own). ``__enter__`` and ``__exit__`` may run in two callback hooks of
+    one thread (``setup`` / ``teardown``)."""
+
+    __slots__ = ("_token", "session")
+
+    def __init__(self, integration: str, run_id: str | None = None):
+        self.session = Session(integration, run_id)
+        self._token: Any = None
+
+    def __enter__(self) -> Session:
+        self._token = _SESSIONS.set((*_SESSIONS.get(), self.session))
+        return self.session
+
+    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> bool:
+        if self._token is not None:
+            _SESSIONS.reset(self._token)
+            self._token = None
         return False
 
 

@@ -94,6 +94,7 @@ def _build_callback_class(package: str) -> type:
             self._keys_before_validation: set[str] = set()
             self._validated = False
             self._epoch_rates: dict[str, Any] = {}
+            self._worker_session: Any = None
 
         def __getstate__(self) -> dict[str, Any]:
             return {"run_id": self.run_id, "log_every_n_step": self.log_every_n_step}
@@ -101,6 +102,20 @@ def _build_callback_class(package: str) -> type:
         def __setstate__(self, state: dict[str, Any]) -> None:
             self.__dict__.update(state)
             self._reset()
+
+        @guarded(NAME)
+        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            # A ddp_spawn worker runs fit's loop without our patched fit: say so,
+            # or the plain-loop integration would take it for a loop of its own.
+            if plugin.active_session() is None:
+                self._worker_session = plugin.inside_session(NAME, self.run_id)
+                self._worker_session.__enter__()
+
+        @guarded(NAME)
+        def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            session, self._worker_session = self._worker_session, None
+            if session is not None:
+                session.__exit__()
 
         @guarded(NAME)
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
