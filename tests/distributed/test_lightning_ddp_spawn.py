@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("lightning")
 
-from tests.distributed.test_torch_ddp import free_port, run_script  # noqa: E402
-from tests.integrations.runs import history, only_run  # noqa: E402
+from tests.distributed.test_torch_ddp import free_port, run_script
+from tests.integrations.runs import history, only_run
 
 EPOCHS = 3
 
