@@ -365,7 +365,7 @@ def _in_modules(module_name: str, modules: tuple[str, ...]) -> bool:
     return any(module_name == m or module_name.startswith(m + ".") for m in modules)
 
 
-def _enable(state: _State) -> None:
+def enable_integration(state: _State) -> None:
     _step_aside(state)
     _enable_one(state)
 
@@ -385,7 +385,7 @@ def _enable_one(state: _State) -> None:
             _on_import(state.cls.name, module_name, sys.modules[module_name])
 
 
-def _disable(state: _State) -> None:
+def disable_integration(state: _State) -> None:
     state.enabled = False
     state.patcher.unpatch_all()
     state.patched.clear()

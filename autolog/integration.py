@@ -46,8 +46,8 @@ from autolog._registry import (
     FAILED,
     NOT_INSTALLED,
     WAITING,
-    _disable,
-    _enable,
+    disable_integration,
+    enable_integration,
 )
 from autolog._registry import registry as _registry
 from autolog.errors import IntegrationError
@@ -139,7 +139,7 @@ def autolog(
         selected.sort(key=lambda s: bool(owned & set(s.cls.covers)), reverse=disable)
         if disable:
             for state in selected:
-                _disable(state)
+                disable_integration(state)
             return
         common = {
             "exclusive": exclusive,
@@ -161,7 +161,7 @@ def autolog(
                 **{k: v for k, v in options.items() if k in state.cls.options},
             }
             state.integration.config = IntegrationConfig(own, **common)
-            _enable(state)
+            enable_integration(state)
 
 
 def _check_values(selected: list[Any], common: dict[str, Any], options: dict[str, Any]) -> None:
@@ -268,7 +268,7 @@ def _reset_for_tests() -> None:
     with _registry.lock:
         for state in _registry.states.values():
             if state.enabled or state.patcher.records:
-                _disable(state)
+                disable_integration(state)
         for name in set(_registry.classes) - _registry.from_entry_points:
             _registry.remove(name)
     _report._warned.clear()
