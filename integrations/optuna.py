@@ -103,13 +103,18 @@ class OptunaIntegration(plugin.Integration):
         if parent is None:
             yield  # a distributed worker (not rank 0): nothing logged
             return
-        optimization = _Optimization(self, study, parent, call.argument("catch"))
-        plugin.log_params(_study_params(study), parent)
-        call.set_argument("func", optimization.wrap(call.argument("func")))
-        # ours first: the trial's run is complete before the user's callbacks look
-        call.set_argument(
-            "callbacks", [optimization.trial_finished, *(call.argument("callbacks") or ())]
-        )
+        try:
+            optimization = _Optimization(self, study, parent, call.argument("catch"))
+            plugin.log_params(_study_params(study), parent)
+            call.set_argument("func", optimization.wrap(call.argument("func")))
+            # ours first: the trial's run is complete before the user's callbacks look
+            call.set_argument(
+                "callbacks", [optimization.trial_finished, *(call.argument("callbacks") or ())]
+            )
+        except BaseException:  # reported by the patch manager; leave no run of ours open
+            if ours:
+                plugin.end_training_run("FAILED", run_id=parent)
+            raise
         status = "FAILED"
         try:
             yield
@@ -206,37 +211,41 @@ class _Optimization:
         run_id = plugin.start_training_run(
             self.integration, parent_run_id=self.parent, run_name=f"trial_{trial.number}"
         )
-        plugin.set_tags(
-            {
-                TRIAL_NUMBER_TAG: trial.number,
-                STUDY_NAME_TAG: self.study.study_name,
-            },
-            run_id=run_id,
-        )
         with self.lock:
             self.trials[trial.number] = run_id
         return run_id
 
+    def tags(self, number: int, state: str) -> dict[str, Any]:
+        return {
+            TRIAL_NUMBER_TAG: number,
+            TRIAL_STATE_TAG: state,
+            STUDY_NAME_TAG: self.study.study_name,
+        }
+
     def trial_finished(self, study: Any, frozen: Any) -> None:
         """Optuna's callback after each trial, with its final state."""
-        with plugin.guard("optuna", "while logging a trial"):
-            with self.lock:
-                run_id = self.trials.pop(frozen.number, None)
-            if run_id is None:
-                return
-            state = frozen.state.name
-            plugin.log_params(frozen.params, run_id)
-            metrics = _values(study, frozen.values)
-            if metrics:
-                plugin.log_metrics(metrics, run_id=run_id)
-            for step, value in sorted(frozen.intermediate_values.items()):
-                plugin.log_metric(INTERMEDIATE_METRIC, value, step, run_id=run_id)
-            plugin.set_tag(TRIAL_STATE_TAG, state, run_id=run_id)
-            if state == "COMPLETE" and frozen.values and len(frozen.values) == 1:
-                plugin.log_metric(
-                    "trial_value", frozen.values[0], frozen.number, run_id=self.parent
-                )
-            plugin.end_training_run("FAILED" if state == "FAIL" else "FINISHED", run_id=run_id)
+        with self.lock:
+            run_id = self.trials.pop(frozen.number, None)
+        if run_id is None:
+            return
+        state = frozen.state.name
+        try:
+            with plugin.guard("optuna", "while logging a trial"):
+                plugin.log_params(frozen.params, run_id)
+                metrics = _values(study, frozen.values)
+                if metrics:
+                    plugin.log_metrics(metrics, run_id=run_id)
+                for step, value in sorted(frozen.intermediate_values.items()):
+                    plugin.log_metric(INTERMEDIATE_METRIC, value, step, run_id=run_id)
+                plugin.set_tags(self.tags(frozen.number, state), run_id=run_id)
+                if state == "COMPLETE" and frozen.values and len(frozen.values) == 1:
+                    plugin.log_metric(
+                        "trial_value", frozen.values[0], frozen.number, run_id=self.parent
+                    )
+        finally:  # whatever failed above, the trial's run ends here
+            with plugin.guard("optuna", "while closing a trial's run"):
+                status = "FAILED" if state == "FAIL" else "FINISHED"
+                plugin.end_training_run(status, run_id=run_id)
 
     def end_failed(self, trial: Any, exc: BaseException) -> None:
         """A trial whose exception ends ``optimize``: Optuna calls no callback."""
@@ -244,10 +253,12 @@ class _Optimization:
             run_id = self.trials.pop(trial.number, None)
         if run_id is None:
             return
-        plugin.log_params(trial.params, run_id)
-        plugin.set_tag(TRIAL_STATE_TAG, "FAIL", run_id=run_id)
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        plugin.end_training_run(status, run_id=run_id)
+        try:
+            plugin.log_params(trial.params, run_id)
+            plugin.set_tags(self.tags(trial.number, "FAIL"), run_id=run_id)
+        finally:
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            plugin.end_training_run(status, run_id=run_id)
 
     def end_unfinished(self) -> None:
         """Runs of trials that never reached the callback (Optuna failed telling)."""

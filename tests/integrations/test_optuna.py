@@ -30,7 +30,7 @@ def _runs():
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = sorted(
         (r for r in runs if "mlflow.parentRunId" in r.data.tags),
-        key=lambda r: int(r.data.tags["optuna.trial_number"]),
+        key=lambda r: int(r.info.run_name.removeprefix("trial_")),
     )
     return parents, children
 
@@ -264,6 +264,24 @@ def test_processes_sharing_an_rdb_storage_log_under_one_study_run(tmp_path, trac
     assert parents[0].info.status == "FINISHED"
     study = optuna.load_study(study_name="shared", storage=storage)
     assert parents[0].data.metrics["best_value"] == pytest.approx(study.best_value)
+
+
+def test_our_failures_never_reach_the_study(monkeypatch):
+    monkeypatch.setenv("AUTOLOG_TESTING", "0")  # our errors are warnings, as for users
+    autolog.autolog("optuna")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug in autolog")
+
+    monkeypatch.setattr("autolog.plugin.log_metrics", broken)  # in the trial callback
+    study = optuna.create_study(sampler=_sampler())
+    with pytest.warns(autolog.AutologWarning, match="bug in autolog"):
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    assert len(study.trials) == 3
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    parents, children = _runs()
+    assert len(parents) == 1 and len(children) == 3  # each trial's run under the study's
+    assert [c.info.status for c in children] == ["FINISHED"] * 3  # closed all the same
 
 
 def test_a_shared_study_is_known_by_its_name_and_storage_not_the_password():
