@@ -11,6 +11,8 @@ import platform
 import subprocess
 import sys
 
+import pytest
+
 import autolog
 from autolog import provenance
 from tests.provenance.conftest import artifact_text
@@ -64,6 +66,8 @@ def test_machine_switch_off_drops_the_machine_tags():
 
 _PROBE = """
 import json, sys
+import pytest
+
 import autolog
 {imports}
 with autolog.start_run() as run:
@@ -122,3 +126,59 @@ def test_environment_variables_come_only_from_the_allow_list(monkeypatch):
         "autolog.env.var.CUDA_VISIBLE_DEVICES": "0,1",
         "autolog.env.var.SLURM_JOB_ID": "4242",
     }
+
+
+@pytest.mark.slow
+def test_cuda_facts_come_from_tensorflow_when_the_user_imported_it(tmp_path):
+    """What TensorFlow's build says (its CUDA and cuDNN, empty for a CPU build);
+    no GPU model comes from it (that needs CUDA initialised)."""
+    found = _probe(tmp_path, "import tensorflow")
+    import tensorflow as tf
+
+    assert found["frameworks"] == ["tensorflow"]
+    info = tf.sysconfig.get_build_info()
+    for ours, theirs in (("cuda", "cuda_version"), ("cudnn", "cudnn_version")):
+        if info.get(theirs):
+            assert found["tags"][f"autolog.env.{ours}"] == str(info[theirs])
+        else:
+            assert f"autolog.env.{ours}" not in found["tags"]
+
+
+_SAMPLED = """
+import json, sys, time
+import pytest
+
+import autolog
+with autolog.start_run() as run:
+    time.sleep(0.4)
+keys = sorted(autolog.get_run(run.info.run_id).data.metrics)
+loaded = [m for m in ("torch", "tensorflow", "pynvml") if m in sys.modules]
+print(json.dumps({"keys": keys, "loaded": loaded}))
+"""
+
+
+def test_the_sampler_reads_gpus_through_the_driver_and_imports_no_framework(tmp_path):
+    env = {
+        **os.environ,
+        "AUTOLOG_TRACKING_URI": (tmp_path / "probe").as_uri(),
+        "AUTOLOG_SYSTEM_METRICS": "1",
+        "AUTOLOG_SYSTEM_METRICS_INTERVAL": "0.05",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", _SAMPLED],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["loaded"] == []
+    assert "system/cpu_percent" in found["keys"]
+    gpu_keys = [k for k in found["keys"] if k.startswith("system/gpu_")]
+    if os.path.exists("/proc/driver/nvidia/gpus"):  # NVML through ctypes, per device
+        assert "system/gpu_0_utilization_percent" in gpu_keys
+        assert "system/gpu_0_memory_mb" in gpu_keys
+    else:  # no NVIDIA driver here: no library load is even tried
+        assert gpu_keys == []
