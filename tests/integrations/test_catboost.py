@@ -12,6 +12,7 @@ from catboost import CatBoost, CatBoostClassifier, CatBoostRegressor, Pool
 import autolog
 from autolog.integrations.catboost import CatBoostMetricsCallback
 from tests.integrations.runs import artifact_json, artifact_names, history, only_run
+from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 
 QUIET = {"verbose": 0, "thread_count": 1, "allow_writing_files": False, "random_seed": 0}
 
@@ -157,3 +158,26 @@ def test_callback_failure_never_reaches_training(data, monkeypatch):
     with pytest.warns(autolog.AutologWarning, match="bug in autolog"):
         model = CatBoostClassifier(iterations=3, **QUIET).fit(X, y)
     assert model.tree_count_ == 3
+
+
+def test_one_run_when_every_integration_is_on(data):
+    autolog.autolog()  # scikit-learn's too: CatBoost's classes are not its estimators
+    X, y, _, _ = data
+    CatBoostClassifier(iterations=2, **QUIET).fit(X, y)
+    assert only_run().data.tags["mlflow.autologging"] == "catboost"
+
+
+@pytest.mark.slow
+def test_model_round_trip_in_a_fresh_process():
+    result = assert_roundtrip_in_fresh_process(
+        """
+        import numpy as np
+        from catboost import CatBoostRegressor
+        X = np.random.RandomState(0).rand(60, 3)
+        model = CatBoostRegressor(iterations=5, verbose=0, thread_count=1,
+                                  allow_writing_files=False).fit(X, X[:, 0])
+        """,
+        "model.predict(X)",
+        expected_flavor="catboost",
+    )
+    assert result.metadata["files"][0] == "model.cbm"

@@ -10,6 +10,7 @@ import statsmodels.formula.api as smf
 
 import autolog
 from tests.integrations.runs import artifact_names, only_run
+from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 
 
 @pytest.fixture
@@ -128,3 +129,19 @@ def test_disabled_logs_nothing(regression):
     X, y = regression
     sm.OLS(y, X).fit()
     assert autolog.Client().search_runs(["0"]) == []
+
+
+@pytest.mark.slow
+def test_results_round_trip_in_a_fresh_process():
+    result = assert_roundtrip_in_fresh_process(
+        """
+        import numpy as np
+        import statsmodels.api as sm
+        X = sm.add_constant(np.random.RandomState(0).rand(40, 2))
+        model = sm.OLS(X @ [1.0, 2.0, 3.0], X).fit()
+        """,
+        "model.predict(X)",
+        expected_flavor="statsmodels",
+        rtol=1e-12,
+    )
+    assert result.metadata["framework"]["distribution"] == "statsmodels"
