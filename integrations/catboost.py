@@ -185,6 +185,7 @@ class CatBoostIntegration(plugin.Integration):
         # the same internal _fit: each is wrapped, nested calls pass through.
         patcher.wrap_subclasses(module.CatBoost, "fit", self.on_fit)
 
+    @plugin.datasets_from("X", "y")
     def on_fit(self, call: Call) -> Generator[None, Any, None]:
         model = call.instance
         run_id = call.run_id

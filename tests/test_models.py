@@ -382,10 +382,10 @@ def test_flavor_unknown_at_load_names_the_saved_distribution_and_version():
     autolog.flush()
     meta_file = _artifact_folder(info.run_id) / "model" / "model.json"
     meta = json.loads(meta_file.read_text())
-    meta["flavor"] = "catboost"
-    meta["framework"] = {"distribution": "catboost", "version": "1.2.5"}
+    meta["flavor"] = "prophet"  # a framework no integration provides a flavor for
+    meta["framework"] = {"distribution": "prophet", "version": "1.1.5"}
     meta_file.write_text(json.dumps(meta))
-    with pytest.raises(MissingDependencyError, match=r"catboost==1\.2\.5") as caught:
+    with pytest.raises(MissingDependencyError, match=r"prophet==1\.1\.5") as caught:
         load_model(info.model_uri)
     assert isinstance(caught.value, ImportError)
 

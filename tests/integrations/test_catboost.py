@@ -38,6 +38,7 @@ def test_classifier_logs_params_iteration_metrics_best_importance_and_model(data
     assert params["eval_metric"] == "AUC"
     assert params["use_best_model"] == "False"  # a setting of fit
     assert not {"X", "y", "eval_set", "callbacks"} & set(params)
+    assert run.data.tags["autolog.datasets.name"] == "|X|y|"  # the training data, by name
     # chosen by CatBoost when left out
     assert float(params["learning_rate"]) == pytest.approx(model.get_all_params()["learning_rate"])
     assert params["loss_function"] == "Logloss"
