@@ -62,14 +62,21 @@ def log_artifacts(
     run_state.artifact_repository(state).log_artifacts(os.fspath(local_dir), artifact_path)
 
 
-def log_bytes(data: bytes, artifact_file: str, *, run_id: str | None = None) -> None:
-    """Write ``data`` as the artifact file ``artifact_file``, on the writer thread."""
+#: log_bytes takes a function for ``data`` (autolog.models checks for this name)
+DEFERRED_BYTES = True
+
+
+def log_bytes(data: Any, artifact_file: str, *, run_id: str | None = None) -> None:
+    """Write ``data`` as the artifact file ``artifact_file``, on the writer thread.
+    ``data``: bytes, or a function returning them, called on the writer thread
+    (a flavor's deferred serialisation; what it raises fails the write)."""
     validate_artifact_path(artifact_file, "artifact file")
     state = target(run_id)
     check_writable(state)
 
     def write() -> None:
-        run_state.artifact_repository(state).log_bytes(data, artifact_file)
+        payload = data() if callable(data) else data
+        run_state.artifact_repository(state).log_bytes(payload, artifact_file)
 
     # its own lane: an artifact that cannot be written never holds the run's metrics back
     what = f"artifact {artifact_file!r}"

@@ -1,0 +1,82 @@
+"""ModelSnapshot.deferred: a flavor's serialisation runs on the writer thread, from its copy."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+import autolog
+from autolog.errors import TrackingWriteError
+from autolog.models import Flavor, ModelSnapshot, register_flavor
+
+
+class Box:
+    """A model whose state training changes: ``value``."""
+
+    def __init__(self, value: int):
+        self.value = value
+
+
+made_on: list[str] = []
+
+
+class BoxFlavor(Flavor):
+    name = "box"
+    distribution = "pytest"
+    module = "builtins"
+    priority = 5
+
+    def handles(self, model):
+        return isinstance(model, Box)
+
+    def snapshot(self, model, fail: bool = False):
+        copied = model.value  # the safe copy, taken on the caller's thread
+
+        def encode() -> bytes:
+            made_on.append(threading.current_thread().name)
+            if fail:
+                raise ValueError("cannot encode")
+            return json.dumps({"value": copied}).encode()
+
+        return ModelSnapshot(
+            {"kind.txt": b"box"}, {"file": "box.json"}, deferred={"box.json": encode}
+        )
+
+    def load(self, path, metadata):
+        return Box(json.loads((Path(path) / metadata["file"]).read_text())["value"])
+
+
+@pytest.fixture(autouse=True)
+def _flavor():
+    register_flavor(BoxFlavor)
+    made_on.clear()
+    yield
+    from autolog import flavors
+
+    flavors._reset_for_tests()
+
+
+def test_the_deferred_file_is_made_on_the_writer_thread_from_the_snapshot():
+    box = Box(1)
+    with autolog.start_run():
+        info = autolog.log_model(box, "model")
+        box.value = 2  # training goes on after the snapshot
+    assert made_on == ["autolog-writer"]
+    assert info.metadata["files"] == ["box.json", "kind.txt"]
+    assert autolog.load_model(info.model_uri).value == 1
+    assert autolog.models.read_model_metadata(info.model_uri)["flavor"] == "box"
+
+
+@pytest.mark.filterwarnings("ignore:autolog. the store rejected:RuntimeWarning")
+def test_a_failing_deferred_file_is_a_write_error_and_leaves_no_model_json():
+    with autolog.start_run() as run:
+        info = autolog.log_model(Box(1), "model", fail=True)
+        with pytest.raises(TrackingWriteError, match="cannot encode"):
+            autolog.flush()
+    names = {f.path for f in autolog.Client().list_artifacts(run.info.run_id, "model")}
+    assert "model/model.json" not in names and "model/box.json" not in names
+    with pytest.raises(autolog.errors.ResourceNotFoundError):
+        autolog.load_model(info.model_uri)
