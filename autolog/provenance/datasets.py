@@ -91,6 +91,12 @@ def _array_bytes(array: Any) -> bytes:
     return repr(array.tolist()).encode()  # object / string values: their text, not pointers
 
 
+@functools.lru_cache(maxsize=256)
+def _dtype_name(dtype: Any) -> str:
+    """``str(dtype)``, cached: numpy computes a dtype's name in Python each time."""
+    return str(dtype)
+
+
 def _column_arrays(frame: Any) -> list[Any]:
     """The columns of a data frame as arrays (numpy or pandas' extension arrays),
     without building a Series per column where pandas offers it (a Series costs
@@ -185,7 +191,7 @@ def dataset_record(data: Any, name: str, context: str = "train") -> dict[str, An
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(data, (pd.DataFrame, pd.Series)):
         kinds = list(data.dtypes) if columns is not None else [data.dtype]
-        dtypes = [str(d) for d in kinds]
+        dtypes = [_dtype_name(d) for d in kinds]
         shape = list(data.shape)
         names = list(map(str, columns)) if columns is not None else []
         digest.update(repr((shape, dtypes, names)).encode())
