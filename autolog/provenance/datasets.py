@@ -130,7 +130,7 @@ def _as_numpy(data: Any) -> Any:
         return None
     if isinstance(data, np.ndarray):
         return data
-    if type(data).__module__.startswith("torch"):
+    if type(data).__module__.startswith("torch") and hasattr(data, "detach"):  # a tensor
         return data.detach()  # indexed first, then copied to the CPU: only the sample moves
     if isinstance(data, (list, tuple)):
         try:

@@ -144,6 +144,9 @@ def test_a_torch_data_loader_is_digested_on_its_tensors():
     record = dataset_record(loader, "loader")
     assert record["source"] == "torch.DataLoader" and record["shape"] == [20, 2]
     assert record["digest"] == dataset_record(features.numpy(), "f")["digest"]
+    subset = DataLoader(torch.utils.data.Subset(TensorDataset(features), range(5)), batch_size=2)
+    record = dataset_record(subset, "subset")  # no tensor to read: its length only
+    assert (record["shape"], record["digest_method"]) == ([5], "sha256/shape-only")
 
 
 def test_a_failure_of_ours_while_recording_never_reaches_the_fit(sklearn_autolog, monkeypatch):
