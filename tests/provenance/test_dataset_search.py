@@ -95,6 +95,7 @@ def server(request) -> tuple[str, str]:
     return request.param, request.getfixturevalue("mlflow_server_url")
 
 
+@pytest.mark.slow  # a real mlflow server starts in ~10 s
 def test_dataset_filters_over_rest(server):
     kind, url = server
     autolog.set_tracking_uri(url)
