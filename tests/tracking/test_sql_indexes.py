@@ -120,6 +120,7 @@ def test_a_version_2_database_migrates_to_3_and_keeps_its_data(dialect, tmp_path
             assert "ix_params_search" in indexes["params"] and "ix_tags_search" in indexes["tags"]
         else:
             assert {"ux_metrics_point", "ix_metrics_history"} <= indexes["metrics"]
+            assert "ix_params_value" in indexes["params"] and "ix_tags_value" in indexes["tags"]
         run_id = "a" * 32
         history = store.get_metric_history(run_id, "loss")
         assert [m.step for m in history] == [0, 1, 2]
@@ -166,6 +167,9 @@ def test_filter_candidates_come_from_the_search_indexes(sql_store):
             assert f"USING COVERING INDEX ix_{table}_search" in plan, plan
     else:
         assert "Index Only Scan using ix_latest_metrics_search" in plan, plan
+        for table in ("params", "tags"):
+            plan = _plan(sql_store, f"SELECT run_id FROM {table} WHERE key = 'k' AND value = 'v'")
+            assert f"ix_{table}_value" in plan, plan
 
 
 def test_a_nan_point_logged_again_is_stored_once(sql_store):

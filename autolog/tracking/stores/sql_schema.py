@@ -35,8 +35,10 @@ Indexes that reads use without touching the table (version 3), checked with
   skips a NaN point already stored (``sql_write.py``);
 - search filters: ``(key, value, run_id)`` on ``latest_metrics`` (both
   backends) and, on SQLite, on ``params`` and ``tags``: a filter's candidate
-  runs come from the index alone; ``runs (experiment_id, lifecycle_stage,
-  start_time, run_id)``: a search's runs in the default order.
+  runs come from the index alone; on PostgreSQL a hash index on the ``value``
+  of ``params`` and ``tags`` (any length) serves equality filters;
+  ``runs (experiment_id, lifecycle_stage, start_time, run_id)``: a search's
+  runs in the default order.
 """
 
 from __future__ import annotations
@@ -203,6 +205,10 @@ def _migrate_v3_covering_indexes(conn: sa.Connection) -> None:
             "CREATE INDEX ix_metrics_history "
             "ON metrics (run_id, key, step, timestamp, seq) INCLUDE (value, is_nan)"
         )
+        # a hash index holds a value of any length (a B-tree entry cannot pass
+        # ~2.7 kB): equality filters on params and tags find their rows by it
+        for table in ("params", "tags"):
+            conn.exec_driver_sql(f"CREATE INDEX ix_{table}_value ON {table} USING hash (value)")
     conn.exec_driver_sql("DROP INDEX ix_latest_metrics_key_value")
     conn.exec_driver_sql(
         "CREATE INDEX ix_latest_metrics_search ON latest_metrics (key, value, run_id)"
