@@ -10,8 +10,15 @@ Rows, ``[autolog]`` and ``[mlflow]`` each (goals of issue 12):
 - p50 / p99 latency of one 500-metric log-batch and of one create-run (one client);
 - search-runs over 10,000 runs (3 params, 3 metrics, 2 tags each) at 20 concurrent
   clients: p50 / p99 of a 3-clause filter, ordered by a metric, 100 runs a page;
+  autolog serves a repeated search from its answers while the database's change
+  stamp says nothing was committed (``autolog/server/runs.py``), so it has a
+  second row where every call is a distinct search (nothing served again);
+  MLflow keeps no answers, its one row is comparable to both;
 - server RSS (the process tree's peak, sampled every 20 ms) during a 2 GB
   artifact upload through the proxy (``AUTOLOG_BENCH_SERVER_UPLOAD_MB``).
+
+The ingest row's notes give the server's CPU time per point (the process tree's
+user + system time over the run): what one core can take, whatever the load.
 
 MLflow runs under its own interpreter (``AUTOLOG_BENCH_MLFLOW_PYTHON``, default
 ``.venv-mlflow/bin/python``); without it only the autolog rows appear. The 10,000
@@ -184,6 +191,28 @@ class Server:
                 pass
         return total / 1024
 
+    def tree_cpu_s(self) -> float:
+        """User + system CPU seconds of the server process and its descendants."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        stats = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        total, pids, seen = 0, [self.process.pid], set()
+        while pids:
+            pid = pids.pop()
+            if pid in seen or pid not in stats:
+                continue
+            seen.add(pid)
+            total += stats[pid][1]
+            pids.extend(child for child, (ppid, _) in stats.items() if ppid == pid)
+        return total / ticks
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -199,8 +228,9 @@ def _batch_body(run_id: str, n: int, seq: int) -> bytes:
     return json.dumps({"run_id": run_id, "metrics": metrics}).encode()
 
 
-def _ingest(server: Server, batches: int, clients: int = 4) -> float:
-    """Metric points per second, ``clients`` threads of ``batches`` 1,000-metric batches."""
+def _ingest(server: Server, batches: int, clients: int = 4) -> tuple[float, float]:
+    """Metric points per second, ``clients`` threads of ``batches`` 1,000-metric
+    batches; and the server's CPU microseconds per point."""
     bodies = []
     for _ in range(clients):
         run_id = server.new_run()
@@ -216,15 +246,18 @@ def _ingest(server: Server, batches: int, clients: int = 4) -> float:
         connection.close()
 
     threads = [threading.Thread(target=client, args=(b,)) for b in bodies]
+    cpu = server.tree_cpu_s()
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    cpu = server.tree_cpu_s() - cpu
     if errors:
         raise RuntimeError(f"{server.tool}: {len(errors)} failed batches: {errors[0][:200]}")
-    return clients * batches * 1000 / elapsed
+    points = clients * batches * 1000
+    return points / elapsed, cpu / points * 1e6
 
 
 def _latencies(server: Server, make, count: int) -> tuple[float, float]:
@@ -246,16 +279,26 @@ def _pct(samples: list[float], p: int) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def _search(server: Server, clients: int = 20, each: int = 10) -> tuple[float, float, str]:
+def _search(
+    server: Server, clients: int = 20, each: int = 10, distinct: bool = False
+) -> tuple[float, float, str]:
     """p50, p99 in ms of the search at ``clients`` concurrent clients, and a note
-    (runs a page; failed calls, which are timed too)."""
-    body = json.dumps({"experiment_ids": [server.experiment], "filter": FILTER,
-                       "max_results": 100, "order_by": ["metrics.m0 DESC"]})  # fmt: skip
+    (runs a page; failed calls, which are timed too). ``distinct``: every call
+    a search of its own (the metric bound moves by 1e-9), none served again."""
+
+    def body_of(n: int) -> str:
+        where = FILTER.replace("> 0.5", f"> {0.5 + n * 1e-9!r}") if distinct else FILTER
+        return json.dumps({"experiment_ids": [server.experiment], "filter": where,
+                           "max_results": 100, "order_by": ["metrics.m0 DESC"]})  # fmt: skip
+
+    body = body_of(0)
     samples, found, failed = [], [], []
+    numbers = iter(range(1, clients * each + 1))
 
     def client():
         connection = server.connect()
         for _ in range(each):
+            body = body_of(next(numbers))
             start = time.perf_counter()
             status, raw = server.call("POST", A + "/runs/search", body, connection)
             samples.append((time.perf_counter() - start) * 1000)
@@ -321,8 +364,15 @@ def _measure(h, server: Server) -> dict:
     out = {}
     name = f"log-batch ingest, 4 clients x 1,000-metric batches, sqlite {tag}"
     if h.wanted(name):
-        out["ingest"] = _ingest(server, 60 if fast else 2)
-        h.row(name, out["ingest"], "points/s", ">= 100,000/s and >= 10x mlflow")
+        out["ingest"], cpu_us = _ingest(server, 60 if fast else 2)
+        h.row(
+            name,
+            out["ingest"],
+            "points/s",
+            ">= 100,000/s and >= 10x mlflow",
+            notes=f"server CPU {cpu_us:.2f} us/point ({1e6 / cpu_us:,.0f} points per CPU-second); "
+            f"load {os.getloadavg()[0]:.1f}",
+        )
     name = f"log-batch of 500 metrics p50 {tag}"
     if h.wanted(name):
         run_id = server.new_run()
@@ -340,7 +390,12 @@ def _measure(h, server: Server) -> dict:
     name = f"search-runs over {RUNS:,} runs, 20 concurrent clients, p50 {tag}"
     if h.wanted(name):
         p50, p99, note = _search(server, each=10 if fast else 3)
+        note += "; repeated search served again while nothing is committed" if fast else ""
         h.row(name, p50, "ms", "<= 50 ms", f"p99 {p99:.3g} ms", f"{FILTER}; {note}")
+    name = f"search-runs over {RUNS:,} runs, 20 concurrent clients, every call distinct, p50 {tag}"
+    if fast and h.wanted(name):
+        p50, p99, note = _search(server, each=5, distinct=True)
+        h.row(name, p50, "ms", "", f"p99 {p99:.3g} ms", f"nothing served again; {note}")
     name = f"server RSS peak during a {UPLOAD_MB:,} MB artifact upload {tag}"
     if h.wanted(name):
         try:
@@ -366,6 +421,7 @@ def run(h) -> None:
                 results[tool] = _measure(h, server)
             finally:
                 server.stop()
+    print(f"bench_server: load {os.getloadavg()[0]:.1f} at end", file=sys.stderr)
     if "ingest" in results.get("autolog", {}) and "ingest" in results.get("mlflow", {}):
         ratio = results["autolog"]["ingest"] / results["mlflow"]["ingest"]
         h.row("log-batch ingest, autolog / mlflow", ratio, "x", ">= 10x")
