@@ -266,6 +266,7 @@ def record_datasets(
 
     from autolog.provenance.captures import options
     from autolog.tracking import fluent, run_state
+    from autolog.tracking.validation import MAX_TAG_VALUE_LENGTH
 
     if not named or not options()["datasets"]:
         return []
@@ -286,11 +287,15 @@ def record_datasets(
                 r["digest"] == record["digest"] and r["context"] == context for r in records
             ):
                 records.append(record)
-        if len(records) == before:
-            return made
-        tags = {DATASETS_TAG: json.dumps(records, separators=(",", ":"))}
-        for field, tag in INDEX_TAGS.items():
-            tags[tag] = index_value([r[field] for r in records])
+        while True:
+            if len(records) == before:
+                return made
+            tags = {DATASETS_TAG: json.dumps(records, separators=(",", ":"))}
+            for field, tag in INDEX_TAGS.items():
+                tags[tag] = index_value([r[field] for r in records])
+            if max(map(len, tags.values())) <= MAX_TAG_VALUE_LENGTH:
+                break
+            records.pop()  # a tag holds no more (long names): the first records stay
     fluent.set_tags(tags, run_id=run_id)
     return made
 

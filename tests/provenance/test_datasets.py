@@ -99,6 +99,17 @@ def test_a_record_is_attached_to_the_run_shown_by_the_cli_and_searchable(store_u
     assert "Datasets: 2" in out and record["digest"] in out and "X_train" in out
 
 
+def test_records_that_would_overflow_the_tag_are_left_out_not_failed():
+    with autolog.start_run() as run:
+        for i in range(30):
+            record_dataset(np.full(3, float(i)), f"{'long_name_' * 40}{i}")
+    tags = autolog.get_run(run.info.run_id).data.tags
+    records = json.loads(tags["autolog.datasets"])
+    assert 1 <= len(records) < 30
+    assert [r["name"][-1] for r in records] == [str(i)[-1] for i in range(len(records))]
+    assert all(len(v) <= 8000 for k, v in tags.items() if k.startswith("autolog.datasets"))
+
+
 def test_switch_off_records_nothing():
     provenance.configure(datasets=False)
     with autolog.start_run() as run:
