@@ -47,6 +47,7 @@ _PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 _MAX_COMPARE = 1000
+_GZIP_FROM = 16 * 1024  # smaller answers are sent as they are
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -176,6 +177,15 @@ def routes(store: AbstractStore) -> list[Any]:
                 return JSONResponse(body, status_code=400)
             if isinstance(result, Response):
                 return result
+            if isinstance(result, buckets.JsonBody):  # big answers go gzipped where accepted
+                headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+                content = result.raw
+                if len(content) >= _GZIP_FROM and "gzip" in request.headers.get(
+                    "accept-encoding", ""
+                ):
+                    content = await run_in_threadpool(result.gzipped)
+                    headers["Content-Encoding"] = "gzip"
+                return Response(content, media_type="application/json", headers=headers)
             return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
         return handle
@@ -222,7 +232,7 @@ def routes(store: AbstractStore) -> list[Any]:
             # overlays (band=0) draw lines only: no band is read or sent
             q.get("band", "1") != "0",
         )
-        return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+        return body
 
     def run(q: Any) -> Any:
         return _run_page(store, q.get("id", ""))

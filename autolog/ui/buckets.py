@@ -39,6 +39,7 @@ from autolog.tracking.stores.base import AbstractStore
 
 __all__ = [
     "MAX_WIDTH",
+    "JsonBody",
     "bucket_points",
     "bucket_runs",
     "check_view",
@@ -244,6 +245,23 @@ def metric_series(
     return out
 
 
+class JsonBody:
+    """A JSON answer's bytes, and their gzip made once when first asked (a kept
+    answer keeps both, so serving it again costs neither encoding)."""
+
+    __slots__ = ("_gz", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw, self._gz = raw, None
+
+    def gzipped(self) -> bytes:
+        if self._gz is None:
+            import gzip
+
+            self._gz = gzip.compress(self.raw, 5, mtime=0)
+        return self._gz
+
+
 def metric_series_json(
     store: AbstractStore,
     run_ids: Sequence[str],
@@ -253,16 +271,18 @@ def metric_series_json(
     lo: float | None = None,
     hi: float | None = None,
     band: bool = True,
-) -> str:
+) -> JsonBody:
     """``{"series": [...]}`` as the UI's endpoint sends it (:func:`wire_item`);
-    on the SQL store a kept answer's JSON is encoded once."""
+    on the SQL store a kept answer's JSON (one key's: also its gzip) is made once."""
     check_view(width, x_axis)
     ids = list(dict.fromkeys(run_ids))
     if type(store).__name__ == "SqlStore":
-        from autolog.ui.buckets_sql import sql_series_json
+        from autolog.ui.buckets_sql import sql_series_body, sql_series_json
 
+        if len(keys) == 1:
+            return sql_series_body(store, ids, keys[0], width, x_axis, lo, hi, band)
         parts = [sql_series_json(store, ids, k, width, x_axis, lo, hi, band) for k in keys]
-        return '{"series":[' + ",".join(p for p in parts if p) + "]}"
+        return JsonBody(('{"series":[' + ",".join(p for p in parts if p) + "]}").encode())
     series = metric_series(store, ids, keys, width, x_axis, lo, hi, band)
     items = [wire_item(s.pop("run"), s.pop("key"), s) for s in series]
-    return json.dumps({"series": items}, separators=(",", ":"), allow_nan=False)
+    return JsonBody(json.dumps({"series": items}, separators=(",", ":"), allow_nan=False).encode())

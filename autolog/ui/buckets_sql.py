@@ -38,9 +38,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from autolog.tracking.stores.sql_schema import metrics
-from autolog.ui.buckets import _answer, _bucket, _finite, bucket_runs, shared_edges, wire_item
+from autolog.ui.buckets import (
+    JsonBody,
+    _answer,
+    _bucket,
+    _finite,
+    bucket_runs,
+    shared_edges,
+    wire_item,
+)
 
-__all__ = ["sql_series", "sql_series_json"]
+__all__ = ["sql_series", "sql_series_body", "sql_series_json"]
 
 _IN_CHUNK = 900  # stay below SQLite's bound-parameter limit
 _BIG = 1.7976931348623157e308  # the largest finite float
@@ -114,6 +122,24 @@ def sql_series_json(
         text = json.dumps(items, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
         entry.json = text[1:-1]
     return entry.json
+
+
+def sql_series_body(
+    store: Any,
+    run_ids: Sequence[str],
+    key: str,
+    width: int,
+    x_axis: str,
+    lo: float | None,
+    hi: float | None,
+    band: bool = True,
+) -> JsonBody:
+    """``{"series": [...]}`` of one key, kept with its answer."""
+    entry = _entry(store, run_ids, key, width, x_axis, lo, hi, band)
+    if entry.body is None:
+        text = sql_series_json(store, run_ids, key, width, x_axis, lo, hi, band)
+        entry.body = JsonBody(('{"series":[' + text + "]}").encode())
+    return entry.body
 
 
 def _entry(store, run_ids, key, width, x_axis, lo, hi, band) -> _Entry:
@@ -370,10 +396,12 @@ def _bucketed(conn, of, x, width: int, runs: list[str], ranges) -> dict[str, dic
 class _Entry:
     """One answer, its JSON once encoded, and the state of the runs it was read at."""
 
-    __slots__ = ("answer", "json", "stamp")
+    __slots__ = ("answer", "body", "json", "stamp")
 
     def __init__(self, stamp: tuple, answer: dict) -> None:
-        self.stamp, self.answer, self.json = stamp, answer, None
+        self.stamp, self.answer = stamp, answer
+        self.json: str | None = None
+        self.body: JsonBody | None = None
 
 
 #: answers for finished runs, by request; checked against the runs' status and

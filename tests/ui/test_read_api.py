@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import random
@@ -329,6 +330,16 @@ def test_metric_buckets_over_http_send_a_band_only_where_one_is_drawn(http):
     assert line["min"] is None and line["max"] is None and line["last"] == banded["last"]
     exact = series(keys="few", width=100)
     assert exact["exact"] and exact["last"] == [1.0] and exact["min"] is None
+    # a big answer comes gzipped to a client that accepts it, and is the same answer
+    query = f"{url}ui-api/metrics?runs={run_id}&keys=m&width=2000"
+    request = urllib.request.Request(query, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        zipped = response.read()
+    status, headers, plain = get(query)
+    assert status == 200
+    assert "Content-Encoding" not in headers and len(zipped) < len(plain) / 2
+    assert json.loads(gzip.decompress(zipped)) == json.loads(plain)
 
 
 def test_the_vendored_uplot_is_the_npm_package():
