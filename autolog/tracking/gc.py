@@ -29,11 +29,12 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 __all__ = [
     "PROCESS_TAG",
@@ -64,9 +65,15 @@ def _start_ticks(pid: int) -> str:
     return fields[19].decode() if len(fields) > 19 else ""
 
 
+def _hostname() -> str:
+    # os.uname() is what socket.gethostname() reads on POSIX, without importing
+    # socket (every new run asks for this tag)
+    return os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+
+
 @functools.cache
 def _tag_of(pid: int) -> str:
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+    return f"{_hostname()}:{pid}:{_start_ticks(pid)}"
 
 
 def process_tag() -> str:
@@ -82,7 +89,7 @@ def process_alive(tag: str) -> bool | None:
     if len(parts) != 3 or not parts[1].isdigit():
         return None
     host, pid_text, start = parts
-    if host != socket.gethostname():
+    if host != _hostname():
         return None
     return _pid_alive(int(pid_text), start)
 
@@ -109,7 +116,6 @@ def _zombie(pid: int) -> bool:
     return stat[stat.rfind(b")") + 2 :][:1] == b"Z"
 
 
-@dataclass
 class GcReport:
     """What :func:`collect` found: ``killed``: (run id, experiment id, run name,
     why) of the runs ended KILLED (or that would be, with ``dry_run``);
@@ -117,12 +123,13 @@ class GcReport:
     it cannot judge (another host, no process tag); ``temp_files``: removed
     temporary files and their total ``temp_bytes``."""
 
-    killed: list[tuple[str, str, str, str]] = field(default_factory=list)
-    alive: int = 0
-    unknown: int = 0
-    temp_files: list[Path] = field(default_factory=list)
-    temp_bytes: int = 0
-    dry_run: bool = False
+    def __init__(self, dry_run: bool = False):
+        self.killed: list[tuple[str, str, str, str]] = []
+        self.alive = 0
+        self.unknown = 0
+        self.temp_files: list[Path] = []
+        self.temp_bytes = 0
+        self.dry_run = dry_run
 
     def lines(self) -> list[str]:
         verb = "to end" if self.dry_run else "ended"
@@ -176,6 +183,8 @@ def running_runs(store: Any) -> list[tuple[Any, bool | None]]:
 def temp_files(roots: list[Path], now: float | None = None) -> list[Path]:
     """Temporary files of interrupted writes under ``roots`` whose process is
     gone (or that are older than a day)."""
+    from pathlib import Path
+
     now = time.time() if now is None else now
     found = []
     for root in roots:
@@ -197,6 +206,8 @@ def temp_files(roots: list[Path], now: float | None = None) -> list[Path]:
 def local_roots(store: Any) -> list[Path]:
     """The local folders of ``store`` that hold runs' files: the file store's own
     folder, and the experiments' artifact locations that are local paths."""
+    from pathlib import Path
+
     from autolog.tracking.entities import ViewType
     from autolog.tracking.stores.uris import file_uri_to_path
 
