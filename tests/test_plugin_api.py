@@ -183,6 +183,18 @@ def test_third_party_style_integrations_import_only_the_plugin_module_and_the_us
     assert others == [], f"{name} imports {others}: only autolog.plugin and autolog"
 
 
+def test_third_party_style_integrations_are_registered_by_entry_point_and_listed():
+    rows = {row.name: row for row in autolog.status()}  # what `autolog status` prints
+    for name in ("optuna", "catboost", "statsmodels"):
+        assert rows[name].installed_version is not None, name
+        assert rows[name].state == "disabled", (name, rows[name].reason)  # loaded, not failed
+    autolog.autolog("statsmodels")
+    import statsmodels.api  # noqa: F401  (patched on import)
+
+    row = next(r for r in autolog.status() if r.name == "statsmodels")
+    assert row.state == "active" and any(t.endswith(".fit") for t in row.targets)
+
+
 def test_the_plugin_module_exports_what_it_documents():
     for name in plugin.__all__:
         assert getattr(plugin, name) is not None, name
