@@ -240,5 +240,7 @@ if __name__ == "__main__":
 
     harness = Harness([a for a in sys.argv[1:] if not a.startswith("--")])
     harness.module = "overhead_scripts"
-    run(harness)
-    print(table(harness.rows))
+    try:
+        run(harness)
+    finally:
+        print(table(harness.rows))

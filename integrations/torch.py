@@ -201,7 +201,7 @@ class _LoopTracker:
 
     def _open(self) -> bool:
         """Open (or join) the run at the first step; False when this step must not log."""
-        if not _is_rank_zero():
+        if not plugin.is_main_process():
             self.state = _SKIPPING  # other ranks never log, for the life of the thread
             return False
         user_run = plugin.active_run_id()
@@ -321,12 +321,6 @@ class _LoopTracker:
         latest = self.latest_loader  # the next training may be iterating it already
         self.__init__(self.integration)  # type: ignore[misc]
         self.latest_loader = latest
-
-
-def _is_rank_zero() -> bool:
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 # -- the trained model ---------------------------------------------------------------------
