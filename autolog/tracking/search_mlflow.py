@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from autolog.errors import InvalidFilterError
-from autolog.tracking.search_parser import _RUN_SCHEMA, _Parser
+from autolog.tracking.search_parser import parse_comparison_at
 from autolog.tracking.search_tree import Comparison
 
 TYPE_CHECKING = False
@@ -46,10 +46,8 @@ def for_mlflow_server(text: str | None) -> str | None:
             out.append(char)
             i += 1
             continue
-        parser = _Parser(text, _RUN_SCHEMA)
-        parser.pos = i
-        node = parser.parse_comparison()
-        comparison = text[i : parser.pos].rstrip()
+        node, end = parse_comparison_at(text, i)
+        comparison = text[i:end].rstrip()
         out.append(_mlflow_text(node, comparison))
         i = i + len(comparison)
     return "".join(out)

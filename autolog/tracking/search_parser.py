@@ -40,6 +40,7 @@ __all__ = [
     "MAX_FILTER_LENGTH",
     "MAX_IN_LIST_ITEMS",
     "MAX_NESTING_DEPTH",
+    "parse_comparison_at",
     "parse_experiment_filter",
     "parse_experiment_order_by",
     "parse_filter",
@@ -438,6 +439,16 @@ def parse_filter(text: str | None) -> Node | None:
     if text is None:
         return None
     return _parse_cached(_check_text(text, "filter"), _RUN_SCHEMA)
+
+
+def parse_comparison_at(text: str, position: int) -> tuple[Node, int]:
+    """The one run-filter comparison that starts at ``position`` of ``text``
+    (``datasets.digest = 'a1'``) and the index just past it (spaces after it
+    included): for rewriting one comparison and leaving the rest of a filter
+    as written (:mod:`autolog.tracking.search_mlflow`)."""
+    parser = _Parser(_check_text(text, "filter"), _RUN_SCHEMA)
+    parser.pos = position
+    return parser.parse_comparison(), parser.pos
 
 
 def parse_experiment_filter(text: str | None) -> Node | None:
