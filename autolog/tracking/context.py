@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from autolog.tracking import run_hooks
+from autolog.tracking.processes import PROCESS_TAG, process_tag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,8 +123,6 @@ def system_tags() -> dict[str, str]:
     for source in run_hooks.tag_sources:
         tags.update(source())
     tags.update(_source_tags())
-    from autolog.tracking.gc import PROCESS_TAG, process_tag  # per pid: forks differ
-
     tags[PROCESS_TAG] = process_tag()  # how `autolog gc` tells a dead run's process
     return tags
 
