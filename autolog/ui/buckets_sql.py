@@ -38,12 +38,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from autolog.tracking.stores.sql_schema import metrics
-from autolog.ui.buckets import (
+from autolog.ui.bucketing import (
     JsonBody,
-    _answer,
-    _bucket,
-    _finite,
     bucket_runs,
+    bucketed,
+    finite_or_none,
+    series_answer,
     shared_edges,
     wire_item,
 )
@@ -196,7 +196,7 @@ def _sqlite_steps(run_ids, key, width, lo, hi, band):
             for run_id, (full, first, last, n) in views.items():
                 if n <= width or n <= python:
                     points = cursor.execute(_POINTS, (run_id, key, first, last)).fetchall()
-                    answer = _bucket(points, width, 0, edges) if n else _empty()
+                    answer = bucketed(points, width, 0, edges) if n else _empty()
                     if not band and not answer["exact"]:
                         answer["min"] = answer["max"] = None
                 elif band:
@@ -213,7 +213,7 @@ def _sqlite_steps(run_ids, key, width, lo, hi, band):
 
 
 def _empty() -> dict[str, Any]:
-    return _answer(0, 0, True, [], [], [], [])
+    return series_answer(0, 0, True, [], [], [], [])
 
 
 def _ranges(first: int, last: int, edges: tuple[int, int], width: int) -> list[tuple[int, int]]:
@@ -246,7 +246,9 @@ def _bands(cursor, run_id, key, width, first, last, edges) -> dict[str, Any]:
         mins.append(low)
         maxs.append(high)
     lasts = dict(cursor.execute(_AT, (run_id, key, json.dumps(ends))).fetchall())
-    return _answer(n, nonfinite, False, ends, [_finite(lasts[e]) for e in ends], mins, maxs)
+    return series_answer(
+        n, nonfinite, False, ends, [finite_or_none(lasts[e]) for e in ends], mins, maxs
+    )
 
 
 def _lines(cursor, run_id, key, width, first, last, edges) -> dict[str, Any]:
@@ -267,8 +269,8 @@ def _lines(cursor, run_id, key, width, first, last, edges) -> dict[str, Any]:
         for lo, hi in missing:
             rows.extend(cursor.execute(_LAST_IN, (run_id, key, lo, hi)).fetchall())
     rows.sort(key=lambda row: row[0])
-    xs, lasts = [r[0] for r in rows], [_finite(r[1]) for r in rows]
-    return _answer(None, None, False, xs, lasts, None, None)
+    xs, lasts = [r[0] for r in rows], [finite_or_none(r[1]) for r in rows]
+    return series_answer(None, None, False, xs, lasts, None, None)
 
 
 def _sqlite_points(run_ids, key, width, lo, hi, band):
@@ -334,9 +336,9 @@ def _exact(conn, of, x, runs: list[str], ranges) -> dict[str, dict[str, Any]]:
         for run_id, px, value in conn.execute(stmt):
             xs, values = points[run_id]
             xs.append(px)
-            values.append(_finite(value))
+            values.append(finite_or_none(value))
     return {
-        r: _answer(len(xs), sum(v is None for v in vs), True, xs, vs, vs, vs)
+        r: series_answer(len(xs), sum(v is None for v in vs), True, xs, vs, vs, vs)
         for r, (xs, vs) in points.items()
     }
 
@@ -378,14 +380,14 @@ def _bucketed(conn, of, x, width: int, runs: list[str], ranges) -> dict[str, dic
     out = {}
     for run_id, found in rows.items():
         xs = [row[4] for row in found]
-        out[run_id] = _answer(
+        out[run_id] = series_answer(
             ranges[run_id][2],
             sum(row[5] for row in found),
             False,
             xs,
-            [_finite(lasts.get((run_id, e))) for e in xs],
-            [_finite(row[2]) for row in found],
-            [_finite(row[3]) for row in found],
+            [finite_or_none(lasts.get((run_id, e))) for e in xs],
+            [finite_or_none(row[2]) for row in found],
+            [finite_or_none(row[3]) for row in found],
         )
     return out
 

@@ -26,6 +26,7 @@ from autolog.tracking.context import GIT_COMMIT, PARENT_RUN_ID, SOURCE_NAME
 from autolog.tracking.entities import Experiment, Run, ViewType
 from autolog.tracking.search import parse_filter, parse_order_by
 from autolog.tracking.stores.base import AbstractStore
+from autolog.ui.columns import FIXED_COLUMNS, json_number, split_column
 
 __all__ = [
     "FIXED_COLUMNS",
@@ -39,17 +40,6 @@ __all__ = [
 #: the most rows one window may hold (a screen is a few dozen)
 MAX_WINDOW = 500
 _PAGE = 1000  # search_runs page size when a store has to be read through
-#: the columns every row has, and the order_by key each sorts by (None: sorted here)
-FIXED_COLUMNS: dict[str, str | None] = {
-    "name": "attributes.run_name",
-    "status": "attributes.status",
-    "start": "attributes.start_time",
-    "duration": None,
-    "user": "attributes.user_id",
-    "source": f"tags.`{SOURCE_NAME}`",
-    "commit": f"tags.`{GIT_COMMIT}`",
-}
-_PREFIXES = {"params": "params", "metrics": "metrics", "tags": "tags"}
 
 
 def _quote(value: str) -> str:
@@ -71,7 +61,7 @@ class RunsQuery:
         """InvalidFilterError for a bad filter, InvalidParameterError for a bad column."""
         parse_filter(self.filter)
         for column in (self.sort, *self.columns):
-            _split_column(column)
+            split_column(column)
         parse_order_by(self._order_by())
 
     def _order_by(self) -> list[str]:
@@ -79,30 +69,9 @@ class RunsQuery:
         if key is None:
             return []
         if not key:
-            prefix, name = _split_column(self.sort)
+            prefix, name = split_column(self.sort)
             key = f"{prefix}.`{name}`"
         return [f"{key} {'DESC' if self.descending else 'ASC'}"]
-
-
-def json_number(value: float) -> float | str:
-    """A float as JSON can carry it: NaN and +-inf as the strings MLflow's API uses."""
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def _split_column(column: str) -> tuple[str, str]:
-    if column in FIXED_COLUMNS:
-        return "", column
-    prefix, dot, name = column.partition(".")
-    if not dot or prefix not in _PREFIXES or not name:
-        raise InvalidParameterError(
-            f"Invalid column {column!r}: expected one of {', '.join(FIXED_COLUMNS)} "
-            "or params.<key>, metrics.<key>, tags.<key>"
-        )
-    return prefix, name
 
 
 def _row(run: Run, columns: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -211,7 +180,7 @@ def _python_window(
     else:
         sort_runs(level, parse_order_by(query._order_by()))
     window = level[offset : offset + limit]
-    columns = [_split_column(c) for c in query.columns]
+    columns = [split_column(c) for c in query.columns]
     counts: dict[str, int] = {}
     for up in parent_of.values():
         counts[up] = counts.get(up, 0) + 1

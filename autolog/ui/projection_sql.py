@@ -33,7 +33,7 @@ def sql_window(
 ) -> dict[str, Any]:
     """:func:`autolog.ui.projection.runs_window` on the SQL store."""
     from autolog.tracking.stores.sql_read import run_info
-    from autolog.ui.projection import _split_column, json_number
+    from autolog.ui.columns import json_number, split_column
 
     sa, schema, search_sql = parts
     runs, tags = schema.runs, schema.tags
@@ -82,7 +82,7 @@ def sql_window(
         page, ordering = search_sql.order_by_clauses(page, keys, store.dialect)
     page = page.order_by(*ordering).limit(limit).offset(offset)
     total = sa.select(sa.func.count()).select_from(runs).where(*scope(runs), level)
-    columns = [_split_column(c) for c in query.columns]
+    columns = [split_column(c) for c in query.columns]
 
     def work(conn: Any) -> dict[str, Any]:
         found = conn.execute(page).all()
