@@ -120,7 +120,8 @@ def process_rank() -> int:
     ``LOCAL_RANK`` with ``NODE_RANK`` / ``GROUP_RANK``: Lightning's own
     launcher; ``TF_CONFIG``: TensorFlow's multi-worker strategies, whose
     ``chief``, or ``worker`` 0 without one, is rank 0; an ``evaluator`` or
-    ``ps`` task is never the main process). Costs a few dictionary lookups.
+    ``ps`` task is never the main process). The environment is read once per
+    process; the rest costs a dictionary lookup and two calls.
     """
     dist = sys.modules.get("torch.distributed")
     if dist is not None:
@@ -129,7 +130,24 @@ def process_rank() -> int:
                 return int(dist.get_rank())
         except Exception:  # a half-torn-down group: fall back to the launcher's word
             pass
-    env = os.environ
+    cached = _launcher_rank
+    if cached[0] != os.getpid():  # first call in this process (a fork's too)
+        cached = _read_launcher_rank()
+    return cached[1]
+
+
+# (pid, rank) from the launcher's environment: it is set before the process
+# starts, and reading os.environ costs about a microsecond a variable.
+_launcher_rank: tuple[int, int] = (-1, 0)
+
+
+def _read_launcher_rank() -> tuple[int, int]:
+    global _launcher_rank
+    _launcher_rank = (os.getpid(), _environment_rank(os.environ))
+    return _launcher_rank
+
+
+def _environment_rank(env: Any) -> int:
     rank = _int_env(env.get("RANK"))
     if rank is not None:
         return rank
@@ -226,6 +244,8 @@ def _warn_mixed(user_run: str, integration: str, first: str, child: str, silent:
 
 
 def _reset_for_tests() -> None:
+    global _launcher_rank
+    _launcher_rank = (-1, 0)  # tests set launcher variables: read them again
     with _lock:
         _trained.clear()
         _warned_runs.clear()

@@ -113,6 +113,7 @@ class _LoopTracker:
         self.loss_count = 0
         self.optimizers: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self.fit_optimizers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.last_optimizer: weakref.ref[Any] | None = None  # the last step's
         # the first optimizer's step counter and rate (a variable or a schedule),
         # held without the optimizer: the epoch that closes with the run needs them
         self.iterations: Any = None
@@ -130,15 +131,19 @@ class _LoopTracker:
     def add_loss(self, loss: Any) -> None:
         if self.state == _SKIPPING:
             return
+        if type(loss) is _EAGER_TENSOR[0]:  # the per-step path of an eager loop
+            if loss.ndim == 0:  # one scalar loss, not a per-example vector
+                self.pending.append(loss)  # (Keras' run_eagerly fit: summed, dropped unread)
+                if len(self.pending) >= _LOSS_BATCH:
+                    self._fold()
+            return
         shape = getattr(loss, "shape", None)
         if shape is None or shape.rank != 0:
-            return  # not one scalar loss (a list of targets, a per-example vector)
+            return  # a list of targets, a non-scalar, not a tensor
         import tensorflow as tf
 
-        if tf.executing_eagerly():  # (Keras' run_eagerly fit: summed and dropped unread)
+        if tf.executing_eagerly():
             self.pending.append(loss)
-            if len(self.pending) >= _LOSS_BATCH:
-                self._fold()
         elif not _in_keras_fit():  # tracing a step of ours: the sum joins its graph
             if self.graph is None:
                 self.graph = _GraphLosses()
@@ -157,6 +162,10 @@ class _LoopTracker:
             self.loss_sum += total  # an eager tensor: read when the epoch closes
 
     def on_step(self, optimizer: Any) -> None:
+        last = self.last_optimizer
+        if last is not None and last() is optimizer:  # the per-step path: a known one
+            self.stepped = True
+            return
         if self.state == _SKIPPING or optimizer in self.fit_optimizers:
             return
         if optimizer not in self.optimizers and _in_keras_fit():
@@ -174,6 +183,7 @@ class _LoopTracker:
                     self._start_next_training()
                 self._add_optimizer(optimizer, done)
         self.stepped = True
+        self.last_optimizer = weakref.ref(optimizer)
 
     def on_data_iter(self, dataset: Any) -> None:
         if self.state == _SKIPPING or not _eager():
@@ -297,6 +307,9 @@ class _LoopTracker:
         self.latest_data = latest
 
 
+# TensorFlow's eager tensor class, found at patch time (no public name for it)
+_EAGER_TENSOR: list[Any] = [None]
+
 _KERAS_TRAINERS = ("keras.src.backend.tensorflow.trainer", "keras.src.trainers.")
 
 
@@ -377,8 +390,10 @@ class TensorFlowIntegration(plugin.Integration):
 
     name = NAME
     modules = ("tensorflow",)
-    distribution = "tensorflow"
-    supported_versions = ">=2.16,<3"
+    # The hooks are Keras 3's optimizer API (tf.GradientTape is stable across
+    # TensorFlow 2); TensorFlow's own distribution is tensorflow, -cpu, -macos...
+    distribution = "keras"
+    supported_versions = ">=3.0,<4"
     flavors = (KerasFlavor,)
 
     def __init__(self) -> None:
@@ -394,6 +409,8 @@ class TensorFlowIntegration(plugin.Integration):
 
     def patch(self, patcher: Patcher, module: Any) -> None:
         import keras
+
+        _EAGER_TENSOR[0] = type(module.constant(0.0))
 
         # Observed, not wrapped with a handler: they run every step. Keras'
         # own fit applies gradients with optimizer.apply, never seen here.

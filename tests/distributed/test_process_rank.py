@@ -8,7 +8,7 @@ import json
 import pytest
 
 import autolog
-from autolog import plugin
+from autolog import _runs, plugin
 
 LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "TF_CONFIG")
 
@@ -45,6 +45,7 @@ def test_rank_from_the_launchers_environment(monkeypatch, env, rank):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    _runs._reset_for_tests()  # the launcher's variables are read once per process
     assert plugin.process_rank() == rank
     assert plugin.is_main_process() is (rank == 0)
 
@@ -54,16 +55,27 @@ def test_a_process_that_is_not_rank_0_opens_no_run(monkeypatch):
     autolog.autolog("sklearn")
     X, y = [[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0]
     monkeypatch.setenv("RANK", "1")
+    _runs._reset_for_tests()
     model = sklearn_linear.LinearRegression().fit(X, y)  # trains exactly as without autolog
     assert model.coef_[0] == pytest.approx(1.0)
     assert autolog.Client().search_runs(["0"]) == []
     monkeypatch.setenv("RANK", "0")
+    _runs._reset_for_tests()
     sklearn_linear.LinearRegression().fit(X, y)
     assert len(autolog.Client().search_runs(["0"])) == 1
+
+
+def test_the_environment_is_read_once_per_process(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    _runs._reset_for_tests()
+    assert plugin.process_rank() == 0
+    monkeypatch.setenv("RANK", "1")  # launchers set it before the process starts
+    assert plugin.process_rank() == 0
 
 
 def test_a_plain_loop_run_is_asked_for_only_on_rank_0(monkeypatch):
     integration = type("Probe", (plugin.Integration,), {"name": "probe", "modules": ()})()
     monkeypatch.setenv("RANK", "2")
+    _runs._reset_for_tests()
     assert plugin.training_run(integration) == (None, False)
     assert autolog.active_run() is None

@@ -124,3 +124,14 @@ def test_tensorflow_alone_does_not_log_a_keras_fit():
     model.fit(data(), epochs=1, verbose=0)  # fit applies gradients with optimizer.apply
     autolog.end_run()
     assert autolog.Client().search_runs(["0"]) == []
+
+
+def test_autolog_status_lists_it_with_what_it_patches():
+    autolog.autolog("tensorflow")
+    row = next(r for r in autolog.status() if r.name == "tensorflow")
+    assert row.installed_version == keras.__version__ and row.state == "active"
+    assert {t.rsplit(".", 1)[-1] for t in row.targets} == {
+        "apply_gradients",
+        "gradient",
+        "__iter__",
+    }

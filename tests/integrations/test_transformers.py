@@ -292,3 +292,12 @@ def test_no_model_with_log_models_false(tmp_path):
         tmp_path, eval_strategy="no", save_strategy="no", load_best_model_at_end=False
     ).train()
     assert "model" not in artifact_names(only_run())
+
+
+def test_autolog_status_lists_it_with_what_it_patches():
+    autolog.autolog("transformers")
+    transformers.Trainer  # noqa: B018  (the lazy module imports transformers.trainer)
+    row = next(r for r in autolog.status() if r.name == "transformers")
+    assert row.installed_version == transformers.__version__
+    assert row.state == "active"
+    assert row.targets == ("transformers.trainer.Trainer.train",)

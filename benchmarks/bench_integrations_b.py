@@ -1,0 +1,213 @@
+"""Costs of the Hugging Face Trainer and plain TensorFlow loop integrations, and of
+the distributed rank check (issue 19, items 1, 5, 6), beside bare training.
+
+- ``transformers``: a whole ``Trainer.train`` of a tiny BERT (bare: the original
+  ``Trainer.train`` our wrapper wraps, interleaved with the patched one; model
+  saving off, so that what is compared is the training), and what autolog adds
+  per logged step: our callback's ``on_log`` with a Trainer log of four values;
+- ``tensorflow``: what autolog adds to each step of a plain loop
+  (``GradientTape.gradient`` + ``apply_gradients`` observed, the loss kept for
+  the epoch mean), eager and in a ``tf.function``, as thread CPU time per step
+  of rounds alternating autolog off and on;
+- ``process_rank()``: the rank check each run-opening makes.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+TF_STEPS = 300
+TF_ROUNDS = 5
+HF_STEPS = 24  # 96 samples, batch 4, one epoch
+
+
+def _tf_step_cost(h, row: str, traced: bool) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import autolog
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    X = np.random.RandomState(0).randn(32, 16).astype("float32")
+    x, y = tf.constant(X), tf.constant(X[:, :1])
+
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    def steps(fn) -> float:
+        start = time.thread_time()
+        for _ in range(TF_STEPS):
+            fn()
+        return (time.thread_time() - start) / TF_STEPS * 1e6
+
+    bare, logged = [], []
+    for _ in range(TF_ROUNDS):
+        autolog.autolog("tensorflow", disable=True)
+        fn = tf.function(step) if traced else step  # traced anew: with or without our ops
+        fn()
+        bare.append(steps(fn))
+        autolog.end_run()
+        autolog.autolog("tensorflow", silent=True, log_models=False)
+        fn = tf.function(step) if traced else step
+        fn()
+        logged.append(steps(fn))
+        autolog.end_run()
+    b, o = statistics.median(bare), statistics.median(logged)
+    h.row(
+        row,
+        o - b,
+        "us",
+        goal="<= 10 us",
+        peer=f"bare step {b:.1f} us; with autolog {o:.1f} us; +{(o - b) / b * 100:.1f} %",
+        notes=f"thread CPU time, median of {TF_ROUNDS} interleaved rounds of {TF_STEPS} "
+        "steps (Dense 16->1, batch 32)",
+    )
+
+
+def _hf_parts():
+    import torch
+    import transformers
+
+    class Tokens(torch.utils.data.Dataset):
+        def __init__(self, n: int):
+            g = torch.Generator().manual_seed(0)
+            self.x = torch.randint(0, 32, (n, 8), generator=g)
+            self.y = (self.x[:, 0] > 16).long()
+
+        def __len__(self) -> int:
+            return len(self.x)
+
+        def __getitem__(self, i: int) -> dict:
+            return {"input_ids": self.x[i], "labels": self.y[i]}
+
+    config = transformers.BertConfig(
+        vocab_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    return transformers, config, Tokens(HF_STEPS * 4)
+
+
+def _hf_train(h, row: str) -> None:
+    import torch
+
+    import autolog
+
+    transformers, config, data = _hf_parts()
+    torch.set_num_threads(1)
+    out = tempfile.mkdtemp(prefix="bench-hf-")
+
+    def train(train_fn) -> None:
+        torch.manual_seed(0)
+        args = transformers.TrainingArguments(
+            output_dir=out,
+            num_train_epochs=1,
+            per_device_train_batch_size=4,
+            logging_steps=2,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=True,
+            disable_tqdm=True,
+        )
+        trainer = transformers.Trainer(
+            model=transformers.BertForSequenceClassification(config),
+            args=args,
+            train_dataset=data,
+        )
+        train_fn(trainer)
+
+    autolog.autolog("transformers", silent=True, log_models=False)
+    original = transformers.Trainer.train.__wrapped__
+    train(transformers.Trainer.train)  # warm-up: imports, first run
+    h.compare(
+        row,
+        lambda: train(original),
+        lambda: train(transformers.Trainer.train),
+        repeat=5,
+        unit="ms",
+        goal="<= +3%",
+        base_label="bare",
+        notes=f"tiny BERT (2 layers, hidden 32), {HF_STEPS} steps, a log every 2 steps, "
+        "1 torch thread, model saving off",
+    )
+    autolog.flush()
+
+
+def _hf_logged_step(h, row: str) -> None:
+    import autolog
+    from autolog import integrations  # noqa: F401  (the package of the callback)
+    from autolog.integrations import transformers as hf
+
+    transformers, _, _ = _hf_parts()
+    with autolog.start_run() as run:
+        callback = hf.AutologCallback(run.info.run_id)
+        state = transformers.TrainerState()
+        step = iter(range(10**9))
+
+        def one_log() -> None:
+            state.global_step = next(step)
+            callback.on_log(
+                None,
+                state,
+                None,
+                logs={"loss": 0.69, "grad_norm": 0.2, "learning_rate": 4e-5, "epoch": 0.5},
+            )
+
+        h.time(
+            row,
+            one_log,
+            repeat=7,
+            number=2_000,
+            unit="us",
+            goal="<= 10 us",
+            notes="AutologCallback.on_log with the Trainer's 4-value log: one enqueue",
+        )
+
+
+def _rank_check(h, row: str) -> None:
+    from autolog import plugin
+
+    h.time(
+        row,
+        plugin.process_rank,
+        repeat=7,
+        number=20_000,
+        unit="us",
+        goal="<= 2 us",
+        notes="once per run opened: torch.distributed (when imported) and 3 environment reads",
+    )
+
+
+def run(h) -> None:
+    import logging
+
+    import autolog
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    autolog.set_tracking_uri((Path(tempfile.mkdtemp(prefix="bench-intb-")) / "mlruns").as_uri())
+    rows = {
+        "transformers: Trainer.train, tiny BERT": _hf_train,
+        "transformers: added cost per logged step": _hf_logged_step,
+        "tensorflow eager loop: added cost per step": lambda h, r: _tf_step_cost(h, r, False),
+        "tensorflow tf.function loop: added cost per step": lambda h, r: _tf_step_cost(h, r, True),
+        "distributed: process_rank() per run opened": _rank_check,
+    }
+    for name, measure in rows.items():
+        if h.wanted(name):
+            measure(h, name)
