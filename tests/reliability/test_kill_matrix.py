@@ -44,8 +44,8 @@ def _uri(store: str, where: Path, env: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def killed(reliability_env, tmp_path_factory):
-    """Run every worker; returns {(workload, store): (cell, outcome)}."""
+def killed(reliability_env, tmp_path_factory, request):
+    """Run the workers of the selected cells; returns {(workload, store): (cell, outcome)}."""
     from tests.rest.servers import autolog_server
     from tests.tracking.sql_stores import _admin, postgres_schema_uri, require_postgres
 
@@ -60,7 +60,12 @@ def killed(reliability_env, tmp_path_factory):
         reliability_env["rest"] = autolog_server(root).start()
     cells: dict[tuple[str, str], dict] = {}
     pending = []
-    for workload in WORKLOADS:
+    selected = {
+        item.callspec.params["workload"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_killed_mid_fit"
+    }
+    for workload in [w for w in WORKLOADS if w in selected]:
         plan = []
         for store in STORES:
             where = root / workload / store
