@@ -21,7 +21,6 @@ everywhere:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -169,6 +168,8 @@ def _int_env(value: str | None) -> int | None:
 
 
 def _tf_config_rank(text: str) -> int:
+    import json  # only under a multi-worker configuration (import cost)
+
     try:
         config = json.loads(text)
         task = config.get("task") or {}

@@ -47,7 +47,6 @@ integration (``torch``) stays quiet inside ``train``.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Generator
 from pathlib import Path
 
@@ -237,6 +236,8 @@ class TransformersFlavor(Flavor):
         return ["torch", "safetensors"]
 
     def snapshot(self, model: Any, processing_class: Any = None) -> ModelSnapshot:
+        import tempfile
+
         metadata: dict[str, Any] = {"class": plugin.class_path(model)}
         with tempfile.TemporaryDirectory(prefix="autolog-hf-") as folder:
             root = Path(folder)
