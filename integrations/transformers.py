@@ -306,7 +306,9 @@ class TransformersIntegration(plugin.Integration):
             try:
                 yield  # the user's train runs here
             except GeneratorExit as stop:  # the user's call raised: its exception
-                status = autolog.RunStatus.ended_by(stop.__context__)
+                user_error = stop.__context__
+                if user_error is not None:
+                    status = autolog.RunStatus.ended_by(user_error)
                 raise
             finally:
                 trainer.remove_callback(callback)
