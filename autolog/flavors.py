@@ -54,9 +54,10 @@ class ModelSnapshot:
     :meth:`Flavor.load`.
 
     ``deferred``: file name -> a function of no arguments that returns the
-    file's bytes, called on the writer thread: the costly part of a
-    serialisation (compressing, archiving, encoding), handed over so that the
-    training thread does not wait for it. The function must only use what the
+    file's bytes, called after ``log_model`` returned, by the writer thread
+    (or by a ``flush()`` that drains the queue on its caller's thread): the
+    costly part of a serialisation (compressing, archiving, encoding), handed
+    over so that the training thread does not wait for it. The function must only use what the
     flavor copied from the model when it took the snapshot (never the live
     model, which training may change meanwhile). What it raises fails the
     model's files like a write error (``flush()`` raises it) and its

@@ -407,19 +407,25 @@ class TorchFlavor(Flavor):
         return needed
 
     def snapshot(self, model: Any, **options: Any) -> ModelSnapshot:
-        import cloudpickle
-        import torch
-
-        whole, weights = io.BytesIO(), io.BytesIO()
-        torch.save(model, whole, pickle_module=cloudpickle)
-        torch.save(model.state_dict(), weights)
+        """A module whose tensors are all on the CPU is deep-copied here (a
+        memory copy, a fraction of a millisecond for a small model) and saved
+        from that copy on the writer thread; one on a GPU (a copy would take
+        device memory the training may need), or one that cannot be copied,
+        is saved here."""
+        metadata = {
+            "model_file": MODEL_FILE,
+            "state_dict_file": STATE_DICT_FILE,
+            "class": plugin.class_path(model),
+        }
+        copied = _private_copy(model)
+        if copied is not None:
+            deferred = {
+                MODEL_FILE: lambda: _whole_bytes(copied),
+                STATE_DICT_FILE: lambda: _weights_bytes(copied),
+            }
+            return ModelSnapshot({}, metadata, deferred=deferred)
         return ModelSnapshot(
-            {MODEL_FILE: whole.getvalue(), STATE_DICT_FILE: weights.getvalue()},
-            {
-                "model_file": MODEL_FILE,
-                "state_dict_file": STATE_DICT_FILE,
-                "class": plugin.class_path(model),
-            },
+            {MODEL_FILE: _whole_bytes(model), STATE_DICT_FILE: _weights_bytes(model)}, metadata
         )
 
     def load(self, path: Path, metadata: dict[str, Any]) -> Any:
@@ -428,6 +434,40 @@ class TorchFlavor(Flavor):
         location = None if torch.cuda.is_available() else "cpu"
         file = Path(path) / metadata.get("model_file", MODEL_FILE)
         return torch.load(file, weights_only=False, map_location=location)
+
+
+def _whole_bytes(model: Any) -> bytes:
+    import cloudpickle
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(model, buffer, pickle_module=cloudpickle)
+    return buffer.getvalue()
+
+
+def _weights_bytes(model: Any) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def _private_copy(model: Any) -> Any:
+    """A deep copy of a module whose parameters and buffers are all on the CPU
+    (LightningModules drop their trainer in it, as when pickled), or None."""
+    import copy
+
+    import torch
+
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(t.device.type != "cpu" or t.is_sparse or t.is_quantized for t in tensors):
+        return None
+    try:
+        with torch.no_grad():
+            return copy.deepcopy(model)
+    except Exception:  # an attribute that does not copy (a lock, a file): saved now
+        return None
 
 
 # -- the integration -------------------------------------------------------------------------

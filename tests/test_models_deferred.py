@@ -1,4 +1,5 @@
-"""ModelSnapshot.deferred: a flavor's serialisation runs on the writer thread, from its copy."""
+"""ModelSnapshot.deferred: a flavor's serialisation runs after log_model returns, from its copy
+(on the writer thread, or on a thread that drains it with flush())."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class Box:
         self.value = value
 
 
-made_on: list[str] = []
+made_on: list[bool] = []  # per serialisation: whether log_model had returned by then
+returned = threading.Event()
 
 
 class BoxFlavor(Flavor):
@@ -36,7 +38,8 @@ class BoxFlavor(Flavor):
         copied = model.value  # the safe copy, taken on the caller's thread
 
         def encode() -> bytes:
-            made_on.append(threading.current_thread().name)
+            # run inside log_model, this would wait in vain for it to return
+            made_on.append(returned.wait(timeout=5))
             if fail:
                 raise ValueError("cannot encode")
             return json.dumps({"value": copied}).encode()
@@ -53,6 +56,7 @@ class BoxFlavor(Flavor):
 def _flavor():
     register_flavor(BoxFlavor)
     made_on.clear()
+    returned.clear()
     yield
     from autolog import flavors
 
@@ -63,8 +67,9 @@ def test_the_deferred_file_is_made_on_the_writer_thread_from_the_snapshot():
     box = Box(1)
     with autolog.start_run():
         info = autolog.log_model(box, "model")
+        returned.set()
         box.value = 2  # training goes on after the snapshot
-    assert made_on == ["autolog-writer"]
+    assert made_on == [True]  # made after log_model returned (by the writer, or the flush)
     assert info.metadata["files"] == ["box.json", "kind.txt"]
     assert autolog.load_model(info.model_uri).value == 1
     assert autolog.models.read_model_metadata(info.model_uri)["flavor"] == "box"
@@ -74,6 +79,7 @@ def test_the_deferred_file_is_made_on_the_writer_thread_from_the_snapshot():
 def test_a_failing_deferred_file_is_a_write_error_and_leaves_no_model_json():
     with autolog.start_run() as run:
         info = autolog.log_model(Box(1), "model", fail=True)
+        returned.set()
         with pytest.raises(TrackingWriteError, match="cannot encode"):
             autolog.flush()
     names = {f.path for f in autolog.Client().list_artifacts(run.info.run_id, "model")}

@@ -274,3 +274,28 @@ def test_each_loss_counts_once_through_either_backward(style):
     assert counted == len(losses[-1])  # the open epoch: one loss per step, not two
     logged = [v for _, v in history(run_id, "train_loss")]
     assert logged == pytest.approx([sum(e) / len(e) for e in losses], rel=1e-6)
+
+
+def test_the_snapshot_is_a_copy_saved_later_and_training_on_changes_nothing_in_it(tmp_path):
+    import io
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    snapshot = TorchFlavor().snapshot(model)
+    assert snapshot.files == {} and set(snapshot.deferred) == {"model.pt", "state_dict.pt"}
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)  # training goes on after the snapshot
+    whole = torch.load(io.BytesIO(snapshot.deferred["model.pt"]()), weights_only=False)
+    weights = torch.load(io.BytesIO(snapshot.deferred["state_dict.pt"]()), weights_only=True)
+    for key, value in expected.items():
+        assert torch.equal(whole.state_dict()[key], value) and torch.equal(weights[key], value)
+
+    # a module that does not deep-copy is saved at once, as it is
+    class NoCopies:
+        def __deepcopy__(self, memo):
+            raise TypeError("no copies of this one")
+
+    model.handle = NoCopies()
+    held = TorchFlavor().snapshot(model)
+    assert held.deferred == {} and set(held.files) == {"model.pt", "state_dict.pt"}
