@@ -187,3 +187,15 @@ def run(h) -> None:
         goal=">= 500,000/s",
     )
     _search_rows(h)
+
+
+if __name__ == "__main__":  # this file alone: python benchmarks/bench_store.py [filters]
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import Harness, table
+
+    harness = Harness(sys.argv[1:])
+    harness.module = "store"
+    run(harness)
+    print(table(harness.rows))
