@@ -56,7 +56,7 @@ _TERMINATED = ("FINISHED", "FAILED", "KILLED")
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 #: up to this many widths of points, reading them beats a statement per bucket
 PYTHON_BANDS = 12
-PYTHON_LINES = 6
+PYTHON_LINES = 2  # a line costs one seek per bucket, a read point about half a seek
 
 _WHERE = "FROM metrics WHERE run_id = ?1 AND key = ?2 AND step >= ?3"
 _FIRST = f"SELECT min(step) {_WHERE} AND step <= ?4"
