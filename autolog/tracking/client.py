@@ -60,6 +60,7 @@ from autolog.tracking.stores import normalize_tracking_uri, store_for_uri
 from autolog.tracking.stores.base import AbstractStore
 from autolog.tracking.tracking_uri import get_tracking_uri
 from autolog.tracking.validation import (
+    require_run_id,
     validate_experiment_name,
     validate_key,
     validate_metric_value,
@@ -188,7 +189,7 @@ class Client:
     def get_run(self, run_id: str) -> Run:
         """Info, params, latest metrics and tags of a run."""
         flush_started()
-        return self._store.get_run(run_id)
+        return self._store.get_run(require_run_id(run_id))
 
     def set_terminated(
         self,

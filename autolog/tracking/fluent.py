@@ -85,6 +85,7 @@ from autolog.tracking.validation import (
     INT64_MIN,
     check_key,
     checked_keys,
+    require_run_id,
     validate_metric_value,
     validate_step,
     validate_timestamp,
@@ -223,6 +224,7 @@ def last_active_run() -> Run | None:
 
 def get_run(run_id: str) -> Run:
     """Info, params, latest metrics and tags of a run (this process's writes included)."""
+    require_run_id(run_id)
     flush_started()
     state = active_runs.get(run_id)
     return (state.store if state is not None else current_store()).get_run(run_id)

@@ -39,6 +39,7 @@ __all__ = [
     "validate_key",
     "validate_metric_value",
     "validate_param_value",
+    "require_run_id",
     "validate_run_id",
     "validate_step",
     "validate_tag_value",
@@ -247,6 +248,14 @@ def validate_artifact_path(path: Any, kind: str = "artifact path") -> str:
     if reason is not None:
         raise InvalidParameterError(f"{kind} {path!r} {reason}; it must stay inside the run")
     return path
+
+
+def require_run_id(run_id: Any) -> str:
+    """A run id given to a read: a string (whether such a run exists, whatever
+    its spelling, is the store's to answer: ResourceNotFoundError)."""
+    if not isinstance(run_id, str):
+        raise InvalidParameterError(f"run id {run_id!r} must be a string")
+    return run_id
 
 
 def validate_run_id(run_id: Any) -> str:

@@ -146,15 +146,6 @@ def _sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
-def tmpfs_works(tmp: Path) -> str | None:
-    """None when this machine lets us mount a tmpfs, else why not."""
-    try:
-        SmallDisk(tmp / "probe", "1m").unmount()
-    except (OSError, subprocess.CalledProcessError) as error:
-        return f"cannot mount a tmpfs here ({error!r}): the disk cells need root"
-    return None
-
-
 # -- a server that is down or slow ---------------------------------------------------
 
 
@@ -189,6 +180,10 @@ class Forwarder:
     def down(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            try:  # wakes the thread blocked in accept(): only then is the port free
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             listener.close()
         with self._lock:
             conns, self._conns = self._conns, []

@@ -70,6 +70,7 @@ from autolog.errors import (
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
     StoreError,
+    TransientStoreError,
 )
 from autolog.tracking import search as _search
 from autolog.tracking.context import RUN_NAME as RUN_NAME_TAG
@@ -173,7 +174,12 @@ class SqlStore(AbstractStore):
         url = engine_url(uri)
         self.dialect = url.get_backend_name()
         self._label = f"{self.dialect} store {mask_uri(uri)!r}"  # names the store in errors
-        self._engine, self._write_engine = open_engines(url)
+        try:
+            self._engine, self._write_engine = open_engines(url)
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
+            # SQLite connects here (WAL): a read-only or vanished folder is a
+            # store error, as it would be at the first write
+            raise TransientStoreError(f"{self._label}: cannot open: {exc}") from exc
         self._write_lock = write_lock(url)
         self._writer = RowWriter(self.dialect)
         self._batches = ThreadBatches(
