@@ -129,10 +129,10 @@ def test_a_matching_child_shows_with_its_parent_as_context(page, server, data):
     assert rows(page) == ["grid", "child-1"]  # the parent, unfolded, then its match
     assert page.eval(f"document.querySelector(\"tr[data-id='{grid}']\").className") == "context"
     assert page.text(f"button.fold[data-parent='{grid}']").strip() == "▾ 1"
+    page.screenshot("runs-context-parent")
     page.click(f"button.fold[data-parent='{grid}']")  # folds it
     page.wait_for("document.querySelectorAll('#runs-body tr').length === 1")
     assert rows(page) == ["grid"]
-    page.screenshot("runs-context-parent")
 
 
 def test_run_page_chart_draws_the_logged_points(page, server, data):
