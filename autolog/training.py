@@ -300,6 +300,17 @@ def learning_rate_metrics(rates: Iterable[Any], index: int = 0) -> dict[str, Any
     return {f"learning_rate_group_{i}{suffix}": rate for i, rate in enumerate(rates)}
 
 
+def float32_text(value: Any) -> Any:
+    """Optimizer settings held in float32 variables come back as 0.0010000000474974513;
+    show them as the float32 the user meant (0.001) when that is exact."""
+    if type(value) is not float:
+        return value
+    import numpy as np
+
+    single = np.float32(value)
+    return str(single) if float(single) == value else value
+
+
 def _plain(value: Any) -> Any:
     """A hyperparameter as the user wrote it: a 0-d tensor (a tensor ``lr``) as its number."""
     if hasattr(value, "numel") and value.numel() == 1:

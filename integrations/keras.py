@@ -200,7 +200,7 @@ def _compile_params(model: Any) -> dict[str, Any]:
         config = dict(optimizer.get_config())
         config.pop("name", None)
         for key, value in plugin.flatten(config, prefix="optimizer").items():
-            params[key] = _float32_text(value)
+            params[key] = plugin.float32_text(value)
     loss = getattr(model, "loss", None)
     if loss is not None:
         params["loss"] = _names(loss)
@@ -238,17 +238,6 @@ def _names(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(filter(None, (_names(item) for item in value)))
     return str(getattr(value, "name", None) or getattr(value, "__name__", None) or value)
-
-
-def _float32_text(value: Any) -> Any:
-    """Optimizer settings held in float32 variables come back as 0.0010000000474974513;
-    show them as the float32 the user meant (0.001) when that is exact."""
-    if type(value) is not float:
-        return value
-    import numpy as np
-
-    single = np.float32(value)
-    return str(single) if float(single) == value else value
 
 
 def _callback_params(callbacks: list[Any]) -> dict[str, Any]:

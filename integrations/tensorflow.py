@@ -53,8 +53,6 @@ import threading
 import weakref
 
 from autolog import plugin
-from autolog.integrations.keras import KerasFlavor
-from autolog.integrations.keras import _float32_text as float32_text
 from autolog.plugin import Patcher, guard
 
 TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
@@ -345,7 +343,7 @@ def _optimizer_config(optimizer: Any, prefix: str) -> dict[str, Any]:
     config = dict(optimizer.get_config())
     config.pop("name", None)
     flat = plugin.flatten(config, prefix=prefix)
-    return {key: float32_text(value) for key, value in flat.items() if value is not None}
+    return {key: plugin.float32_text(value) for key, value in flat.items() if value is not None}
 
 
 def _variable_ids(optimizer: Any) -> set[int]:
@@ -394,7 +392,6 @@ class TensorFlowIntegration(plugin.Integration):
     # TensorFlow 2); TensorFlow's own distribution is tensorflow, -cpu, -macos...
     distribution = "keras"
     supported_versions = ">=3.0,<4"
-    flavors = (KerasFlavor,)
 
     def __init__(self) -> None:
         super().__init__()

@@ -172,7 +172,10 @@ def test_integrations_import_only_the_plugin_module_and_the_user_api(path):
 
 
 # Written as a third party would: not even the built-ins' shared helpers.
-THIRD_PARTY_STYLE = ["optuna.py", "catboost.py", "statsmodels.py"]
+THIRD_PARTY_STYLE = [
+    *("optuna.py", "catboost.py", "statsmodels.py"),
+    *("transformers.py", "tensorflow.py"),
+]
 
 
 @pytest.mark.parametrize("name", THIRD_PARTY_STYLE)
