@@ -84,6 +84,7 @@ from autolog.provenance.datasets import datasets_from
 from autolog.training import (
     MAX_PARAM_LENGTH,
     SUMMARY_FILE,
+    PerThread,
     add_overhead,
     class_path,
     copy_callbacks,
@@ -124,6 +125,7 @@ __all__ = [
     "ModelSnapshot",
     "Option",
     "Patcher",
+    "PerThread",
     "Session",
     "active_run_id",
     "active_session",

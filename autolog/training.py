@@ -9,7 +9,8 @@ same way whatever the framework (STYLE.md: no copy-paste across integrations).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter_ns
 
 # integrations import this module at autolog(): keep typing out; type
@@ -298,6 +299,27 @@ def learning_rate_metrics(rates: Iterable[Any], index: int = 0) -> dict[str, Any
     if len(rates) == 1:
         return {f"learning_rate{suffix}": rates[0]}
     return {f"learning_rate_group_{i}{suffix}": rate for i, rate in enumerate(rates)}
+
+
+class PerThread:
+    """One object per thread, made by ``make()`` on the thread's first call
+    (a plain loop's tracker: each training thread has its own); ``clear()``
+    forgets them all (an integration's ``unpatch``)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._local = threading.local()
+
+    def __call__(self) -> Any:
+        local = self._local
+        try:
+            return local.value
+        except AttributeError:
+            local.value = self._make()
+            return local.value
+
+    def clear(self) -> None:
+        self._local = threading.local()
 
 
 def float32_text(value: Any) -> Any:

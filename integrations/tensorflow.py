@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import threading
 import weakref
 
 from autolog import plugin
@@ -395,14 +394,7 @@ class TensorFlowIntegration(plugin.Integration):
 
     def __init__(self) -> None:
         super().__init__()
-        self._threads = threading.local()
-
-    def tracker(self) -> _LoopTracker:
-        """This thread's loop tracker."""
-        tracker = getattr(self._threads, "tracker", None)
-        if tracker is None:
-            tracker = self._threads.tracker = _LoopTracker(self)
-        return tracker
+        self.tracker = plugin.PerThread(lambda: _LoopTracker(self))  # this thread's
 
     def patch(self, patcher: Patcher, module: Any) -> None:
         import keras
@@ -419,7 +411,7 @@ class TensorFlowIntegration(plugin.Integration):
         patcher.observe(module.data.Dataset, "__iter__", self._after_data_iter)
 
     def unpatch(self) -> None:
-        self._threads = threading.local()
+        self.tracker.clear()
 
     def _after_apply_gradients(self, instance: Any, args: Any, kwargs: Any, result: Any) -> None:
         self.tracker().on_step(instance if instance is not None else args[0])

@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import gc
 import io
-import threading
 import warnings
 import weakref
 from pathlib import Path
@@ -484,14 +483,7 @@ class TorchIntegration(plugin.Integration):
 
     def __init__(self) -> None:
         super().__init__()
-        self._threads = threading.local()
-
-    def tracker(self) -> _LoopTracker:
-        """This thread's loop tracker."""
-        tracker = getattr(self._threads, "tracker", None)
-        if tracker is None:
-            tracker = self._threads.tracker = _LoopTracker(self)
-        return tracker
+        self.tracker = plugin.PerThread(lambda: _LoopTracker(self))  # this thread's
 
     def patch(self, patcher: Patcher, module: Any) -> None:
         from torch.optim.optimizer import register_optimizer_step_post_hook
