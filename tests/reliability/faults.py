@@ -19,12 +19,12 @@ import os
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from autolog.errors import TransientStoreError
 from autolog.tracking.stores.base import AbstractStore
+from tests.rest.proxy import pipe
 
 # -- a store that fails ---------------------------------------------------------------
 
@@ -211,22 +211,7 @@ class Forwarder:
                 threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
 
     def _pipe(self, source: socket.socket, target: socket.socket) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if self.delay:
-                    time.sleep(self.delay)
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        pipe(source, target, lambda: self.delay)
 
 
 # -- a bug of ours -------------------------------------------------------------------

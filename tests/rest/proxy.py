@@ -14,8 +14,31 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+
+
+def pipe(
+    source: socket.socket, target: socket.socket, delay: Callable[[], float] | None = None
+) -> None:
+    """Copy ``source`` to ``target`` until either closes, then shut both down so
+    the other direction ends too. ``delay()`` (read before each chunk, so it can
+    change while connections are open) is how many seconds to wait first."""
+    try:
+        while data := source.recv(65536):
+            if delay is not None and (seconds := delay()):
+                time.sleep(seconds)
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, target):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 @dataclass

@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from autolog.errors import StoreError
 from autolog.tracking.stores.rest import RestStore
+from tests.rest.proxy import pipe
 
 
 def _name(text: str) -> x509.Name:
@@ -107,19 +108,6 @@ class TlsTerminator:
         except (OSError, ssl.SSLError):
             raw.close()
             return
-
-        def pipe(source, target):
-            try:
-                while data := source.recv(65536):
-                    target.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for sock in (source, target):
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
         threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
         pipe(conn, upstream)
