@@ -30,7 +30,16 @@ covered. Each run holds:
   every scalar statistic in it is logged as a metric anyway;
 - the model (``log_models``): the results object, which
   :func:`autolog.load_model` gives back (pickled as statsmodels' own
-  ``results.save`` does; load only models you trust).
+  ``results.save`` does, on the writer thread from a copy taken when the fit
+  returned; load only models you trust). By default without the training
+  data arrays (``results.save(remove_data=True)``'s semantics; a formula
+  model keeps its data frame, which loading it needs): it predicts on new
+  data and keeps every statistic computed before it was logged (those above,
+  the coefficients' standard errors), but ``fittedvalues``, ``resid`` and a
+  ``summary()`` asked for later need the data. With
+  ``autolog(log_model_data=True)`` the data is kept (copied in memory when
+  the fit returns). Time-series models (``statsmodels.tsa``) always keep
+  theirs: their forecasts need it.
 
 Fits that statsmodels runs itself (the regressions inside ``adfuller``, a
 model's fit inside another's) are not the user's: they open no run.
@@ -98,7 +107,16 @@ _MODEL_FILE = "results.pickle"
 
 class StatsmodelsFlavor(Flavor):
     """statsmodels results objects (``RegressionResultsWrapper``, ``ARIMAResultsWrapper``,
-    ...), pickled with their model and data, as ``results.save()`` does."""
+    ...), pickled with their model and data, as ``results.save()`` does.
+
+    Option ``remove_data=True``: without the data arrays, as
+    ``results.save(remove_data=True)``, but the user's results object is left
+    as it is (statsmodels' ``remove_data()`` empties it in place).
+
+    Either way the pickle is made on the writer thread, from a copy taken when
+    the snapshot is: the results hold the user's own arrays (``np.asarray``
+    does not copy) and fill their caches when read, so pickling the live
+    object later could race with the user changing either."""
 
     name = "statsmodels"
     distribution = "statsmodels"
@@ -110,11 +128,105 @@ class StatsmodelsFlavor(Flavor):
 
         return isinstance(model, (ResultsWrapper, Results))
 
-    def snapshot(self, model: Any) -> ModelSnapshot:
-        return plugin.pickle_snapshot(model, _MODEL_FILE)
+    def snapshot(self, model: Any, remove_data: bool = False) -> ModelSnapshot:
+        copied = None
+        if remove_data and not _is_time_series(model):
+            copied = _copy_without_data(model)
+        removed = copied is not None
+        if copied is None:
+            import copy
+
+            try:  # the data is copied (memory, not a pickle)
+                copied = copy.deepcopy(model)
+            except Exception:  # something deepcopy cannot copy: pickled now, as before
+                return plugin.pickle_snapshot(model, _MODEL_FILE)
+        metadata = {
+            "pickled_file": _MODEL_FILE,
+            "serializer": "cloudpickle",
+            "class": plugin.class_path(model),
+            "data_removed": removed,
+        }
+        return ModelSnapshot({}, metadata, {_MODEL_FILE: lambda: _dumps(copied)})
 
     def load(self, path: Path, metadata: dict[str, Any]) -> Any:
         return plugin.load_pickle(path, metadata)
+
+
+def _dumps(model: Any) -> bytes:
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(model)
+    except Exception as exc:
+        raise plugin.ModelError(f"cannot pickle {plugin.class_path(model)}: {exc}") from exc
+
+
+def _is_time_series(model: Any) -> bool:
+    """statsmodels.tsa results: their forecasts need the data (and their state
+    space objects, which remove_data also drops)."""
+    inner = getattr(model, "_results", model)
+    return type(getattr(inner, "model", None)).__module__.startswith("statsmodels.tsa.")
+
+
+def _copy(obj: Any) -> Any:
+    """A new object of ``obj``'s class sharing its attributes (no ``__getstate__``:
+    statsmodels' ModelData rebuilds a formula's design on ``__setstate__``)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(object.__getattribute__(obj, "__dict__"))
+    return new
+
+
+def _is_cached_data(cls: type, name: str) -> bool:
+    """Whether ``cls.name`` is one of statsmodels' ``cached_data`` properties
+    (nobs-length arrays, which ``remove_data()`` drops from the cache)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return type(klass.__dict__[name]).__name__ == "cached_data"
+    return False
+
+
+def _copy_without_data(model: Any) -> Any:
+    """What ``results.remove_data()`` would leave, on copies: the results, their
+    model and its data object are copied (their attributes and caches, not the
+    arrays they hold), and the data arrays that ``remove_data()`` finds are
+    None in the copies; the user's objects are not changed. None when the
+    results are not shaped so (pickled with their data then)."""
+    inner = getattr(model, "_results", model)
+    try:
+        results = _copy(inner)
+        fitted = _copy(inner.model)
+        results.model = fitted
+        data = getattr(fitted, "data", None)
+        if data is not None and hasattr(data, "__dict__"):
+            data = fitted.data = _copy(data)
+            if isinstance(data.__dict__.get("_cache"), dict):
+                data._cache = dict(data._cache)
+        copies = {"": results, "model.": fitted, "model.data.": data}
+        paths = [
+            *getattr(inner, "_data_attr", ()),
+            *(f"model.{name}" for name in getattr(inner.model, "_data_attr", ())),
+            *(f"model.{name}" for name in getattr(inner, "_data_attr_model", ())),
+        ]
+        for path in paths:
+            prefix, _, name = path.rpartition(".")
+            owner = copies.get(f"{prefix}." if prefix else "")
+            # an attribute of an object we did not copy stays (never the user's set to None)
+            if owner is not None and name in owner.__dict__:
+                owner.__dict__[name] = None
+        cache = inner.__dict__.get("_cache")
+        if isinstance(cache, dict):
+            results._cache = dict(cache)
+            data_in_cache = set(getattr(inner, "_data_in_cache", ()))
+            data_in_cache.update(name for name in cache if _is_cached_data(type(inner), name))
+            for name in data_in_cache & set(cache):
+                results._cache[name] = None
+    except Exception:
+        return None
+    if inner is model:
+        return results
+    wrapper = _copy(model)
+    wrapper.__dict__["_results"] = results
+    return wrapper
 
 
 class StatsmodelsIntegration(plugin.Integration):
@@ -124,7 +236,7 @@ class StatsmodelsIntegration(plugin.Integration):
     modules = ("statsmodels.base.model",)
     distribution = "statsmodels"
     supported_versions = ">=0.13,<0.17"
-    options = {"log_summary": False}
+    options = {"log_summary": False, "log_model_data": False}
     flavors = (StatsmodelsFlavor,)
 
     def patch(self, patcher: plugin.Patcher, module: types.ModuleType) -> None:
@@ -147,7 +259,8 @@ class StatsmodelsIntegration(plugin.Integration):
         # keys from the data's column names: one the tracking API refuses is left out
         plugin.log_epoch_metrics(_statistics(results), 0, run_id)
         if call.config.log_models:
-            plugin.log_model(results, "model", run_id=run_id)
+            remove_data = not call.config.log_model_data
+            plugin.log_model(results, "model", run_id=run_id, remove_data=remove_data)
 
 
 def _model_params(model: Any, call: Call) -> dict[str, Any]:
@@ -198,9 +311,12 @@ def _statistics(results: Any) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         computed = _computed(results)
+        inner = getattr(results, "_results", results)
         for name in STATISTICS:
             if name in NULL_MODEL_STATISTICS and name not in computed:
                 continue  # an extra fit we do not pay for
+            if name not in inner.__dict__ and not hasattr(type(inner), name):
+                continue  # one this results class has not (asking raises: slower)
             value = _scalar(results, name)
             if value is not None:
                 metrics[name] = value

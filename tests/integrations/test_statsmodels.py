@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,6 +58,61 @@ def test_ols_logs_settings_statistics_coefficients_summary_and_model(regression)
     assert type(loaded) is type(results)
     np.testing.assert_array_equal(loaded.predict(X), results.predict(X))
     assert autolog.Client().get_run(run.info.run_id).data.tags  # the run is readable
+
+
+def test_the_model_is_logged_without_the_data_and_the_users_results_keep_theirs(frame):
+    autolog.autolog("statsmodels")
+    results = smf.logit("churned ~ tenure + C(plan)", frame).fit(disp=0)
+    bse = results.bse.copy()
+    run = only_run()
+    # the user's object is left as it was: data, residuals, summary
+    assert results.model.exog is not None and results.model.data.frame is frame
+    assert results.resid_pearson.shape == (len(frame),)
+    loaded = autolog.load_model(f"runs:/{run.info.run_id}/model")
+    assert type(loaded) is type(results)
+    assert loaded.model.exog is None and loaded.model.endog is None
+    new = frame.head(7)
+    np.testing.assert_allclose(loaded.predict(new), results.predict(new), rtol=1e-12)
+    np.testing.assert_allclose(loaded.bse, bse, rtol=1e-12)  # computed before: kept
+    assert loaded.llf == pytest.approx(results.llf)
+    size = autolog.Client().list_artifacts(run.info.run_id, "model")
+    pickled = next(f for f in size if f.path.endswith("results.pickle"))
+    # the arrays are left out; the formula's frame stays (loading re-reads the formula)
+    assert pickled.file_size < len(pickle.dumps(results))
+
+
+def test_log_model_data_keeps_a_copy_taken_when_the_fit_returned(regression):
+    autolog.autolog("statsmodels", log_model_data=True)
+    X, y = regression
+    X, y = X.copy(), y.copy()
+    results = sm.OLS(y, X).fit()
+    fitted = results.fittedvalues.copy()
+    X[:] = 0.0  # the user changes the data in place before the writer pickles
+    y[:] = 0.0
+    autolog.flush()
+    loaded = autolog.load_model(f"runs:/{only_run().info.run_id}/model")
+    assert results.model.exog is X  # statsmodels holds the user's array itself
+    assert loaded.model.exog is not None and loaded.model.exog.any()
+    np.testing.assert_allclose(loaded.fittedvalues, fitted, rtol=1e-12)
+    np.testing.assert_allclose(loaded.resid, regression[1] - fitted, rtol=1e-9, atol=1e-12)
+
+
+def test_a_time_series_model_keeps_its_data_for_its_forecasts():
+    autolog.autolog("statsmodels")
+    series = np.sin(np.arange(80) / 5.0) + 0.1 * np.random.RandomState(0).randn(80)
+    results = sm.tsa.ARIMA(series, order=(1, 0, 0)).fit()
+    loaded = autolog.load_model(f"runs:/{only_run().info.run_id}/model")
+    np.testing.assert_allclose(loaded.forecast(3), results.forecast(3), rtol=1e-10)
+
+
+def test_log_model_by_hand_keeps_the_data_as_results_save_does(regression):
+    X, y = regression
+    results = sm.OLS(y, X).fit()
+    with autolog.start_run():
+        info = autolog.log_model(results, "model")
+    loaded = autolog.load_model(info.model_uri)
+    np.testing.assert_allclose(loaded.model.exog, X)
+    np.testing.assert_allclose(loaded.resid, results.resid)
 
 
 def test_formula_logit_names_coefficients_by_the_formula(frame):
