@@ -152,6 +152,7 @@ def log_model(
     signature: Signature | dict[str, Any] | None = None,
     run_id: str | None = None,
     flavor: str | type[Flavor] | None = None,
+    snapshot: ModelSnapshot | None = None,
     **flavor_options: Any,
 ) -> ModelInfo:
     """Save ``model`` as the folder ``name`` of the run ``run_id`` (default: the
@@ -162,10 +163,27 @@ def log_model(
     ``signature`` is not given it is inferred from ``input_example`` (inputs
     only: we do not run your model); pass
     ``infer_signature(X, model.predict(X))`` for outputs too.
+
+    ``snapshot``: the :class:`ModelSnapshot` that ``flavor`` (then required)
+    already took of ``model``, for an integration that needs the same bytes
+    for something else too (XGBoost's feature importance, from a copy of the
+    booster); it is stored as is, and ``flavor_options`` are then refused.
     """
     artifact_path = _checked_artifact_path(name)
     _discover_integrations()
     chosen = flavor_for_model(model, flavor)
+    if snapshot is not None:
+        if flavor is None or flavor_options or not isinstance(snapshot, ModelSnapshot):
+            raise InvalidParameterError(
+                "log_model(snapshot=...) takes a ModelSnapshot, with the flavor that took "
+                "it and no flavor options"
+            )
+    else:
+        snapshot = _take_snapshot(chosen, model, flavor_options)
+    return _log_snapshot(model, chosen, snapshot, artifact_path, input_example, signature, run_id)
+
+
+def _take_snapshot(chosen: Flavor, model: Any, flavor_options: dict[str, Any]) -> ModelSnapshot:
     try:
         snapshot = chosen.snapshot(model, **flavor_options)
     except (ModelError, InvalidParameterError):
@@ -178,6 +196,18 @@ def log_model(
         raise ModelError(f"flavor {chosen.name!r} cannot save {type_name(model)}: {exc}") from exc
     except Exception as exc:
         raise ModelError(f"flavor {chosen.name!r} cannot save {type_name(model)}: {exc}") from exc
+    return snapshot
+
+
+def _log_snapshot(
+    model: Any,
+    chosen: Flavor,
+    snapshot: ModelSnapshot,
+    artifact_path: str,
+    input_example: Any,
+    signature: Any,
+    run_id: str | None,
+) -> ModelInfo:
     for file_name in (*snapshot.files, *snapshot.deferred):
         if file_name in (METADATA_FILE, INPUT_EXAMPLE_FILE):
             raise ModelError(f"flavor {chosen.name!r} wrote the reserved file name {file_name!r}")

@@ -144,6 +144,7 @@ __all__ = [
     "is_main_process",
     "learning_rate_metrics",
     "load_pickle",
+    "log_bytes",
     "log_dict",
     "log_early_stopping",
     "log_epoch_metrics",
@@ -215,6 +216,15 @@ def set_tag(key: str, value: Any, *, run_id: str | None) -> None:
 def log_text(text: str, artifact_file: str, *, run_id: str | None) -> None:
     """Write ``text`` as the artifact file ``artifact_file`` of ``run_id``."""
     _runs.fluent().log_text(text, artifact_file, run_id=run_id)
+
+
+def log_bytes(data: bytes | Callable[[], bytes], artifact_file: str, *, run_id: str | None) -> None:
+    """Write ``data`` as the artifact file ``artifact_file`` of ``run_id``: bytes,
+    or a function of no arguments returning them, called on the writer thread
+    (rendering, encoding, a summary of a copy taken now: off the training
+    thread). The function must only use what it was given, never a live
+    model that training goes on changing; what it raises fails the write."""
+    _runs.fluent().log_bytes(data, artifact_file, run_id=run_id)
 
 
 def log_dict(dictionary: Mapping[str, Any], artifact_file: str, *, run_id: str | None) -> None:

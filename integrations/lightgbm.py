@@ -133,8 +133,16 @@ class LightGBMFlavor(Flavor):
             wrapper = copy.copy(model)
             wrapper._Booster = None  # the booster travels as text, not twice
             snap = plugin.pickle_snapshot(wrapper, _ESTIMATOR_FILE)
-        snap.files[_MODEL_FILE] = booster.model_to_string().encode("utf-8")
         snap.metadata["model_file"] = _MODEL_FILE
+        if getattr(booster, "train_set", None) is not None:
+            # a booster that can train on (keep_training_booster=True): its text now
+            snap.files[_MODEL_FILE] = booster.model_to_string().encode("utf-8")
+        else:
+            # What lightgbm.train returns by default (and the scikit-learn API's
+            # booster): reloaded from its own text, its training data freed, it
+            # trains no more, so the writer thread writes its text (a few ms
+            # for 50 rounds). The rounds to save are read here.
+            snap.deferred[_MODEL_FILE] = _model_text(booster, booster.best_iteration)
         return snap
 
     def load(self, path: Path, metadata: dict[str, Any]) -> Any:
@@ -146,6 +154,13 @@ class LightGBMFlavor(Flavor):
         model = plugin.load_pickle(path, metadata)  # code from the file: trusted models only
         model._Booster = booster
         return model
+
+
+def _model_text(booster: Any, num_iteration: Any) -> Any:
+    def text() -> bytes:
+        return booster.model_to_string(num_iteration=num_iteration).encode("utf-8")
+
+    return text
 
 
 #: LightGBM's early stopping as configured: (patience, first_metric_only, min_delta)

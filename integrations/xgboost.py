@@ -194,6 +194,40 @@ def _cv_early_stopping(results: Any, callback: Any, patience: Any) -> dict[str, 
     }
 
 
+def _model_snapshot(call: Call, model: Any, booster: Any) -> Any:
+    """The booster's bytes, taken once, on the training thread (the user may
+    train it on): the model logged and the feature importances share them."""
+    if booster.num_boosted_rounds() == 0 and not call.config.log_models:
+        return None
+    return XGBoostFlavor, XGBoostFlavor().snapshot(model)
+
+
+def _importance_table(booster: Any, snapshot: Any) -> Any:
+    """The importances, made on the writer thread from a copy of the snapshot."""
+    if snapshot is None or booster.num_boosted_rounds() == 0:
+        return None  # no tree: nothing to rank
+    taken = snapshot[1]
+    data = taken.files[taken.metadata["model_file"]]
+    return lambda: _importances_of_copy(data)
+
+
+def _importances_of_copy(data: bytes) -> dict[str, dict[str, float]]:
+    """Every importance type XGBoost defines for the booster saved as ``data``,
+    from a copy loaded from those bytes (on the writer thread); gblinear
+    defines only ``weight``."""
+    import xgboost
+
+    copy = xgboost.Booster(model_file=bytearray(data))
+    table = {}
+    for kind in IMPORTANCE_TYPES:
+        try:
+            scores = copy.get_score(importance_type=kind)
+        except xgboost.core.XGBoostError:
+            continue  # a type this booster does not define
+        table[kind] = {str(f): float(v) for f, v in scores.items()}
+    return table
+
+
 class XGBoostIntegration(_boosting.BoostingIntegration):
     """Autologging for XGBoost (see the module documentation): the boosting template."""
 
@@ -236,6 +270,8 @@ class XGBoostIntegration(_boosting.BoostingIntegration):
 
     early_stopping = staticmethod(_early_stopping)
     cv_early_stopping = staticmethod(_cv_early_stopping)
+    model_snapshot = staticmethod(_model_snapshot)
+    importance_table = staticmethod(_importance_table)
 
 
 def _is_random_forest(model: Any) -> bool:

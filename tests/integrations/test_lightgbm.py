@@ -278,3 +278,28 @@ def test_callback_is_picklable_and_runs_before_early_stopping():
 def test_model_round_trip_in_a_fresh_process(script, predict):
     result = assert_roundtrip_in_fresh_process(script, predict, expected_flavor="lightgbm")
     assert "model.txt" in result.metadata["files"]
+
+
+def test_a_booster_that_trains_no_more_is_written_by_the_writer_thread(datasets):
+    # What lightgbm.train returns by default was reloaded from its own text and
+    # freed of its data: its text is made later, on the writer thread; a booster
+    # kept for training (keep_training_booster=True) is saved at once.
+    from autolog.integrations.lightgbm import LightGBMFlavor
+
+    train, valid = datasets
+    finished = lgb.train(PARAMS, train, 5)
+    kept = lgb.train(PARAMS, train, 5, keep_training_booster=True)
+    later = LightGBMFlavor().snapshot(finished)
+    assert list(later.deferred) == ["model.txt"] and not later.files
+    assert later.deferred["model.txt"]() == finished.model_to_string().encode()
+    now = LightGBMFlavor().snapshot(kept)
+    assert list(now.files) == ["model.txt"] and not now.deferred
+    kept.update()  # trained on: the snapshot taken before does not change
+    assert now.files["model.txt"] != kept.model_to_string().encode()
+
+    autolog.autolog("lightgbm")
+    booster = lgb.train(PARAMS, train, 5, valid_sets=[valid])
+    autolog.flush()
+    loaded = autolog.load_model(f"runs:/{only_run().info.run_id}/model")
+    X = np.random.RandomState(1).rand(10, 4)
+    np.testing.assert_allclose(loaded.predict(X), booster.predict(X))

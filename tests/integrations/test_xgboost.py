@@ -282,3 +282,33 @@ def test_model_round_trip_in_a_fresh_process(script, predict):
     result = assert_roundtrip_in_fresh_process(script, predict, expected_flavor="xgboost")
     assert result.metadata["framework"]["distribution"] == "xgboost"
     assert result.metadata["files"][0] == "model.ubj"
+
+
+def test_importance_comes_from_a_copy_taken_when_the_training_returned(dmatrices):
+    # The importances are computed on the writer thread from the model's bytes
+    # taken at the end of train(): training the booster on afterwards does not
+    # change what was logged.
+    autolog.autolog("xgboost")
+    dtrain, dvalid = dmatrices
+    booster = xgb.train(PARAMS, dtrain, 3, evals=[(dvalid, "valid")])
+    expected = booster.get_score(importance_type="weight")
+    for i in range(5):
+        booster.update(dtrain, 3 + i)
+    autolog.flush()
+    importance = artifact_json(only_run(), "feature_importance.json")
+    assert importance["weight"] == pytest.approx(expected)
+    assert booster.get_score(importance_type="weight") != expected
+
+
+def test_a_linear_booster_gets_its_model_and_the_one_importance_type_it_has(dmatrices):
+    # gblinear defines only the weight importance: the others are left out
+    # instead of failing the model's logging.
+    autolog.autolog("xgboost")
+    dtrain, _ = dmatrices
+    linear = {k: v for k, v in PARAMS.items() if k != "max_depth"}
+    booster = xgb.train({**linear, "booster": "gblinear"}, dtrain, 3)
+    autolog.flush()
+    run = only_run()
+    assert set(artifact_json(run, "feature_importance.json")) == {"weight"}
+    loaded = autolog.load_model(f"runs:/{run.info.run_id}/model")
+    np.testing.assert_allclose(loaded.predict(dtrain), booster.predict(dtrain))
