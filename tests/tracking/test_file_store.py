@@ -140,3 +140,92 @@ def test_processes_racing_on_one_new_name_make_one_experiment(root):
     names = sorted(e.name for e in store.search_experiments())
     assert names == ["Default", "own", "shared"]
     assert len({e.experiment_id for e in store.search_experiments()}) == 3
+
+
+# --- packed metric columns ("mb"): long columns of a batch as int64/float64 hex ---
+
+
+def _lines(root, run):
+    return [json.loads(line) for line in log_path(root, run).read_text().splitlines() if line]
+
+
+def test_long_columns_are_packed_and_read_back_bit_for_bit(root):
+    from autolog.tracking.stores.file_log import PACK_AT
+
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0)
+    values = [math.nan, math.inf, -math.inf, -0.0, 5e-324, 1.7976931348623157e308]
+    values += [i / 7 for i in range(PACK_AT)]
+    points = [Metric("loss", v, T0 + i, -(2**63) + i) for i, v in enumerate(values)]
+    store.log_batch(run.info.run_id, metrics=[*points, Metric("acc", 0.5, T0, 3)])
+    line = _lines(root, run)[-1]
+    assert set(line["mb"]) == {"loss"} and set(line["m"]) == {"acc"}  # short: plain JSON
+    assert line["m"]["acc"] == {"value": [0.5], "step": [3], "timestamp": [T0]}
+    assert len(bytes.fromhex(line["mb"]["loss"]["value"])) == 8 * len(values)
+    for reader in (store, FileStore(root)):
+        got = reader.get_metric_history(run.info.run_id, "loss")
+        assert [(m.key, m.step, m.timestamp) for m in got] == [
+            ("loss", p.step, p.timestamp) for p in points
+        ]
+        assert [math.copysign(1, m.value) for m in got[3:4]] == [-1.0]  # -0.0 kept
+        assert math.isnan(got[0].value) and got[1:] == points[1:]
+        assert reader.get_run(run.info.run_id).data.metrics == {"loss": values[-1], "acc": 0.5}
+
+
+def test_lines_written_before_packing_still_read(root):
+    """A log written by the plain-columns format only (every version before the
+    packed one), long columns included, reads as it did, beside new lines."""
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0)
+    old = {"value": [float(i) for i in range(100)], "step": list(range(100))}
+    old["timestamp"] = [T0] * 100
+    with open(log_path(root, run), "a") as f:
+        f.write(json.dumps({"m": {"loss": old}, "p": [["lr", "0.1"]]}) + "\n")
+    store.log_batch(run.info.run_id, metrics=[Metric("loss", -1.0, T0, i) for i in range(100, 200)])
+    assert "mb" in _lines(root, run)[-1]
+    for reader in (store, FileStore(root)):
+        got = reader.get_metric_history(run.info.run_id, "loss")
+        assert [m.step for m in got] == list(range(200))
+        assert [m.value for m in got] == [float(i) for i in range(100)] + [-1.0] * 100
+        assert reader.get_run(run.info.run_id).data.params == {"lr": "0.1"}
+        assert reader.get_run(run.info.run_id).data.metrics == {"loss": -1.0}
+
+
+def test_packed_points_sort_and_a_retried_batch_is_stored_once(root):
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0)
+    # steps descending, ties on step ordered by timestamp, then logging order
+    batch = [Metric("m", float(i), T0 + i % 3, 50 - i // 2) for i in range(100)]
+    store.log_batch(run.info.run_id, metrics=batch)
+    store.log_batch(run.info.run_id, metrics=batch)  # a retry after the write got through
+    got = store.get_metric_history(run.info.run_id, "m")
+    want = sorted(batch, key=lambda m: (m.step, m.timestamp))
+    assert got == want
+    top = max(batch, key=lambda m: (m.step, m.timestamp))
+    assert store.get_run(run.info.run_id).data.metrics == {"m": top.value}
+
+
+def test_columns_that_do_not_fit_int64_stay_plain(root):
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0)
+    huge = [Metric("m", 1.0, T0, 2**64 + i) for i in range(40)]  # not through validation
+    store.log_batch(run.info.run_id, metrics=huge)
+    line = _lines(root, run)[-1]
+    assert "mb" not in line and line["m"]["m"]["step"][0] == 2**64
+    assert [m.step for m in store.get_metric_history(run.info.run_id, "m")] == [
+        2**64 + i for i in range(40)
+    ]
+
+
+def test_a_torn_packed_line_is_skipped_and_repaired(root):
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0)
+    store.log_batch(run.info.run_id, metrics=[Metric("m", 1.0, T0, i) for i in range(40)])
+    data = log_path(root, run).read_bytes()
+    with open(log_path(root, run), "ab") as f:
+        f.write(data[: len(data) // 2])  # a second copy of the line, killed half way
+    reader = FileStore(root)
+    assert len(reader.get_metric_history(run.info.run_id, "m")) == 40
+    reader.log_batch(run.info.run_id, metrics=[Metric("m", 2.0, T0, i) for i in range(40, 80)])
+    got = FileStore(root).get_metric_history(run.info.run_id, "m")
+    assert [m.step for m in got] == list(range(80))

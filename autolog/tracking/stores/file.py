@@ -19,7 +19,17 @@ Metrics are stored per key as three parallel columns, in logging order: a
 million points then parse into a few thousand lists rather than a million
 (reading a long history back is what this layout is fast at). NaN and
 infinities are written as the JSON extensions ``NaN`` / ``Infinity`` that
-Python reads back.
+Python reads back. A key with many points in one batch (``file_log.PACK_AT``,
+32) has its columns packed instead, under ``"mb"``: hex of little-endian
+int64 steps, int64 timestamps and float64 values (NaN and infinities kept
+bit for bit)::
+
+    {"mb": {"loss": {"step": "0000000000000000010000...", "timestamp": "...", "value": "..."}}}
+
+Writing and parsing a float's decimal text costs about 1 us a point; the
+packed columns a few hundredths of that. Lines written with plain ``"m"``
+columns only (every line written before the packed columns) read as before; an older
+autolog reading a newer log sees the plain columns and skips ``"mb"``.
 
 Why it is safe (the documents and the lock live in ``file_docs.py``, the log's
 format, writer and reader in ``file_log.py``):
@@ -390,9 +400,13 @@ class FileStore(AbstractStore):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        entry: dict[str, list] = {}
+        entry: dict[str, object] = {}
         if metrics:
-            entry["m"] = metric_columns(metrics)
+            plain, packed = metric_columns(metrics)
+            if plain:
+                entry["m"] = plain
+            if packed:
+                entry["mb"] = packed
         with self._lock:
             run_dir = self._active_run_dir(run_id)
             log = self._logs.read(run_dir)  # up to date, so our own line folds in
