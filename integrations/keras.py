@@ -47,8 +47,10 @@ Without an active run each ``fit`` gets a run of its own.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
+import weakref
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -155,6 +157,9 @@ def _callback_class(batch_level: bool) -> type:
 
 
 def _learning_rate(model: Any) -> float | None:
+    # optimizer.learning_rate: its variable, or its schedule at the current
+    # step. On TensorFlow reading it is one eager op (about 10 us), the floor
+    # of this read: the variable's private value read straight costs more.
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         return None
@@ -165,11 +170,51 @@ def _learning_rate(model: Any) -> float | None:
 
 
 def _log_summary(model: Any, run_id: str) -> None:
+    """The model's printed summary as it is now, rendered by the writer thread
+    (Keras draws it with rich: about 2 ms the training thread does not wait
+    for); where this Keras lays its summary code out otherwise, drawn here."""
     if not getattr(model, "built", False):
         return  # Keras cannot summarise a model that has no weights yet
+    render = _summary_renderer(model)
+    if render is None:
+        plugin.log_model_summary(_summary_text(model.summary), run_id)
+        return
+    plugin.log_bytes(lambda: render().encode("utf-8"), plugin.SUMMARY_FILE, run_id=run_id)
+
+
+def _summary_text(print_summary: Any) -> str:
     parts: list[str] = []
-    model.summary(print_fn=lambda text, **_: parts.append(str(text)))
-    plugin.log_model_summary("\n".join(parts), run_id)
+    print_summary(print_fn=lambda text, **_: parts.append(str(text)))
+    return "\n".join(parts)
+
+
+def _summary_renderer(model: Any) -> Any:
+    """A function drawing ``model.summary()`` as it would be drawn now, later,
+    on another thread, or None where Keras' private ``print_summary`` is not
+    there. What training or the user may change meanwhile is taken now: which
+    weights are trainable (a callback that freezes layers), and whether the
+    optimizer is built (it builds its variables in the first training step,
+    and is left out of the summary until then); the layers, their shapes and
+    parameter counts are the model's structure, which training leaves alone."""
+    try:
+        from keras.src.utils.summary_utils import print_summary
+    except ImportError:
+        return None
+    import wrapt
+
+    optimizer = getattr(model, "optimizer", None)
+    built = optimizer is not None and bool(getattr(optimizer, "built", False))
+
+    class AsNow(wrapt.ObjectProxy):  # isinstance() still sees the model's class
+        trainable_weights = list(model.trainable_weights)
+        non_trainable_weights = list(model.non_trainable_weights)
+
+    AsNow.optimizer = optimizer if built else None
+
+    def render() -> str:
+        return _summary_text(lambda print_fn: print_summary(AsNow(model), print_fn=print_fn))
+
+    return render
 
 
 # -- params of one fit call -------------------------------------------------------
@@ -398,7 +443,7 @@ class KerasFlavor(Flavor):
         }
         state = None if options else _copied_state(model)
         if state is not None:
-            return ModelSnapshot({}, metadata, deferred={MODEL_FILE: state.archive})
+            return ModelSnapshot({}, metadata, deferred={MODEL_FILE: _archive(state)})
         return ModelSnapshot({MODEL_FILE: _saved_archive(model, **options)}, metadata)
 
     def load(self, path: Path, metadata: dict[str, Any]) -> Any:
@@ -419,6 +464,24 @@ class KerasFlavor(Flavor):
         return [backend] if backend in ("torch", "jax") else []
 
 
+def _archive(state: _CopiedState) -> Any:
+    """The deferred ``.keras`` archive. Should Keras' saving walk not suit our
+    copies for this model (a saveable writing what our stores do not take),
+    ``model.save`` writes it on the writer thread this once: the model as it is
+    then, the same as the snapshot unless training went on meanwhile; its next
+    snapshots are then taken whole on the caller's thread."""
+
+    def make() -> bytes:
+        try:
+            return state.archive()
+        except Exception:
+            with contextlib.suppress(TypeError):  # a model that is no set member
+                _whole_on_caller.add(state.model)
+            return _saved_archive(state.model)
+
+    return make
+
+
 def _saved_archive(model: Any, **options: Any) -> bytes:
     # Keras writes .keras archives to a path only; the bytes are read back at once.
     import tempfile
@@ -430,16 +493,21 @@ def _saved_archive(model: Any, **options: Any) -> bytes:
 
 
 class _CopiedState:
-    """What ``model.save`` reads from the model (its config, and each saveable's
-    variables as Keras' saving library visits them), copied, so that the
-    archive can be written later, elsewhere, with the same bytes inside."""
+    """What ``model.save`` reads from the model: its config (serialised on the
+    caller's thread) and the value of every variable it tracks (copied there,
+    in one pass over the variables); the archive is laid out later, on the
+    writer thread, by Keras' own saving walk over the model's structure with
+    each variable's value taken from those copies, so that it holds the
+    same bytes as a ``model.save`` at the end of the fit."""
 
-    def __init__(self, lib: Any, config_json: str, metadata_json: str, weights: Any, assets: Any):
+    def __init__(
+        self, lib: Any, model: Any, config_json: str, metadata_json: str, copies: Any
+    ) -> None:
         self.lib = lib
+        self.model = model
         self.config_json = config_json
         self.metadata_json = metadata_json
-        self.weights = weights
-        self.assets = assets
+        self.copies = copies  # id(variable) -> numpy copy (the variables kept alive)
 
     def archive(self) -> bytes:
         """The ``.keras`` archive, as ``model.save`` lays it out (on the writer thread)."""
@@ -447,6 +515,19 @@ class _CopiedState:
         import zipfile
 
         lib = self.lib
+        stores = _store_classes(lib)
+        self.weights, self.assets = stores[0](self.copies), stores[1]()
+        try:
+            lib._save_state(
+                self.model,
+                weights_store=self.weights,
+                assets_store=self.assets,
+                inner_path="",
+                visited_saveables=set(),
+            )
+        except BaseException:
+            self.assets.close()
+            raise
         buffer = io.BytesIO()
         try:
             with zipfile.ZipFile(buffer, "w") as archive:
@@ -471,32 +552,75 @@ class _CopiedState:
         return buffer.getvalue()
 
 
+class _Copies:
+    """The values of a model's variables, copied now: ``values_by_id`` maps
+    ``id(variable)`` to its numpy copy; the variables are kept alive with it,
+    so no id is reused meanwhile."""
+
+    __slots__ = ("optimizer", "values_by_id", "variables")
+
+    def __init__(self, variables: list[Any], optimizer: Any = None) -> None:
+        import keras
+        import numpy as np
+
+        self.variables = variables
+        read = _tensorflow_read if keras.backend.backend() == "tensorflow" else None
+        values = {}
+        for variable in variables:
+            native = read(variable) if read is not None else None
+            if native is None:
+                native = keras.ops.convert_to_numpy(variable)
+            values[id(variable)] = np.array(native, copy=True)
+        self.values_by_id = values
+        # the optimizer saves its variables' values (variable.numpy()), not the
+        # variables: its copies go by position, under its name
+        self.optimizer: tuple[str, list[Any]] | None = None
+        if optimizer is not None and isinstance(getattr(optimizer, "name", None), str):
+            ordered = [values.get(id(v)) for v in optimizer.variables]
+            if all(value is not None for value in ordered):
+                self.optimizer = (optimizer.name, ordered)
+
+
+def _tensorflow_read(variable: Any) -> Any:
+    native = getattr(variable, "value", None)
+    return native.numpy() if hasattr(native, "numpy") else None
+
+
+def _tracked_variables(model: Any) -> list[Any]:
+    """Every variable the saving walk can meet: the model's (layers, metrics,
+    seed generators) and its optimizer's, each once."""
+    found: dict[int, Any] = {}
+    optimizer = getattr(model, "optimizer", None)
+    groups = [model.variables, getattr(model, "metrics_variables", ())]
+    if optimizer is not None:
+        groups.append(optimizer.variables)
+    for group in groups:
+        for variable in group:
+            found.setdefault(id(variable), variable)
+    return list(found.values())
+
+
+# models whose deferred archive failed once: their next snapshots are taken
+# whole on the caller's thread (model.save there); weak, so that a model
+# freed meanwhile neither stays alive nor lends its id to the next one
+_whole_on_caller: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def _copied_state(model: Any) -> _CopiedState | None:
-    """The model's saveable state, copied through Keras' own saving walk (its
-    private ``saving_lib``), or None when that library is not the one expected."""
+    """The model's config and variables copied for a later archive, or None when
+    Keras' private saving library is not the one expected (``model.save`` then)."""
     try:
+        if model in _whole_on_caller:
+            return None
         from keras.src.saving import saving_lib as lib
 
-        stores = _store_classes(lib)
+        _store_classes(lib)
         config_json, metadata_json = lib._serialize_model_as_json(model)
+        variables = _tracked_variables(model)
     except (ImportError, AttributeError, TypeError):
         return None
-    weights, assets = stores[0](), stores[1]()
-    try:
-        lib._save_state(
-            model,
-            weights_store=weights,
-            assets_store=assets,
-            inner_path="",
-            visited_saveables=set(),
-        )
-    except Exception:
-        assets.close()
-        return None  # a saveable our copying stores do not suit: model.save decides
-    except BaseException:
-        assets.close()
-        raise
-    return _CopiedState(lib, config_json, metadata_json, weights, assets)
+    copies = _Copies(variables, getattr(model, "optimizer", None))
+    return _CopiedState(lib, model, config_json, metadata_json, copies)
 
 
 _stores: tuple[type, type] | None = None
@@ -514,8 +638,13 @@ def _store_classes(lib: Any) -> tuple[type, type]:
     to_numpy = lib.backend.convert_to_numpy
 
     class CopyingWeightsStore(lib.H5IOStore):
-        def __init__(self) -> None:  # no h5 file: values are copied, written later
+        def __init__(self, copies: Any = None) -> None:
+            # no h5 file: values are collected, written after the walk; a
+            # variable copied on the caller's thread gives its copy
             self.mode = "w"
+            self.copies = copies.values_by_id if copies is not None else {}
+            optimizer = copies.optimizer if copies is not None else None
+            self.optimizer_name, self.optimizer_values = optimizer or (None, [])
             self.entries: list[tuple[str, Any, list[tuple[str, Any]]]] = []
 
         def __bool__(self) -> bool:
@@ -526,8 +655,23 @@ def _store_classes(lib: Any) -> tuple[type, type]:
             return self
 
         def __setitem__(self, key: str, value: Any) -> None:
-            # a copy: the live variable goes on training
-            self.entries[-1][2].append((key, np.array(to_numpy(value), copy=True)))
+            copied = self.copies.get(id(value))
+            if copied is None:
+                copied = self._optimizer_value(key)
+            if copied is None:  # no variable of the model (a lookup's vocabulary)
+                copied = np.array(to_numpy(value), copy=True)
+            self.entries[-1][2].append((key, copied))
+
+        def _optimizer_value(self, key: str) -> Any:
+            path, metadata, _ = self.entries[-1]
+            name = (metadata or {}).get("name") if isinstance(metadata, dict) else None
+            if name is None or name != self.optimizer_name or not key.isdigit():
+                return None
+            if path.rsplit("/", 1)[-1] != "optimizer":
+                return None
+            index = int(key)
+            values = self.optimizer_values
+            return values[index] if index < len(values) else None
 
         def __len__(self) -> int:
             return len(self.entries[-1][2]) if self.entries else 0

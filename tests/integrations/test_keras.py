@@ -445,3 +445,60 @@ def test_save_options_make_the_archive_with_model_save():
     model.fit(X, y, epochs=1, verbose=0)
     snapshot = keras_integration.KerasFlavor().snapshot(model, include_optimizer=False)
     assert snapshot.deferred == {} and set(snapshot.files) == {"model.keras"}
+
+
+def printed_summary(model: keras.Model) -> str:
+    parts: list[str] = []
+    model.summary(print_fn=lambda text, **_: parts.append(str(text)))
+    return "\n".join(parts)
+
+
+class SummaryAtStart(keras.callbacks.Callback):
+    """``model.summary()`` as printed when training begins, where ours asks for it."""
+
+    def on_train_begin(self, logs=None):
+        self.text = printed_summary(self.model)
+
+
+def summary_of(run) -> str:
+    path = autolog.Client().download_artifacts(run.info.run_id, "model_summary.txt")
+    return Path(path).read_text(encoding="utf-8")
+
+
+def test_summary_drawn_later_is_the_one_printed_when_training_began():
+    """The writer thread draws the summary: the text is the one model.summary()
+    prints at on_train_begin, without the optimizer in the first fit (it builds
+    in the first step) and with it in the next."""
+    X, y = data()
+    model = tiny_model()
+    first, second = SummaryAtStart(), SummaryAtStart()
+    model.fit(X, y, epochs=1, verbose=0, callbacks=[first])
+    model.fit(X, y, epochs=1, verbose=0, callbacks=[second])
+    runs = autolog.search_runs(order_by=["attributes.start_time ASC"])
+    assert [summary_of(run) for run in runs] == [first.text, second.text]
+    assert "Optimizer params" not in first.text and "Optimizer params" in second.text
+
+
+def test_summary_counts_the_weights_trainable_when_it_was_asked_for():
+    X, y = data()
+    model = tiny_model()
+    model.fit(X, y, epochs=1, verbose=0)
+    render = keras_integration._summary_renderer(model)
+    before = printed_summary(model)
+    model.get_layer("hidden").trainable = False  # a fine-tuning step freezing a layer
+    assert printed_summary(model) != before
+    assert render() == before
+
+
+def test_a_deferred_archive_that_fails_is_written_by_model_save(monkeypatch):
+    def unsuited(self):
+        raise ValueError("a saveable our copying stores do not take")
+
+    monkeypatch.setattr(keras_integration._CopiedState, "archive", unsuited)
+    X, y = data()
+    model = tiny_model()
+    model.fit(X, y, epochs=1, verbose=0)
+    loaded = autolog.load_model(f"runs:/{only_run().info.run_id}/model")
+    np.testing.assert_array_equal(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
+    snapshot = keras_integration.KerasFlavor().snapshot(model)  # now whole, here
+    assert snapshot.deferred == {} and set(snapshot.files) == {"model.keras"}
