@@ -10,8 +10,9 @@ What each run gets:
 - **params**: ``get_params(deep=True)`` as sklearn names them (``clf__C``),
   nested estimators by class name, long values cut (listed in a tag);
 - **tags**: ``estimator_name``, ``estimator_class``, and the training data's
-  ``dataset_shape``, ``dataset_dtype``, ``dataset_digest`` (a hash of a small
-  sample; no copy of the data; option ``log_datasets``);
+  ``dataset_shape`` and ``dataset_dtype``; with them (option ``log_datasets``)
+  the record of ``X`` and ``y`` in ``autolog.datasets``, with their digest
+  (search ``datasets.digest``; no copy of the data);
 - **metrics** (classifiers and regressors, from one ``predict`` and one
   ``predict_proba`` over the training data, ``sample_weight`` honoured):
   ``training_accuracy_score``, ``training_precision_score``,

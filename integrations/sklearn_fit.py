@@ -1,4 +1,4 @@
-"""What one scikit-learn ``fit`` logs: params, tags, dataset digest, training metrics, model.
+"""What one scikit-learn ``fit`` logs: params, tags, training metrics, model.
 
 Imported by :mod:`autolog.integrations.sklearn` when scikit-learn is imported
 (never before: it imports numpy and sklearn at module level). The handler
@@ -6,20 +6,18 @@ Imported by :mod:`autolog.integrations.sklearn` when scikit-learn is imported
 ``fit_predict`` of a thread; searches are handed to :mod:`.sklearn_search`.
 
 Cost matters more than anywhere else (a small ``fit`` takes 1 to 2 ms): the
-data is never copied (the digest hashes a few rows), metrics come from one
-prediction (:mod:`.sklearn_scores`), params are stringified without
-sklearn's pretty-printer, and the model's bytes are written by the
-background writer.
+data is never copied and digested once (the patch manager's dataset record),
+metrics come from one prediction (:mod:`.sklearn_scores`), params are
+stringified without sklearn's pretty-printer, and the model's bytes are
+written by the background writer.
 """
 
 from __future__ import annotations
 
-import hashlib
 import types
 from collections.abc import Generator
 from typing import Any
 
-import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier, is_regressor
 
 from autolog import plugin
@@ -38,7 +36,6 @@ __all__ = [
 ]
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict")
-_DIGEST_ROWS = 32  # rows hashed from each end of the training data
 
 
 @plugin.datasets_from("X", "y")
@@ -72,7 +69,7 @@ def fit_data(call: Call) -> tuple[Any, Any, Any]:
 
 
 def log_estimator(call: Call, estimator: Any, X: Any) -> None:
-    """Before the fit: params, the estimator tags and the dataset digest."""
+    """Before the fit: params, the estimator tags and the data's shape."""
     plugin.log_params(estimator_params(estimator), call.run_id)
     tags = {
         "estimator_name": type(estimator).__name__,
@@ -121,49 +118,25 @@ def _describe(value: Any, top: bool = False, depth: int = 0) -> Any:
     return value if top else repr(value)
 
 
-# -- dataset digest -------------------------------------------------------------
+# -- dataset shape ----------------------------------------------------------------
 
 
 def dataset_tags(X: Any) -> dict[str, str]:
-    """``dataset_shape``, ``dataset_dtype`` and ``dataset_digest`` (16 hex
-    characters of a SHA-256 over shape, dtypes, column names and the first and
-    last rows): enough to tell two training sets apart, without copying one."""
+    """``dataset_shape`` and ``dataset_dtype`` of the training data: free to
+    read, and what a search by tag finds a run by. Its digest is the dataset
+    record's (``autolog.datasets``, made once per fit for every integration,
+    searched with ``datasets.digest``): no second hash of the rows here."""
     shape = getattr(X, "shape", None)
     if shape is None:
         try:
             shape = (len(X),)
         except TypeError:
             return {}
-    shape = tuple(int(d) for d in shape)
-    columns = getattr(X, "columns", None)
-    if columns is not None and hasattr(X, "dtypes"):  # a data frame
+    if getattr(X, "columns", None) is not None and hasattr(X, "dtypes"):  # a data frame
         dtype = ",".join(sorted({str(d) for d in X.dtypes}))
-        rows = X.iloc
     else:
         dtype = str(getattr(X, "dtype", type(X).__name__))
-        rows = X
-    digest = hashlib.sha256(
-        repr((shape, dtype, list(columns) if columns is not None else None)).encode()
-    )
-    n = shape[0] if shape else 0
-    for part in (slice(0, _DIGEST_ROWS), slice(max(n - _DIGEST_ROWS, _DIGEST_ROWS), n)):
-        digest.update(_sample_bytes(rows[part]))
-    return {
-        "dataset_shape": "x".join(map(str, shape)),
-        "dataset_dtype": dtype,
-        "dataset_digest": digest.hexdigest()[:16],
-    }
-
-
-def _sample_bytes(sample: Any) -> bytes:
-    if hasattr(sample, "toarray"):  # scipy sparse
-        sample = sample.toarray()
-    elif hasattr(sample, "to_numpy"):
-        sample = sample.to_numpy()
-    array = np.asarray(sample) if not isinstance(sample, np.ndarray) else sample
-    if array.dtype.kind in "biufcmM":
-        return np.ascontiguousarray(array).tobytes()
-    return repr(array.tolist()).encode()  # object / string columns: bytes of pointers mean nothing
+    return {"dataset_shape": "x".join(str(int(d)) for d in shape), "dataset_dtype": dtype}
 
 
 # -- training metrics -----------------------------------------------------------

@@ -24,6 +24,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 import autolog
+from autolog.provenance.datasets import dataset_records
 from tests.integrations.runs import artifact_names, framework_metrics, only_run
 
 CLASSIFIER_METRICS = {
@@ -111,7 +112,10 @@ def test_logistic_regression_logs_params_metrics_tags_dataset_and_model(classifi
     tags = run.data.tags
     assert tags["dataset_shape"] == "120x4"
     assert tags["dataset_dtype"] == "float64"
-    assert len(tags["dataset_digest"]) == 16
+    [record] = [r for r in dataset_records(tags) if r["name"] == "X"]  # digested once, there
+    assert "dataset_digest" not in tags
+    found = autolog.search_runs(filter_string=f"datasets.digest = '{record['digest']}'")
+    assert [r.info.run_id for r in found] == [run.info.run_id]
     assert {"model/model.json", "model/model.pkl"} <= {
         f.path for f in autolog.Client().list_artifacts(run.info.run_id, "model")
     }
@@ -120,14 +124,12 @@ def test_logistic_regression_logs_params_metrics_tags_dataset_and_model(classifi
     assert info["signature"]["inputs"][0]["shape"] == [-1, 4]
 
 
-def test_dataset_digest_tells_datasets_apart(classification):
+def test_dataset_shape_and_dtype_tags_of_arrays_and_frames(classification):
     from autolog.integrations.sklearn_fit import dataset_tags
 
     X, _ = classification
-    changed = X.copy()
-    changed[-1, -1] += 1.0
-    assert dataset_tags(X) == dataset_tags(X.copy())
-    assert dataset_tags(X)["dataset_digest"] != dataset_tags(changed)["dataset_digest"]
+    assert dataset_tags(X) == {"dataset_shape": "120x4", "dataset_dtype": "float64"}
+    assert dataset_tags([[1, 2], [3, 4], [5, 6]]) == {"dataset_shape": "3", "dataset_dtype": "list"}
     frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
     # pandas 3 names string columns "str", pandas 2 "object"
     assert dataset_tags(frame)["dataset_dtype"] == f"int64,{frame.dtypes['b']}"
@@ -323,7 +325,7 @@ def test_models_and_datasets_can_be_turned_off(classification):
     LogisticRegression().fit(X, y)
     run = only_run()
     assert "model" not in artifact_names(run)
-    assert "dataset_digest" not in run.data.tags
+    assert "dataset_shape" not in run.data.tags and "autolog.datasets" not in run.data.tags
     assert "training_score" in run.data.metrics
 
 
