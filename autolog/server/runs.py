@@ -41,9 +41,11 @@ from autolog.tracking.validation import (
     validate_tag_value,
 )
 from autolog.tracking.wire import (
+    MetricRows,
     dumps,
     key_values_from_wire,
     metric_from_wire,
+    metric_rows_from_wire,
     run_info_to_wire,
     run_to_wire,
     status_from_wire,
@@ -90,10 +92,11 @@ def _metric(item: object) -> Metric:
     return metric
 
 
-def _metrics(items: list) -> list[Metric]:
-    """The batch's metrics; each distinct key is validated once (keys repeat)."""
-    metrics = [metric_from_wire(item) for item in items]
-    for key in {m.key for m in metrics}:
+def _metrics(run_id: str, items: list) -> MetricRows:
+    """The batch's metrics as rows (no Metric per point: the SQL stores write
+    them as they are); each distinct key is validated once (keys repeat)."""
+    metrics = metric_rows_from_wire(run_id, items)
+    for key in metrics.distinct_keys():
         validate_key(key, "metric key")
     return metrics
 
@@ -238,7 +241,7 @@ async def log_batch(request: Request) -> Response:
             f"A batch logging request can contain at most {MAX_BATCH_ITEMS} metrics, params "
             f"and tags in total. Got {total}.",
         )
-    metrics = _metrics(raw_metrics)
+    metrics = _metrics(run_id, raw_metrics)
     params = _params_list(raw_params)
     tags = _tags(key_values_from_wire(raw_tags, "tags"))
     if metrics or params or tags:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from autolog.errors import InvalidParameterError
@@ -37,6 +37,7 @@ from autolog.tracking.entities import (
     RunInfo,
     RunStatus,
 )
+from autolog.tracking.validation import INT64_MAX, INT64_MIN
 
 __all__ = [
     "dumps",
@@ -47,7 +48,9 @@ __all__ = [
     "int_from_wire",
     "key_values_from_wire",
     "key_values_to_wire",
+    "MetricRows",
     "metric_from_wire",
+    "metric_rows_from_wire",
     "metric_to_wire",
     "run_from_wire",
     "run_info_from_wire",
@@ -78,8 +81,15 @@ def float_from_wire(value: Any, field: str) -> float:
     """A proto-JSON double (number, numeric string, "NaN", "Infinity", "-Infinity").
 
     None, booleans and other strings raise InvalidParameterError naming ``field``."""
-    if type(value) is float or type(value) is int:
-        return float(value)
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:  # beyond the largest double (about 1.8e308)
+            raise InvalidParameterError(
+                f"Invalid value for field {field!r}: an integer beyond a double's range"
+            ) from None
     if isinstance(value, str):
         word = _FLOAT_WORDS.get(value)
         if word is not None:
@@ -94,18 +104,28 @@ def float_from_wire(value: Any, field: str) -> float:
 def int_from_wire(value: Any, field: str, default: int | None = None) -> int | None:
     """An int64 field: a JSON integer or a numeric string (``"7"``); None gives ``default``.
 
-    Non-integral numbers, booleans and other strings raise InvalidParameterError."""
+    Non-integral numbers, numbers outside int64, booleans and other strings
+    raise InvalidParameterError."""
     if value is None:
         return default
+    number = None
     if type(value) is int:
-        return value
-    if type(value) is float and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        number = value
+    elif type(value) is float and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
         text = value.strip()
         if text.lstrip("-").isdigit():
-            return int(text)
-    raise InvalidParameterError(f"Invalid value {value!r} for field {field!r}: expected an integer")
+            number = int(text)
+    if number is None:
+        raise InvalidParameterError(
+            f"Invalid value {value!r} for field {field!r}: expected an integer"
+        )
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise InvalidParameterError(
+            f"Invalid value {number} for field {field!r}: outside the 64-bit integer range"
+        )
+    return number
 
 
 def status_from_wire(value: Any) -> str | None:
@@ -151,18 +171,22 @@ def metric_to_wire(metric: Metric) -> dict[str, Any]:
     }
 
 
-def metric_from_wire(item: Any) -> Metric:
-    """A Metric from its wire dict; ``key``, ``value`` and ``timestamp`` are required."""
+def _point_from_wire(item: Any) -> tuple[str, float, int, int]:
+    """``(key, value, timestamp, step)`` of a wire metric; ``key``, ``value`` and
+    ``timestamp`` are required, step and timestamp are int64. Anything else
+    raises InvalidParameterError (keys are not validated here)."""
     if type(item) is dict:  # the common case, checked cheaply: a batch has 1,000 of these
         key, value, timestamp = item.get("key"), item.get("value"), item.get("timestamp")
         step = item.get("step", 0)
         if (
             type(key) is str
-            and (type(value) is float or type(value) is int)
+            and type(value) is float
             and type(timestamp) is int
             and type(step) is int
+            and INT64_MIN <= timestamp <= INT64_MAX
+            and INT64_MIN <= step <= INT64_MAX
         ):
-            return Metric(key, float(value), timestamp, step)
+            return key, value, timestamp, step
     if not isinstance(item, dict):
         raise InvalidParameterError(f"Invalid metric {item!r}: expected an object")
     key = item.get("key")
@@ -171,12 +195,60 @@ def metric_from_wire(item: Any) -> Metric:
     timestamp = int_from_wire(item.get("timestamp"), f"timestamp of metric {key!r}")
     if timestamp is None:
         raise InvalidParameterError(f"Missing value for field 'timestamp' of metric {key!r}")
-    return Metric(
-        key,
-        float_from_wire(item.get("value"), f"value of metric {key!r}"),
-        timestamp,
-        int_from_wire(item.get("step"), f"step of metric {key!r}", 0),
-    )
+    value = float_from_wire(item.get("value"), f"value of metric {key!r}")
+    step = int_from_wire(item.get("step"), f"step of metric {key!r}", 0)
+    return key, value, timestamp, step  # type: ignore[return-value]
+
+
+def metric_from_wire(item: Any) -> Metric:
+    """A Metric from its wire dict (see :func:`metric_rows_from_wire` for a batch's)."""
+    key, value, timestamp, step = _point_from_wire(item)
+    return Metric(key, value, timestamp, step)
+
+
+def _metric_of(row: tuple) -> Metric:
+    return Metric(row[1], math.nan if row[3] else row[2], row[5], row[4])
+
+
+class MetricRows(Sequence[Metric]):
+    """One run's metric points as the rows ``(run_id, key, value, is_nan, step,
+    timestamp)`` (a NaN's value is None), in logging order: the SQL stores'
+    metric rows (``sql_write.MetricRow``), which they write as they are; to
+    any other store a sequence of :class:`Metric` like any other. What the
+    server's log-batch makes of 1,000 wire points without 1,000 Metrics."""
+
+    __slots__ = ("rows", "run_id")
+
+    def __init__(self, run_id: str, rows: list[tuple]):
+        self.run_id = run_id
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [_metric_of(row) for row in self.rows[index]]
+        return _metric_of(self.rows[index])
+
+    def __iter__(self) -> Iterator[Metric]:
+        return map(_metric_of, self.rows)
+
+    def distinct_keys(self) -> set[str]:
+        return {row[1] for row in self.rows}
+
+
+def metric_rows_from_wire(run_id: str, items: Iterable[Any]) -> MetricRows:
+    """The wire metrics of one run as :class:`MetricRows`, each point checked as
+    :func:`metric_from_wire` checks it; the first bad one raises
+    InvalidParameterError."""
+    rows = [
+        (run_id, key, value, False, step, timestamp)
+        if value == value
+        else (run_id, key, None, True, step, timestamp)  # NaN
+        for key, value, timestamp, step in map(_point_from_wire, items)
+    ]
+    return MetricRows(run_id, rows)
 
 
 def experiment_to_wire(experiment: Experiment) -> dict[str, Any]:

@@ -11,6 +11,7 @@ changed by a concurrent writer is seen too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -22,8 +23,9 @@ from autolog.tracking.stores.sql_schema import experiment_tags, runs
 from autolog.tracking.stores.sql_schema import params as run_params
 from autolog.tracking.stores.sql_schema import tags as run_tags
 from autolog.tracking.validation import check_param_unchanged
+from autolog.tracking.wire import MetricRows
 
-__all__ = ["MetricRow", "RowWriter", "metric_rows", "param_values", "supersedes"]
+__all__ = ["MetricRow", "RowWriter", "latest_of", "metric_rows", "param_values", "supersedes"]
 
 # PostgreSQL's write path: one statement (one round trip) per call, rows passed
 # as arrays, whatever their number. Data-modifying CTEs all run to completion;
@@ -99,6 +101,7 @@ def _refuse_deleted(conn: sa.Connection, run_ids: set[str]) -> None:
 #: a metric point as written: the columns of ``_SQLITE_INSERT_POINT``, in that order
 MetricRow = tuple[str, str, "float | None", bool, int, int]
 _STEP, _TIMESTAMP = 4, 5
+_KEY_OF, _STEP_OF = itemgetter(1), itemgetter(_STEP)
 
 # SQLite's point statements, straight to the driver (``exec_driver_sql``): tuples
 # in, no per-row parameter processing; a batch of 1,000 points is one executemany.
@@ -135,18 +138,37 @@ def metric_rows(
 ) -> tuple[list[MetricRow], dict[str, MetricRow]]:
     """The metrics table rows of ``metrics`` in logging order (``MetricRow``), and
     the latest point per key."""
-    history: list[MetricRow] = [
-        (run_id, m.key, None, True, m.step, m.timestamp)
-        if m.value != m.value  # NaN: stored as NULL (see sql_schema)
-        else (run_id, m.key, float(m.value), False, m.step, m.timestamp)
-        for m in metrics
-    ]
+    if type(metrics) is MetricRows and metrics.run_id == run_id:
+        history: list[MetricRow] = metrics.rows  # the server's points: rows already
+    else:
+        history = [
+            (run_id, m.key, None, True, m.step, m.timestamp)
+            if m.value != m.value  # NaN: stored as NULL (see sql_schema)
+            else (run_id, m.key, float(m.value), False, m.step, m.timestamp)
+            for m in metrics
+        ]
+    return history, latest_of(history)
+
+
+def latest_of(history: list[MetricRow]) -> dict[str, MetricRow]:
+    """The latest of ``history``'s points per key (``supersedes``: ties go to the
+    later point). One key whose highest step is logged once (the usual batch):
+    passes in C over the steps only."""
+    if not history:
+        return {}
+    first = history[0][1]
+    keys = list(map(_KEY_OF, history))
+    if keys.count(first) == len(keys):
+        steps = list(map(_STEP_OF, history))
+        top = max(steps)
+        if steps.count(top) == 1:
+            return {first: history[steps.index(top)]}
     latest: dict[str, MetricRow] = {}
     for point in history:
         best = latest.get(point[1])
         if best is None or (point[_STEP], point[_TIMESTAMP]) >= (best[_STEP], best[_TIMESTAMP]):
             latest[point[1]] = point
-    return history, latest
+    return latest
 
 
 def param_values(params: Sequence[Param]) -> dict[str, str]:
