@@ -61,6 +61,9 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from itertools import starmap
+from operator import countOf, itemgetter
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -126,8 +129,10 @@ __all__ = ["ARTIFACT_ROOT_ENV", "DEFAULT_ARTIFACT_ROOT", "SqlStore", "engine_url
 T = TypeVar("T")
 
 
+# a NaN is stored as value NULL (sql_schema), the only NULL value: rows are
+# Metric's arguments after the key as they come
 _HISTORY = (
-    "SELECT value, is_nan, timestamp, step FROM metrics WHERE run_id = {} AND key = {} "
+    "SELECT value, timestamp, step FROM metrics WHERE run_id = {} AND key = {} "
     "ORDER BY step, timestamp, seq"
 )
 _SQLITE_HISTORY = _HISTORY.format("?", "?")
@@ -537,12 +542,14 @@ class SqlStore(AbstractStore):
         def work(conn: sa.Connection) -> list[Metric]:
             run_row(conn, run_id)
             rows = raw_rows(conn, sql, parameters)
-            nan = math.nan
             with _gc_paused():  # a million new objects would trigger full collections
-                return [
-                    Metric(key, nan if is_nan else value, timestamp, step)
-                    for value, is_nan, timestamp, step in rows
-                ]
+                points = list(starmap(partial(Metric, key), rows))
+            if countOf(map(itemgetter(0), rows), None):
+                nan = math.nan
+                for point in points:
+                    if point.value is None:
+                        point.value = nan
+            return points
 
         return self._read(work)
 
