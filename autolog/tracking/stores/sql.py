@@ -105,6 +105,7 @@ from autolog.tracking.stores.sql_engine import (
     artifact_root_uri,
     engine_url,
     open_engines,
+    run_raw,
     run_retried,
     write_lock,
 )
@@ -112,11 +113,14 @@ from autolog.tracking.stores.sql_read import (
     artifact_location,
     load_experiments,
     load_runs,
+    load_search,
+    observed,
     raw_rows,
     require_active,
     require_run,
     run_info,
     run_row,
+    search_page,
 )
 from autolog.tracking.stores.sql_schema import ensure_schema, experiment_tags, experiments, runs
 from autolog.tracking.stores.sql_schema import tags as run_tags
@@ -579,10 +583,15 @@ class SqlStore(AbstractStore):
             offset,
         )
 
-        def work(conn: sa.Connection) -> list[Run]:
-            return load_runs(conn, raw_rows(conn, sql, parameters), self.dialect)
-
-        found = self._read(work)
+        if self._batches.current() is None and not observed(self._engine):
+            # the common case: straight to the driver (sql_read.search_page)
+            found = run_raw(
+                self._engine,
+                lambda driver: search_page(driver, self.dialect, sql, parameters),
+                self._label,
+            )
+        else:  # inside this thread's batch, or watched through SQLAlchemy's events
+            found = self._read(lambda conn: load_search(conn, self.dialect, sql, parameters))
         token = None
         if len(found) > max_results:
             found = found[:max_results]

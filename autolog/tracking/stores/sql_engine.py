@@ -7,7 +7,8 @@
   our own ``BEGIN`` (``BEGIN IMMEDIATE`` for writes), and the file is switched
   to WAL once.
 - ``run_retried``: one transaction, retried with backoff on lock timeouts,
-  deadlocks and dropped connections.
+  deadlocks and dropped connections; ``run_raw`` the same on the driver's own
+  connection (the search's hot path).
 - ``write_lock``: the lock that queues this process's writers of one SQLite file.
 - ``ChangeStamp``: a number that changes whenever anything is committed to a
   SQLite file, by any process (what a reader's cache is validated against).
@@ -25,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -40,6 +41,7 @@ __all__ = [
     "artifact_root_uri",
     "engine_url",
     "open_engines",
+    "run_raw",
     "run_retried",
     "store_error",
     "write_lock",
@@ -187,13 +189,48 @@ def run_retried(
     failed attempt rolled back completely). A database error that is not retried,
     or still there at the last attempt, becomes a StoreError naming the store
     (``label``)."""
-    for attempt in range(_RETRY_ATTEMPTS):
+
+    def attempt() -> T:
+        with lock or contextlib.nullcontext(), engine.begin() as conn:
+            return work(conn)
+
+    return _retried(attempt, label)
+
+
+def run_raw(engine: sa.Engine, work: Callable[[Any], T], label: str) -> T:
+    """``work`` of a pooled connection's DBAPI connection (none of SQLAlchemy's
+    work per statement), outside any transaction: ``work`` begins and ends its
+    own. Retried as :func:`run_retried` retries (a dropped connection is thrown
+    out of the pool first)."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+
+    def attempt() -> T:
+        pooled = engine.raw_connection()  # cannot connect: SQLAlchemy's DBAPIError
         try:
-            with lock or contextlib.nullcontext(), engine.begin() as conn:
-                return work(conn)
+            return work(pooled.driver_connection)
+        except dbapi_error as exc:
+            gone = engine.dialect.is_disconnect(exc, pooled.dbapi_connection, None)
+            if gone:
+                pooled.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                None, None, exc, dbapi_error, connection_invalidated=gone, dialect=engine.dialect
+            ) from exc
+        finally:
+            pooled.close()
+
+    return _retried(attempt, label)
+
+
+def _retried(attempt: Callable[[], T], label: str) -> T:
+    """``attempt()`` until it returns, retrying what ``_is_retryable`` names (with
+    backoff and jitter); any other database error, or one still there at the
+    last attempt, becomes the StoreError naming the store (``label``)."""
+    for number in range(_RETRY_ATTEMPTS):
+        try:
+            return attempt()
         except sa.exc.DBAPIError as exc:
-            if attempt + 1 < _RETRY_ATTEMPTS and _is_retryable(exc):
-                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+            if number + 1 < _RETRY_ATTEMPTS and _is_retryable(exc):
+                time.sleep(min(2.0, 0.05 * 2**number) * (0.5 + random.random()))
                 continue
             raise store_error(label, exc) from exc
     raise AssertionError("unreachable")

@@ -3,6 +3,7 @@ with their params, latest metrics and tags."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Sequence
@@ -17,12 +18,16 @@ from autolog.tracking.stores.sql_schema import experiment_tags, experiments, run
 __all__ = [
     "artifact_location",
     "load_experiments",
+    "SQLITE_RUN_DATA",
     "load_runs",
+    "load_search",
+    "observed",
     "raw_rows",
     "require_active",
     "require_run",
     "run_info",
     "run_row",
+    "search_page",
 ]
 
 # the lookups of the write path, built once (when the store does not know the answer yet)
@@ -96,19 +101,22 @@ def run_info(row: sa.Row | tuple | dict) -> RunInfo:
     return RunInfo(run_id, str(experiment_id), run_name, user_id, status, start, end, uri, stage)
 
 
-# The page's params, tags and latest metrics in one statement (one round trip):
-# (run_id, kind, key, text value, number value, is_nan); the page's ids are one
-# parameter, a JSON array on SQLite and an array on PostgreSQL.
-_SQLITE_RUN_DATA = """
-SELECT run_id, 0, key, value, NULL, 0 FROM params
- WHERE run_id IN (SELECT value FROM json_each(?1))
+# The page's params, tags and latest metrics in one statement (one round trip).
+# SQLite: rows (position of the run in the page's ids, kind, key, value): kind 0
+# a param, 1 a tag, 2 a metric (NULL for NaN); the ids are one JSON parameter,
+# walked first (CROSS JOIN keeps that order), each run's rows found by primary key.
+SQLITE_RUN_DATA = """
+SELECT j.key, 0, x.key, x.value FROM json_each(?1) AS j CROSS JOIN params AS x
+ WHERE x.run_id = j.value
 UNION ALL
-SELECT run_id, 1, key, value, NULL, 0 FROM tags
- WHERE run_id IN (SELECT value FROM json_each(?1))
+SELECT j.key, 1, x.key, x.value FROM json_each(?1) AS j CROSS JOIN tags AS x
+ WHERE x.run_id = j.value
 UNION ALL
-SELECT run_id, 2, key, NULL, value, is_nan FROM latest_metrics
- WHERE run_id IN (SELECT value FROM json_each(?1))
+SELECT j.key, 2, x.key, iif(x.is_nan, NULL, x.value)
+  FROM json_each(?1) AS j CROSS JOIN latest_metrics AS x
+ WHERE x.run_id = j.value
 """
+# PostgreSQL: (run_id, kind, key, text value, number value, is_nan), the ids an array
 _PG_RUN_DATA = """
 SELECT run_id, 0, key, value, CAST(NULL AS float8), false FROM params
  WHERE run_id = ANY(CAST(%(ids)s AS text[]))
@@ -127,19 +135,93 @@ def raw_rows(conn: sa.Connection, sql: str, parameters: Any) -> list[tuple]:
     return conn.exec_driver_sql(sql, parameters).cursor.fetchall()
 
 
+def _sqlite_runs(run_rows: Sequence[sa.Row | tuple], data_rows: Sequence[tuple]) -> list[Run]:
+    """Runs of ``run_rows`` (in order) with the SQLITE_RUN_DATA rows of their ids."""
+    found = [Run(run_info(row), RunData()) for row in run_rows]
+    fields = [(r.data.params, r.data.tags, r.data.metrics) for r in found]
+    nan = math.nan
+    for position, kind, key, value in data_rows:
+        fields[position][kind][key] = nan if value is None else value
+    return found
+
+
 def load_runs(conn: sa.Connection, run_rows: Sequence[sa.Row | tuple], dialect: str) -> list[Run]:
     """Runs with their params, latest metrics and tags, in the order of ``run_rows``
     (rows of ``runs``, its columns in order; their data read by one statement)."""
-    loaded = {row[0]: Run(run_info(row), RunData()) for row in run_rows}
-    if not loaded:
+    if not run_rows:
         return []
-    ids = list(loaded)
-    if dialect == "postgresql":
-        rows = raw_rows(conn, _PG_RUN_DATA, {"ids": ids})
-    else:
-        rows = raw_rows(conn, _SQLITE_RUN_DATA, (json.dumps(ids),))
+    if dialect != "postgresql":
+        ids = json.dumps([row[0] for row in run_rows])
+        return _sqlite_runs(run_rows, raw_rows(conn, SQLITE_RUN_DATA, (ids,)))
+    loaded = {row[0]: Run(run_info(row), RunData()) for row in run_rows}
+    rows = raw_rows(conn, _PG_RUN_DATA, {"ids": list(loaded)})
     fields = {run_id: (r.data.params, r.data.tags, r.data.metrics) for run_id, r in loaded.items()}
     nan = math.nan
     for run_id, kind, key, text, number, is_nan in rows:
         fields[run_id][kind][key] = text if kind < 2 else nan if is_nan else number
     return list(loaded.values())
+
+
+def search_page(driver: Any, dialect: str, sql: str, parameters: Any) -> list[Run]:
+    """The runs of a ``sql_search.search_statement`` with their data, read on
+    the DBAPI connection ``driver`` (its cursor, none of SQLAlchemy's work per
+    statement), a pooled one outside any transaction. PostgreSQL: its one
+    statement in autocommit (no BEGIN and COMMIT round trips), prepared on the
+    connection at its first run there (later runs skip parsing and, once the
+    server settles on a generic plan, planning). SQLite: its two statements in
+    one read transaction (one snapshot)."""
+    if dialect == "postgresql":
+        driver.autocommit = True
+        try:
+            rows = driver.execute(sql, parameters, prepare=True).fetchall()
+        finally:
+            try:
+                driver.autocommit = False
+            except Exception:  # a broken connection: never pooled in autocommit
+                driver.close()
+        return _pg_runs(rows)
+    cursor = driver.cursor()
+    try:
+        cursor.execute("BEGIN")
+        try:
+            run_rows = cursor.execute(sql, parameters).fetchall()
+            data = []
+            if run_rows:
+                ids = json.dumps([row[0] for row in run_rows])
+                data = cursor.execute(SQLITE_RUN_DATA, (ids,)).fetchall()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")  # a read: ends the snapshot
+    finally:
+        cursor.close()
+    return _sqlite_runs(run_rows, data)
+
+
+def load_search(conn: sa.Connection, dialect: str, sql: str, parameters: Any) -> list[Run]:
+    """``search_page`` through SQLAlchemy's connection ``conn`` (its events see
+    each statement)."""
+    rows = raw_rows(conn, sql, parameters)
+    return _pg_runs(rows) if dialect == "postgresql" else load_runs(conn, rows, dialect)
+
+
+def observed(engine: sa.Engine) -> bool:
+    """Whether something listens to ``engine``'s statements (SQLAlchemy's cursor
+    events): then they go through SQLAlchemy, which tells the listeners."""
+    dispatch = engine.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
+def _pg_runs(rows: list[tuple]) -> list[Run]:
+    """Runs from the rows of ``sql_search._PG_SEARCH``, in the page's order."""
+    found: dict[int, Run] = {}
+    for row in rows:
+        if row[1] == 3:
+            found[row[0]] = Run(RunInfo(row[2], row[3], *row[5:]), RunData())
+    fields = {ord_: (r.data.params, r.data.tags, r.data.metrics) for ord_, r in found.items()}
+    for row in rows:
+        kind = row[1]
+        if kind != 3:
+            fields[row[0]][kind][row[2]] = row[3] if kind < 2 else row[4]
+    return [found[ord_] for ord_ in sorted(found)]

@@ -28,6 +28,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from autolog.errors import InvalidFilterError
 from autolog.tracking import search as _search
@@ -214,6 +216,66 @@ def order_by_clauses(
     return query, clauses
 
 
+_SELECTIVE_OPS = ("=", "IN")
+
+
+def _selective(node: Node) -> bool:
+    """A comparison that keeps few runs and has an index to find them: ``=`` or
+    ``IN`` on a metric, param or tag (the (key, value) index gives its runs)."""
+    return (
+        isinstance(node, Comparison)
+        and node.entity in _KEYED_TABLES
+        and node.op in _SELECTIVE_OPS
+        and (node.entity != _search.METRIC or node.op == "=")
+    )
+
+
+def _driver_first(tree: Node | None) -> tuple[Node | None, bool]:
+    """``tree`` with a top-level AND's selective comparisons first (AND is
+    two-valued here, so its order changes no answer), and whether it has one."""
+    if _selective(tree):  # type: ignore[arg-type]
+        return tree, True
+    if not isinstance(tree, And):
+        return tree, False
+    items = sorted(tree.items, key=lambda item: not _selective(item))  # stable
+    return And(tuple(items)), _selective(items[0])
+
+
+def _unindexed(column: sa.ColumnElement) -> sa.ColumnElement:
+    """SQLite's unary ``+``: the same value, but the planner may not search an
+    index by it."""
+    return UnaryExpression(column, operator=_PLUS, type_=column.type)
+
+
+_PLUS = operators.custom_op("+")
+
+# PostgreSQL: the page (its runs in order, ``ord`` their position) and, in the
+# same statement, its params, tags and latest metrics: one round trip, one
+# snapshot. Rows: (ord, kind, ...): kind 3 is a run (run_id, experiment_id as
+# text, NULL, then run_name .. lifecycle_stage), 0/1/2 a param / tag / metric
+# (key, text value, number value; NaN as NaN). LATERAL: each run's rows are
+# found by primary key (a join would let the planner, which expects few page
+# rows, hash the page against a scan of every row of the table).
+_PG_SEARCH = """WITH page AS MATERIALIZED ({page})
+SELECT ord, 3, run_id, CAST(experiment_id AS text), CAST(NULL AS float8),
+       run_name, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage
+  FROM page
+UNION ALL
+SELECT page.ord, 0, x.key, x.value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM page CROSS JOIN LATERAL
+       (SELECT key, value FROM params WHERE params.run_id = page.run_id OFFSET 0) AS x
+UNION ALL
+SELECT page.ord, 1, x.key, x.value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM page CROSS JOIN LATERAL
+       (SELECT key, value FROM tags WHERE tags.run_id = page.run_id OFFSET 0) AS x
+UNION ALL
+SELECT page.ord, 2, x.key, NULL, CASE WHEN x.is_nan THEN CAST('NaN' AS float8) ELSE x.value END,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM page CROSS JOIN LATERAL
+       (SELECT key, value, is_nan FROM latest_metrics
+         WHERE latest_metrics.run_id = page.run_id OFFSET 0) AS x"""
+
+
 @functools.lru_cache(maxsize=512)
 def search_statement(
     dialect: sa.Dialect,
@@ -224,19 +286,30 @@ def search_statement(
     limit: int,
     offset: int,
 ) -> tuple[str, Any]:
-    """The one statement of a search (filter, order, page) as SQL text and its
-    parameters for the driver, compiled once per distinct search: building and
-    compiling the SQLAlchemy tree costs more than SQLite's run of it over a
-    thousand runs. The answer depends on its arguments only (no state)."""
-    tree = _search.parse_filter(filter_string)
+    """A search as SQL text and its parameters for the driver, compiled once
+    per distinct search: building and compiling the SQLAlchemy tree costs more
+    than SQLite's run of it over a thousand runs. The answer depends on its
+    arguments only (no state).
+
+    SQLite: the page's ``runs`` rows in order (its data is read by
+    ``sql_read.SQLITE_RUN_DATA``). PostgreSQL: the page and its data in one
+    statement (``_PG_SEARCH``'s rows)."""
+    tree, selective = _driver_first(_search.parse_filter(filter_string))
     keys = _search.parse_order_by(list(order_by))
-    query = sa.select(runs).where(
-        runs.c.experiment_id.in_(list(experiment_keys)),
-        runs.c.lifecycle_stage.in_(list(stages)),
-    )
+    experiment, stage = runs.c.experiment_id, runs.c.lifecycle_stage
+    if dialect.name == "sqlite" and selective:
+        # SQLite has no statistics on values: it would walk every run of the
+        # experiment and test each against every clause. A selective clause
+        # (first, after _driver_first) drives instead: its (key, value) index
+        # lists few runs, each found by primary key and tested.
+        experiment, stage = _unindexed(experiment), _unindexed(stage)
+    query = sa.select(runs).where(experiment.in_(list(experiment_keys)), stage.in_(list(stages)))
     if tree is not None:
         query = query.where(compile_filter(tree, dialect.name))
     query, ordering = order_by_clauses(query, keys, dialect.name)
+    postgres = dialect.name == "postgresql"
+    if postgres:
+        query = query.add_columns(sa.func.row_number().over(order_by=ordering).label("ord"))
     query = query.order_by(*ordering).limit(limit).offset(offset)
     compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     processors = compiled._bind_processors
@@ -246,4 +319,4 @@ def search_statement(
     }
     if compiled.positiontup is not None:  # SQLite: positional parameters
         return compiled.string, tuple(values[name] for name in compiled.positiontup)
-    return compiled.string, values
+    return (_PG_SEARCH.format(page=compiled.string) if postgres else compiled.string), values
