@@ -180,9 +180,8 @@ def routes(store: AbstractStore) -> list[Any]:
             if isinstance(result, buckets.JsonBody):  # big answers go gzipped where accepted
                 headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
                 content = result.raw
-                if len(content) >= _GZIP_FROM and "gzip" in request.headers.get(
-                    "accept-encoding", ""
-                ):
+                accepted = "gzip" in request.headers.get("accept-encoding", "")
+                if result.compressible and len(content) >= _GZIP_FROM and accepted:
                     content = await run_in_threadpool(result.gzipped)
                     headers["Content-Encoding"] = "gzip"
                 return Response(content, media_type="application/json", headers=headers)
@@ -231,6 +230,7 @@ def routes(store: AbstractStore) -> list[Any]:
             _float(q, "hi"),
             # overlays (band=0) draw lines only: no band is read or sent
             q.get("band", "1") != "0",
+            q.get("enc") == "f64",  # the compact encoding (see bucketing.wire_items)
         )
         return body
 

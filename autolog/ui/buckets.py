@@ -42,6 +42,7 @@ from autolog.ui.bucketing import (
     check_view,
     history_points,
     wire_item,
+    wire_items,
 )
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "metric_series",
     "metric_series_json",
     "wire_item",
+    "wire_items",
 ]
 
 
@@ -94,18 +96,23 @@ def metric_series_json(
     lo: float | None = None,
     hi: float | None = None,
     band: bool = True,
+    f64: bool = False,
 ) -> JsonBody:
-    """``{"series": [...]}`` as the UI's endpoint sends it (:func:`wire_item`);
-    on the SQL store a kept answer's JSON (one key's: also its gzip) is made once."""
+    """``{"series": [...]}`` as the UI's endpoint sends it (:func:`wire_items`;
+    ``f64``: values as base64 float64, x lists shared, not gzipped); on the
+    SQL store a kept answer's JSON (one key's: also its gzip) is made once."""
     check_view(width, x_axis)
     ids = list(dict.fromkeys(run_ids))
     if type(store).__name__ == "SqlStore":
         from autolog.ui.buckets_sql import sql_series_body, sql_series_json
 
+        view = (width, x_axis, lo, hi, band, f64)
         if len(keys) == 1:
-            return sql_series_body(store, ids, keys[0], width, x_axis, lo, hi, band)
-        parts = [sql_series_json(store, ids, k, width, x_axis, lo, hi, band) for k in keys]
-        return JsonBody(('{"series":[' + ",".join(p for p in parts if p) + "]}").encode())
+            return sql_series_body(store, ids, keys[0], *view)
+        parts = [sql_series_json(store, ids, k, *view) for k in keys]
+        text = '{"series":[' + ",".join(p for p in parts if p) + "]}"
+        return JsonBody(text.encode(), not f64)
     series = metric_series(store, ids, keys, width, x_axis, lo, hi, band)
-    items = [wire_item(s.pop("run"), s.pop("key"), s) for s in series]
-    return JsonBody(json.dumps({"series": items}, separators=(",", ":"), allow_nan=False).encode())
+    items = wire_items(((s.pop("run"), s.pop("key"), s) for s in series), f64)
+    text = json.dumps({"series": items}, separators=(",", ":"), allow_nan=False)
+    return JsonBody(text.encode(), not f64)

@@ -38,6 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from autolog.tracking.stores.sql_schema import metrics
+from autolog.tracking.stores.sql_summaries import read_curve
 from autolog.ui.bucketing import (
     JsonBody,
     bucket_runs,
@@ -45,7 +46,7 @@ from autolog.ui.bucketing import (
     finite_or_none,
     series_answer,
     shared_edges,
-    wire_item,
+    wire_items,
 )
 
 __all__ = ["sql_series", "sql_series_body", "sql_series_json"]
@@ -57,6 +58,8 @@ _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 #: up to this many widths of points, reading them beats a statement per bucket
 PYTHON_BANDS = 12
 PYTHON_LINES = 2  # a line costs one seek per bucket, a read point about half a seek
+#: overlay lines from the store's summaries (sql_summaries) where they cover the range
+SUMMARIES = True
 
 _WHERE = "FROM metrics WHERE run_id = ?1 AND key = ?2 AND step >= ?3"
 _FIRST = f"SELECT min(step) {_WHERE} AND step <= ?4"
@@ -113,15 +116,17 @@ def sql_series_json(
     lo: float | None,
     hi: float | None,
     band: bool = True,
+    f64: bool = False,
 ) -> str:
     """The same answer as the JSON of ``[{"run", "key", ...}, ...]`` items
-    (without the brackets), encoded once per kept answer."""
+    (without the brackets; ``f64``: the UI's compact encoding, see
+    :func:`wire_items`), encoded once per kept answer."""
     entry = _entry(store, run_ids, key, width, x_axis, lo, hi, band)
-    if entry.json is None:
-        items = [wire_item(r, key, entry.answer[r]) for r in dict.fromkeys(run_ids)]
+    if f64 not in entry.json:
+        items = wire_items(((r, key, entry.answer[r]) for r in dict.fromkeys(run_ids)), f64)
         text = json.dumps(items, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-        entry.json = text[1:-1]
-    return entry.json
+        entry.json[f64] = text[1:-1]
+    return entry.json[f64]
 
 
 def sql_series_body(
@@ -133,13 +138,14 @@ def sql_series_body(
     lo: float | None,
     hi: float | None,
     band: bool = True,
+    f64: bool = False,
 ) -> JsonBody:
     """``{"series": [...]}`` of one key, kept with its answer."""
     entry = _entry(store, run_ids, key, width, x_axis, lo, hi, band)
-    if entry.body is None:
-        text = sql_series_json(store, run_ids, key, width, x_axis, lo, hi, band)
-        entry.body = JsonBody(('{"series":[' + text + "]}").encode())
-    return entry.body
+    if f64 not in entry.body:
+        text = sql_series_json(store, run_ids, key, width, x_axis, lo, hi, band, f64)
+        entry.body[f64] = JsonBody(('{"series":[' + text + "]}").encode(), not f64)
+    return entry.body[f64]
 
 
 def _entry(store, run_ids, key, width, x_axis, lo, hi, band) -> _Entry:
@@ -173,10 +179,18 @@ def _sqlite_steps(run_ids, key, width, lo, hi, band):
     counted = max(width, python) + 1  # counting stops there: n is exact up to it
 
     def work(conn: sa.Connection) -> dict[str, dict[str, Any]]:
+        summaries = SUMMARIES
         cursor = conn.connection.driver_connection.cursor()
         try:
-            views = {}
+            views, curves = {}, {}
             for run_id in run_ids:
+                if summaries and not band and lo is None and hi is None:
+                    curve = read_curve(cursor, run_id, key, _STEP_MIN, _STEP_MAX)
+                    if curve is not None and curve.segments:  # none: the seeks say why
+                        first, last = curve.first, curve.last
+                        views[run_id] = ((first, last), first, last, curve.n)
+                        curves[run_id] = curve
+                        continue
                 whole = (run_id, key, _STEP_MIN, _STEP_MAX)
                 full = (_one(cursor, _FIRST, whole), _one(cursor, _LAST, whole))
                 if full[0] is None:
@@ -192,7 +206,8 @@ def _sqlite_steps(run_ids, key, width, lo, hi, band):
                     n = _one(cursor, _UP_TO, (run_id, key, first, last, counted))
                 views[run_id] = (full, first, last, n)
             edges = shared_edges([(v[1], v[2]) for v in views.values() if v[3] > width])
-            out = {}
+            out: dict[str, dict[str, Any]] = {}
+            ranges: dict[tuple[int, int], tuple[list, dict]] = {}  # and their memo
             for run_id, (full, first, last, n) in views.items():
                 if n <= width or n <= python:
                     points = cursor.execute(_POINTS, (run_id, key, first, last)).fetchall()
@@ -202,7 +217,16 @@ def _sqlite_steps(run_ids, key, width, lo, hi, band):
                 elif band:
                     answer = _bands(cursor, run_id, key, width, first, last, edges)
                 else:
-                    answer = _lines(cursor, run_id, key, width, first, last, edges)
+                    curve = curves.get(run_id)
+                    if curve is None and summaries:
+                        curve = read_curve(cursor, run_id, key, first, last)
+                    if curve is not None:
+                        if (first, last) not in ranges:  # runs of one length share them
+                            ranges[first, last] = (_ranges(first, last, edges, width), {})
+                        xs, lasts = curve.lasts(*ranges[first, last])
+                        answer = series_answer(None, None, False, xs, lasts, None, None)
+                    else:
+                        answer = _lines(cursor, run_id, key, width, first, last, edges)
                 answer["range"] = full
                 out[run_id] = answer
             return out
@@ -396,14 +420,15 @@ def _bucketed(conn, of, x, width: int, runs: list[str], ranges) -> dict[str, dic
 
 
 class _Entry:
-    """One answer, its JSON once encoded, and the state of the runs it was read at."""
+    """One answer, its JSON once encoded (by f64 or not), and the state of the
+    runs it was read at."""
 
     __slots__ = ("answer", "body", "json", "stamp")
 
     def __init__(self, stamp: tuple, answer: dict) -> None:
         self.stamp, self.answer = stamp, answer
-        self.json: str | None = None
-        self.body: JsonBody | None = None
+        self.json: dict[bool, str] = {}
+        self.body: dict[bool, JsonBody] = {}
 
 
 #: answers for finished runs, by request; checked against the runs' status and

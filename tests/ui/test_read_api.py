@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import math
 import random
+import struct
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +18,13 @@ from autolog.errors import InvalidFilterError, InvalidParameterError
 from autolog.tracking.entities import Metric, Param, RunStatus, RunTag
 from autolog.tracking.stores.file import FileStore
 from autolog.tracking.stores.sql import SqlStore
-from autolog.ui.buckets import bucket_points, bucket_runs, history_points, metric_series
+from autolog.ui.buckets import (
+    bucket_points,
+    bucket_runs,
+    history_points,
+    metric_series,
+    metric_series_json,
+)
 from autolog.ui.projection import RunsQuery, count_runs, experiment_rows, runs_window
 from tests.tracking.sql_stores import SQL_STORE_FACTORIES
 from tests.ui.browser import UIServer
@@ -243,6 +251,47 @@ def test_the_database_buckets_as_python_does(store, x_axis, window, read, monkey
                 assert set(got[1]["x"][:-1]) <= set(got[0]["x"])
 
 
+def _decoded(text: str) -> list:
+    """An f64 list as the page decodes it: base64 float64, NaN a gap."""
+    values = struct.unpack(f"<{len(text) * 3 // 32}d", base64.b64decode(text))
+    return [None if v != v else v for v in values]
+
+
+@pytest.mark.parametrize("band", [True, False])
+def test_the_compact_encoding_is_the_same_answer(store, band):
+    """enc=f64: values as base64 float64, bit for bit those of the decimal
+    answer (NaN and inf as gaps), an x list equal to the previous series' sent
+    as "same", and the body marked not to be gzipped."""
+    runs = []
+    for length in (3000, 3000, 3000, 40, 2500):
+        run_id = store.create_run("0", "u", 0).info.run_id
+        points = [Metric("m", math.sin(s) / 3 + s * 1e-9, 5 + s, s) for s in range(length)]
+        points[length // 2] = Metric("m", math.nan, 5, length // 2)
+        points[length // 3] = Metric("m", math.inf, 5, length // 3)
+        store.log_batch(run_id, [*points, Metric("k", 0.1 * length, 1, 0)])
+        runs.append(run_id)
+    for keys in (["m"], ["m", "k"]):
+        plain = metric_series_json(store, runs, keys, 200, band=band)
+        compact = metric_series_json(store, runs, keys, 200, band=band, f64=True)
+        assert plain.compressible and not compact.compressible
+        want = json.loads(plain.raw)["series"]
+        got = json.loads(compact.raw)["series"]
+        assert len(got) == len(want)
+        same = 0
+        for i, (item, expected) in enumerate(zip(got, want)):
+            if item["x"] == "same":
+                assert i > 0 and want[i - 1]["x"] == expected["x"]
+                item["x"] = got[i - 1]["x"]
+                same += 1
+            for name in ("last", "min", "max"):
+                if item[name] is not None:
+                    item[name] = _decoded(item[name])
+            assert item == expected
+        # the three bucketed runs of one length share one x list, the others
+        # differ; k's one point (step 0) is one x list for all five runs
+        assert same == (2 if keys == ["m"] else 2 + 4)
+
+
 # -- HTTP: headers, errors, artifact paths ----------------------------------------------
 
 
@@ -340,6 +389,12 @@ def test_metric_buckets_over_http_send_a_band_only_where_one_is_drawn(http):
     assert status == 200
     assert "Content-Encoding" not in headers and len(zipped) < len(plain) / 2
     assert json.loads(gzip.decompress(zipped)) == json.loads(plain)
+    # the compact answer (base64 float64) is sent as it is, gzip or not
+    request = urllib.request.Request(query + "&enc=f64", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request) as response:
+        assert "Content-Encoding" not in response.headers
+        compact = json.loads(response.read())["series"][0]
+    assert _decoded(compact["last"]) == json.loads(plain)["series"][0]["last"]
 
 
 def test_the_vendored_uplot_is_the_npm_package():

@@ -220,11 +220,23 @@ def _migrate_v3_covering_indexes(conn: sa.Connection) -> None:
     )
 
 
+def _migrate_v4_metric_summaries(conn: sa.Connection) -> None:
+    """SQLite: per run, key and block of 256 steps, what the UI's buckets need
+    (``sql_summaries.py``), filled from the stored points; kept by ``log_batch``
+    from then on. PostgreSQL: nothing (its buckets are aggregated per query)."""
+    if conn.dialect.name == "sqlite":
+        from autolog.tracking.stores import sql_summaries
+
+        sql_summaries.create(conn)
+        sql_summaries.fill(conn)
+
+
 #: (version, migration) in order; ``ensure_schema`` runs those above the stored version.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _migrate_v1_initial),
     (2, _migrate_v2_point_identity),
     (3, _migrate_v3_covering_indexes),
+    (4, _migrate_v4_metric_summaries),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -22,6 +22,7 @@ from autolog.tracking.entities import LifecycleStage, Metric, Param
 from autolog.tracking.stores.sql_schema import experiment_tags, runs
 from autolog.tracking.stores.sql_schema import params as run_params
 from autolog.tracking.stores.sql_schema import tags as run_tags
+from autolog.tracking.stores.sql_summaries import record as record_summaries
 from autolog.tracking.validation import check_param_unchanged
 from autolog.tracking.wire import MetricRows
 
@@ -249,6 +250,7 @@ class RowWriter:
             return
         if history:
             _sqlite_insert_points(conn, history)
+            record_summaries(conn, history)  # the UI's bucket summaries (owner: ui)
         if latest_points:
             conn.exec_driver_sql(_SQLITE_UPSERT_LATEST, latest_points)
         if params:

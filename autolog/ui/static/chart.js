@@ -18,6 +18,20 @@ function smooth(values, weight) {
   });
 }
 
+// enc=f64, the compact answer: values come as base64 of little-endian float64
+// (no decimal text to format or parse), NaN a gap (null); a series whose x is
+// "same" has the previous series' x (overlaid runs share their bucket edges)
+function f64(text) {
+  if (typeof text !== "string") return text;
+  const bin = atob(text);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const values = new Float64Array(bytes.buffer);
+  const out = new Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = Number.isNaN(values[i]) ? null : values[i];
+  return out;
+}
+
 const positive = (values) => values.map((v) => (v === null || v <= 0 ? null : v));
 
 export class MetricChart {
@@ -41,6 +55,11 @@ export class MetricChart {
       runs: this.runs.map((r) => r.id).join(","), keys: this.key, width: this.width(),
       x: this.options.x, lo: zoom ? zoom[0] : null, hi: zoom ? zoom[1] : null,
       band: this.runs.length > 1 ? "0" : "1",  // overlays draw lines only
+      enc: "f64",
+    });
+    series.forEach((s, i) => {
+      if (s.x === "same") s.x = series[i - 1].x;
+      s.last = f64(s.last); s.min = f64(s.min); s.max = f64(s.max);
     });
     this.series = series;
     this.draw();
@@ -55,7 +74,7 @@ export class MetricChart {
     const counted = this.series.every((s) => s.n !== null);
     const n = this.series.reduce((a, s) => a + (s.n || 0), 0);
     this.title.querySelector(".n").textContent = counted
-      ? `${n.toLocaleString()} points${exact ? "" : ", bucketed"}`
+      ? `${n.toLocaleString()} ${n === 1 ? "point" : "points"}${exact ? "" : ", bucketed"}`
       : `${this.series.length} runs, bucketed`;
     let data, series, bands;
     if (this.series.length === 1) {

@@ -1,0 +1,425 @@
+"""Metric summaries kept by the SQL store at write time (SQLite, schema v4).
+
+One row per run, metric key and block of ``BLOCK`` (2**8) steps holding
+points: how many points it has, how many are NaN or +-inf, their finite min
+and max, and, per step that holds a point, that step's last point (by
+timestamp, then logging order) as float64 (non-finite ones as NaN: a chart
+draws them as gaps). The UI's overlay lines need each pixel column's last
+point; a column of a 10,000-step curve 590 pixels wide spans ~17 steps, so
+its edges never align with blocks, but its last point is the last one at or
+below its right edge, which a block's per-step values give at once. A curve
+is then a few dozen rows read by one range scan instead of one index seek per
+pixel column (``autolog.ui.buckets_sql``).
+
+The rows are exact: ``record`` runs in ``log_batch``'s transaction, after its
+points are inserted (``sql_write.py``). Points that extend a block (every
+step above the block's last one: they cannot repeat a stored point, so they
+were inserted) are appended; any other write to a block (an earlier step, a
+step logged twice, a retried batch) summarises the block again from its
+stored points. A block of more than ``CAP`` points (a step logged many
+times) is marked unsummarised (``lasts`` NULL) and stays so: readers take the
+points there. ``fill`` summarises every stored point (the v4 migration).
+
+Every point of ``metrics`` is in its block's row; a reader trusts that, so
+points written around the store (raw inserts) need ``fill``. PostgreSQL
+keeps none: its buckets are one hash aggregate per metric for all runs
+(``buckets_sql``), and a summary would add a round trip to each write.
+
+Columns: ``first`` is the offset in the block of its first step holding a
+point; ``offsets`` (uint16 little-endian) the offsets of the steps holding
+points, NULL when they are every step from ``first`` on (one per value);
+``lasts`` float64 little-endian, one per such step.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from itertools import groupby, islice
+from operator import itemgetter, lt
+from typing import Any
+
+__all__ = [
+    "BLOCK",
+    "CAP",
+    "Curve",
+    "create",
+    "fill",
+    "read_curve",
+    "record",
+    "summarise",
+]
+
+K = 8
+BLOCK = 1 << K
+CAP = 4 * BLOCK  # more points than this in one block: not summarised
+_NAN = math.nan
+_INF = math.inf
+_SWAP = sys.byteorder == "big"  # the blobs are little-endian
+
+_DDL = (
+    "CREATE TABLE metric_summaries ("
+    " run_id VARCHAR(32) NOT NULL, key VARCHAR(250) NOT NULL, block BIGINT NOT NULL,"
+    " n BIGINT NOT NULL, nonfinite BIGINT NOT NULL, vmin FLOAT, vmax FLOAT,"
+    " first INTEGER NOT NULL, offsets BLOB, lasts BLOB,"
+    " PRIMARY KEY (run_id, key, block))"
+)
+_COLUMNS = "n, nonfinite, vmin, vmax, first, offsets, lasts"
+_UPSERT = (
+    f"INSERT INTO metric_summaries (run_id, key, block, {_COLUMNS})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key, block) DO UPDATE SET"
+    " n = excluded.n, nonfinite = excluded.nonfinite, vmin = excluded.vmin,"
+    " vmax = excluded.vmax, first = excluded.first, offsets = excluded.offsets,"
+    " lasts = excluded.lasts"
+)
+_OF_RANGE = (
+    f"SELECT block, {_COLUMNS} FROM metric_summaries"
+    " WHERE run_id = ? AND key = ? AND block >= ? AND block <= ?"
+)
+_BLOCK_POINTS = (
+    "SELECT step, value FROM metrics WHERE run_id = ? AND key = ? AND step >= ? AND step < ?"
+    " ORDER BY step, timestamp, seq LIMIT ?"
+)
+_ALL_POINTS = (
+    "SELECT run_id, key, step, value FROM metrics ORDER BY run_id, key, step, timestamp, seq"
+)
+
+_by_series = itemgetter(0, 1)
+_step = itemgetter(4)
+_value = itemgetter(2)
+
+# a row's fields after (run_id, key, block): n, nonfinite, vmin, vmax, first, offsets, lasts
+Fields = tuple[int, int, "float | None", "float | None", int, "bytes | None", "bytes | None"]
+_UNSUMMARISED: Fields = (0, 0, None, None, 0, None, None)
+
+
+def create(conn: Any) -> None:
+    """The table (an SQLAlchemy connection inside the migration's transaction)."""
+    conn.exec_driver_sql(_DDL)
+
+
+def _f64(values: Iterable[float]) -> bytes:
+    packed = array("d", values)
+    if _SWAP:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _u16(values: Iterable[int]) -> bytes:
+    packed = array("H", values)
+    if _SWAP:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack(code: str, blob: bytes) -> array:
+    out = array(code)
+    out.frombytes(blob)
+    if _SWAP:
+        out.byteswap()
+    return out
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and value - value == 0  # False for None, NaN, +-inf
+
+
+def _values_fields(values: list[float | None]) -> tuple[int, float | None, float | None, bytes]:
+    """nonfinite, vmin, vmax and the lasts blob of one value per step."""
+    nonfinite = values.count(None) + values.count(_INF) + values.count(-_INF)
+    if not nonfinite:
+        return 0, min(values), max(values), _f64(values)
+    finite = [v for v in values if _finite(v)]
+    return (
+        nonfinite,
+        min(finite) if finite else None,
+        max(finite) if finite else None,
+        _f64(v if _finite(v) else _NAN for v in values),
+    )
+
+
+def summarise(base: int, points: Sequence[tuple[int, float | None]]) -> Fields:
+    """The fields of the block starting at step ``base`` from its points
+    ``(step, value)`` in history order (step, timestamp, logging order); NaN
+    is None. More than ``CAP`` points: unsummarised."""
+    if len(points) > CAP:
+        return _UNSUMMARISED
+    values = [p[1] for p in points]
+    nonfinite = sum(not _finite(v) for v in values)
+    finite = [v for v in values if _finite(v)]
+    steps: list[int] = []
+    lasts: list[float | None] = []
+    for step, value in points:  # each step's last point
+        if steps and steps[-1] == step:
+            lasts[-1] = value
+        else:
+            steps.append(step)
+            lasts.append(value)
+    offsets = [s - base for s in steps]
+    contiguous = offsets[-1] - offsets[0] == len(offsets) - 1
+    return (
+        len(points),
+        nonfinite,
+        min(finite) if finite else None,
+        max(finite) if finite else None,
+        offsets[0],
+        None if contiguous else _u16(offsets),
+        _f64(v if _finite(v) else _NAN for v in lasts),
+    )
+
+
+def _last_offset(fields: Fields) -> int:
+    first, offsets, lasts = fields[4], fields[5], fields[6]
+    if offsets is None:
+        return first + len(lasts) // 8 - 1  # type: ignore[arg-type]
+    return _unpack("H", offsets)[-1]
+
+
+def _appended(old: Fields, base: int, steps: list[int], values: list[float | None]) -> Fields:
+    """``old`` with points of strictly increasing steps above its last step."""
+    n, nonfinite, vmin, vmax, first, offsets, lasts = old
+    assert lasts is not None
+    new_offsets = [s - base for s in steps]
+    count = len(lasts) // 8
+    added_nonfinite, low, high, blob = _values_fields(values)
+    contiguous_new = new_offsets[-1] - new_offsets[0] == len(new_offsets) - 1
+    if offsets is None and contiguous_new and new_offsets[0] == first + count:
+        merged = None
+    else:
+        before = list(range(first, first + count)) if offsets is None else _unpack("H", offsets)
+        merged = _u16([*before, *new_offsets])
+    if low is not None:
+        vmin = low if vmin is None else min(vmin, low)
+        vmax = high if vmax is None else max(vmax, high)
+    return (n + len(values), nonfinite + added_nonfinite, vmin, vmax, first, merged, lasts + blob)
+
+
+def _new(base: int, steps: list[int], values: list[float | None]) -> Fields:
+    """The fields of a new block from points of strictly increasing steps."""
+    if len(values) > CAP:
+        return _UNSUMMARISED
+    offsets = [s - base for s in steps]
+    nonfinite, vmin, vmax, blob = _values_fields(values)
+    contiguous = offsets[-1] - offsets[0] == len(offsets) - 1
+    return (
+        len(values),
+        nonfinite,
+        vmin,
+        vmax,
+        offsets[0],
+        None if contiguous else _u16(offsets),
+        blob,
+    )
+
+
+def record(conn: Any, history: Sequence[tuple]) -> None:
+    """Bring the summaries up to date with ``history``, the ``MetricRow``s
+    (run_id, key, value or None for NaN, is_nan, step, timestamp) that this
+    transaction has just inserted (identical repeats skipped by the insert)."""
+    if not history:
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        rows = sorted(history, key=_by_series)  # stable: logging order per series
+        out: list[tuple] = []
+        for (run_id, key), series in groupby(rows, _by_series):
+            _record_series(cursor, run_id, key, list(series), out)
+        if out:
+            cursor.executemany(_UPSERT, out)
+    finally:
+        cursor.close()
+
+
+def _record_series(cursor: Any, run_id: str, key: str, points: list[tuple], out: list) -> None:
+    steps = list(map(_step, points))
+    low, high = steps[0] >> K, steps[-1] >> K
+    increasing = all(map(lt, steps, islice(steps, 1, None)))
+    if not increasing:
+        low, high = min(steps) >> K, max(steps) >> K
+    stored = {
+        row[0]: row[1:] for row in cursor.execute(_OF_RANGE, (run_id, key, low, high)).fetchall()
+    }
+    if not increasing:
+        for block in sorted({s >> K for s in steps}):
+            out.append((run_id, key, block, *_rebuilt(cursor, run_id, key, block, stored)))
+        return
+    values = list(map(_value, points))
+    i, n = 0, len(steps)
+    while i < n:
+        block = steps[i] >> K
+        base = block << K
+        j = bisect_left(steps, base + BLOCK, i)
+        old = stored.get(block)
+        if old is None:
+            fields = _new(base, steps[i:j], values[i:j])
+        elif old[6] is None:
+            fields = None  # unsummarised: stays so
+        elif base + _last_offset(old) < steps[i]:
+            if old[0] + (j - i) > CAP:
+                fields = _UNSUMMARISED
+            else:
+                fields = _appended(old, base, steps[i:j], values[i:j])
+        else:
+            fields = _rebuilt(cursor, run_id, key, block, stored)
+        if fields is not None:
+            out.append((run_id, key, block, *fields))
+        i = j
+
+
+def _rebuilt(cursor: Any, run_id: str, key: str, block: int, stored: dict) -> Fields:
+    """The block summarised again from its stored points (CAP + 1 at most read)."""
+    old = stored.get(block)
+    if old is not None and old[6] is None:
+        return old  # unsummarised
+    base = block << K
+    points = cursor.execute(_BLOCK_POINTS, (run_id, key, base, base + BLOCK, CAP + 1)).fetchall()
+    return summarise(base, points)
+
+
+def fill(conn: Any, batch: int = 20_000) -> None:
+    """Summarise every stored point (replacing any rows): the v4 migration,
+    or after points were written around the store."""
+    driver = conn.connection.driver_connection
+    cursor = driver.cursor()
+    try:
+        cursor.execute("DELETE FROM metric_summaries")
+        reader = driver.cursor()
+        try:
+            reader.execute(_ALL_POINTS)
+            out: list[tuple] = []
+
+            def block_of(row: tuple) -> tuple:
+                return row[0], row[1], row[2] >> K
+
+            rows = iter(lambda: reader.fetchmany(batch), [])
+            flat = (row for chunk in rows for row in chunk)
+            for (run_id, key, block), group in groupby(flat, block_of):
+                points = [(r[2], r[3]) for r in islice(group, CAP + 1)]
+                for _ in group:  # more than CAP: the rest is not needed
+                    pass
+                out.append((run_id, key, block, *summarise(block << K, points)))
+                if len(out) >= 1000:
+                    cursor.executemany(_UPSERT, out)
+                    out.clear()
+            if out:
+                cursor.executemany(_UPSERT, out)
+        finally:
+            reader.close()
+    finally:
+        cursor.close()
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+class Curve:
+    """One series' summary rows over a range of blocks, as segments of steps:
+    ``(start, stop, values, steps)``: ``values`` the last value per step
+    holding a point; ``steps`` None when they are every step of
+    ``[start, stop)``, else the steps themselves."""
+
+    __slots__ = ("n", "nonfinite", "segments")
+
+    def __init__(self, rows: list[tuple]) -> None:
+        self.n = sum(r[1] for r in rows)
+        self.nonfinite = sum(r[2] for r in rows)
+        segments: list[tuple[int, int, Any, Any]] = []
+        parts: list[bytes] = []
+        start = stop = None
+        for block, _n, _nf, _lo, _hi, first, offsets, lasts in rows:
+            base = block << K
+            if offsets is None:
+                begin = base + first
+                if stop is not None and begin == stop:
+                    parts.append(lasts)
+                    stop = begin + len(lasts) // 8
+                    continue
+                if stop is not None:
+                    segments.append((start, stop, _unpack("d", b"".join(parts)), None))
+                start, stop, parts = begin, begin + len(lasts) // 8, [lasts]
+                continue
+            if stop is not None:
+                segments.append((start, stop, _unpack("d", b"".join(parts)), None))
+                start = stop = None
+            steps = [base + o for o in _unpack("H", offsets)]
+            segments.append((steps[0], steps[-1] + 1, _unpack("d", lasts), steps))
+        if stop is not None:
+            segments.append((start, stop, _unpack("d", b"".join(parts)), None))
+        self.segments = segments
+
+    @property
+    def first(self) -> int | None:
+        return self.segments[0][0] if self.segments else None
+
+    @property
+    def last(self) -> int | None:
+        return self.segments[-1][1] - 1 if self.segments else None
+
+    def lasts(
+        self, ranges: Sequence[tuple[int, int]], memo: dict | None = None
+    ) -> tuple[list[int], list[float | None]]:
+        """Per step range ``[lo, hi)`` (in order, not overlapping) that holds a
+        point: the step of its last point and that point's value (None for
+        NaN and +-inf). ``memo``: a dict kept by the caller for one ``ranges``,
+        where curves of the same dense steps (overlaid runs of one length)
+        share the steps picked and the C getter that picks their values."""
+        segments = self.segments
+        if len(segments) == 1 and segments[0][3] is None:  # every step from first to last
+            start, stop, values, _ = segments[0]
+            picked = None if memo is None else memo.get((start, stop))
+            if picked is None:
+                picked = _dense_pick(ranges, start, stop)
+                if memo is not None:
+                    memo[start, stop] = picked
+            xs, pick = picked
+            got = [] if not xs else [pick(values)] if len(xs) == 1 else list(pick(values))
+            xs = list(xs)
+        else:
+            xs, got = [], []
+            starts = [s[0] for s in segments]
+            for lo, hi in ranges:
+                at = bisect_right(starts, hi - 1) - 1  # the last segment starting in reach
+                if at < 0:
+                    continue
+                start, stop, values, steps = segments[at]
+                if steps is None:
+                    step = min(hi - 1, stop - 1)
+                    index = step - start
+                else:
+                    index = bisect_right(steps, hi - 1) - 1  # >= 0: steps[0] is start
+                    step = steps[index]
+                if step >= lo:  # else the range holds no point
+                    xs.append(step)
+                    got.append(values[index])
+        if self.nonfinite:
+            got = [v if v == v else None for v in got]
+        return xs, got
+
+
+def _dense_pick(ranges: Sequence[tuple[int, int]], start: int, stop: int) -> tuple[list, Any]:
+    """The steps of ``ranges``' last points over the dense steps ``[start,
+    stop)``, and an ``itemgetter`` of their positions in the values."""
+    top = stop - 1
+    head = 0
+    while head < len(ranges) and ranges[head][1] <= start:
+        head += 1  # ranges before the first step
+    end = len(ranges)
+    while end > head and ranges[end - 1][0] > top:
+        end -= 1  # ranges after the last step
+    xs = [hi - 1 for _, hi in islice(ranges, head, end)]
+    if xs and xs[-1] > top:
+        xs[-1] = top
+    return xs, itemgetter(*[x - start for x in xs]) if xs else None
+
+
+def read_curve(cursor: Any, run_id: str, key: str, first: int, last: int) -> Curve | None:
+    """The summary of ``key`` between steps ``first`` and ``last`` (a DB-API
+    cursor of SQLite), or None where a block in that range is unsummarised."""
+    rows = cursor.execute(_OF_RANGE, (run_id, key, first >> K, last >> K)).fetchall()
+    if any(r[7] is None for r in rows):
+        return None
+    rows.sort(key=itemgetter(0))
+    return Curve(rows)
