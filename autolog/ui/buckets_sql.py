@@ -3,18 +3,24 @@
 The same answer as :func:`autolog.ui.buckets.bucket_runs` over the points of
 the SQL store's ``metrics`` table.
 
-SQLite, step axis (the common chart), through the history index (run, key,
-step, ...; covering from schema v3):
+SQLite, step axis (the common chart), from the store's metric summaries
+(schema v4, :mod:`autolog.tracking.stores.sql_summaries`: per block of 256
+steps its counts, finite min/max and each step's last value) where they hold
+the range, else through the history index (run, key, step, ...; covering
+from schema v3):
 
-- per run: the x range (two index seeks) and how many points are in view,
-  counted only up to a bound (``LIMIT``): at most ``width`` points are sent
-  point by point; up to a few widths' worth are read and bucketed in Python;
-- a band (one run's chart): one aggregate per bucket (count, min, max, the
-  bucket's last step) over its index range, then the last values by one
-  ``IN`` lookup;
-- an overlay (several runs' lines): one statement per run that seeks each
-  bucket's last point (``ORDER BY step DESC ... LIMIT 1`` per bucket range);
-  nothing else is read, so ``n`` is not counted.
+- per run: the x range and how many points are in view, counted only up to
+  a bound (``LIMIT``): at most ``width`` points are sent point by point; up
+  to a few widths' worth are read and bucketed in Python;
+- a band (one run's chart): the summary rows in range, a block inside a
+  bucket by its counts, a block cut by a bucket edge by its steps' values
+  (``read_bands``; a block holding a step logged twice falls back to one
+  aggregate per bucket over its index range, then the last values by one
+  ``IN`` lookup);
+- an overlay (several runs' lines): each bucket's last point, from the
+  summaries' per-step values (``read_curve``; else one statement per run that
+  seeks it, ``ORDER BY step DESC ... LIMIT 1`` per bucket range); nothing
+  else is read, so ``n`` is not counted.
 
 SQLite, time axis: the points are read in index order and bucketed in Python.
 PostgreSQL: three aggregate queries per metric for all runs at once (``GROUP
@@ -38,7 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from autolog.tracking.stores.sql_schema import metrics
-from autolog.tracking.stores.sql_summaries import read_curve
+from autolog.tracking.stores.sql_summaries import read_bands, read_curve
 from autolog.ui.bucketing import (
     JsonBody,
     bucket_runs,
@@ -58,7 +64,7 @@ _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 #: up to this many widths of points, reading them beats a statement per bucket
 PYTHON_BANDS = 12
 PYTHON_LINES = 2  # a line costs one seek per bucket, a read point about half a seek
-#: overlay lines from the store's summaries (sql_summaries) where they cover the range
+#: bands and overlay lines from the store's summaries (sql_summaries) where they cover the range
 SUMMARIES = True
 
 _WHERE = "FROM metrics WHERE run_id = ?1 AND key = ?2 AND step >= ?3"
@@ -215,7 +221,12 @@ def _sqlite_steps(run_ids, key, width, lo, hi, band):
                     if not band and not answer["exact"]:
                         answer["min"] = answer["max"] = None
                 elif band:
-                    answer = _bands(cursor, run_id, key, width, first, last, edges)
+                    spans = _ranges(first, last, edges, width)
+                    got = read_bands(cursor, run_id, key, spans) if summaries else None
+                    if got is None:  # none kept there: one aggregate per bucket
+                        answer = _bands(cursor, run_id, key, width, first, last, edges)
+                    else:
+                        answer = series_answer(*got[:2], False, *got[2:])
                 else:
                     curve = curves.get(run_id)
                     if curve is None and summaries:

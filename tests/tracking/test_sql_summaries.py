@@ -230,3 +230,47 @@ def test_postgresql_keeps_no_summaries_and_its_lines_are_exact(tmp_path):
         assert (got["x"], got["last"]) == (want["x"], want["last"])
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("window", [(None, None), (-50.5, 4000.2), (300, 301), (1000, 2500)])
+def test_bands_come_from_the_summaries_and_match_the_points(store, window, monkeypatch):
+    """One run's band (count, NaN/inf count, finite min and max, last point per
+    bucket) over dense, sparse, gapped and NaN/inf-holding runs, and one whose
+    steps were logged twice: what bucket_runs gives over the points. Only the
+    run with repeated steps may fall back to the per-bucket aggregates, and
+    only where a bucket edge cuts a block holding a repeat."""
+    rng = random.Random(5)
+    shapes = {
+        "dense": range(0, 6000),
+        "sparse": range(-40, 9000, 3),
+        "gapped": [*range(0, 900), *range(2000, 4100)],
+        "repeats": range(0, 5000),
+    }
+    runs = {}
+    for name, steps in shapes.items():
+        run_id = store.create_run("0", "u", 0).info.run_id
+        points = [Metric("m", _value(rng), 10 + i, s) for i, s in enumerate(steps)]
+        if name == "repeats":  # every 700th step logged again, later
+            points += [Metric("m", _value(rng), 99_999, s) for s in steps[::700]]
+        for at in range(0, len(points), 333):
+            store.log_batch(run_id, points[at : at + 333])
+        runs[name] = run_id
+    aggregated = []
+    real_bands = buckets_sql._bands
+
+    def counted_bands(cursor, run_id, *args):
+        aggregated.append(run_id)
+        return real_bands(cursor, run_id, *args)
+
+    monkeypatch.setattr(buckets_sql, "_bands", counted_bands)
+    monkeypatch.setattr(buckets_sql, "PYTHON_BANDS", 0)  # never the points in Python
+    for name, run_id in runs.items():
+        got = metric_series(store, [run_id], ["m"], 150, "step", *window)[0]
+        want = bucket_runs({run_id: history_points(store, run_id, "m")}, 150, "step", *window)
+        expected = want[run_id]
+        for field in ("n", "nonfinite", "exact", "x", "last", "min", "max"):
+            assert got[field] == expected[field], (name, field)
+        if name != "repeats":
+            assert run_id not in aggregated, name
+    if window == (None, None):
+        assert not any(run_id != runs["repeats"] for run_id in aggregated)
