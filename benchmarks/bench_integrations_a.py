@@ -9,10 +9,12 @@ both arms):
   study's run and a child run per trial (params, value, state), and ends them;
 - ``trial.report`` per step (nothing: intermediate values are logged when the
   trial ends, one enqueue per step, inside the optimize row);
-- ``CatBoostClassifier.fit``, 100 iterations on 2,000 x 20 rows with an eval
-  set, 1 thread (the autolog arm: params, per-iteration metrics of both
-  datasets through our callback, best iteration, feature importance, the
-  ``.cbm`` model) and our callback alone per iteration;
+- ``CatBoostClassifier.fit``, 100 and 300 iterations on 2,000 x 20 rows with
+  an eval set, 1 thread (the autolog arm: params, per-iteration metrics of
+  both datasets logged from ``get_evals_result()`` after the fit, best
+  iteration, feature importance, the ``.cbm`` model); 300 iterations with
+  ``live_metrics=True`` (our callback, for which CatBoost rebuilds its metric
+  history every iteration), and that callback alone per iteration;
 - ``Logit.fit`` and ``OLS.fit`` on 20,000 x 20 rows (statistics, coefficients,
   the results object as the model: the defaults) and ``OLS.fit`` with
   ``log_summary=True`` (the opt-in summary text).
@@ -29,6 +31,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from bench_overhead import _cpu_rows  # the CPU-time rows of issue 16, shared
 
 import autolog
 
@@ -112,20 +115,36 @@ def _catboost_rows(h):
     rng = np.random.RandomState(0)
     X = rng.rand(2000, 20)
     y = (X[:, 0] + X[:, 1] + 0.5 * rng.rand(2000) > 1.2).astype(int)
-    model = CatBoostClassifier(
-        iterations=100, thread_count=1, verbose=0, allow_writing_files=False, random_seed=0
-    )
     bare_fit = _bare(CatBoostClassifier, "fit")
     data = (X[:1600], y[:1600])
     evals = (X[1600:], y[1600:])
-    h.compare(
-        "CatBoostClassifier.fit 100 iterations 2000x20 + eval set",
-        lambda: bare_fit(model, *data, eval_set=evals),
-        lambda: model.fit(*data, eval_set=evals),
-        repeat=5,
-        goal=GOAL,
-        base_label="bare",
-    )
+    quiet = {"thread_count": 1, "verbose": 0, "allow_writing_files": False, "random_seed": 0}
+    # The default logs the iterations from get_evals_result() after the fit;
+    # live_metrics=True installs our callback, for which CatBoost rebuilds its
+    # metric history at every iteration (quadratic: the 300-iteration rows).
+    for iterations, live in ((100, False), (300, False), (300, True)):
+        model = CatBoostClassifier(iterations=iterations, **quiet)
+        autolog.autolog("catboost", silent=True, live_metrics=live)
+        name = f"CatBoostClassifier.fit {iterations} iterations 2000x20 + eval set"
+        name += " live_metrics=True" if live else ""
+        goal = GOAL if not live else "opt-in: what live metrics cost"
+        bare = lambda m=model: bare_fit(m, *data, eval_set=evals)  # noqa: E731
+        logged = lambda m=model: m.fit(*data, eval_set=evals)  # noqa: E731
+        repeat = 5 if iterations == 100 else 3
+        h.compare(name, bare, logged, repeat=repeat, goal=goal, base_label="bare")
+        _cpu_rows(
+            h,
+            f"{name}: training thread CPU",
+            bare,
+            logged,
+            clock="training thread CPU",
+            goal=goal,
+            repeat=repeat,
+            setup=autolog.flush,
+            notes=f"thread CPU time, median of {repeat} interleaved rounds (the writer drained "
+            "between them)",
+        )
+    autolog.autolog("catboost", silent=True)
 
     from autolog.integrations.catboost import CatBoostMetricsCallback
 

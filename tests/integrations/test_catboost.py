@@ -25,8 +25,15 @@ def data():
     return X[:120], y[:120], X[120:], y[120:]
 
 
-def test_classifier_logs_params_iteration_metrics_best_importance_and_model(data):
-    autolog.autolog("catboost")
+@pytest.fixture(params=[False, True], ids=["after-fit", "live"])
+def live(request):
+    """Both ways of logging the per-iteration metrics: from the history when fit
+    returns (the default) and through our callback (``live_metrics=True``)."""
+    return request.param
+
+
+def test_classifier_logs_params_iteration_metrics_best_importance_and_model(data, live):
+    autolog.autolog("catboost", live_metrics=live)
     X, y, Xv, yv = data
     model = CatBoostClassifier(iterations=6, depth=3, eval_metric="AUC", **QUIET)
     model.fit(X, y, eval_set=(Xv, yv), use_best_model=False)
@@ -68,8 +75,8 @@ def _model_files(run):
     return {f.path for f in autolog.Client().list_artifacts(run.info.run_id, "model")}
 
 
-def test_early_stopping_summary(data):
-    autolog.autolog("catboost")
+def test_early_stopping_summary(data, live):
+    autolog.autolog("catboost", live_metrics=live)
     X, y, Xv, yv = data
     model = CatBoostClassifier(iterations=300, learning_rate=0.9, **QUIET)
     model.fit(X, y, eval_set=(Xv, yv), early_stopping_rounds=3)
@@ -83,8 +90,8 @@ def test_early_stopping_summary(data):
     assert run.data.params["learning_rate"] == "0.9"  # the user's value, not CatBoost's float
 
 
-def test_native_catboost_with_pools_and_two_eval_sets(data):
-    autolog.autolog("catboost")
+def test_native_catboost_with_pools_and_two_eval_sets(data, live):
+    autolog.autolog("catboost", live_metrics=live)
     X, y, Xv, yv = data
     model = CatBoost({"iterations": 4, "loss_function": "RMSE", **QUIET})
     model.fit(Pool(X, y.astype(float)), eval_set=[Pool(Xv[:20], yv[:20]), Pool(Xv[20:], yv[20:])])
@@ -107,16 +114,71 @@ def test_catboost_train_gives_one_run(data):
     assert [step for step, _ in history(run, "learn-Logloss")] == [0, 1, 2]
 
 
-def test_metric_period_logs_only_evaluated_iterations(data):
-    autolog.autolog("catboost")
+def test_metric_period_logs_only_evaluated_iterations(data, live):
+    autolog.autolog("catboost", live_metrics=live)
     X, y, Xv, yv = data
     CatBoostRegressor(iterations=7, metric_period=3, **QUIET).fit(X, y, eval_set=(Xv, yv))
     run = only_run()
     assert [step for step, _ in history(run, "learn-RMSE")] == [0, 3, 6]
+    # 8 iterations: CatBoost evaluates the last one too, off the period
+    CatBoostRegressor(iterations=8, metric_period=3, **QUIET).fit(X, y, eval_set=(Xv, yv))
+    run = autolog.search_runs(order_by=["attributes.start_time DESC"])[0]
+    assert [step for step, _ in history(run, "learn-RMSE")] == [0, 3, 6, 7]
+    assert run.data.metrics["stopped_iteration"] == 7
 
 
-def test_user_callbacks_are_kept_and_their_list_unchanged(data):
+def test_metric_period_with_early_stopping_logs_the_steps_the_callback_sees(data):
+    """The overfitting detector has the eval metric evaluated every iteration and
+    the others every metric_period-th: the after-fit steps are the live ones."""
+    X, y, Xv, yv = data
+    steps = {}
+    for live in (True, False):
+        autolog.autolog("catboost", live_metrics=live)
+        model = CatBoostClassifier(
+            iterations=300, learning_rate=0.9, metric_period=4, eval_metric="AUC", **QUIET
+        )
+        model.fit(X, y, eval_set=(Xv, yv), early_stopping_rounds=3)
+        run = autolog.search_runs(order_by=["attributes.start_time DESC"])[0]
+        ran = len(model.get_evals_result()["validation"]["AUC"])
+        assert ran < 300  # it stopped
+        assert run.data.metrics["stopped_iteration"] == ran - 1
+        steps[live] = {
+            key: [step for step, _ in history(run, key)]
+            for key in ("learn-Logloss", "validation-Logloss", "validation-AUC")
+        }
+        assert steps[live]["validation-AUC"] == list(range(ran))
+        assert steps[live]["learn-Logloss"][:2] == [0, 4]
+    assert steps[False] == steps[True]
+
+
+def test_no_callback_reaches_catboost_unless_live_metrics(data, monkeypatch):
+    """The default installs no Python callback (CatBoost would rebuild its metric
+    history for it at every iteration); live_metrics=True installs ours."""
+    calls = []
+    original = CatBoostMetricsCallback.after_iteration
+
+    def counting(self, info):
+        calls.append(info.iteration)
+        return original(self, info)
+
+    monkeypatch.setattr(CatBoostMetricsCallback, "after_iteration", counting)
+    X, y, _, _ = data
     autolog.autolog("catboost")
+    CatBoostClassifier(iterations=4, **QUIET).fit(X, y)
+    assert calls == []
+    assert [s for s, _ in history(only_run(), "learn-Logloss")] == [0, 1, 2, 3]
+    autolog.autolog("catboost", live_metrics=True)
+    CatBoostClassifier(iterations=4, **QUIET).fit(X, y)
+    assert calls == [1, 2, 3, 4]
+
+
+def test_live_metrics_of_the_wrong_type_is_refused():
+    with pytest.raises(autolog.InvalidParameterError, match="live_metrics"):
+        autolog.autolog("catboost", live_metrics="yes")
+
+
+def test_user_callbacks_are_kept_and_their_list_unchanged(data, live):
+    autolog.autolog("catboost", live_metrics=live)
     X, y, _, _ = data
     seen = []
 
@@ -147,9 +209,9 @@ def test_callback_is_picklable_and_keeps_its_run():
     assert callback.run_id == "0" * 32
 
 
-def test_callback_failure_never_reaches_training(data, monkeypatch):
+def test_callback_failure_never_reaches_training(data, monkeypatch, live):
     monkeypatch.setenv("AUTOLOG_TESTING", "0")  # our errors are warnings, as for users
-    autolog.autolog("catboost")
+    autolog.autolog("catboost", live_metrics=live)
     X, y, _, _ = data
 
     def broken(*args, **kwargs):
