@@ -142,6 +142,16 @@ def _comparison(node: Comparison, dialect: str) -> sa.ColumnElement[bool]:
         # AND with FALSE is FALSE even when the comparison is NULL: two-valued.
         return sa.and_(column.is_not(None), predicate) if column.nullable else predicate
 
+    # An uncorrelated IN (not a correlated EXISTS): the database evaluates the
+    # subquery once through the (key, value) index. run_id is never NULL, so
+    # IN is two-valued here.
+    present = runs.c.run_id.in_(_keyed_runs(node, dialect))
+    return ~present if node.op == "IS NULL" else present
+
+
+def _keyed_runs(node: Comparison, dialect: str) -> sa.Select:
+    """The ids of the runs with a row of ``node``'s key (a metric, param or tag)
+    that matches it (any value for IS NULL / IS NOT NULL)."""
     table = _KEYED_TABLES.get(node.entity)
     if table is None:
         raise InvalidFilterError(f"Unknown entity {node.entity!r}")
@@ -152,11 +162,12 @@ def _comparison(node: Comparison, dialect: str) -> sa.ColumnElement[bool]:
             where.append(_numeric_predicate(row.c.value, node.op, node.value))
         else:
             where.append(_string_predicate(row.c.value, node.op, node.value, dialect))
-    # An uncorrelated IN (not a correlated EXISTS): the database evaluates the
-    # subquery once through the (key, value) index. run_id is never NULL, so
-    # IN is two-valued here.
-    present = runs.c.run_id.in_(sa.select(row.c.run_id).where(*where))
-    return ~present if node.op == "IS NULL" else present
+    return sa.select(row.c.run_id).where(*where)
+
+
+def _intersectable(node: Node) -> bool:
+    """A comparison that holds for the runs of its ``_keyed_runs``."""
+    return isinstance(node, Comparison) and node.entity in _KEYED_TABLES and node.op != "IS NULL"
 
 
 def compile_filter(node: Node, dialect: str) -> sa.ColumnElement[bool]:
@@ -164,6 +175,16 @@ def compile_filter(node: Node, dialect: str) -> sa.ColumnElement[bool]:
     if isinstance(node, Comparison):
         return _comparison(node, dialect)
     if isinstance(node, And):
+        sets = [item for item in node.items if _intersectable(item)]
+        if dialect == "postgresql" and len(sets) > 1:
+            # PostgreSQL: one IN over the INTERSECT of the comparisons' run ids:
+            # it hashes the sets together from their indexes, where one IN each
+            # (semi-joins) probes each candidate run in each table by key (the
+            # 3-clause search over 10,000 runs: about half the execution time,
+            # a fifth of the planning; benchmarks/README.md)
+            together = runs.c.run_id.in_(sa.intersect(*(_keyed_runs(i, dialect) for i in sets)))
+            rest = [compile_filter(i, dialect) for i in node.items if not _intersectable(i)]
+            return sa.and_(together, *rest)
         return sa.and_(*(compile_filter(item, dialect) for item in node.items))
     if isinstance(node, Or):
         return sa.or_(*(compile_filter(item, dialect) for item in node.items))
