@@ -179,6 +179,28 @@ def test_the_callback_pickles_with_its_run_id_and_options():
     assert (copy.run_id, copy.log_every_n_step) == ("a" * 32, 5)
 
 
+def _our_hooks_called(tmp_path, **options):
+    """The hooks of ours that Lightning called in a fit, as its profiler saw them."""
+    autolog.autolog("lightning", log_models=False, **options)
+    profiler = pl.profilers.SimpleProfiler()
+    _trainer(tmp_path, max_epochs=1, profiler=profiler).fit(Regressor(), *loaders())
+    prefix = "[Callback]AutologCallback."
+    return {name[len(prefix) :] for name in profiler.recorded_durations if name.startswith(prefix)}
+
+
+def test_lightning_calls_none_of_our_unused_per_batch_hooks(tmp_path):
+    called = _our_hooks_called(tmp_path)
+    assert {"on_train_start", "on_train_epoch_end", "on_validation_epoch_end"} <= called
+    batch_hooks = {hook for hook in called if "batch" in hook or "backward" in hook}
+    assert batch_hooks == set() and "on_before_optimizer_step" not in called
+    assert [s for s, _ in history(only_run().info.run_id, "train_loss")] == [0]
+
+
+def test_with_log_every_n_step_the_batch_end_hook_is_called(tmp_path):
+    called = _our_hooks_called(tmp_path, log_every_n_step=2)
+    assert "on_train_batch_end" in called and "on_train_batch_start" not in called
+
+
 def test_pytorch_lightning_package_is_patched_too(tmp_path):
     pytorch_lightning = pytest.importorskip("pytorch_lightning")
     autolog.autolog("lightning")
