@@ -5,10 +5,13 @@ the distributed rank check (issue 19, items 1, 5, 6), beside bare training.
   ``Trainer.train`` our wrapper wraps, interleaved with the patched one; model
   saving off, so that what is compared is the training), and what autolog adds
   per logged step: our callback's ``on_log`` with a Trainer log of four values;
+  each whole-training row also on the training thread's CPU clock (a torch
+  thread of one: the clock sees all of the training);
 - ``tensorflow``: what autolog adds to each step of a plain loop
   (``GradientTape.gradient`` + ``apply_gradients`` observed, the loss kept for
   the epoch mean), eager and in a ``tf.function``, as thread CPU time per step
-  of rounds alternating autolog off and on;
+  of rounds alternating autolog off and on, and our two observers alone
+  (patched vs the original methods), wall and thread CPU time;
 - ``process_rank()``: the rank check each run-opening makes.
 """
 
@@ -20,9 +23,22 @@ import tempfile
 import time
 from pathlib import Path
 
+NAME = "tensorflow"
 TF_STEPS = 300
 TF_ROUNDS = 5
 HF_STEPS = 24  # 96 samples, batch 4, one epoch
+
+
+def _cpu_per_call(fn, number: int, rounds: int = 9) -> float:
+    """Median over ``rounds`` of this thread's CPU time per call of ``fn`` (us): a
+    wall time on a loaded machine counts the waits for a core too."""
+    samples = []
+    for _ in range(rounds):
+        start = time.thread_time()
+        for _ in range(number):
+            fn()
+        samples.append((time.thread_time() - start) / number * 1e6)
+    return statistics.median(samples)
 
 
 def _tf_step_cost(h, row: str, traced: bool) -> None:
@@ -98,10 +114,18 @@ def _tf_hooks(h, row: str) -> None:
     unwrapped_apply = owner.__dict__["apply_gradients"].__wrapped__
     pairs = [(gradient[0], variable)]
 
+    def bare() -> None:
+        unwrapped_gradient(tape, loss, [variable])
+        unwrapped_apply(optimizer, pairs)
+
+    def logged() -> None:
+        tape.gradient(loss, [variable])
+        optimizer.apply_gradients(pairs)
+
     h.compare(
         row,
-        lambda: (unwrapped_gradient(tape, loss, [variable]), unwrapped_apply(optimizer, pairs)),
-        lambda: (tape.gradient(loss, [variable]), optimizer.apply_gradients(pairs)),
+        bare,
+        logged,
         repeat=7,
         number=500,
         unit="us",
@@ -109,6 +133,28 @@ def _tf_hooks(h, row: str) -> None:
         base_label="unpatched",
         notes="tape.gradient + apply_gradients of one variable, patched vs the originals",
     )
+    # What our code adds per eager step without TensorFlow's ops around it
+    # (their time varies by more than ours from one round to the next): the two
+    # observers called as the patched methods call them, on this thread's CPU clock.
+    alone = "tensorflow: our observers per eager step, called directly"
+    if h.wanted(alone):
+        from autolog._registry import registry
+
+        ours = registry.states[NAME].integration
+        args = (loss, [variable])
+
+        def observers() -> None:
+            ours._after_gradient(tape, args, {}, None)
+            ours._after_apply_gradients(optimizer, (pairs,), {}, None)
+
+        h.row(
+            alone,
+            _cpu_per_call(observers, 5_000),
+            "us",
+            goal="<= 10 us",
+            notes="thread CPU time, median of 9 rounds of 5,000: the loss kept (summed "
+            "every 128 steps), the step counted",
+        )
     autolog.end_run()
 
 
@@ -171,6 +217,10 @@ def _hf_train(h, row: str) -> None:
     autolog.autolog("transformers", silent=True, log_models=False)
     original = transformers.Trainer.train.__wrapped__
     train(transformers.Trainer.train)  # warm-up: imports, first run
+    notes = (
+        f"tiny BERT (2 layers, hidden 32), {HF_STEPS} steps, a log every 2 steps, "
+        "1 torch thread, model saving off"
+    )
     h.compare(
         row,
         lambda: train(original),
@@ -179,10 +229,22 @@ def _hf_train(h, row: str) -> None:
         unit="ms",
         goal="<= +3%",
         base_label="bare",
-        notes=f"tiny BERT (2 layers, hidden 32), {HF_STEPS} steps, a log every 2 steps, "
-        "1 torch thread, model saving off",
+        notes=notes,
     )
     autolog.flush()
+    from bench_overhead import _cpu_rows  # the CPU-time rows of issue 16, shared
+
+    _cpu_rows(
+        h,
+        f"{row}: training thread CPU",
+        lambda: train(original),
+        lambda: train(transformers.Trainer.train),
+        clock="training thread CPU",
+        goal="<= +3%",
+        repeat=7,
+        setup=autolog.flush,
+        notes=f"thread CPU time, median of 7 interleaved rounds; {notes}",
+    )
 
 
 def _hf_logged_step(h, row: str) -> None:
@@ -214,6 +276,15 @@ def _hf_logged_step(h, row: str) -> None:
             goal="<= 10 us",
             notes="AutologCallback.on_log with the Trainer's 4-value log: one enqueue",
         )
+        cpu_row = f"{row}: training thread CPU"
+        if h.wanted(cpu_row):
+            h.row(
+                cpu_row,
+                _cpu_per_call(one_log, 2_000),
+                "us",
+                goal="<= 10 us",
+                notes="the same call, thread CPU time, median of 9 rounds of 2,000",
+            )
 
 
 def _rank_check(h, row: str) -> None:
