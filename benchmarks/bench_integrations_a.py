@@ -51,6 +51,25 @@ def _bare(cls, name):
     return owner.__dict__[name].__wrapped__
 
 
+def _wall_and_cpu(h, name, bare, logged, goal, repeat, cpu_repeat=None):
+    """``bare`` vs ``logged`` interleaved: a wall-time row and its twin on the
+    training thread's CPU clock (the writer drained between rounds)."""
+    h.compare(name, bare, logged, repeat=repeat, goal=goal, base_label="bare")
+    cpu_repeat = cpu_repeat or repeat
+    _cpu_rows(
+        h,
+        f"{name}: training thread CPU",
+        bare,
+        logged,
+        clock="training thread CPU",
+        goal=goal,
+        repeat=cpu_repeat,
+        setup=autolog.flush,
+        notes=f"thread CPU time, median of {cpu_repeat} interleaved rounds (the writer "
+        "drained between them)",
+    )
+
+
 def _optuna_rows(h):
     import optuna
     from sklearn.linear_model import LogisticRegression
@@ -73,25 +92,7 @@ def _optuna_rows(h):
 
     bare_optimize = _bare(optuna.study.Study, "optimize")
     name = f"optuna optimize {TRIALS} trials (LogisticRegression 3000x20 each)"
-    h.compare(
-        name,
-        optimize(bare_optimize),
-        optimize(optuna.study.Study.optimize),
-        repeat=5,
-        goal=GOAL,
-        base_label="bare",
-    )
-    _cpu_rows(
-        h,
-        f"{name}: training thread CPU",
-        optimize(bare_optimize),
-        optimize(optuna.study.Study.optimize),
-        clock="training thread CPU",
-        goal=GOAL,
-        repeat=5,
-        setup=autolog.flush,
-        notes="thread CPU time, median of 5 interleaved rounds (the writer drained between them)",
-    )
+    _wall_and_cpu(h, name, optimize(bare_optimize), optimize(optuna.study.Study.optimize), GOAL, 5)
     _cpu_rows(
         h,
         f"{name}: process CPU, writer's drain included",
@@ -162,20 +163,7 @@ def _catboost_rows(h):
         goal = GOAL if not live else "opt-in: what live metrics cost"
         bare = lambda m=model: bare_fit(m, *data, eval_set=evals)  # noqa: E731
         logged = lambda m=model: m.fit(*data, eval_set=evals)  # noqa: E731
-        repeat = 5 if iterations == 100 else 3
-        h.compare(name, bare, logged, repeat=repeat, goal=goal, base_label="bare")
-        _cpu_rows(
-            h,
-            f"{name}: training thread CPU",
-            bare,
-            logged,
-            clock="training thread CPU",
-            goal=goal,
-            repeat=repeat,
-            setup=autolog.flush,
-            notes=f"thread CPU time, median of {repeat} interleaved rounds (the writer drained "
-            "between them)",
-        )
+        _wall_and_cpu(h, name, bare, logged, goal, 5 if iterations == 100 else 3)
     autolog.autolog("catboost", silent=True)
 
     from autolog.integrations.catboost import CatBoostMetricsCallback
@@ -238,19 +226,7 @@ def _statsmodels_rows(h):
     for name, bare, logged, goal in rows:
         if "log_summary" in name:
             autolog.autolog("statsmodels", silent=True, log_summary=True)
-        h.compare(name, bare, logged, repeat=5, goal=goal, base_label="bare")
-        _cpu_rows(
-            h,
-            f"{name}: training thread CPU",
-            bare,
-            logged,
-            clock="training thread CPU",
-            goal=goal,
-            repeat=9,
-            setup=autolog.flush,
-            notes="thread CPU time, median of 9 interleaved rounds (the writer drained between "
-            "them)",
-        )
+        _wall_and_cpu(h, name, bare, logged, goal, 5, cpu_repeat=9)
 
 
 def run(h) -> None:
