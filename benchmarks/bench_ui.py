@@ -20,7 +20,9 @@ the browser keeps our few scripts cached). Payload is the bytes of the page's
 Runs, params and tags are written straight into the SQL store's tables in
 one transaction (the product's write path is measured in bench_sql.py); the
 metric histories go through ``log_batch``, which keeps the bucket summaries
-the UI reads (sql_summaries.py), so set-up takes tens of seconds. With
+the UI reads (sql_summaries.py), and each run then ends through
+``update_run_info`` (which writes its summaries together), so set-up takes
+tens of seconds. With
 ``$AUTOLOG_BENCH_MLFLOW_PYTHON`` (default ``.venv-mlflow``) the same data is
 written into a store that mlflow created, and the same pages of ``mlflow ui``
 are timed the same way (until the view shows the data; see
@@ -121,8 +123,10 @@ def _insert_runs(store, exp: str, n: int, params: int, metrics: int, prefix: str
 def _log_history(store, run_ids, keys, steps: int, batch: int = 1000) -> None:
     """A noisy decaying curve of ``steps`` points per run and key, written
     through the store's ``log_batch`` (batches of ``batch`` points, the keys
-    interleaved step by step as a training loop logs them): the write path,
-    which keeps the summaries the UI's buckets read (``sql_summaries``)."""
+    interleaved step by step as a training loop logs them), then the run
+    ends (``update_run_info``): the write path, which keeps the summaries the
+    UI's buckets read (``sql_summaries``) and writes a run's together when it
+    ends."""
     from autolog.tracking.entities import Metric
 
     for r, run_id in enumerate(run_ids):
@@ -133,6 +137,7 @@ def _log_history(store, run_ids, keys, steps: int, batch: int = 1000) -> None:
         ]
         for at in range(0, len(points), batch):
             store.log_batch(run_id, metrics=points[at : at + batch])
+        store.update_run_info(run_id, "FINISHED")
 
 
 def _mlflow_python() -> Path | None:

@@ -117,6 +117,37 @@ def test_a_step_logged_past_the_cap_leaves_its_block_to_the_points(store):
     assert (got["x"], got["last"]) == (want["x"], want["last"])
 
 
+@pytest.mark.parametrize("status", ["FINISHED", "FAILED", "KILLED"])
+def test_a_run_that_ends_has_its_rows_written_again_together(store, status):
+    """Rows grown batch by batch among other runs' rows come out, once the
+    run ends, with consecutive rowids in (key, block) order (so they fill
+    pages taken in a row), holding what they held; the other run's rows are
+    untouched, and writes after the end still keep the rows exact."""
+    ours, other = (store.create_run("0", "u", 0).info.run_id for _ in range(2))
+    for at in range(0, 3000, 200):  # two runs' batches interleaved, keys interleaved
+        for run_id in (ours, other):
+            store.log_batch(
+                run_id,
+                [Metric(k, float(s % 37), s, s) for s in range(at, at + 200) for k in "ba"],
+            )
+
+    def layout(run_id):
+        sql = "SELECT rowid, key, block FROM metric_summaries WHERE run_id = ? ORDER BY rowid"
+        return store._read(lambda conn: conn.exec_driver_sql(sql, (run_id,)).fetchall())
+
+    before, others = _rows(store), layout(other)
+    rowids = [r[0] for r in layout(ours)]
+    assert rowids != list(range(rowids[0], rowids[0] + len(rowids)))  # interleaved
+    store.update_run_info(ours, status, 5)
+    assert _rows(store) == before and layout(other) == others
+    after = layout(ours)
+    assert [r[1:] for r in after] == sorted(r[1:] for r in after)  # (key, block) order
+    assert [r[0] for r in after] == list(range(after[0][0], after[0][0] + len(after)))
+    assert after[0][0] > max(rowids)  # new rows: pages taken after every other row's
+    store.log_batch(ours, [Metric("a", -1.0, 9, 5), Metric("a", 2.0, 9, 4000)])
+    assert _rows(store) == _refilled(store)
+
+
 def _v3_database(path) -> str:
     """A database at schema v3 (as an autolog before v4 made it) with points."""
     uri = f"sqlite:///{path}"

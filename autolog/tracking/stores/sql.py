@@ -125,6 +125,7 @@ from autolog.tracking.stores.sql_read import (
 from autolog.tracking.stores.sql_schema import ensure_schema, experiment_tags, experiments, runs
 from autolog.tracking.stores.sql_schema import tags as run_tags
 from autolog.tracking.stores.sql_search import search_statement
+from autolog.tracking.stores.sql_summaries import compact as compact_summaries
 from autolog.tracking.stores.sql_write import RowWriter, metric_rows, param_values
 from autolog.tracking.stores.uris import mask_uri
 
@@ -457,6 +458,8 @@ class SqlStore(AbstractStore):
                 row = conn.execute(query.values(**values).returning(*runs.c)).first()
                 if row is None:
                     require_run(conn, run_id)  # says why: no such run, or deleted
+                if status in RunStatus.TERMINATED and self.dialect == "sqlite":
+                    compact_summaries(conn, run_id)  # the UI's summaries together (owner: ui)
             else:
                 row = run_row(conn, run_id)
                 require_active(run_id, row.lifecycle_stage)

@@ -49,6 +49,7 @@ __all__ = [
     "BLOCK",
     "CAP",
     "Curve",
+    "compact",
     "create",
     "fill",
     "read_bands",
@@ -86,6 +87,15 @@ _OF_RANGE = (
 _BLOCK_POINTS = (
     "SELECT step, value FROM metrics WHERE run_id = ? AND key = ? AND step >= ? AND step < ?"
     " ORDER BY step, timestamp, seq LIMIT ?"
+)
+# blocks lie in [-2**55, 2**55): moved ones (block + _MOVED) lie above every real one
+_MOVED = 1 << 57
+_COMPACT = (
+    f"INSERT INTO metric_summaries (run_id, key, block, {_COLUMNS})"
+    f" SELECT run_id, key, block + {_MOVED}, {_COLUMNS} FROM metric_summaries"
+    " WHERE run_id = ? ORDER BY key, block",
+    f"DELETE FROM metric_summaries WHERE run_id = ? AND block < {_MOVED >> 1}",
+    f"UPDATE metric_summaries SET block = block - {_MOVED} WHERE run_id = ?",
 )
 _ALL_POINTS = (
     "SELECT run_id, key, step, value FROM metrics ORDER BY run_id, key, step, timestamp, seq"
@@ -281,6 +291,27 @@ def _rebuilt(cursor: Any, run_id: str, key: str, block: int, stored: dict) -> Fi
     base = block << K
     points = cursor.execute(_BLOCK_POINTS, (run_id, key, base, base + BLOCK, CAP + 1)).fetchall()
     return summarise(base, points)
+
+
+def compact(conn: Any, run_id: str) -> None:
+    """Write the run's rows again, together and in (key, block) order: the
+    store calls it when a run ends (inside that transaction).
+
+    ``record`` grows a block's row batch by batch, so its pages were split
+    and allocated among the points' pages as they came: a finished run's
+    curve then costs one random read per row or two when the OS cache is
+    cold (20,000 rows of a 100-run compare: ~10,000 scattered pages). Copied
+    with new rowids, the rows fill pages taken in a row, so a curve's rows
+    are a few consecutive pages; the old pages go to the free list, for the
+    points written next. The copies take their keys moved (``_MOVED``) until
+    the old rows are gone, then take them back in place (same rowid, same
+    page). Costs a copy of the run's summaries (8 bytes a point)."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for statement in _COMPACT:
+            cursor.execute(statement, (run_id,))
+    finally:
+        cursor.close()
 
 
 def fill(conn: Any, batch: int = 20_000) -> None:
