@@ -8,6 +8,7 @@ import json
 import math
 import random
 import struct
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -330,6 +331,51 @@ def test_the_page_is_served_under_a_restrictive_csp(http):
     assert headers["x-content-type-options"] == "nosniff"
     status, _, js = get(url + "ui-static/vendor/uPlot.iife.min.js")
     assert status == 200 and js.startswith(b"/*! https://github.com/leeoniya/uPlot")
+
+
+def test_static_files_come_from_memory_with_validators(http):
+    """Each file as it is on disk, its type, an ETag a revalidation answers
+    304 to; a name that is not one of them (or climbs out) is a 404."""
+    from autolog.ui.app import STATIC_DIR
+
+    url, *_ = http
+    status, headers, body = get(url + "ui-static/app.js")
+    assert status == 200 and body == (STATIC_DIR / "app.js").read_bytes()
+    assert headers["content-type"] == "text/javascript; charset=utf-8"
+    status, headers, body = get(url + "ui-static/vendor/uPlot.min.css")
+    assert status == 200 and body == (STATIC_DIR / "vendor/uPlot.min.css").read_bytes()
+    assert headers["content-type"] == "text/css; charset=utf-8" and headers["last-modified"]
+    request = urllib.request.Request(url + "ui-static/vendor/uPlot.min.css")
+    request.add_header("If-None-Match", headers["etag"])
+    assert get(request)[0] == 304
+    for path in ("nope.js", "../app.py", "..%2Fapp.py", "vendor", "__pycache__/x.pyc"):
+        assert get(url + "ui-static/" + path)[0] == 404, path
+
+
+def test_the_warm_up_reads_and_meets_failures_quietly(http, monkeypatch):
+    """warm_up reads the first windows a page would (its statements compiled)
+    and changes nothing; a store that fails leaves it silent."""
+    from autolog.ui import app, projection
+
+    *_, store = http
+    for thread in threading.enumerate():  # the one the server started: done first
+        if thread.name == "autolog-ui-warm-up":
+            thread.join(30)
+    before = projection.experiment_rows(store)
+    seen = []
+    window = projection.runs_window
+    monkeypatch.setattr(
+        projection, "runs_window", lambda s, q, *a: seen.append(q.columns) or window(s, q, *a)
+    )
+    app.warm_up(store)
+    assert seen == [(), ("tags.mlflow.runName",)]  # the second with a column of each kind found
+    assert projection.experiment_rows(store) == before
+
+    def broken(*_):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(projection, "experiment_rows", broken)
+    app.warm_up(store)  # no exception
 
 
 def test_artifact_paths_cannot_leave_the_runs_root(http):
