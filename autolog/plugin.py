@@ -136,6 +136,7 @@ __all__ = [
     "copy_callbacks",
     "datasets_from",
     "distribution_version",
+    "drain_before_exit_of",
     "end_training_run",
     "flatten",
     "float32_text",
@@ -225,6 +226,34 @@ def log_bytes(data: bytes | Callable[[], bytes], artifact_file: str, *, run_id: 
     thread). The function must only use what it was given, never a live
     model that training goes on changing; what it raises fails the write."""
     _runs.fluent().log_bytes(data, artifact_file, run_id=run_id)
+
+
+def drain_before_exit_of(library: str) -> None:
+    """At interpreter exit, write what is queued before the exit handlers that
+    ``library`` (already imported) registered run: ``atexit`` calls the last
+    registered first, and autolog's own exit drain was registered before any
+    framework. For deferred writes (:func:`log_bytes` with a function) that need
+    a library whose exit handler tears it down: h5py unregisters its type
+    conversions at exit, after which a deferred Keras archive cannot be made.
+    Once per library per process; what cannot be written is reported by the
+    exit drain, as always."""
+    if library in _drains_before_exit:
+        return
+    _drains_before_exit.add(library)
+    import atexit
+
+    atexit.register(_drain_at_exit)
+
+
+_drains_before_exit: set[str] = set()
+
+
+def _drain_at_exit() -> None:
+    from autolog.tracking.writer import started_writer
+
+    writer = started_writer()
+    if writer is not None:
+        writer.flush(raise_errors=False)
 
 
 def log_dict(dictionary: Mapping[str, Any], artifact_file: str, *, run_id: str | None) -> None:

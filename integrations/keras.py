@@ -443,6 +443,11 @@ class KerasFlavor(Flavor):
         }
         state = None if options else _copied_state(model)
         if state is not None:
+            import h5py  # noqa: F401  (imported, so that its exit handler is registered)
+
+            # made at the latest before h5py's exit handler unregisters the
+            # conversions an .h5 file needs (a fit just before the script ends)
+            plugin.drain_before_exit_of("h5py")
             return ModelSnapshot({}, metadata, deferred={MODEL_FILE: _archive(state)})
         return ModelSnapshot({MODEL_FILE: _saved_archive(model, **options)}, metadata)
 
