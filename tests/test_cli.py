@@ -61,7 +61,10 @@ def test_experiments_list(capsys, runs):
     assert by_name["churn"]["tags"] == {"team": "a"}
 
 
-def test_runs_list_table_has_the_common_params_and_metrics(capsys, runs):
+def test_runs_list_table_has_the_common_params_and_metrics(capsys, runs, monkeypatch):
+    # the columns shown depend on the terminal's width: a pytest-xdist worker's
+    # may be narrow, so the test names the width it is about
+    monkeypatch.setenv("COLUMNS", "160")
     code, out, _ = run_cli(capsys, "runs", "list", "--experiment", "churn")
     assert code == 0
     lines = out.splitlines()
