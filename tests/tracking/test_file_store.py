@@ -10,6 +10,7 @@ import multiprocessing
 import pytest
 
 from autolog.errors import ResourceAlreadyExistsError
+from autolog.tracking.artifacts import repository_for
 from autolog.tracking.entities import Metric, Param, RunStatus, RunTag
 from autolog.tracking.stores.file import FileStore
 
@@ -45,8 +46,20 @@ def test_layout_is_readable_json(root):
     assert lines[-1]["p"] == [["depth", "3"]]
     assert lines[-1]["m"]["acc"] == {"value": [0.9], "step": [0], "timestamp": [T0]}
     assert math.isnan(lines[-1]["m"]["loss"]["value"][0])
-    assert (run_dir / "artifacts").is_dir()
     assert run.info.artifact_uri == (run_dir / "artifacts").as_uri()
+
+
+def test_the_artifacts_folder_is_made_by_the_first_artifact(root, tmp_path):
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0)
+    run_dir = root / "0" / run.info.run_id
+    assert [p.name for p in run_dir.iterdir()] == ["meta.json"]
+    repo = repository_for(run.info.artifact_uri)
+    assert repo.list_artifacts() == []  # no folder yet: nothing logged
+    (tmp_path / "notes.txt").write_text("hi")
+    repo.log_artifact(tmp_path / "notes.txt")
+    assert (run_dir / "artifacts" / "notes.txt").read_text() == "hi"
+    assert [a.path for a in repository_for(run.info.artifact_uri).list_artifacts()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize("spelling", ["uri", "relative"])
@@ -90,7 +103,7 @@ def test_failed_document_write_keeps_the_old_document(root):
         store._write_doc(meta_path, {"run_name": object()})  # json fails halfway
     assert meta_path.read_bytes() == before
     left = sorted(p.name for p in meta_path.parent.iterdir())
-    assert left == ["artifacts", "log.jsonl", "meta.json"]
+    assert left == ["log.jsonl", "meta.json"]
     store.update_run_info(run.info.run_id, status=RunStatus.FINISHED)
     assert not [p for p in meta_path.parent.iterdir() if p.name.endswith(".tmp")]
 

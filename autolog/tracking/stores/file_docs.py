@@ -33,21 +33,36 @@ class DocumentCache:
         self.fsync = fsync
         self._parsed: dict[str, tuple[_Version, dict]] = {}
 
-    def write(self, path: Path, doc: dict) -> None:
-        """Replace ``path`` atomically (temp file in the same folder + rename)."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    def write(self, path: str | Path, doc: dict) -> None:
+        """Replace ``path`` atomically (temp file in the same folder + rename).
+
+        The document is encoded before the temporary file exists (an encoding
+        error leaves nothing behind) and written in one ``write()``; its version
+        is the temporary file's ``fstat`` (a rename changes neither the inode,
+        the mtime nor the size), so nothing is read back after the rename."""
+        path = os.fspath(path)
+        data = json.dumps(doc, indent=1).encode()
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=1)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                view = memoryview(data)
+                while view:  # after a short write the rest, or the disk's error
+                    view = view[os.write(fd, view) :]
                 if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
             raise
-        st = os.stat(path)
-        self._parsed[os.fspath(path)] = ((st.st_ino, st.st_mtime_ns, st.st_size), doc)
+        self._parsed[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), doc)
 
     def read(self, path: str | Path) -> dict | None:
         """A JSON document, parsed once per version (inode, mtime, size); None if absent.
