@@ -55,6 +55,16 @@ def test_blank_tracking_uris_are_an_error(blank):
     assert autolog.get_tracking_uri().endswith("/mlruns")
 
 
+@pytest.mark.parametrize("uri", ["FILE://[", "file://[::1/runs", "file://]x/runs"])
+def test_a_malformed_file_uri_is_a_typed_error_and_changes_nothing(uri):
+    before = autolog.get_tracking_uri()
+    with pytest.raises(InvalidParameterError, match="malformed"):
+        autolog.set_tracking_uri(uri)
+    with pytest.raises(InvalidParameterError, match="malformed"):
+        autolog.Client(uri)
+    assert autolog.get_tracking_uri() == before
+
+
 def test_mask_uri_hides_passwords_and_secret_query_values():
     assert mask_uri("postgresql://me:s3cret@db:5432/runs") == "postgresql://me:***@db:5432/runs"
     assert mask_uri("https://u:p%40ss@host/x?token=abc&page=2") == (

@@ -81,7 +81,10 @@ def file_uri_to_path(uri: str) -> str:
 
     rest = uri[len("file:") :]
     if rest.startswith("//"):
-        parts = urlsplit(uri)
+        try:
+            parts = urlsplit(uri)
+        except ValueError as exc:  # "file://[": an unclosed IPv6 host
+            raise InvalidParameterError(f"file URI {mask_uri(uri)!r} is malformed: {exc}") from None
         if parts.netloc not in ("", "localhost"):
             raise StoreError(
                 f"file URI {mask_uri(uri)!r} names host {mask_uri(parts.netloc)!r}; "
