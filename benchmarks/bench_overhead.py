@@ -609,25 +609,29 @@ def _keras(h) -> None:
     _part(h, "keras: model summary, drawn on the writer thread", render, number=5)
     from autolog.integrations.keras import _callback_class
 
-    callback = _callback_class(False)(None)
+    # a plain fit: nothing in it can set the rate, read once when training begins
+    callback = _callback_class(False)(None, None, True)
     callback.set_model(model)
+    callback.rate = _learning_rate(model)
+    # a fit with a callback of the user's: the rate is read at each epoch's end,
+    # one TensorFlow eager read
+    reading = _callback_class(False)(None)
+    reading.set_model(model)
     logs = {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.7}
     step = iter(range(10**9))
 
-    def per_epoch() -> None:
-        callback.run_id = autolog.active_run().info.run_id
-        callback.on_epoch_end(next(step), logs)
+    def per_epoch(ours=callback, values=logs):
+        def call() -> None:
+            ours.run_id = autolog.active_run().info.run_id
+            ours.on_epoch_end(next(step), values)
 
-    _per_call(h, "keras", per_epoch)
+        return call
+
+    _per_call(h, "keras", per_epoch())
+    _per_call(h, "keras (a callback of the user's: the rate read each epoch)", per_epoch(reading))
     # With a scheduler (ReduceLROnPlateau, LearningRateScheduler) Keras puts the
-    # rate in the logs; otherwise the callback reads the optimizer's variable,
-    # a TensorFlow eager read that is most of the row above.
-    with_rate = {**logs, "learning_rate": 0.001}
-
-    def per_epoch_rate_in_logs() -> None:
-        callback.run_id = autolog.active_run().info.run_id
-        callback.on_epoch_end(next(step), with_rate)
-
+    # rate in the logs.
+    per_epoch_rate_in_logs = per_epoch(reading, {**logs, "learning_rate": 0.001})
     _per_call(h, "keras (learning rate in the logs)", per_epoch_rate_in_logs)
     if h.wanted("keras: learning-rate read (optimizer.learning_rate)"):
         reads = [_thread_us(lambda: _learning_rate(model), 2000) for _ in range(REPEAT)]

@@ -101,22 +101,31 @@ def _build_callback() -> type:
         batch hook, which keeps Keras' asynchronous batch dispatch on.
         """
 
-        def __init__(self, run_id: str, log_every_n_steps: int | None = None):
+        def __init__(
+            self, run_id: str, log_every_n_steps: int | None = None, rate_fixed: bool = False
+        ):
             super().__init__()
             self.run_id = run_id
             self.log_every_n_steps = log_every_n_steps
+            # True when nothing in this fit can assign the learning rate (see
+            # _rate_is_fixed): it is read once, when training begins
+            self.rate_fixed = rate_fixed
+            self.rate: float | None = None
 
         @guarded(NAME)
         def on_train_begin(self, logs: Any = None) -> None:
             _log_summary(self.model, self.run_id)
+            if self.rate_fixed:
+                self.rate = _learning_rate(self.model)
 
         @guarded(NAME)
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             values = dict(logs) if logs else {}
             # ReduceLROnPlateau / LearningRateScheduler put the rate used in
-            # this epoch into the logs; otherwise read the optimizer's.
+            # this epoch into the logs; otherwise read the optimizer's (a
+            # TensorFlow eager read, ~10 us) unless it cannot have changed.
             if "learning_rate" not in values:
-                rate = _learning_rate(self.model)
+                rate = self.rate if self.rate_fixed else _learning_rate(self.model)
                 if rate is not None:
                     values["learning_rate"] = rate
             plugin.log_epoch_metrics(values, epoch, self.run_id)
@@ -128,8 +137,10 @@ def _build_batch_callback() -> type:
     class AutologBatchCallback(_classes.get("AutologCallback")):  # type: ignore[misc]
         """Also logs the running batch values every ``log_every_n_steps`` steps."""
 
-        def __init__(self, run_id: str, log_every_n_steps: int | None = None):
-            super().__init__(run_id, log_every_n_steps)
+        def __init__(
+            self, run_id: str, log_every_n_steps: int | None = None, rate_fixed: bool = False
+        ):
+            super().__init__(run_id, log_every_n_steps, rate_fixed)
             self.steps_done = 0  # training steps of this fit before the current epoch
             self.steps_seen = 0  # training steps of this fit so far
 
@@ -154,6 +165,37 @@ _classes.define("AutologBatchCallback", _build_batch_callback)
 
 def _callback_class(batch_level: bool) -> type:
     return _classes.get("AutologBatchCallback" if batch_level else "AutologCallback")
+
+
+# Keras callbacks that never assign the optimizer's learning rate (exact
+# classes: a subclass may); any other callback might (a warm-up of the user's)
+_RATE_KEEPING = (
+    "History",
+    "ProgbarLogger",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "CSVLogger",
+    "TerminateOnNaN",
+    "TensorBoard",
+)
+
+
+def _rate_is_fixed(model: Any, callbacks: list[Any]) -> bool:
+    """Whether the learning rate stays what it is at the start of this fit: a
+    variable (not a schedule of the step), Keras' own train step, and only
+    callbacks that never assign it."""
+    import keras
+
+    optimizer = getattr(model, "optimizer", None)
+    try:
+        variable = isinstance(optimizer.learning_rate, keras.Variable)
+    except AttributeError:
+        return False
+    step = getattr(type(model), "train_step", None)
+    if not variable or not getattr(step, "__module__", "").startswith("keras."):
+        return False
+    keeping = tuple(getattr(keras.callbacks, name) for name in _RATE_KEEPING)
+    return all(type(callback) in keeping for callback in callbacks)
 
 
 def _learning_rate(model: Any) -> float | None:
@@ -754,7 +796,7 @@ class KerasIntegration(plugin.Integration):
         plugin.log_params(params, run_id)
         if callbacks is not None:
             every = call.config.log_every_n_steps
-            ours = _callback_class(bool(every))(run_id, every)
+            ours = _callback_class(bool(every))(run_id, every, _rate_is_fixed(model, callbacks))
             call.set_argument("callbacks", plugin.copy_callbacks(callbacks, ours))
         if batch_size is _UNKNOWN_YET:
             call.set_argument("x", _reporting_batch_size(x, run_id))

@@ -531,3 +531,38 @@ def test_a_fit_just_before_the_script_ends_keeps_its_model(tmp_path):
     X = np.random.RandomState(0).rand(32, 4).astype("float32")
     expected = np.load(tmp_path / "expected.npy")
     np.testing.assert_allclose(loaded.predict(X, verbose=0), expected, rtol=1e-5)
+
+
+def test_a_rate_nothing_can_change_is_read_once(monkeypatch):
+    reads = []
+    original = keras_integration._learning_rate
+    monkeypatch.setattr(
+        keras_integration, "_learning_rate", lambda model: reads.append(1) or original(model)
+    )
+    X, y = data()
+    early = keras.callbacks.EarlyStopping(patience=5)  # Keras' own: it never sets the rate
+    tiny_model().fit(X, y, epochs=3, validation_split=0.25, callbacks=[early], verbose=0)
+    assert [v for _, v in history(only_run(), "learning_rate")] == pytest.approx([0.01] * 3)
+    assert len(reads) == 1
+
+
+class HalvesTheRate(keras.callbacks.Callback):
+    """A warm-up of the user's: it sets the rate and does not report it."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            self.model.optimizer.learning_rate = 0.005
+
+
+def test_a_rate_a_users_callback_or_a_schedule_changes_is_read_each_epoch():
+    X, y = data()
+    tiny_model().fit(X, y, epochs=3, callbacks=[HalvesTheRate()], verbose=0)
+    assert [v for _, v in history(only_run(), "learning_rate")] == pytest.approx(
+        [0.01, 0.005, 0.005]
+    )
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    model.fit(X, y, epochs=2, batch_size=32, verbose=0)  # 2 steps an epoch
+    [run] = [r for r in autolog.search_runs() if r.data.params.get("optimizer") == "SGD"]
+    assert [v for _, v in history(run, "learning_rate")] == pytest.approx([0.1 / 4, 0.1 / 16])
