@@ -9,7 +9,7 @@ import multiprocessing
 
 import pytest
 
-from autolog.errors import ResourceAlreadyExistsError
+from autolog.errors import InvalidParameterError, ResourceAlreadyExistsError
 from autolog.tracking.artifacts import repository_for
 from autolog.tracking.entities import Metric, Param, RunStatus, RunTag
 from autolog.tracking.stores.file import FileStore
@@ -242,3 +242,18 @@ def test_a_torn_packed_line_is_skipped_and_repaired(root):
     reader.log_batch(run.info.run_id, metrics=[Metric("m", 2.0, T0, i) for i in range(40, 80)])
     got = FileStore(root).get_metric_history(run.info.run_id, "m")
     assert [m.step for m in got] == list(range(80))
+
+
+def test_a_run_created_here_sees_what_another_store_appended_after(root):
+    # create_run's tag line is known to the store that wrote it (not read back),
+    # but a line another process appends after it is still read before writing
+    here, there = FileStore(root), FileStore(root)
+    run_id = here.create_run("0", "alice", T0, tags=[RunTag("k", "v")]).info.run_id
+    there.log_batch(run_id, params=[Param("p", "1")], tags=[RunTag("k2", "v2")])
+    with pytest.raises(InvalidParameterError):
+        here.log_batch(run_id, params=[Param("p", "2")])
+    here.log_batch(run_id, metrics=[Metric("m", 1.0, T0, 0)])
+    for store in (here, there, FileStore(root)):
+        data = store.get_run(run_id).data
+        assert (data.params, data.metrics) == ({"p": "1"}, {"m": 1.0})
+        assert {"k": "v", "k2": "v2"}.items() <= data.tags.items()

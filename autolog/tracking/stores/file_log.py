@@ -310,7 +310,13 @@ class RunLogFiles:
         # Fold our own line into the cached state unless another process
         # appended meanwhile (then the next read picks both up from the file).
         state = self._logs.get(path)
-        if state is None or size != state.offset + written:
+        if state is None:
+            if size != written:  # not read yet and more than our line: read it then
+                return
+            # the file is our line alone (a run's first line, at create_run):
+            # known without reading it back at the run's next log_batch
+            state = self._logs[path] = RunLog()
+        if size != state.offset + written:
             return
         if inode == state.inode or state.offset == 0:
             state.inode = inode
