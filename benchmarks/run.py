@@ -241,6 +241,14 @@ def discover() -> list[Path]:
     return sorted(BENCH_DIR.glob("bench_*.py"))
 
 
+def named_by(paths: list[Path], filters: list[str]) -> list[Path]:
+    """The files a filter names (``store`` names ``bench_store.py``), or all of
+    them when no filter names a file: a row's name may be in any file, but a
+    file that no filter names need not start (and pay its set-up) at all."""
+    named = [p for p in paths if any(f in p.stem.removeprefix("bench_") for f in filters)]
+    return named or paths
+
+
 def load(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
@@ -302,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     failed = []
     with tempfile.TemporaryDirectory() as tmp:
-        for path in discover():
+        for path in named_by(discover(), args.filters):
             # Each file in a fresh interpreter: benchmarks set tracking URIs,
             # patch frameworks and import heavy modules, and must not see
             # each other's state (nor pay for each other's imports).

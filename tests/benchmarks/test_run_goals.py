@@ -99,3 +99,12 @@ def test_main_prints_the_misses_and_saves_the_verdicts(tmp_path, monkeypatch, ca
     assert "1 row(s) miss their goal: demo slow (3 ms: <= 2 ms)" in out
     verdicts = {r["benchmark"]: r["meets_goal"] for r in json.loads(out_json.read_text())}
     assert verdicts == {"demo ok": True, "demo slow": False}
+
+
+def test_a_filter_naming_a_file_runs_only_that_file():
+    paths = [BENCH_DIR / f"bench_{name}.py" for name in ("sql", "store", "ui")]
+    assert run.named_by(paths, ["store"]) == [paths[1]]
+    assert run.named_by(paths, ["sql", "ui"]) == [paths[0], paths[2]]
+    # a filter that names no file may name a row anywhere: every file runs
+    assert run.named_by(paths, ["1M points"]) == paths
+    assert run.named_by(paths, []) == paths
