@@ -202,14 +202,16 @@ def child_run(
     )
 
 
-def end_run(status: str = "FINISHED", run_id: str | None = None) -> None:
+def end_run(
+    status: str = "FINISHED", run_id: str | None = None, end_time: int | None = None
+) -> None:
     """End ``run_id`` (default: the run autolog opened last on this thread),
     without waiting for the writer (rule 2: the writer reports a failure at
-    the next flush or at exit)."""
+    the next flush or at exit); ``end_time`` in ms, default now."""
     if run_id is None:
-        fluent().end_run(status, flush=False)
+        fluent().end_run(status, flush=False, end_time=end_time)
     else:
-        fluent().end_run(status, flush=False, run_id=run_id)
+        fluent().end_run(status, flush=False, run_id=run_id, end_time=end_time)
 
 
 def _weak(model: Any) -> Any:

@@ -329,11 +329,15 @@ def active_run_id() -> str | None:
     return _runs.fluent().active_run_id()
 
 
-def end_training_run(status: str = "FINISHED", run_id: str | None = None) -> None:
+def end_training_run(
+    status: str = "FINISHED", run_id: str | None = None, end_time: int | None = None
+) -> None:
     """End ``run_id`` (default: this thread's innermost run), a run that
     :func:`training_run` or :func:`start_training_run` created, without
-    waiting for the writer."""
-    _runs.end_run(status, run_id)
+    waiting for the writer. ``end_time`` (ms since the epoch, default now):
+    when the training ended, for a run closed later (an Optuna trial's, once
+    Optuna has told the trial's state)."""
+    _runs.end_run(status, run_id, end_time)
 
 
 class child_run:

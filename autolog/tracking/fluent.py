@@ -188,7 +188,11 @@ def start_run(
 
 
 def end_run(
-    status: str = RunStatus.FINISHED, *, flush: bool = True, run_id: str | None = None
+    status: str = RunStatus.FINISHED,
+    *,
+    flush: bool = True,
+    run_id: str | None = None,
+    end_time: int | None = None,
 ) -> None:
     """End this thread's active run (no-op without one) and drain the writer.
 
@@ -198,16 +202,16 @@ def end_run(
     writer, still raising this run's earlier background write errors. ``run_id=``
     (internal, for integrations whose run outlives a call) ends that active
     run of the process instead, wherever it is on the stack (no-op if it is not
-    active).
+    active). ``end_time=`` (internal, ms): when the run ended, if not now.
     """
     if run_id is not None:
         state = active_runs.get(run_id)
         if state is not None:
-            finish(state, status, flush)
+            finish(state, status, flush, end_time)
         return
     stack = run_stack()
     if stack:
-        finish(stack[-1], status, flush)
+        finish(stack[-1], status, flush, end_time)
 
 
 def active_run() -> ActiveRun | None:

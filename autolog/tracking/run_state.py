@@ -384,10 +384,11 @@ def queue_run_info(state: RunState, **changes: Any) -> None:
 # -- ending it -----------------------------------------------------------------------
 
 
-def finish(state: RunState, status: str, flush: bool) -> None:
-    """End an active run with ``status``: its hooks run, it leaves the stack, its
-    end is queued; ``flush`` drains the writer. Either way what failed of this
-    run's writes is raised (TrackingWriteError); another run's is not."""
+def finish(state: RunState, status: str, flush: bool, end_time: int | None = None) -> None:
+    """End an active run with ``status`` (at ``end_time``, ms, default now): its
+    hooks run, it leaves the stack, its end is queued; ``flush`` drains the
+    writer. Either way what failed of this run's writes is raised
+    (TrackingWriteError); another run's is not."""
     global _last_run_id
     check_status(status)
     for hook in _end_hooks.pop(state.run_id, ()):
@@ -397,7 +398,8 @@ def finish(state: RunState, status: str, flush: bool) -> None:
         stack.remove(state)
     active_runs.pop(state.run_id, None)
     _last_run_id = state.run_id
-    end_time = now_ms()
+    if end_time is None:
+        end_time = now_ms()
     state.info.status = status
     state.info.end_time = end_time
     if not state.deleted:  # a deleted run keeps what it had (the stores refuse writes)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import optuna
@@ -102,6 +103,47 @@ def test_pruned_and_failed_trials_keep_their_state():
     assert [c.data.params["x"] for c in children] == [str(t.params["x"]) for t in study.trials]
     assert parents[0].info.status == "FINISHED"
     assert parents[0].data.metrics["best_trial"] == 0  # the only complete trial
+
+
+def test_a_trials_run_ends_when_its_objective_returns_not_after_the_next_sampling():
+    # Without callbacks of the user's, a trial's run is closed when the next
+    # trial starts (Optuna has told its state by then), with the time its
+    # objective returned: the sampler's work for the next trial is not in it.
+    autolog.autolog("optuna")
+
+    class SlowSampler(optuna.samplers.RandomSampler):
+        def before_trial(self, study, trial):  # in study.ask(), before the objective
+            if trial.number > 0:
+                time.sleep(0.3)
+
+    study = optuna.create_study(sampler=SlowSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    _, children = _runs()
+    first, second = children
+    assert first.info.status == second.info.status == "FINISHED"
+    assert first.info.end_time is not None
+    # trial 1's objective started after the 0.3 s of its ask(); trial 0's run ended before
+    assert second.info.start_time - first.info.end_time >= 250
+    assert first.info.start_time <= first.info.end_time
+    assert first.data.metrics["value"] == pytest.approx(study.trials[0].value)
+
+
+def test_the_users_callbacks_see_the_trials_run_complete():
+    autolog.autolog("optuna")
+    seen = []
+
+    def callback(study, frozen):
+        [run] = autolog.Client().search_runs(
+            ["0"], f"tags.`optuna.trial_number` = '{frozen.number}'"
+        )
+        seen.append((run.info.status, run.data.tags["optuna.trial_state"], run.data.metrics))
+
+    study = optuna.create_study(sampler=_sampler())
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2, callbacks=[callback])
+    assert [(status, state) for status, state, _ in seen] == [("FINISHED", "COMPLETE")] * 2
+    assert [metrics["value"] for _, _, metrics in seen] == pytest.approx(
+        [t.value for t in study.trials]
+    )
 
 
 def test_an_uncaught_objective_error_reaches_the_user_and_fails_both_runs():
