@@ -78,6 +78,11 @@ def _insert(store, rows_by_table: dict[str, list[tuple]]) -> None:
 
     def work(conn):
         for table, rows in rows_by_table.items():
+            if table == "metrics" and store.dialect == "sqlite":
+                from autolog.tracking.stores import sql_blocks
+
+                sql_blocks.convert_rows(conn, iter(rows))  # SQLite's history: blocks (v5)
+                continue
             cols = _COLUMNS[table]
             sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
             for at in range(0, len(rows), 200_000):

@@ -54,6 +54,15 @@ def history_points(store: AbstractStore, run_id: str, key: str) -> list[tuple[in
     if type(store).__name__ == "SqlStore":
         import sqlalchemy as sa
 
+        if store.dialect == "sqlite":  # type: ignore[attr-defined]
+            from autolog.tracking.stores import sql_blocks
+
+            def blocks(conn: sa.Connection) -> list[tuple[int, int, float]]:
+                columns = sql_blocks.series(conn.connection.driver_connection, run_id, key)
+                return list(zip(*columns))
+
+            return store._read(blocks)  # type: ignore[attr-defined]
+
         from autolog.tracking.stores.sql_schema import metrics
 
         m = metrics.c

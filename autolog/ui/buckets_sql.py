@@ -1,28 +1,28 @@
 """Metric buckets computed by the SQL database: a million points never leave it.
 
 The same answer as :func:`autolog.ui.buckets.bucket_runs` over the points of
-the SQL store's ``metrics`` table.
+the SQL store's history (SQLite: ``metric_blocks``, schema v5; PostgreSQL:
+``metrics``).
 
 SQLite, step axis (the common chart), from the store's metric summaries
 (schema v4, :mod:`autolog.tracking.stores.sql_summaries`: per block of 256
 steps its counts, finite min/max and each step's last value) where they hold
-the range, else through the history index (run, key, step, ...; covering
-from schema v3):
+the range, else from the points of the history blocks that meet it
+(:mod:`autolog.tracking.stores.sql_blocks`):
 
-- per run: the x range and how many points are in view, counted only up to
-  a bound (``LIMIT``): at most ``width`` points are sent point by point; up
-  to a few widths' worth are read and bucketed in Python;
+- per run: the x range and how many points are in view, from the blocks'
+  rows (a block that the view cuts by its steps): at most ``width`` points
+  are sent point by point; up to a few widths' worth are read and bucketed
+  in Python;
 - a band (one run's chart): the summary rows in range, a block inside a
   bucket by its counts, a block cut by a bucket edge by its steps' values
-  (``read_bands``; a block holding a step logged twice falls back to one
-  aggregate per bucket over its index range, then the last values by one
-  ``IN`` lookup);
+  (``read_bands``; where a block holding a step logged twice is cut, or a
+  block is unsummarised, the points in view are bucketed in Python);
 - an overlay (several runs' lines): each bucket's last point, from the
-  summaries' per-step values (``read_curve``; else one statement per run that
-  seeks it, ``ORDER BY step DESC ... LIMIT 1`` per bucket range); nothing
-  else is read, so ``n`` is not counted.
+  summaries' per-step values (``read_curve``; else from the points in view);
+  nothing else is read, so ``n`` is not counted.
 
-SQLite, time axis: the points are read in index order and bucketed in Python.
+SQLite, time axis: the points are read in history order and bucketed in Python.
 PostgreSQL: three aggregate queries per metric for all runs at once (``GROUP
 BY`` the bucket), which its hash aggregate does well.
 
@@ -43,6 +43,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from autolog.tracking.stores import sql_blocks
 from autolog.tracking.stores.sql_schema import metrics
 from autolog.tracking.stores.sql_summaries import read_bands, read_curve
 from autolog.ui.bucketing import (
@@ -66,37 +67,6 @@ PYTHON_BANDS = 12
 PYTHON_LINES = 2  # a line costs one seek per bucket, a read point about half a seek
 #: bands and overlay lines from the store's summaries (sql_summaries) where they cover the range
 SUMMARIES = True
-
-_WHERE = "FROM metrics WHERE run_id = ?1 AND key = ?2 AND step >= ?3"
-_FIRST = f"SELECT min(step) {_WHERE} AND step <= ?4"
-_LAST = f"SELECT max(step) {_WHERE} AND step <= ?4"
-_UP_TO = f"SELECT count(*) FROM (SELECT 1 {_WHERE} AND step <= ?4 LIMIT ?5)"
-_POINTS = f"SELECT step, timestamp, value {_WHERE} AND step <= ?4 ORDER BY step, timestamp, seq"
-_BUCKET = f"SELECT count(*), count(value), min(value), max(value), max(step) {_WHERE} AND step < ?4"
-_FINITE = f"CASE WHEN value BETWEEN {-_BIG!r} AND {_BIG!r} THEN value END"
-_BUCKET_FINITE = f"SELECT min({_FINITE}), max({_FINITE}), count({_FINITE}) {_WHERE} AND step < ?4"
-_AT = (
-    "SELECT step, value FROM metrics WHERE run_id = ?1 AND key = ?2"
-    " AND step IN (SELECT value FROM json_each(?3)) ORDER BY step, timestamp, seq"
-)
-_LAST_IN = (
-    f"SELECT step, value {_WHERE} AND step < ?4"
-    " ORDER BY step DESC, timestamp DESC, seq DESC LIMIT 1"
-)
-# bucket i of w over [first, first + span] is [first + ceil(i*span/w), that of i+1),
-# the last one up to ``last``; each bucket's last point is one backward seek
-_LINE = """
-WITH RECURSIVE b(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM b WHERE i < ?2),
-e(lo, hi) AS (
-  SELECT ?3 + (i * ?4 + ?5 - 1) / ?5,
-         CASE WHEN i = ?5 - 1 THEN ?6 + 1 ELSE ?3 + ((i + 1) * ?4 + ?5 - 1) / ?5 END
-  FROM b),
-s(seq) AS (
-  SELECT (SELECT seq FROM metrics WHERE run_id = ?7 AND key = ?8 AND step >= e.lo AND step < e.hi
-          ORDER BY step DESC, timestamp DESC, seq DESC LIMIT 1)
-  FROM e)
-SELECT m.step, m.value FROM s JOIN metrics m ON m.seq = s.seq
-"""
 
 
 def sql_series(
@@ -175,14 +145,15 @@ def _bounds(lo: float | None, hi: float | None) -> tuple[int, int]:
     return low, high
 
 
-def _one(cursor, sql: str, args: tuple) -> Any:
-    return cursor.execute(sql, args).fetchone()[0]
+def _points(cursor, run_id: str, key: str, first: int, last: int) -> list[tuple]:
+    """``(step, timestamp, value)`` of the points in ``[first, last]``, in history order."""
+    steps, times, values = sql_blocks.series(cursor, run_id, key, first, last)
+    return list(zip(steps, times, values))
 
 
 def _sqlite_steps(run_ids, key, width, lo, hi, band):
     low, high = _bounds(lo, hi)
     python = (PYTHON_BANDS if band else PYTHON_LINES) * width
-    counted = max(width, python) + 1  # counting stops there: n is exact up to it
 
     def work(conn: sa.Connection) -> dict[str, dict[str, Any]]:
         summaries = SUMMARIES
@@ -192,38 +163,33 @@ def _sqlite_steps(run_ids, key, width, lo, hi, band):
             for run_id in run_ids:
                 if summaries and not band and lo is None and hi is None:
                     curve = read_curve(cursor, run_id, key, _STEP_MIN, _STEP_MAX)
-                    if curve is not None and curve.segments:  # none: the seeks say why
+                    if curve is not None and curve.segments:  # none: the blocks say why
                         first, last = curve.first, curve.last
                         views[run_id] = ((first, last), first, last, curve.n)
                         curves[run_id] = curve
                         continue
-                whole = (run_id, key, _STEP_MIN, _STEP_MAX)
-                full = (_one(cursor, _FIRST, whole), _one(cursor, _LAST, whole))
+                full = sql_blocks.extent(cursor, run_id, key)
                 if full[0] is None:
                     views[run_id] = (None, None, None, 0)  # no such metric
                     continue
                 if lo is None and hi is None:
-                    first, last = full
+                    first, last, n = sql_blocks.count(cursor, run_id, key, *full)
                 else:
-                    view = (run_id, key, low, high)
-                    first, last = _one(cursor, _FIRST, view), _one(cursor, _LAST, view)
-                n = 0
-                if first is not None:
-                    n = _one(cursor, _UP_TO, (run_id, key, first, last, counted))
+                    first, last, n = sql_blocks.count(cursor, run_id, key, low, high)
                 views[run_id] = (full, first, last, n)
             edges = shared_edges([(v[1], v[2]) for v in views.values() if v[3] > width])
             out: dict[str, dict[str, Any]] = {}
             ranges: dict[tuple[int, int], tuple[list, dict]] = {}  # and their memo
             for run_id, (full, first, last, n) in views.items():
                 if n <= width or n <= python:
-                    points = cursor.execute(_POINTS, (run_id, key, first, last)).fetchall()
+                    points = _points(cursor, run_id, key, first, last) if n else []
                     answer = bucketed(points, width, 0, edges) if n else _empty()
                     if not band and not answer["exact"]:
                         answer["min"] = answer["max"] = None
                 elif band:
                     spans = _ranges(first, last, edges, width)
                     got = read_bands(cursor, run_id, key, spans) if summaries else None
-                    if got is None:  # none kept there: one aggregate per bucket
+                    if got is None:  # none kept there: from the points
                         answer = _bands(cursor, run_id, key, width, first, last, edges)
                     else:
                         answer = series_answer(*got[:2], False, *got[2:])
@@ -235,9 +201,10 @@ def _sqlite_steps(run_ids, key, width, lo, hi, band):
                         if (first, last) not in ranges:  # runs of one length share them
                             ranges[first, last] = (_ranges(first, last, edges, width), {})
                         xs, lasts = curve.lasts(*ranges[first, last])
-                        answer = series_answer(None, None, False, xs, lasts, None, None)
-                    else:
-                        answer = _lines(cursor, run_id, key, width, first, last, edges)
+                    else:  # none kept there: from the points
+                        whole = bucketed(_points(cursor, run_id, key, first, last), width, 0, edges)
+                        xs, lasts = whole["x"], whole["last"]
+                    answer = series_answer(None, None, False, xs, lasts, None, None)
                 answer["range"] = full
                 out[run_id] = answer
             return out
@@ -263,59 +230,24 @@ def _ranges(first: int, last: int, edges: tuple[int, int], width: int) -> list[t
 
 
 def _bands(cursor, run_id, key, width, first, last, edges) -> dict[str, Any]:
-    n = nonfinite = 0
-    ends, mins, maxs = [], [], []
-    for below, above in _ranges(first, last, edges, width):
-        count, values, low, high, end = cursor.execute(
-            _BUCKET, (run_id, key, below, above)
-        ).fetchone()
-        if not count:
-            continue
-        if low is not None and not (math.isfinite(low) and math.isfinite(high)):
-            low, high, values = cursor.execute(
-                _BUCKET_FINITE, (run_id, key, below, above)
-            ).fetchone()
-        n += count
-        nonfinite += count - values
-        ends.append(end)
-        mins.append(low)
-        maxs.append(high)
-    lasts = dict(cursor.execute(_AT, (run_id, key, json.dumps(ends))).fetchall())
-    return series_answer(
-        n, nonfinite, False, ends, [finite_or_none(lasts[e]) for e in ends], mins, maxs
-    )
+    """A band where the summaries do not hold it: the points in view, bucketed here."""
+    return bucketed(_points(cursor, run_id, key, first, last), width, 0, edges)
 
 
 def _lines(cursor, run_id, key, width, first, last, edges) -> dict[str, Any]:
-    """Each bucket's last point. Steps are mostly dense: where a bucket's last
-    possible step holds a point, that is its last point, and one ``IN`` lookup
-    finds them all; the buckets without one are sought one by one (or, when
-    most are, by one statement that seeks every bucket)."""
-    ranges = _ranges(first, last, edges, width)
-    found = dict(cursor.execute(_AT, (run_id, key, json.dumps([hi - 1 for _, hi in ranges]))))
-    missing = [(lo, hi) for lo, hi in ranges if hi - 1 not in found]
-    if len(missing) > 32:
-        start, span, top = edges[0], (edges[1] - edges[0]) or 1, width - 1
-        i0, i1 = (min((x - start) * width // span, top) for x in (first, last))
-        args = (i0, i1, start, span, width, edges[1], run_id, key)
-        rows = cursor.execute(_LINE, args).fetchall()
-    else:
-        rows = list(found.items())
-        for lo, hi in missing:
-            rows.extend(cursor.execute(_LAST_IN, (run_id, key, lo, hi)).fetchall())
-    rows.sort(key=lambda row: row[0])
-    xs, lasts = [r[0] for r in rows], [finite_or_none(r[1]) for r in rows]
-    return series_answer(None, None, False, xs, lasts, None, None)
+    """Each bucket's last point where the summaries do not hold them: from the
+    points in view."""
+    whole = bucketed(_points(cursor, run_id, key, first, last), width, 0, edges)
+    return series_answer(None, None, False, whole["x"], whole["last"], None, None)
 
 
 def _sqlite_points(run_ids, key, width, lo, hi, band):
-    """The time axis: the points in index order, bucketed here."""
+    """The time axis: the points in history order, bucketed here."""
 
     def work(conn: sa.Connection) -> dict[str, dict[str, Any]]:
         cursor = conn.connection.driver_connection.cursor()
-        whole = (key, _STEP_MIN, _STEP_MAX)
         try:
-            points = {r: cursor.execute(_POINTS, (r, *whole)).fetchall() for r in run_ids}
+            points = {r: _points(cursor, r, key, _STEP_MIN, _STEP_MAX) for r in run_ids}
         finally:
             cursor.close()
         return bucket_runs(points, width, "time", lo, hi, band)

@@ -103,7 +103,7 @@ def test_sixteen_clients_lose_and_duplicate_nothing(tmp_path):
         with store._engine.connect() as conn:
             import sqlalchemy as sa
 
-            total = conn.execute(sa.text("SELECT count(*) FROM metrics")).scalar_one()
+            total = conn.execute(sa.text("SELECT sum(n) FROM metric_blocks")).scalar_one()
         assert total == CLIENTS * RUNS * POINTS
     finally:
         store.close()

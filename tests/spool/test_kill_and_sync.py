@@ -68,14 +68,11 @@ def autolog_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess
 
 def all_rows(db, run_id: str) -> list[tuple]:
     """Every metric row of the run as stored, in storage order."""
+    from autolog.tracking.stores.sql_blocks import logged
+
     connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        return list(
-            connection.execute(
-                "SELECT key, step, timestamp, value FROM metrics WHERE run_id = ? ORDER BY seq",
-                (run_id,),
-            )
-        )
+        return logged(connection, run_id)  # SQLite's blocks (schema v5), in logging order
     finally:
         connection.close()
 

@@ -96,12 +96,13 @@ def rows(db: Path, run_id: str, key: str, mlflow: bool = False) -> list[tuple]:
     sql = (
         "SELECT key, step, timestamp, value FROM metrics WHERE run_uuid = ? AND key = ? "
         "ORDER BY step, timestamp"
-        if mlflow
-        else "SELECT key, step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? "
-        "ORDER BY seq"
     )
     connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
+        if not mlflow:  # our SQLite store: blocks of points (schema v5)
+            from autolog.tracking.stores.sql_blocks import logged
+
+            return logged(connection, run_id, key)
         return [tuple(row) for row in connection.execute(sql, (run_id, key))]
     finally:
         connection.close()

@@ -1,5 +1,6 @@
 """Schema version 3: the covering indexes of the hot reads, the planner using
-them (EXPLAIN), and the migration of a version 2 database that keeps its data."""
+them (EXPLAIN), and the migration of a version 2 database that keeps its data;
+on SQLite, version 5's history blocks found by their range index."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from autolog.tracking.entities import Metric, Param, RunTag
-from autolog.tracking.stores import sql_schema
+from autolog.tracking.stores import sql_blocks, sql_schema
 from autolog.tracking.stores.sql import SqlStore, engine_url
 from tests.tracking.sql_stores import (
     SQL_STORE_FACTORIES,
@@ -82,12 +83,17 @@ def _v2_database(dialect: str, tmp_path) -> tuple[str, type[SqlStore], str | Non
 
 
 def _indexes(store: SqlStore) -> dict[str, set[str]]:
+    """Index names by table; the history's table is ``metrics`` on PostgreSQL,
+    ``metric_blocks`` on SQLite (schema v5)."""
+    history = "metric_blocks" if store.dialect == "sqlite" else "metrics"
     with store._engine.connect() as conn:
         inspector = sa.inspect(conn)
-        return {
+        found = {
             table: {i["name"] for i in inspector.get_indexes(table)}
-            for table in ("metrics", "latest_metrics", "params", "tags")
+            for table in (history, "latest_metrics", "params", "tags")
         }
+        found["tables"] = set(inspector.get_table_names())
+        return found
 
 
 def _plan(store: SqlStore, sql: str) -> str:
@@ -114,9 +120,9 @@ def test_a_version_2_database_migrates_through_3_and_keeps_its_data(dialect, tmp
         indexes = _indexes(store)
         assert "ix_latest_metrics_search" in indexes["latest_metrics"]
         assert "ix_latest_metrics_key_value" not in indexes["latest_metrics"]
-        if dialect == "sqlite":
-            assert {"ux_metrics_history"} <= indexes["metrics"]
-            assert "ux_metrics_point" not in indexes["metrics"]
+        if dialect == "sqlite":  # v5: the rows became blocks, the table of rows is gone
+            assert indexes["metric_blocks"] == {"ix_metric_blocks_range"}
+            assert "metrics" not in indexes["tables"]
             assert "ix_params_search" in indexes["params"] and "ix_tags_search" in indexes["tags"]
         else:
             assert {"ux_metrics_point", "ix_metrics_history"} <= indexes["metrics"]
@@ -146,13 +152,29 @@ def test_a_version_2_database_migrates_through_3_and_keeps_its_data(dialect, tmp
 
 
 def test_history_reads_are_index_only(sql_store):
+    """PostgreSQL: the history from its covering index alone. SQLite (v5): the
+    series' blocks found by their range index (a row per block, not per point:
+    their blobs are then read from the table), a step range by its lower bound
+    too; the extent from the index alone."""
     run_id = sql_store.create_run("0", "u", 1).info.run_id
     sql_store.log_batch(run_id, metrics=[Metric("loss", 1.0 / (i + 1), 5, i) for i in range(50)])
-    plan = _plan(sql_store, HISTORY.format(run=run_id))
-    if sql_store.dialect == "sqlite":
-        assert "USING COVERING INDEX ux_metrics_history" in plan, plan
-    else:
+    if sql_store.dialect != "sqlite":
+        plan = _plan(sql_store, HISTORY.format(run=run_id))
         assert "Index Only Scan using ix_metrics_history" in plan, plan
+        return
+
+    def bound(sql: str, *values: str) -> str:
+        for value in values:
+            sql = sql.replace("?", value, 1)
+        return sql
+
+    series = (f"'{run_id}'", "'loss'")
+    plan = _plan(sql_store, bound(sql_blocks._ALL, *series))
+    assert "SEARCH metric_blocks USING INDEX ix_metric_blocks_range (run_id=? AND key=?)" in plan
+    plan = _plan(sql_store, bound(sql_blocks._MEETING, *series, "10", "20"))
+    assert "USING INDEX ix_metric_blocks_range (run_id=? AND key=? AND max_step>?)" in plan, plan
+    plan = _plan(sql_store, bound(sql_blocks._EXTENT, *series))
+    assert "USING COVERING INDEX ix_metric_blocks_range (run_id=? AND key=?)" in plan, plan
 
 
 def test_filter_candidates_come_from_the_search_indexes(sql_store):

@@ -34,7 +34,10 @@ def test_new_database_carries_the_newest_schema_version(sql_store):
         stored = conn.execute(sa.select(sql_schema.schema_version.c.version)).scalars().all()
         tables = set(sa.inspect(conn).get_table_names())
     assert stored == [sql_schema.SCHEMA_VERSION]
-    assert {"experiments", "runs", "params", "tags", "metrics", "latest_metrics"} <= tables
+    assert {"experiments", "runs", "params", "tags", "latest_metrics"} <= tables
+    # the history: blocks of points on SQLite (v5, sql_blocks), one row per point on PostgreSQL
+    history = "metric_blocks" if sql_store.dialect == "sqlite" else "metrics"
+    assert history in tables and ({"metrics", "metric_blocks"} - {history}).isdisjoint(tables)
 
 
 def test_reopening_keeps_the_data_and_the_version(tmp_path):
@@ -208,7 +211,7 @@ def test_many_processes_write_one_sqlite_file(tmp_path):
         assert run.data.metrics == {"loss": (POINTS_PER_RUN - 1) / 10}
     assert set(per_writer.values()) == {RUNS_PER_WRITER}
     with sqlite3.connect(tmp_path / "shared.db") as conn:
-        points = conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+        points = conn.execute("SELECT sum(n) FROM metric_blocks").fetchone()[0]
     assert points == WRITERS * RUNS_PER_WRITER * POINTS_PER_RUN
     history = store.get_metric_history(runs[0].info.run_id, "loss")
     assert [m.step for m in history] == list(range(POINTS_PER_RUN))

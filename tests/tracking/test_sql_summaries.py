@@ -187,17 +187,17 @@ def _v3_database(path) -> str:
 
 def test_migration_from_v3_fills_the_summaries(tmp_path):
     uri = _v3_database(tmp_path / "old.db")
-    store = SqlStore(uri)  # migrates to v4
+    store = SqlStore(uri)  # migrates to v4, then v5 (the blocks)
     try:
         version = store._read(
             lambda conn: conn.exec_driver_sql("SELECT version FROM autolog_schema_version").scalar()
         )
-        assert version == sql_schema.SCHEMA_VERSION == 4
+        assert version == sql_schema.SCHEMA_VERSION == 5
         rows = _rows(store)
         assert rows and rows == _refilled(store)
         runs = sorted({r[0] for r in rows})
         assert sum(r[3] for r in rows) == store._read(
-            lambda conn: conn.exec_driver_sql("SELECT count(*) FROM metrics").scalar()
+            lambda conn: conn.exec_driver_sql("SELECT sum(n) FROM metric_blocks").scalar()
         )
         # and the overlay lines read from them are those of the points
         for key in ("loss", "acc"):

@@ -40,8 +40,9 @@ A batch is not retried on a lock timeout or deadlock: its caller decides.
 
 **Retries and deleted runs.** Every write is idempotent (``base.py``): a
 retried ``create_run`` returns the run it made, an identical metric point is
-stored once (a unique index). Errors that a retry may fix (a lost connection,
-a lock timeout, a full disk) are ``TransientStoreError``. A write to a deleted
+stored once (PostgreSQL: a unique index; SQLite: the writer drops it,
+``sql_blocks.py``). Errors that a retry may fix (a lost connection, a lock
+timeout, a full disk) are ``TransientStoreError``. A write to a deleted
 run is ``RunStateError``, also when another process deleted it (one query
 per write finds deleted runs among those written to).
 
@@ -49,8 +50,8 @@ This module is the store's contract (``base.py``) on top of its parts:
 ``sql_engine.py`` (URIs, engines, retried transactions, artifact root),
 ``sql_batch.py`` (``batch()`` and the rows it holds), ``sql_write.py`` (the
 write statements of both backends), ``sql_read.py`` (rows back to entities),
-``sql_search.py`` (search filters as SQL) and ``sql_schema.py`` (tables,
-migrations).
+``sql_search.py`` (search filters as SQL), ``sql_blocks.py`` (SQLite's metric
+history as blocks of points) and ``sql_schema.py`` (tables, migrations).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ from autolog.tracking.entities import (
     RunTag,
     ViewType,
 )
+from autolog.tracking.stores import sql_blocks
 from autolog.tracking.stores.base import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
@@ -134,14 +136,12 @@ __all__ = ["ARTIFACT_ROOT_ENV", "DEFAULT_ARTIFACT_ROOT", "SqlStore", "engine_url
 T = TypeVar("T")
 
 
-# a NaN is stored as value NULL (sql_schema), the only NULL value: rows are
-# Metric's arguments after the key as they come
-_HISTORY = (
-    "SELECT value, timestamp, step FROM metrics WHERE run_id = {} AND key = {} "
+# PostgreSQL: a NaN is stored as value NULL (sql_schema), the only NULL value:
+# rows are Metric's arguments after the key as they come. SQLite: blocks (sql_blocks)
+_PG_HISTORY = (
+    "SELECT value, timestamp, step FROM metrics WHERE run_id = %(run_id)s AND key = %(key)s "
     "ORDER BY step, timestamp, seq"
 )
-_SQLITE_HISTORY = _HISTORY.format("?", "?")
-_PG_HISTORY = _HISTORY.format("%(run_id)s", "%(key)s")
 
 
 @contextlib.contextmanager
@@ -539,17 +539,21 @@ class SqlStore(AbstractStore):
         self._transaction(work)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        # read from the history index alone (sql_schema, version 3), rows as the
-        # driver's tuples: a million points cost what building their Metrics costs
-        if self.dialect == "postgresql":
-            sql, parameters = _PG_HISTORY, {"run_id": run_id, "key": key}
-        else:
-            sql, parameters = _SQLITE_HISTORY, (run_id, key)
-
-        def work(conn: sa.Connection) -> list[Metric]:
+        # SQLite: the series' blocks, unpacked (sql_blocks); PostgreSQL: the
+        # history index alone (sql_schema, version 3), rows as the driver's
+        # tuples. A million points cost what building their Metrics costs.
+        def sqlite_work(conn: sa.Connection) -> list[Metric]:
             run_row(conn, run_id)
-            rows = raw_rows(conn, sql, parameters)
+            steps, times, values = sql_blocks.series(conn.connection.driver_connection, run_id, key)
             with _gc_paused():  # a million new objects would trigger full collections
+                return list(
+                    map(partial(Metric, key), values.tolist(), times.tolist(), steps.tolist())
+                )
+
+        def pg_work(conn: sa.Connection) -> list[Metric]:
+            run_row(conn, run_id)
+            rows = raw_rows(conn, _PG_HISTORY, {"run_id": run_id, "key": key})
+            with _gc_paused():
                 points = list(starmap(partial(Metric, key), rows))
             if countOf(map(itemgetter(0), rows), None):
                 nan = math.nan
@@ -558,7 +562,7 @@ class SqlStore(AbstractStore):
                         point.value = nan
             return points
 
-        return self._read(work)
+        return self._read(sqlite_work if self.dialect == "sqlite" else pg_work)
 
     def search_runs(
         self,

@@ -8,13 +8,18 @@ definitions below always describe the newest version.
 
 Why the columns look the way they do:
 
-- ``metrics`` keeps the full history; ``seq`` is the logging order (the
-  tie-break of ``get_metric_history``); an identical point (same run, key,
-  step, timestamp and value) is stored once, so a retried write adds nothing.
-  NaN is stored as ``value`` NULL with ``is_nan`` true on both backends:
-  SQLite cannot store NaN at all (it reads back NULL) and PostgreSQL sorts NaN
-  above every number, so neither native behaviour matches the search
-  semantics (NaN compares False to everything).
+- ``metrics`` keeps the full history on PostgreSQL, one row per point;
+  ``seq`` is the logging order (the tie-break of ``get_metric_history``); an
+  identical point (same run, key, step, timestamp and value) is stored once,
+  so a retried write adds nothing. NaN is stored as ``value`` NULL with
+  ``is_nan`` true: PostgreSQL sorts NaN above every number, which does not
+  match the search semantics (NaN compares False to everything).
+- ``metric_blocks`` keeps it on SQLite (version 5, ``sql_blocks.py``): the
+  points of one write per run and key in one row (packed steps, timestamps
+  and float64 values, NaN as it is), found by their step range; the writer
+  drops identical points already stored. One row and one index entry per
+  point (versions 1 to 4, ``metrics`` there too) capped SQLite near 200,000
+  points a second; a block is one row per write.
 - ``latest_metrics`` is what searches filter and sort on (one row per run and
   key: highest step, then latest timestamp), maintained by ``log_batch``.
 - Param and tag values are unbounded ``TEXT``. On SQLite they are indexed by
@@ -26,13 +31,13 @@ Indexes that reads use without touching the table (version 3), checked with
 ``EXPLAIN`` in ``tests/tracking/test_sql_indexes.py``:
 
 - metric history (``get_metric_history``, the UI's buckets: ``WHERE run_id = ?
-  AND key = ? ORDER BY step, timestamp``, reading ``value``): on SQLite the
+  AND key = ? ORDER BY step, timestamp``, reading ``value``): on PostgreSQL
+  ``ix_metrics_history`` ``(run_id, key, step, timestamp, seq) INCLUDE
+  (value, is_nan)`` beside the unique ``ux_metrics_point``. On SQLite the
   unique point index ``ux_metrics_history`` ``(run_id, key, step, timestamp,
-  is_nan, value)`` (every SQLite index also holds the rowid, ``seq``); on
-  PostgreSQL ``ix_metrics_history`` ``(run_id, key, step, timestamp, seq)
-  INCLUDE (value, is_nan)`` beside the unique ``ux_metrics_point``. SQLite's
-  index stores NaN's NULL as a distinct value, so there the writer itself
-  skips a NaN point already stored (``sql_write.py``);
+  is_nan, value)`` served it up to version 4; from version 5 the blocks' range
+  index ``ix_metric_blocks_range`` ``(run_id, key, max_step, min_step)`` finds
+  a series' blocks (one entry per block), a step range's by its bounds;
 - search filters: ``(key, value, run_id)`` on ``latest_metrics`` (both
   backends) and, on SQLite, on ``params`` and ``tags``: a filter's candidate
   runs come from the index alone; on PostgreSQL a hash index on the ``value``
@@ -141,7 +146,8 @@ metrics = sa.Table(
     sa.Column("is_nan", sa.Boolean, nullable=False),
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("timestamp", sa.BigInteger, nullable=False),
-    # its index, unique per point, is plain DDL in _migrate_v2_point_identity
+    # its index, unique per point, is plain DDL in _migrate_v2_point_identity;
+    # SQLite's history is in metric_blocks from version 5 (sql_blocks)
 )
 
 latest_metrics = sa.Table(
@@ -228,7 +234,29 @@ def _migrate_v4_metric_summaries(conn: sa.Connection) -> None:
         from autolog.tracking.stores import sql_summaries
 
         sql_summaries.create(conn)
-        sql_summaries.fill(conn)
+        rows = conn.exec_driver_sql(
+            "SELECT run_id, key, step, value FROM metrics"
+            " ORDER BY run_id, key, step, timestamp, seq"
+        )
+        sql_summaries.fill(conn, (tuple(row) for row in rows))
+
+
+def _migrate_v5_metric_blocks(conn: sa.Connection) -> None:
+    """SQLite: the history as blocks of points (``sql_blocks``: one row per
+    write and key instead of one per point), converted from the rows of
+    ``metrics`` (each series in logging order), which then goes. The
+    summaries of version 4 hold the same points: they stay. PostgreSQL:
+    nothing (one row per point)."""
+    if conn.dialect.name == "sqlite":
+        from autolog.tracking.stores import sql_blocks
+
+        sql_blocks.create(conn)
+        rows = conn.exec_driver_sql(
+            "SELECT run_id, key, value, is_nan, step, timestamp FROM metrics"
+            " ORDER BY run_id, key, seq"
+        )
+        sql_blocks.convert_rows(conn, (tuple(row) for row in rows))
+        conn.exec_driver_sql("DROP TABLE metrics")
 
 
 #: (version, migration) in order; ``ensure_schema`` runs those above the stored version.
@@ -237,6 +265,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (2, _migrate_v2_point_identity),
     (3, _migrate_v3_covering_indexes),
     (4, _migrate_v4_metric_summaries),
+    (5, _migrate_v5_metric_blocks),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

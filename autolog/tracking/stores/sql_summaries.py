@@ -23,7 +23,7 @@ stored points. A block of more than ``CAP`` points (a step logged many
 times) is marked unsummarised (``lasts`` NULL) and stays so: readers take the
 points there. ``fill`` summarises every stored point (the v4 migration).
 
-Every point of ``metrics`` is in its block's row; a reader trusts that, so
+Every stored point (``sql_blocks``) is in its block's row; a reader trusts that, so
 points written around the store (raw inserts) need ``fill``. PostgreSQL
 keeps none: its buckets are one hash aggregate per metric for all runs
 (``buckets_sql``), and a summary would add a round trip to each write.
@@ -40,10 +40,12 @@ import math
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import groupby, islice
 from operator import itemgetter, lt
 from typing import Any
+
+from autolog.tracking.stores import sql_blocks
 
 __all__ = [
     "BLOCK",
@@ -84,10 +86,6 @@ _OF_RANGE = (
     f"SELECT block, {_COLUMNS} FROM metric_summaries"
     " WHERE run_id = ? AND key = ? AND block >= ? AND block <= ?"
 )
-_BLOCK_POINTS = (
-    "SELECT step, value FROM metrics WHERE run_id = ? AND key = ? AND step >= ? AND step < ?"
-    " ORDER BY step, timestamp, seq LIMIT ?"
-)
 # blocks lie in [-2**55, 2**55): moved ones (block + _MOVED) lie above every real one
 _MOVED = 1 << 57
 _COMPACT = (
@@ -96,9 +94,6 @@ _COMPACT = (
     " WHERE run_id = ? ORDER BY key, block",
     f"DELETE FROM metric_summaries WHERE run_id = ? AND block < {_MOVED >> 1}",
     f"UPDATE metric_summaries SET block = block - {_MOVED} WHERE run_id = ?",
-)
-_ALL_POINTS = (
-    "SELECT run_id, key, step, value FROM metrics ORDER BY run_id, key, step, timestamp, seq"
 )
 
 _by_series = itemgetter(0, 1)
@@ -229,22 +224,17 @@ def _new(base: int, steps: list[int], values: list[float | None]) -> Fields:
     )
 
 
-def record(conn: Any, history: Sequence[tuple]) -> None:
-    """Bring the summaries up to date with ``history``, the ``MetricRow``s
-    (run_id, key, value or None for NaN, is_nan, step, timestamp) that this
-    transaction has just inserted (identical repeats skipped by the insert)."""
-    if not history:
-        return
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        rows = sorted(history, key=_by_series)  # stable: logging order per series
-        out: list[tuple] = []
-        for (run_id, key), series in groupby(rows, _by_series):
-            _record_series(cursor, run_id, key, list(series), out)
-        if out:
-            cursor.executemany(_UPSERT, out)
-    finally:
-        cursor.close()
+def record(cursor: Any, stored: Mapping[tuple[str, str], list[tuple]]) -> None:
+    """Bring the summaries up to date with ``stored``: by (run_id, key), the
+    ``MetricRow``s (run_id, key, value or None for NaN, is_nan, step,
+    timestamp) that this transaction has just stored, in logging order
+    (``sql_blocks.write``: identical repeats skipped), with SQLite's DB-API
+    ``cursor``."""
+    out: list[tuple] = []
+    for (run_id, key), series in stored.items():
+        _record_series(cursor, run_id, key, series, out)
+    if out:
+        cursor.executemany(_UPSERT, out)
 
 
 def _record_series(cursor: Any, run_id: str, key: str, points: list[tuple], out: list) -> None:
@@ -289,8 +279,8 @@ def _rebuilt(cursor: Any, run_id: str, key: str, block: int, stored: dict) -> Fi
     if old is not None and old[6] is None:
         return old  # unsummarised
     base = block << K
-    points = cursor.execute(_BLOCK_POINTS, (run_id, key, base, base + BLOCK, CAP + 1)).fetchall()
-    return summarise(base, points)
+    steps, _times, values = sql_blocks.series(cursor, run_id, key, base, base + BLOCK - 1)
+    return summarise(base, list(zip(steps[: CAP + 1], values[: CAP + 1])))
 
 
 def compact(conn: Any, run_id: str) -> None:
@@ -314,23 +304,22 @@ def compact(conn: Any, run_id: str) -> None:
         cursor.close()
 
 
-def fill(conn: Any, batch: int = 20_000) -> None:
-    """Summarise every stored point (replacing any rows): the v4 migration,
-    or after points were written around the store."""
+def fill(conn: Any, points: Iterable[tuple] | None = None) -> None:
+    """Summarise every stored point (replacing any rows): after points were
+    written around the store. ``points``: ``(run_id, key, step, value)`` by
+    run and key, each series in history order; by default the stored ones
+    (``sql_blocks``; the v4 migration passes the rows of its time)."""
     driver = conn.connection.driver_connection
     cursor = driver.cursor()
     try:
         cursor.execute("DELETE FROM metric_summaries")
-        reader = driver.cursor()
+        flat = sql_blocks.points_of_all(conn) if points is None else points
         try:
-            reader.execute(_ALL_POINTS)
             out: list[tuple] = []
 
             def block_of(row: tuple) -> tuple:
                 return row[0], row[1], row[2] >> K
 
-            rows = iter(lambda: reader.fetchmany(batch), [])
-            flat = (row for chunk in rows for row in chunk)
             for (run_id, key, block), group in groupby(flat, block_of):
                 points = [(r[2], r[3]) for r in islice(group, CAP + 1)]
                 for _ in group:  # more than CAP: the rest is not needed
@@ -342,7 +331,9 @@ def fill(conn: Any, batch: int = 20_000) -> None:
             if out:
                 cursor.executemany(_UPSERT, out)
         finally:
-            reader.close()
+            close = getattr(flat, "close", None)
+            if close is not None:
+                close()
     finally:
         cursor.close()
 

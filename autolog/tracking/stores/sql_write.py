@@ -19,6 +19,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from autolog.errors import ParamOverwriteError, ResourceAlreadyExistsError, RunStateError
 from autolog.tracking.entities import LifecycleStage, Metric, Param
+from autolog.tracking.stores.sql_blocks import write as write_blocks
 from autolog.tracking.stores.sql_schema import experiment_tags, runs
 from autolog.tracking.stores.sql_schema import params as run_params
 from autolog.tracking.stores.sql_schema import tags as run_tags
@@ -99,25 +100,11 @@ def _refuse_deleted(conn: sa.Connection, run_ids: set[str]) -> None:
         raise RunStateError(f"run {deleted} is deleted; restore it before writing to it")
 
 
-#: a metric point as written: the columns of ``_SQLITE_INSERT_POINT``, in that order
+#: a metric point as written: (run_id, key, value or None for NaN, is_nan, step, timestamp)
 MetricRow = tuple[str, str, "float | None", bool, int, int]
 _STEP, _TIMESTAMP = 4, 5
 _KEY_OF, _STEP_OF = itemgetter(1), itemgetter(_STEP)
 
-# SQLite's point statements, straight to the driver (``exec_driver_sql``): tuples
-# in, no per-row parameter processing; a batch of 1,000 points is one executemany.
-_SQLITE_INSERT_POINT = (
-    "INSERT INTO metrics (run_id, key, value, is_nan, step, timestamp) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-)
-# SQLite's unique index holds NaN's NULL as distinct from every other NULL, so a
-# NaN point is inserted only when no identical NaN point is stored (rare: NaNs)
-_SQLITE_INSERT_NAN_POINT = (
-    "INSERT INTO metrics (run_id, key, value, is_nan, step, timestamp) "
-    "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM metrics "
-    "WHERE run_id = ?1 AND key = ?2 AND step = ?5 AND timestamp = ?6 AND is_nan = 1 "
-    "AND value IS NULL)"
-)
 _SQLITE_UPSERT_LATEST = (
     "INSERT INTO latest_metrics (run_id, key, value, is_nan, step, timestamp) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE SET "
@@ -137,14 +124,14 @@ def supersedes(point: MetricRow, best: MetricRow) -> bool:
 def metric_rows(
     run_id: str, metrics: Sequence[Metric]
 ) -> tuple[list[MetricRow], dict[str, MetricRow]]:
-    """The metrics table rows of ``metrics`` in logging order (``MetricRow``), and
+    """The rows of ``metrics`` in logging order (``MetricRow``), and
     the latest point per key."""
     if type(metrics) is MetricRows and metrics.run_id == run_id:
         history: list[MetricRow] = metrics.rows  # the server's points: rows already
     else:
         history = [
             (run_id, m.key, None, True, m.step, m.timestamp)
-            if m.value != m.value  # NaN: stored as NULL (see sql_schema)
+            if m.value != m.value  # NaN: None (PostgreSQL stores NULL, see sql_schema)
             else (run_id, m.key, float(m.value), False, m.step, m.timestamp)
             for m in metrics
         ]
@@ -249,8 +236,12 @@ class RowWriter:
             self._pg_write(conn, history, latest_points, params, tags)
             return
         if history:
-            _sqlite_insert_points(conn, history)
-            record_summaries(conn, history)  # the UI's bucket summaries (owner: ui)
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                stored = write_blocks(cursor, history)  # less the points already stored
+                record_summaries(cursor, stored)  # the UI's bucket summaries
+            finally:
+                cursor.close()
         if latest_points:
             conn.exec_driver_sql(_SQLITE_UPSERT_LATEST, latest_points)
         if params:
@@ -297,17 +288,3 @@ class RowWriter:
             )
             for key, value in stored:
                 check_param_unchanged(key, value, param_map[key])
-
-
-def _sqlite_insert_points(conn: sa.Connection, history: list[MetricRow]) -> None:
-    """Insert ``history`` in logging order, an identical point stored once: one
-    executemany per stretch of finite points, the guarded statement for NaNs."""
-    start = 0
-    while start < len(history):
-        nan = history[start][3]
-        end = start + 1
-        while end < len(history) and history[end][3] == nan:
-            end += 1
-        sql = _SQLITE_INSERT_NAN_POINT if nan else _SQLITE_INSERT_POINT
-        conn.exec_driver_sql(sql, history[start:end] if end - start > 1 else history[start])
-        start = end

@@ -1,0 +1,345 @@
+"""SQLite's metric history as blocks (schema v5): the points of one write per
+run and key in one row.
+
+A row of ``metric_blocks`` holds up to ``BLOCK_POINTS`` points of one run and
+key, in logging order: ``n``, their lowest and highest step, whether they are
+already in history order (``ordered``: (step, timestamp) never decreasing),
+and three packed little-endian columns: ``steps`` and ``timestamps`` int64,
+``vals`` float64 (NaN and +-inf as they are: no NULL stands for NaN here).
+``seq`` (the rowid) is the logging order of the blocks; a point's place in
+the logging order is (its block's ``seq``, its index in the block). One row
+per point cost a table row and an index entry per point (~5 us a point to
+write); a block costs one row per write.
+
+History order is (step, timestamp, logging order). Blocks of one series
+whose step ranges do not meet (the usual case: steps that grow) are that
+order once sorted by ``min_step``; blocks whose ranges meet form a cluster
+whose points are sorted together. ``ix_metric_blocks_range (run_id, key,
+max_step, min_step)`` finds the blocks that meet a step range (``max_step >=
+lo AND min_step <= hi``), so a range of a long history reads the blocks in
+it, and a write whose steps are all above the stored ones meets none.
+
+An identical point (same run, key, step, timestamp and value; NaN equal to
+NaN, 0.0 to -0.0, as the unique index of the row layout compared them) is
+stored once: ``write`` drops the points of a write that are already stored
+(in the blocks its step range meets) or repeated in the write, and returns
+the points it stored (the UI's summaries count those, ``sql_summaries``).
+
+PostgreSQL keeps one row per point (``sql_schema.metrics``): this module is
+SQLite's only.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from operator import itemgetter, le, lt
+from typing import Any
+
+__all__ = [
+    "BLOCK_POINTS",
+    "DDL",
+    "convert_rows",
+    "count",
+    "create",
+    "extent",
+    "logged",
+    "points_of_all",
+    "series",
+    "write",
+]
+
+#: the most points one row holds
+BLOCK_POINTS = 4096
+_SWAP = sys.byteorder == "big"  # the blobs are little-endian
+_NAN = math.nan
+_STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
+
+DDL = (
+    "CREATE TABLE metric_blocks ("
+    " seq INTEGER PRIMARY KEY,"
+    " run_id VARCHAR(32) NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,"
+    " key VARCHAR(250) NOT NULL,"
+    " n INTEGER NOT NULL, min_step BIGINT NOT NULL, max_step BIGINT NOT NULL,"
+    " ordered BOOLEAN NOT NULL,"
+    " steps BLOB NOT NULL, timestamps BLOB NOT NULL, vals BLOB NOT NULL)",
+    "CREATE INDEX ix_metric_blocks_range ON metric_blocks (run_id, key, max_step, min_step)",
+)
+_INSERT = (
+    "INSERT INTO metric_blocks (run_id, key, n, min_step, max_step, ordered, steps,"
+    " timestamps, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COLUMNS = "seq, min_step, max_step, ordered, steps, timestamps, vals"
+_ALL = f"SELECT {_COLUMNS} FROM metric_blocks WHERE run_id = ? AND key = ?"
+_MEETING = f"{_ALL} AND max_step >= ? AND min_step <= ?"
+_STORED = (
+    "SELECT steps, timestamps, vals FROM metric_blocks"
+    " WHERE run_id = ? AND key = ? AND max_step >= ? AND min_step <= ?"
+)
+_EXTENT = "SELECT min(min_step), max(max_step) FROM metric_blocks WHERE run_id = ? AND key = ?"
+_COUNTS = (
+    "SELECT min_step, max_step, n, steps FROM metric_blocks"
+    " WHERE run_id = ? AND key = ? AND max_step >= ? AND min_step <= ?"
+)
+_SERIES = "SELECT DISTINCT run_id, key FROM metric_blocks ORDER BY run_id, key"
+
+# a MetricRow (sql_write): (run_id, key, value or None for NaN, is_nan, step, timestamp)
+_SERIES_OF = itemgetter(0, 1)
+_VALUE, _STEP, _TIME = itemgetter(2), itemgetter(4), itemgetter(5)
+_IDENTITY = itemgetter(4, 5, 2)  # NaN's None equals None
+
+
+def create(conn: Any) -> None:
+    """The table and its index (an SQLAlchemy connection in the migration)."""
+    for statement in DDL:
+        conn.exec_driver_sql(statement)
+
+
+def _pack(code: str, values: Sequence) -> bytes:
+    packed = array(code, values)
+    if _SWAP:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack(code: str, blob: bytes) -> array:
+    out = array(code)
+    out.frombytes(blob)
+    if _SWAP:
+        out.byteswap()
+    return out
+
+
+def _ordered(steps: list[int], times: list[int]) -> bool:
+    """Whether (step, timestamp) never decreases along the points."""
+    if all(map(lt, steps, islice(steps, 1, None))):
+        return True
+    if not all(map(le, steps, islice(steps, 1, None))):
+        return False
+    return all(map(le, zip(steps, times), islice(zip(steps, times), 1, None)))
+
+
+def _block_rows(run_id: str, key: str, points: list[tuple]) -> Iterator[tuple]:
+    """The rows of ``points`` (MetricRows of one series, logging order)."""
+    for at in range(0, len(points), BLOCK_POINTS):
+        part = points[at : at + BLOCK_POINTS] if len(points) > BLOCK_POINTS else points
+        steps = list(map(_STEP, part))
+        times = list(map(_TIME, part))
+        values = list(map(_VALUE, part))
+        if None in values:
+            values = [_NAN if v is None else v for v in values]
+        yield (
+            run_id,
+            key,
+            len(part),
+            min(steps),
+            max(steps),
+            _ordered(steps, times),
+            _pack("q", steps),
+            _pack("q", times),
+            _pack("d", values),
+        )
+
+
+def write(cursor: Any, history: list[tuple]) -> dict[tuple[str, str], list[tuple]]:
+    """Store ``history`` (``sql_write.MetricRow``s in logging order) as blocks,
+    one or more per run and key, less its points already stored or repeated;
+    the points stored, by (run_id, key) (logging order)."""
+    if not history:
+        return {}
+    first = history[0][:2]
+    if history[-1][:2] == first and list(map(_SERIES_OF, history)).count(first) == len(history):
+        groups = {first: history}
+    else:
+        groups = {}
+        for row in history:
+            groups.setdefault(row[:2], []).append(row)
+    stored: dict[tuple[str, str], list[tuple]] = {}
+    out: list[tuple] = []
+    for (run_id, key), points in groups.items():
+        points = _new_points(cursor, run_id, key, points)
+        if points:
+            out.extend(_block_rows(run_id, key, points))
+            stored[run_id, key] = points
+    if out:
+        cursor.executemany(_INSERT, out)
+    return stored
+
+
+def _new_points(cursor: Any, run_id: str, key: str, points: list[tuple]) -> list[tuple]:
+    """``points`` less those already stored or repeated among them."""
+    steps = list(map(_STEP, points))
+    increasing = all(map(lt, steps, islice(steps, 1, None)))
+    low, high = (steps[0], steps[-1]) if increasing else (min(steps), max(steps))
+    seen: set[tuple] = set()
+    for s_blob, t_blob, v_blob in cursor.execute(_STORED, (run_id, key, low, high)).fetchall():
+        values = _unpack("d", v_blob).tolist()
+        if any(v != v for v in values):
+            values = [None if v != v else v for v in values]
+        seen.update(zip(_unpack("q", s_blob).tolist(), _unpack("q", t_blob).tolist(), values))
+    if increasing and not seen:
+        return points  # the usual write: steps above every stored one
+    kept = []
+    for point in points:
+        identity = _IDENTITY(point)
+        if identity not in seen:
+            seen.add(identity)
+            kept.append(point)
+    return kept
+
+
+def convert_rows(conn: Any, rows: Iterator[tuple]) -> None:
+    """Write ``rows`` (MetricRows, grouped by series, in logging order within
+    one) as blocks, without looking for stored points: the v5 migration."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        out: list[tuple] = []
+        series: tuple | None = None
+        points: list[tuple] = []
+        for row in rows:
+            if row[:2] != series or len(points) == BLOCK_POINTS:
+                if points:
+                    out.extend(_block_rows(*series, points))  # type: ignore[misc]
+                series, points = row[:2], []
+                if len(out) >= 64:
+                    cursor.executemany(_INSERT, out)
+                    out.clear()
+            points.append(row)
+        if points:
+            out.extend(_block_rows(*series, points))  # type: ignore[misc]
+        if out:
+            cursor.executemany(_INSERT, out)
+    finally:
+        cursor.close()
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+def _clusters(rows: list[tuple]) -> Iterator[list[tuple]]:
+    """Block rows (``_COLUMNS``) sorted by (min_step, seq), in runs whose step
+    ranges meet (each run: a contiguous part of the history order)."""
+    rows.sort(key=itemgetter(1, 0))
+    cluster: list[tuple] = []
+    top = None
+    for row in rows:
+        if cluster and row[1] > top:  # type: ignore[operator]
+            yield cluster
+            cluster = []
+        if not cluster or row[2] > top:  # type: ignore[operator]
+            top = row[2]
+        cluster.append(row)
+    if cluster:
+        yield cluster
+
+
+def series(
+    cursor: Any, run_id: str, key: str, lo: int | None = None, hi: int | None = None
+) -> tuple[array, array, array]:
+    """The steps, timestamps and values (arrays) of ``run_id``'s ``key`` with
+    ``lo <= step <= hi`` (None: unbounded), in history order (step,
+    timestamp, logging order). ``cursor``: SQLite's DB-API connection or cursor."""
+    if lo is None and hi is None:
+        rows = cursor.execute(_ALL, (run_id, key)).fetchall()
+        lo, hi = _STEP_MIN, _STEP_MAX
+    else:
+        lo = _STEP_MIN if lo is None else lo
+        hi = _STEP_MAX if hi is None else hi
+        rows = cursor.execute(_MEETING, (run_id, key, lo, hi)).fetchall()
+    steps, times, values = array("q"), array("q"), array("d")
+    whole: list[tuple] = []  # ordered blocks inside [lo, hi], in a row: joined at once
+
+    def flush() -> None:
+        if whole:
+            for out, at in ((steps, 4), (times, 5), (values, 6)):
+                part = b"".join(r[at] for r in whole)
+                if _SWAP:
+                    out.extend(_unpack(out.typecode, part))
+                else:
+                    out.frombytes(part)
+            whole.clear()
+
+    for cluster in _clusters(rows):
+        if len(cluster) == 1 and cluster[0][3]:
+            row = cluster[0]
+            if lo <= row[1] and row[2] <= hi:
+                whole.append(row)
+                continue
+            flush()
+            s = _unpack("q", row[4])
+            i, j = bisect_left(s, lo), bisect_right(s, hi)
+            steps.extend(s[i:j])
+            times.extend(_unpack("q", row[5])[i:j])
+            values.extend(_unpack("d", row[6])[i:j])
+            continue
+        flush()
+        points = []
+        for seq, _low, _high, _ordered, s_blob, t_blob, v_blob in cluster:
+            s = _unpack("q", s_blob)
+            points.extend(
+                zip(s, _unpack("q", t_blob), [seq] * len(s), range(len(s)), _unpack("d", v_blob))
+            )
+        points.sort()  # (step, timestamp, seq, index): unique before the value
+        if lo > points[0][0] or hi < points[-1][0]:
+            points = [p for p in points if lo <= p[0] <= hi]
+        steps.extend(p[0] for p in points)
+        times.extend(p[1] for p in points)
+        values.extend(p[4] for p in points)
+    flush()
+    return steps, times, values
+
+
+def extent(cursor: Any, run_id: str, key: str) -> tuple[int | None, int | None]:
+    """The lowest and highest step of ``run_id``'s ``key`` (None, None: no point)."""
+    low, high = cursor.execute(_EXTENT, (run_id, key)).fetchone()
+    return low, high
+
+
+def count(
+    cursor: Any, run_id: str, key: str, lo: int, hi: int
+) -> tuple[int | None, int | None, int]:
+    """The first and last step holding a point in ``[lo, hi]``, and the number
+    of points there (a block inside the range by its row alone)."""
+    first = last = None
+    n = 0
+    for low, high, size, blob in cursor.execute(_COUNTS, (run_id, key, lo, hi)).fetchall():
+        if lo <= low and high <= hi:
+            n += size
+        else:
+            inside = [s for s in _unpack("q", blob) if lo <= s <= hi]
+            if not inside:
+                continue
+            n += len(inside)
+            low, high = min(inside), max(inside)
+        first = low if first is None or low < first else first
+        last = high if last is None or high > last else last
+    return first, last, n
+
+
+def logged(cursor: Any, run_id: str, key: str | None = None) -> list[tuple[str, int, int, float]]:
+    """``(key, step, timestamp, value)`` of ``run_id``'s stored points (of
+    ``key`` only, if given) in logging order: what a test or a check compares
+    with what was sent."""
+    sql = "SELECT key, steps, timestamps, vals FROM metric_blocks WHERE run_id = ?"
+    args: tuple = (run_id,)
+    if key is not None:
+        sql, args = f"{sql} AND key = ?", (run_id, key)
+    out: list[tuple[str, int, int, float]] = []
+    for name, s_blob, t_blob, v_blob in cursor.execute(f"{sql} ORDER BY seq", args).fetchall():
+        steps = _unpack("q", s_blob)
+        out.extend(zip([name] * len(steps), steps, _unpack("q", t_blob), _unpack("d", v_blob)))
+    return out
+
+
+def points_of_all(conn: Any) -> Iterator[tuple[str, str, int, float]]:
+    """``(run_id, key, step, value)`` of every stored point, by run and key,
+    each series in history order (``sql_summaries.fill``)."""
+    driver = conn.connection.driver_connection
+    for run_id, key in driver.execute(_SERIES).fetchall():
+        steps, _times, values = series(driver, run_id, key)
+        for step, value in zip(steps, values):
+            yield run_id, key, step, value
