@@ -38,7 +38,9 @@ below take it as the keyword-only ``run_id`` (:func:`log_metrics`,
 :func:`log_metric`, :func:`set_tags`, :func:`log_text`, :func:`log_dict`,
 :func:`log_figure`, :func:`log_model`) and the shared helpers take it as an
 argument (:func:`log_params`, :func:`log_epoch_metrics`,
-:func:`log_early_stopping`). :class:`child_run` opens a nested run;
+:func:`log_early_stopping`). Statistics that cost a pass over the training
+data are computed on the writer thread, from a copy taken when the fit
+returns: :func:`log_metrics_later`. :class:`child_run` opens a nested run;
 :func:`training_run` asks the run-opening policy for a training that is no
 patched call (a plain loop).
 
@@ -93,6 +95,7 @@ from autolog.training import (
     learning_rate_metrics,
     log_early_stopping,
     log_epoch_metrics,
+    log_metrics_later,
     log_model_summary,
     log_overhead,
     numeric,
@@ -152,6 +155,7 @@ __all__ = [
     "log_figure",
     "log_metric",
     "log_metrics",
+    "log_metrics_later",
     "log_model",
     "log_model_summary",
     "log_overhead",

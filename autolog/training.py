@@ -33,6 +33,7 @@ __all__ = [
     "flatten",
     "log_early_stopping",
     "log_epoch_metrics",
+    "log_metrics_later",
     "log_training_params",
     "learning_rate_metrics",
     "log_model_summary",
@@ -152,6 +153,67 @@ def log_epoch_metrics(
         _fluent().log_metrics(values, step=step, run_id=run_id)
     if run_id is not None:
         _overhead_ns[run_id] = _overhead_ns.get(run_id, 0) + perf_counter_ns() - start
+
+
+def log_metrics_later(
+    compute: Callable[[], Mapping[str, Any]],
+    step: int,
+    run_id: str,
+    integration: str,
+) -> None:
+    """Log the metrics that ``compute()`` returns, calling it on the writer thread
+    (or in a ``flush()`` that drains the queue, after this call returned): for
+    statistics that cost more to compute than the training thread should pay
+    (a pass over the training data), computed from a copy taken now.
+
+    The points are timestamped now and go to ``run_id`` in order with what was
+    logged to it before (so before its end, if it ends after this call);
+    numeric values only, keys the tracking API refuses left out (as
+    :func:`log_epoch_metrics`). ``compute`` must use only what it was given,
+    never an object that training goes on changing. What it raises is
+    reported as a failure of ``integration`` (once per process, as in a
+    callback) and logs nothing: it never fails a ``flush()`` (outside the
+    test mode, ``AUTOLOG_TESTING``, which raises it there). It is called
+    once, even if the writer writes the batch again."""
+    from autolog.tracking import run_state
+    from autolog.tracking.entities import Metric
+    from autolog.tracking.writer import get_writer
+
+    state = run_state.target(run_id)
+    run_state.check_writable(state)
+    if type(step) is not int:
+        raise TypeError(f"step must be an int, not {type(step).__name__}")
+    when = run_state.now_ms()
+    store, target_run = state.store, state.run_id
+    computed: list[Any] = []  # the points, once: a rolled-back batch runs this again
+
+    def log_computed_metrics() -> None:
+        if not computed:
+            computed.append(_computed_points(compute, integration, Metric, when, step))
+        if computed[0]:
+            store.log_batch(target_run, metrics=computed[0], params=[], tags=[])
+
+    get_writer().submit(store, log_computed_metrics, target_run, what="computed metrics")
+
+
+def _computed_points(
+    compute: Callable[[], Mapping[str, Any]], integration: str, metric: Any, when: int, step: int
+) -> list[Any]:
+    from autolog._report import report_error
+
+    try:
+        values = compute()
+    except Exception as exc:
+        report_error(integration, exc, "while computing its metrics on the writer thread")
+        return []
+    points = []
+    for key, value in values.items():
+        number = value if type(value) is float else numeric(value)
+        if number is None or type(key) is not str:
+            continue
+        if key in _valid_keys or _valid_key(key):
+            points.append(metric(key, number, when, step))
+    return points
 
 
 def _valid_key(name: str) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import warnings
+
+import numpy as np
 
 import autolog
 from autolog import training
@@ -80,3 +83,62 @@ def test_a_changed_param_keeps_its_first_value_instead_of_failing():
     data = logged(run.info.run_id)
     assert data.params == {"a": "1", "b": "2", "c": "4"}
     assert data.tags[training.SKIPPED_PARAMS_TAG] == "b"
+
+
+def test_metrics_later_are_computed_after_the_call_returns_and_stamped_when_it_was_made():
+    import threading
+
+    returned = threading.Event()
+    seen = {}
+
+    def compute():
+        seen["after_return"] = returned.wait(10)  # a call made inside log_metrics_later waits
+        return {"ssr": np.float64(2.5), "name": "not a number", "z" * 300: 1.0, "flag": True}
+
+    with autolog.start_run() as run, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        before = time.time_ns() // 1_000_000
+        training.log_metrics_later(compute, 3, run.info.run_id, "toyml")
+        after = time.time_ns() // 1_000_000
+        returned.set()
+        autolog.flush()
+    assert seen["after_return"] is True
+    assert logged(run.info.run_id).metrics == {"ssr": 2.5, "flag": 1.0}
+    (point,) = autolog.Client().get_metric_history(run.info.run_id, "ssr")
+    assert point.step == 3 and before <= point.timestamp <= after
+    assert [w for w in caught if "z" * 300 in str(w.message)]  # the refused key, named
+
+
+def test_metrics_later_that_fail_are_reported_once_and_never_fail_a_flush(monkeypatch):
+    from autolog import _report
+
+    monkeypatch.delenv("AUTOLOG_TESTING")
+    monkeypatch.setattr(_report, "_warned", set())
+
+    def compute():
+        raise ValueError("singular design")
+
+    with autolog.start_run() as run, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            training.log_metrics_later(compute, 0, run.info.run_id, "toyml")
+        autolog.flush()  # raises nothing
+    assert autolog.get_run(run.info.run_id).info.status == "FINISHED"
+    assert logged(run.info.run_id).metrics == {}
+    reports = [w for w in caught if "singular design" in str(w.message)]
+    assert len(reports) == 1 and "'toyml'" in str(reports[0].message)
+
+
+def test_metrics_later_under_the_test_mode_raise_at_the_flush():
+    import pytest
+
+    from autolog.errors import TrackingWriteError
+
+    def compute():
+        raise ValueError("singular design")
+
+    with autolog.start_run() as run, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the writer's report of the rejected write
+        training.log_metrics_later(compute, 0, run.info.run_id, "toyml")
+        with pytest.raises(TrackingWriteError, match="singular design"):
+            autolog.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,8 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
 import autolog
+from autolog.tracking import run_state
+from autolog.tracking.writer import get_writer
 from tests.integrations.runs import artifact_names, only_run
 from tests.models_roundtrip import assert_roundtrip_in_fresh_process
 
@@ -95,6 +98,44 @@ def test_log_model_data_keeps_a_copy_taken_when_the_fit_returned(regression):
     assert loaded.model.exog is not None and loaded.model.exog.any()
     np.testing.assert_allclose(loaded.fittedvalues, fitted, rtol=1e-12)
     np.testing.assert_allclose(loaded.resid, regression[1] - fitted, rtol=1e-9, atol=1e-12)
+
+
+def test_the_statistics_are_the_fits_though_the_user_refills_its_arrays_at_once(regression):
+    # a bootstrap loop refills one buffer between fits: the writer, which
+    # computes the statistics after fit returned, must see the data fit saw
+    X, y = (a.copy() for a in regression)
+    expected = sm.OLS(y.copy(), X.copy()).fit()  # before autolog: no run
+    autolog.autolog("statsmodels")
+    gate = threading.Event()
+    with autolog.start_run() as run:
+        store = run_state.target(run.info.run_id).store
+        get_writer().submit(store, lambda: gate.wait(10), run.info.run_id)  # the writer waits
+        sm.OLS(y, X).fit()
+        rng = np.random.RandomState(5)
+        X[:, 1:] = rng.rand(len(X), 2)
+        y[:] = rng.rand(len(y))
+        gate.set()
+    metrics = only_run().data.metrics
+    for name in ("rsquared", "ssr", "llf", "aic", "fvalue", "condition_number"):
+        assert metrics[name] == pytest.approx(float(getattr(expected, name)), rel=1e-12), name
+    assert [metrics[f"coef.{n}"] for n in ("const", "x1", "x2")] == pytest.approx(expected.params)
+    loaded = autolog.load_model(f"runs:/{run.info.run_id}/model")
+    np.testing.assert_allclose(loaded.predict(X), expected.predict(X), rtol=1e-12)
+    assert loaded.rsquared == pytest.approx(expected.rsquared, rel=1e-12)  # kept in the pickle
+
+
+def test_read_only_arrays_are_shared_by_the_copy_and_writeable_ones_copied(regression):
+    from autolog.integrations.statsmodels import _FitCopy
+
+    X, y = (a.copy() for a in regression)
+    X.flags.writeable = False
+    results = sm.OLS(y, X).fit()
+    copied = _FitCopy.of(results, frozenset(), keep_data=False, pickled=True).results
+    assert copied.model.exog is X and copied.model.data.exog is X  # nothing can change it
+    assert copied.model.endog is not y and copied.model.endog is copied.model.data.endog
+    np.testing.assert_array_equal(copied.model.endog, y)
+    assert results.model.endog is y  # the user's objects are left as they were
+    assert copied.model is not results.model and copied._results is not results._results
 
 
 def test_a_time_series_model_keeps_its_data_for_its_forecasts():
