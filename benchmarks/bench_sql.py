@@ -33,8 +33,17 @@ file is its worker (``--mlflow-worker``, standard library and mlflow only).
 ``AUTOLOG_BENCH_SQL_SIZES`` (default ``1000,10000``; ``1000`` is the quick run)
 sets the sizes. PostgreSQL rows use ``AUTOLOG_TEST_POSTGRES_URI`` (default: the
 server that ``.ci/start-postgres`` starts), in throwaway schemas; they are left
-out when the server is unreachable. Search times are medians of 7 wall-clock
-runs; the machine's load is printed on stderr with them.
+out when the server is unreachable.
+
+The search is timed side by side in time, not one tool after the other: MLflow's
+worker stays up beside this process, and each round runs three autolog
+searches back to back, then three MLflow searches, on the same number of runs
+(at least 5 rounds, up to 15 while the size's rounds take under 4 s). Each
+tool's figure is the median of all its searches, and the ratio row also gives
+the rounds' own ratios (of the rounds' medians): on a
+shared machine whose load moves by several times within a minute, a ratio of
+two figures taken minutes apart says more about the load than about the tools.
+The machine's load is printed on stderr with them.
 """
 
 from __future__ import annotations
@@ -59,7 +68,9 @@ TIMED_CREATES = 1000
 FLUENT_RUNS = 2000
 FILTER = "metrics.m1 > 0.5 and params.model = 'rf' and tags.team = 'a'"
 CREATE_GOAL = "<= 1.26 ms (10x mlflow)"
-SEARCH_REPEAT = 7
+SEARCH_BLOCK = 3  # searches of one tool back to back in a round, then the other tool's
+SEARCH_ROUNDS = (5, 15)  # least and most rounds of a size's side-by-side search
+SEARCH_BUDGET_S = 4.0  # more rounds than the least only while the size's rounds took less
 DEFAULT_POSTGRES_URI = "postgresql://autolog:autolog@127.0.0.1:5432/autolog_test"
 
 
@@ -70,13 +81,10 @@ def _run_values(rng: random.Random, i: int):
     return params, metrics, tags
 
 
-def _median_ms(fn, repeat: int = SEARCH_REPEAT) -> tuple[float, object]:
-    result, samples = None, []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples), result
+def _timed_ms(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - start) * 1000, result
 
 
 # -- autolog ---------------------------------------------------------------------------
@@ -141,44 +149,6 @@ def _explain(store, experiment_id: str) -> str:
         return "\n".join(row[0] for row in rows)
 
 
-def _autolog_rows(h, label: str, store) -> dict:
-    """The create row and one search row per size; the medians (search by size,
-    "create" for the create row)."""
-    fill = _AutologFill(store)
-    per_run = fill.timed(min(TIMED_CREATES, max(SIZES)))
-    h.row(
-        f"{label} create run + log_batch [autolog]",
-        per_run,
-        "ms",
-        notes=f"first {fill.count:,} runs, two transactions each",
-    )
-    searches: dict = {"create": per_run}
-    for size in SIZES:
-        fill.grow_to(size)
-        if store.dialect == "postgresql":
-            # the planner's statistics, as autovacuum keeps them after a bulk load
-            with store._engine.begin() as conn:
-                conn.exec_driver_sql("ANALYZE")
-
-        def search(size=size):
-            return store.search_runs([fill.experiment], FILTER, max_results=size)
-
-        search()  # warm: the statement is compiled once per distinct search
-        ms, found = _median_ms(search)
-        searches[size] = ms
-        h.row(
-            f"{label} 3-clause search {size:,} runs [autolog]",
-            ms,
-            "ms",
-            notes=f"{len(found)} runs returned with their data",
-        )
-        if os.environ.get("AUTOLOG_BENCH_SQL_EXPLAIN"):
-            print(
-                f"-- {label}, {size:,} runs:\n{_explain(store, fill.experiment)}", file=sys.stderr
-            )
-    return searches
-
-
 def _fill_fluent(uri: str) -> float:
     """Create FLUENT_RUNS runs through the fluent API; ms per run, flush included."""
     import autolog
@@ -233,8 +203,12 @@ def _measure_api(h, label: str, uri: str) -> None:
 
 
 # -- MLflow, in its own interpreter -----------------------------------------------------
+_REPLY = "bench_sql-reply "  # the worker's answers on stdout (anything else there is MLflow's)
+
+
 def _mlflow_worker(uri: str, root: str) -> None:
-    """The MLflow side (run by MLflow's interpreter): JSON on stdout."""
+    """The MLflow side (run by MLflow's interpreter): one JSON command a line on
+    stdin (create, grow, search), one answer a line on stdout."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.store.tracking.dbmodels.models import (
@@ -250,23 +224,27 @@ def _mlflow_worker(uri: str, root: str) -> None:
     experiment = store.create_experiment("bench")
     rng = random.Random(42)
     now = int(time.time() * 1000)
-    out: dict = {"search_ms": {}, "found": {}}
-    timed = min(TIMED_CREATES, max(SIZES))
-    start = time.perf_counter()
-    for i in range(timed):
-        params, metrics, tags = _run_values(rng, i)
-        run_id = store.create_run(experiment, "bench", now + i, [], "").info.run_id
-        store.log_batch(
-            run_id,
-            metrics=[Metric(k, v, now + i, 0) for k, v in metrics.items()],
-            params=[Param(k, v) for k, v in params.items()],
-            tags=[RunTag(k, v) for k, v in tags.items()],
-        )
-    out["create_ms"] = (time.perf_counter() - start) * 1000 / timed
-    count = timed
-    for size in SIZES:
+    made = 0  # runs in MLflow's store
+
+    def create(count: int) -> dict:
+        nonlocal made
+        start = time.perf_counter()
+        for i in range(made, made + count):
+            params, metrics, tags = _run_values(rng, i)
+            run_id = store.create_run(experiment, "bench", now + i, [], "").info.run_id
+            store.log_batch(
+                run_id,
+                metrics=[Metric(k, v, now + i, 0) for k, v in metrics.items()],
+                params=[Param(k, v) for k, v in params.items()],
+                tags=[RunTag(k, v) for k, v in tags.items()],
+            )
+        made += count
+        return {"ms": (time.perf_counter() - start) * 1000 / count}
+
+    def grow(size: int) -> dict:
+        nonlocal made
         with store.ManagedSessionMaker() as session:  # the rest in bulk, untimed
-            for i in range(count, size):
+            for i in range(made, size):
                 params, metrics, tags = _run_values(rng, i)
                 run_id = uuid.uuid4().hex
                 session.add(
@@ -285,53 +263,65 @@ def _mlflow_worker(uri: str, root: str) -> None:
                 session.add_all(SqlTag(run_uuid=run_id, key=k, value=v) for k, v in tags.items())
                 if i % 1000 == 999:
                     session.flush()
-        count = max(count, size)
+        made = max(made, size)
         if uri.startswith("postgresql"):
             with store.ManagedSessionMaker() as session:
                 session.connection().exec_driver_sql("ANALYZE")
-
-        def search(size=size):
-            return store.search_runs([experiment], FILTER, 1, max_results=size)
-
-        search()
-        ms, found = _median_ms(search)
-        out["search_ms"][size], out["found"][size] = ms, len(found)
-    print(json.dumps(out))
-
-
-def _mlflow_rows(h, label: str, uri: str, root: Path) -> dict:
-    if not Path(MLFLOW_PYTHON).exists():
-        print(f"bench_sql: no mlflow at {MLFLOW_PYTHON}: autolog rows only", file=sys.stderr)
         return {}
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": ""}
-    try:
-        done = subprocess.run(
+
+    def search(size: int, repeat: int = 1) -> dict:
+        samples = []
+        for _ in range(repeat):
+            ms, found = _timed_ms(
+                lambda: store.search_runs([experiment], FILTER, 1, max_results=size)
+            )
+            samples.append(ms)
+        return {"ms": samples, "found": len(found)}
+
+    commands = {"create": create, "grow": grow, "search": search}
+    for line in sys.stdin:
+        op, arguments = json.loads(line)
+        print(_REPLY + json.dumps(commands[op](**arguments)), flush=True)
+
+
+class _MlflowWorker:
+    """MLflow's worker process, kept up for a backend's rows."""
+
+    def __init__(self, label: str, uri: str, root: Path) -> None:
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": ""}
+        # its stderr in a file, read when it fails: a pipe nobody reads can fill up
+        self._errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by close())
+        self._process = subprocess.Popen(
             [MLFLOW_PYTHON, __file__, "--mlflow-worker", uri, root.as_uri()],
-            capture_output=True, text=True, env=env, timeout=1800, check=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors, text=True, env=env,
         )  # fmt: skip
-    except subprocess.CalledProcessError as error:
-        print(f"bench_sql: mlflow {label} rows left out:\n{error.stderr[-800:]}", file=sys.stderr)
-        return {}
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    h.row(
-        f"{label} create run + log_batch [mlflow]",
-        out["create_ms"],
-        "ms",
-        notes=f"first {min(TIMED_CREATES, max(SIZES)):,} runs; SqlAlchemyStore",
-    )
-    searches: dict = {"create": out["create_ms"]}
-    for size, ms in out["search_ms"].items():
-        searches[int(size)] = ms
-        h.row(
-            f"{label} 3-clause search {int(size):,} runs [mlflow]",
-            ms,
-            "ms",
-            notes=f"{out['found'][size]} runs returned with their data",
-        )
-    return searches
+        self.label = label
+
+    @classmethod
+    def start(cls, label: str, uri: str, root: Path) -> _MlflowWorker | None:
+        """The worker, or None when there is no MLflow interpreter."""
+        if not Path(MLFLOW_PYTHON).exists():
+            print(f"bench_sql: no mlflow at {MLFLOW_PYTHON}: autolog rows only", file=sys.stderr)
+            return None
+        return cls(label, uri, root)
+
+    def ask(self, op: str, **arguments) -> dict:
+        """The worker's answer to one command (RuntimeError with its stderr if it died)."""
+        self._process.stdin.write(json.dumps([op, arguments]) + "\n")
+        self._process.stdin.flush()
+        for line in self._process.stdout:
+            if line.startswith(_REPLY):
+                return json.loads(line[len(_REPLY) :])
+        self._errors.seek(0)
+        raise RuntimeError(f"mlflow {self.label} worker failed:\n{self._errors.read()[-800:]}")
+
+    def close(self) -> None:
+        self._process.stdin.close()
+        self._process.wait(timeout=60)
+        self._errors.close()
 
 
-def _ratio_rows(h, label: str, autolog_ms: dict, mlflow_ms: dict) -> None:
+def _ratio_rows(h, label: str, autolog_ms: dict, mlflow_ms: dict, rounds_of: dict) -> None:
     if "create" in autolog_ms and "create" in mlflow_ms:
         h.row(
             f"{label} create run + log_batch, mlflow / autolog",
@@ -342,13 +332,97 @@ def _ratio_rows(h, label: str, autolog_ms: dict, mlflow_ms: dict) -> None:
         )
     for size in SIZES:
         if size in autolog_ms and size in mlflow_ms:
+            ratios = sorted(rounds_of[size])
             h.row(
                 f"{label} 3-clause search {size:,} runs, mlflow / autolog",
                 mlflow_ms[size] / autolog_ms[size],
                 "x",
                 goal=">= 10x",
                 peer=f"mlflow {mlflow_ms[size]:.1f} ms, autolog {autolog_ms[size]:.2f} ms",
+                notes=f"rounds' own ratios: median {statistics.median(ratios):.1f}x, "
+                f"{ratios[0]:.1f}x to {ratios[-1]:.1f}x",
             )
+
+
+def _side_by_side(h, label: str, store, mlflow: _MlflowWorker | None) -> None:
+    """The create rows and, per size, the search rows of both tools, their
+    searches taken in alternating rounds; then the ratio rows."""
+    fill = _AutologFill(store)
+    timed = min(TIMED_CREATES, max(SIZES))
+    ours: dict = {"create": fill.timed(timed)}
+    h.row(
+        f"{label} create run + log_batch [autolog]",
+        ours["create"],
+        "ms",
+        notes=f"first {fill.count:,} runs, two transactions each",
+    )
+    theirs: dict = {}
+    if mlflow is not None:
+        theirs["create"] = mlflow.ask("create", count=timed)["ms"]
+        h.row(
+            f"{label} create run + log_batch [mlflow]",
+            theirs["create"],
+            "ms",
+            notes=f"first {timed:,} runs; SqlAlchemyStore",
+        )
+    rounds_of: dict = {}
+    for size in SIZES:
+        fill.grow_to(size)
+        if store.dialect == "postgresql":
+            # the planner's statistics, as autovacuum keeps them after a bulk load
+            with store._engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+        if mlflow is not None:
+            mlflow.ask("grow", size=size)
+
+        def search(size=size):
+            return store.search_runs([fill.experiment], FILTER, max_results=size)
+
+        search()  # warm: the statement is compiled once per distinct search
+        if mlflow is not None:
+            mlflow.ask("search", size=size)
+        mine, peer, found, peer_found, ratios = [], [], [], None, []
+        start = time.perf_counter()
+        least, most = SEARCH_ROUNDS
+        while len(mine) < most * SEARCH_BLOCK and (
+            len(mine) < least * SEARCH_BLOCK or time.perf_counter() - start < SEARCH_BUDGET_S
+        ):
+            block = []
+            for _ in range(SEARCH_BLOCK):
+                ms, found = _timed_ms(search)
+                block.append(ms)
+            mine += block
+            if mlflow is not None:
+                answer = mlflow.ask("search", size=size, repeat=SEARCH_BLOCK)
+                peer += answer["ms"]
+                peer_found = answer["found"]
+                ratios.append(statistics.median(answer["ms"]) / statistics.median(block))
+        rounds = len(mine) // SEARCH_BLOCK
+        ours[size] = statistics.median(mine)
+        h.row(
+            f"{label} 3-clause search {size:,} runs [autolog]",
+            ours[size],
+            "ms",
+            notes=f"{len(found)} runs returned with their data; {rounds} rounds",
+        )
+        if peer:
+            theirs[size], rounds_of[size] = statistics.median(peer), ratios
+            h.row(
+                f"{label} 3-clause search {size:,} runs [mlflow]",
+                theirs[size],
+                "ms",
+                notes=f"{peer_found} runs returned with their data; {rounds} rounds",
+            )
+        print(
+            f"bench_sql: {label} {size:,} runs: {rounds} rounds of {SEARCH_BLOCK} searches "
+            f"a tool, load {os.getloadavg()[0]:.1f}",
+            file=sys.stderr,
+        )
+        if os.environ.get("AUTOLOG_BENCH_SQL_EXPLAIN"):
+            print(
+                f"-- {label}, {size:,} runs:\n{_explain(store, fill.experiment)}", file=sys.stderr
+            )
+    _ratio_rows(h, label, ours, theirs, rounds_of)
 
 
 # -- backends ----------------------------------------------------------------------------
@@ -358,13 +432,14 @@ def _bench_sqlite(h, folder: Path) -> None:
     # the fluent API and the Client open their stores from the URI alone
     os.environ[ARTIFACT_ROOT_ENV] = str(folder / "art")
     store = SqlStore(f"sqlite:///{folder / 'bench.db'}", artifact_root=str(folder / "art"))
+    mlflow = _MlflowWorker.start("sqlite", f"sqlite:///{folder / 'mlflow.db'}", folder / "ml-art")
     try:
-        ours = _autolog_rows(h, "sqlite", store)
+        _side_by_side(h, "sqlite", store, mlflow)
     finally:
         store.close()
+        if mlflow is not None:
+            mlflow.close()
     _measure_api(h, "sqlite", f"sqlite:///{folder / 'api.db'}")
-    theirs = _mlflow_rows(h, "sqlite", f"sqlite:///{folder / 'mlflow.db'}", folder / "ml-art")
-    _ratio_rows(h, "sqlite", ours, theirs)
 
 
 def _postgres_schema_uri(base: str, schema: str, driver: str = "postgresql") -> str:
@@ -391,18 +466,15 @@ def _bench_postgresql(h, folder: Path) -> None:
     try:
         uri = _postgres_schema_uri(base, schemas[0])
         store = SqlStore(uri, artifact_root=str(folder / "art"))
+        theirs = _postgres_schema_uri(base, schemas[1], "postgresql+psycopg")
+        mlflow = _MlflowWorker.start("postgresql", theirs, folder / "ml-art")
         try:
-            ours = _autolog_rows(h, "postgresql", store)
+            _side_by_side(h, "postgresql", store, mlflow)
         finally:
             store.close()
+            if mlflow is not None:
+                mlflow.close()
         _measure_api(h, "postgresql", uri)
-        theirs = _mlflow_rows(
-            h,
-            "postgresql",
-            _postgres_schema_uri(base, schemas[1], "postgresql+psycopg"),
-            folder / "ml-art",
-        )
-        _ratio_rows(h, "postgresql", ours, theirs)
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             for schema in schemas:
