@@ -276,3 +276,33 @@ def test_migration_from_v4_converts_the_rows_into_blocks(tmp_path):
         assert _rows(store) == _refilled(store)
     finally:
         store.close()
+
+
+def test_one_step_logged_at_times_that_go_on_reads_no_block_and_chains(store, tmp_path):
+    """Step 0 every time (log_metric without a step): a write after every
+    stored timestamp reads no stored block, the history needs no sort (the
+    blocks chain), a retried write reads the blocks it meets and adds nothing."""
+    run_id = store.create_run("0", "u", 0).info.run_id
+    path = store.uri.removeprefix("sqlite:///")
+    store.close()
+    statements: list[str] = []
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.set_trace_callback(statements.append)
+        cursor = conn.cursor()
+        sent = []
+        for b in range(20):
+            rows = [(run_id, "m", float(i), False, 0, b * 100 + i) for i in range(100)]
+            sent.append(rows)
+            assert len(sql_blocks.write(cursor, rows)[run_id, "m"]) == 100
+        assert not [s for s in statements if s.startswith("SELECT steps, timestamps, vals")]
+        assert sql_blocks.write(cursor, sent[7]) == {}  # retried: nothing stored
+        assert [s for s in statements if s.startswith("SELECT steps, timestamps, vals")]
+        rows = conn.execute(f"{sql_blocks._ALL}", (run_id, "m")).fetchall()
+        (cluster,) = sql_blocks._clusters(rows)
+        assert sql_blocks._chain(cluster) is not None
+        steps, times, values = sql_blocks.series(conn, run_id, "m")
+        assert list(times) == list(range(2000)) and set(steps) == {0}
+        assert list(values) == [float(i) for _ in range(20) for i in range(100)]
+    finally:
+        conn.close()

@@ -121,7 +121,7 @@ def test_a_version_2_database_migrates_through_3_and_keeps_its_data(dialect, tmp
         assert "ix_latest_metrics_search" in indexes["latest_metrics"]
         assert "ix_latest_metrics_key_value" not in indexes["latest_metrics"]
         if dialect == "sqlite":  # v5: the rows became blocks, the table of rows is gone
-            assert indexes["metric_blocks"] == {"ix_metric_blocks_range"}
+            assert indexes["metric_blocks"] == {"ix_metric_blocks_range", "ix_metric_blocks_time"}
             assert "metrics" not in indexes["tables"]
             assert "ix_params_search" in indexes["params"] and "ix_tags_search" in indexes["tags"]
         else:
@@ -175,6 +175,15 @@ def test_history_reads_are_index_only(sql_store):
     assert "USING INDEX ix_metric_blocks_range (run_id=? AND key=? AND max_step>?)" in plan, plan
     plan = _plan(sql_store, bound(sql_blocks._EXTENT, *series))
     assert "USING COVERING INDEX ix_metric_blocks_range (run_id=? AND key=?)" in plan, plan
+    # a write's lookups: one seek each, from the index alone; the blocks that
+    # meet a retried write by their time range first, their step range checked
+    # on the index entries
+    plan = _plan(sql_store, bound(sql_blocks._ABOVE_STEP, *series, "10"))
+    assert "COVERING INDEX ix_metric_blocks_range (run_id=? AND key=? AND max_step>?)" in plan
+    plan = _plan(sql_store, bound(sql_blocks._AFTER_TIME, *series, "10"))
+    assert "COVERING INDEX ix_metric_blocks_time (run_id=? AND key=? AND max_ts>?)" in plan
+    plan = _plan(sql_store, bound(sql_blocks._STORED, *series, "1", "9", "10", "20"))
+    assert "USING INDEX ix_metric_blocks_time (run_id=? AND key=? AND max_ts>?)" in plan, plan
 
 
 def test_filter_candidates_come_from_the_search_indexes(sql_store):

@@ -2,9 +2,9 @@
 run and key in one row.
 
 A row of ``metric_blocks`` holds up to ``BLOCK_POINTS`` points of one run and
-key, in logging order: ``n``, their lowest and highest step, whether they are
-already in history order (``ordered``: (step, timestamp) never decreasing),
-and three packed little-endian columns: ``steps`` and ``timestamps`` int64,
+key, in logging order: ``n``, their lowest and highest step and timestamp,
+whether they are already in history order (``ordered``: (step, timestamp)
+never decreasing), and three packed little-endian columns: ``steps`` and ``timestamps`` int64,
 ``vals`` float64 (NaN and +-inf as they are: no NULL stands for NaN here).
 ``seq`` (the rowid) is the logging order of the blocks; a point's place in
 the logging order is (its block's ``seq``, its index in the block). One row
@@ -13,17 +13,24 @@ write); a block costs one row per write.
 
 History order is (step, timestamp, logging order). Blocks of one series
 whose step ranges do not meet (the usual case: steps that grow) are that
-order once sorted by ``min_step``; blocks whose ranges meet form a cluster
-whose points are sorted together. ``ix_metric_blocks_range (run_id, key,
-max_step, min_step)`` finds the blocks that meet a step range (``max_step >=
-lo AND min_step <= hi``), so a range of a long history reads the blocks in
-it, and a write whose steps are all above the stored ones meets none.
+order once sorted by ``min_step``; blocks whose ranges meet form a cluster,
+which is that order too when its blocks chain (each one's last point before
+the next one's first: one step logged at times that go on, step 0 every
+time say), else its points are sorted together. ``ix_metric_blocks_range
+(run_id, key, max_step, min_step)`` finds the blocks that meet a step range
+(``max_step >= lo AND min_step <= hi``), so a range of a long history reads
+the blocks in it.
 
 An identical point (same run, key, step, timestamp and value; NaN equal to
 NaN, 0.0 to -0.0, as the unique index of the row layout compared them) is
 stored once: ``write`` drops the points of a write that are already stored
-(in the blocks its step range meets) or repeated in the write, and returns
-the points it stored (the UI's summaries count those, ``sql_summaries``).
+or repeated in the write, and returns the points it stored (the UI's
+summaries count those, ``sql_summaries``). Only a block that meets both the
+write's step range and its time range can hold one of its points: a write
+above every stored step (one seek in ``ix_metric_blocks_range``) or after
+every stored timestamp (one seek in ``ix_metric_blocks_time (run_id, key,
+max_ts, min_ts, ...)``) reads no block; a retried one reads the blocks that
+meet it.
 
 PostgreSQL keeps one row per point (``sql_schema.metrics``): this module is
 SQLite's only.
@@ -65,26 +72,39 @@ DDL = (
     " run_id VARCHAR(32) NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,"
     " key VARCHAR(250) NOT NULL,"
     " n INTEGER NOT NULL, min_step BIGINT NOT NULL, max_step BIGINT NOT NULL,"
-    " ordered BOOLEAN NOT NULL,"
+    " min_ts BIGINT NOT NULL, max_ts BIGINT NOT NULL, ordered BOOLEAN NOT NULL,"
     " steps BLOB NOT NULL, timestamps BLOB NOT NULL, vals BLOB NOT NULL)",
     "CREATE INDEX ix_metric_blocks_range ON metric_blocks (run_id, key, max_step, min_step)",
+    "CREATE INDEX ix_metric_blocks_time"
+    " ON metric_blocks (run_id, key, max_ts, min_ts, max_step, min_step)",
 )
 _INSERT = (
-    "INSERT INTO metric_blocks (run_id, key, n, min_step, max_step, ordered, steps,"
-    " timestamps, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO metric_blocks (run_id, key, n, min_step, max_step, min_ts, max_ts, ordered,"
+    " steps, timestamps, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _COLUMNS = "seq, min_step, max_step, ordered, steps, timestamps, vals"
-_ALL = f"SELECT {_COLUMNS} FROM metric_blocks WHERE run_id = ? AND key = ?"
+# the reads by step range: the range index (either index serves a whole series)
+_BY_STEP = "FROM metric_blocks INDEXED BY ix_metric_blocks_range WHERE run_id = ? AND key = ?"
+_ALL = f"SELECT {_COLUMNS} {_BY_STEP}"
 _MEETING = f"{_ALL} AND max_step >= ? AND min_step <= ?"
+# a write's lookups: any block reaching its lowest step (none: steps that grow),
+# any reaching its earliest timestamp (none: time that goes on, whatever the
+# steps, step 0 every time included), else the blocks meeting both its ranges
+_ABOVE_STEP = (
+    "SELECT 1 FROM metric_blocks INDEXED BY ix_metric_blocks_range"
+    " WHERE run_id = ? AND key = ? AND max_step >= ? LIMIT 1"
+)
+_AFTER_TIME = (
+    "SELECT 1 FROM metric_blocks INDEXED BY ix_metric_blocks_time"
+    " WHERE run_id = ? AND key = ? AND max_ts >= ? LIMIT 1"
+)
 _STORED = (
-    "SELECT steps, timestamps, vals FROM metric_blocks"
-    " WHERE run_id = ? AND key = ? AND max_step >= ? AND min_step <= ?"
+    "SELECT steps, timestamps, vals FROM metric_blocks INDEXED BY ix_metric_blocks_time"
+    " WHERE run_id = ? AND key = ? AND max_ts >= ? AND min_ts <= ?"
+    " AND max_step >= ? AND min_step <= ?"
 )
-_EXTENT = "SELECT min(min_step), max(max_step) FROM metric_blocks WHERE run_id = ? AND key = ?"
-_COUNTS = (
-    "SELECT min_step, max_step, n, steps FROM metric_blocks"
-    " WHERE run_id = ? AND key = ? AND max_step >= ? AND min_step <= ?"
-)
+_EXTENT = f"SELECT min(min_step), max(max_step) {_BY_STEP}"
+_COUNTS = f"SELECT min_step, max_step, n, steps {_BY_STEP} AND max_step >= ? AND min_step <= ?"
 _SERIES = "SELECT DISTINCT run_id, key FROM metric_blocks ORDER BY run_id, key"
 
 # a MetricRow (sql_write): (run_id, key, value or None for NaN, is_nan, step, timestamp)
@@ -138,6 +158,8 @@ def _block_rows(run_id: str, key: str, points: list[tuple]) -> Iterator[tuple]:
             len(part),
             min(steps),
             max(steps),
+            min(times),
+            max(times),
             _ordered(steps, times),
             _pack("q", steps),
             _pack("q", times),
@@ -176,7 +198,17 @@ def _new_points(cursor: Any, run_id: str, key: str, points: list[tuple]) -> list
     increasing = all(map(lt, steps, islice(steps, 1, None)))
     low, high = (steps[0], steps[-1]) if increasing else (min(steps), max(steps))
     seen: set[tuple] = set()
-    for s_blob, t_blob, v_blob in cursor.execute(_STORED, (run_id, key, low, high)).fetchall():
+    if cursor.execute(_ABOVE_STEP, (run_id, key, low)).fetchone() is None:
+        stored = []
+    else:
+        times = list(map(_TIME, points))
+        early, late = min(times), max(times)
+        if cursor.execute(_AFTER_TIME, (run_id, key, early)).fetchone() is None:
+            stored = []
+        else:
+            meeting = (run_id, key, early, late, low, high)
+            stored = cursor.execute(_STORED, meeting).fetchall()
+    for s_blob, t_blob, v_blob in stored:
         values = _unpack("d", v_blob).tolist()
         if any(v != v for v in values):
             values = [None if v != v else v for v in values]
@@ -237,6 +269,32 @@ def _clusters(rows: list[tuple]) -> Iterator[list[tuple]]:
         yield cluster
 
 
+def _first_time(row: tuple) -> int:
+    return _unpack("q", row[5][:8])[0]
+
+
+def _last_time(row: tuple) -> int:
+    return _unpack("q", row[5][-8:])[0]
+
+
+def _chain(cluster: list[tuple]) -> list[tuple] | None:
+    """The cluster's blocks in an order whose concatenation is history order,
+    if there is one: each block ordered, and each one's last point before the
+    next one's first (step, timestamp, then the blocks' logging order), as
+    when one step (step 0 every time, say) is logged at times that go on.
+    None: the points must be sorted together."""
+    if len(cluster) == 1:
+        return cluster if cluster[0][3] else None
+    if not all(row[3] for row in cluster):
+        return None
+    firsts = {row[0]: (row[1], _first_time(row), row[0]) for row in cluster}
+    chain = sorted(cluster, key=lambda row: firsts[row[0]])
+    for before, after in zip(chain, islice(chain, 1, None)):
+        if (before[2], _last_time(before), before[0]) >= firsts[after[0]]:
+            return None
+    return chain
+
+
 def series(
     cursor: Any, run_id: str, key: str, lo: int | None = None, hi: int | None = None
 ) -> tuple[array, array, array]:
@@ -264,17 +322,18 @@ def series(
             whole.clear()
 
     for cluster in _clusters(rows):
-        if len(cluster) == 1 and cluster[0][3]:
-            row = cluster[0]
-            if lo <= row[1] and row[2] <= hi:
-                whole.append(row)
-                continue
-            flush()
-            s = _unpack("q", row[4])
-            i, j = bisect_left(s, lo), bisect_right(s, hi)
-            steps.extend(s[i:j])
-            times.extend(_unpack("q", row[5])[i:j])
-            values.extend(_unpack("d", row[6])[i:j])
+        chain = _chain(cluster)
+        if chain is not None:
+            for row in chain:
+                if lo <= row[1] and row[2] <= hi:
+                    whole.append(row)
+                    continue
+                flush()
+                s = _unpack("q", row[4])
+                i, j = bisect_left(s, lo), bisect_right(s, hi)
+                steps.extend(s[i:j])
+                times.extend(_unpack("q", row[5])[i:j])
+                values.extend(_unpack("d", row[6])[i:j])
             continue
         flush()
         points = []
