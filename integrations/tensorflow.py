@@ -25,7 +25,7 @@ plain-PyTorch integration (``torch``) does for its loops:
 - **metrics per epoch** (step = epoch index): ``train_loss``, the mean of the
   scalar losses you called ``tape.gradient`` on, summed where they live and
   read once per epoch (no per-step ``.numpy()``: in a ``tf.function`` the
-  sum is two variable updates of the graph itself); ``learning_rate`` (the
+  sum is one variable update of the graph itself); ``learning_rate`` (the
   optimizer's, schedules included, at the epoch's end); ``steps``, the
   optimizer's iterations in the epoch;
 - **the model**: the outermost Keras models whose trainable variables the
@@ -68,7 +68,17 @@ _IDLE, _LOGGING, _SKIPPING = 0, 1, 2
 
 
 class _GraphLosses:
-    """Two variables that a traced step adds its loss into (graph ops, no sync).
+    """One variable, ``[sum of the losses, their count]``, that a traced step adds
+    its loss into: one graph update a step, no sync.
+
+    One ``AssignAddVariableOp`` of a two-value vector (the loss stacked with
+    1.0) rather than a sum and a counter in two variables: each update is an
+    op the step runs and a variable its call captures (1.2 to 1.7 us a step
+    here against 2.4 to 3.5 for two). The count is not read from the
+    optimizer's ``iterations`` instead: that is right only while every traced
+    step computes one gradient per optimizer step, and a step may take
+    several (a GAN's two losses, accumulated gradients). Counted in float32:
+    exact up to 2**24 steps an epoch.
 
     Created once per thread outside any graph and never replaced: a traced
     function keeps the variables it captured for as long as it lives.
@@ -78,21 +88,20 @@ class _GraphLosses:
         import tensorflow as tf
 
         with tf.init_scope():
-            self.total = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="autolog_loss")
-            self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="autolog_count")
+            self.sums = tf.Variable(
+                [0.0, 0.0], dtype=tf.float32, trainable=False, name="autolog_loss"
+            )
 
     def add(self, loss: Any) -> None:
         import tensorflow as tf
 
-        self.total.assign_add(tf.cast(loss, tf.float32))
-        self.count.assign_add(1)
+        self.sums.assign_add(tf.stack([tf.cast(loss, tf.float32), 1.0]), read_value=False)
 
     def take(self) -> tuple[float, int]:
-        total, count = float(self.total.numpy()), int(self.count.numpy())
+        total, count = self.sums.numpy().tolist()
         if count:
-            self.total.assign(0.0)
-            self.count.assign(0)
-        return total, count
+            self.sums.assign([0.0, 0.0])
+        return total, int(count)
 
 
 class _LoopTracker:

@@ -79,6 +79,41 @@ def test_a_loop_logs_params_epoch_losses_steps_rate_and_model(traced):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "tf.function"])
+def test_two_losses_and_two_optimizers_a_step_log_the_mean_of_every_loss(traced):
+    # a GAN-like step: two gradients, two optimizer steps, a float64 loss
+    autolog.autolog("tensorflow", log_models=False)
+    keras.utils.set_random_seed(0)
+    generator = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    critic = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    critic_optimizer = keras.optimizers.Adam(learning_rate=0.01)
+    generator_optimizer = keras.optimizers.SGD(learning_rate=0.01)
+
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            critic_loss = tf.reduce_mean(tf.square(critic(y) - 1.0))
+        grads = tape.gradient(critic_loss, critic.trainable_variables)
+        critic_optimizer.apply_gradients(zip(grads, critic.trainable_variables))
+        with tf.GradientTape() as tape:
+            loss = tf.cast(tf.reduce_mean(tf.square(generator(x) - y)), tf.float64)
+        grads = tape.gradient(loss, generator.trainable_variables)
+        generator_optimizer.apply_gradients(zip(grads, generator.trainable_variables))
+        return critic_loss, loss
+
+    if traced:
+        step = tf.function(step)
+    dataset, means = data(), []
+    for _ in range(2):
+        losses = [float(v) for x, y in dataset for v in step(x, y)]
+        means.append(float(np.mean(losses)))
+    autolog.end_run()
+
+    run = only_run()
+    assert run.data.params["optimizer"] == "Adam" and run.data.params["optimizer1"] == "SGD"
+    assert [v for _, v in history(run, "train_loss")] == pytest.approx(means, rel=1e-5)
+    assert history(run, "steps") == [(0, 4.0), (1, 4.0)]  # the first optimizer's
+
+
 def test_a_schedule_shows_in_the_learning_rate():
     autolog.autolog("tensorflow", log_models=False)
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=4, decay_rate=0.5)
