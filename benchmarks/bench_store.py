@@ -242,10 +242,11 @@ def _small_run_row(h) -> None:
         "us/run",
         goal="less than before (issue 19: the writer competes with the trials)",
         peer=f"x{run_us / file_us:.1f} one new file ({file_us:.0f} us, same rounds); "
-        "before (4dae78d): x0.74-0.80 of its CPU here, see benchmarks/README",
+        "before (5fc5791, the end a new meta.json): x0.55-0.71 of its CPU here, "
+        "see benchmarks/README",
         notes="create_run (13 tags) + log_batch (1 metric, 1 param, 3 tags) + "
-        "update_run_info, thread CPU, median of 9 rounds of 50 runs; mostly the "
-        "kernel making 4 inodes (run folder, log.jsonl, two meta.json temp files)",
+        "update_run_info (one log line), thread CPU, median of 9 rounds of 50 runs; "
+        "mostly the kernel making 3 inodes (run folder, log.jsonl, meta.json's temp file)",
     )
 
 

@@ -257,3 +257,60 @@ def test_a_run_created_here_sees_what_another_store_appended_after(root):
         data = store.get_run(run_id).data
         assert (data.params, data.metrics) == ({"p": "1"}, {"m": 1.0})
         assert {"k": "v", "k2": "v2"}.items() <= data.tags.items()
+
+
+def test_a_runs_end_is_a_line_of_its_log_not_a_new_meta_json(root):
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0, run_name="a")
+    run_id = run.info.run_id
+    meta_path = root / "0" / run_id / "meta.json"
+    inode, before = meta_path.stat().st_ino, meta_path.read_bytes()
+    info = store.update_run_info(run_id, status=RunStatus.FINISHED, end_time=T0 + 5)
+    assert (info.status, info.end_time, info.run_name) == (RunStatus.FINISHED, T0 + 5, "a")
+    # meta.json is the one written at creation, untouched; the end is one appended line
+    assert (meta_path.stat().st_ino, meta_path.read_bytes()) == (inode, before)
+    assert _lines(root, run)[-1] == {"i": {"status": "FINISHED", "end_time": T0 + 5}}
+    store.update_run_info(run_id, run_name="b")  # a rename: the tag and the info, one line
+    assert _lines(root, run)[-1] == {"i": {"run_name": "b"}, "t": [["mlflow.runName", "b"]]}
+    store.log_batch(run_id, tags=[RunTag("mlflow.runName", "c")])  # a rename by its tag
+    for reader in (store, FileStore(root)):
+        got = reader.get_run(run_id)
+        assert (got.info.status, got.info.end_time) == (RunStatus.FINISHED, T0 + 5)
+        assert (got.info.run_name, got.data.tags["mlflow.runName"]) == ("c", "c")
+        [found] = reader.search_runs(["0"], "attributes.status = 'FINISHED'")
+        assert found.info == got.info
+    # deleting rewrites meta.json (its lifecycle stage); the log's info still applies
+    store.delete_run(run_id)
+    got = FileStore(root).get_run(run_id)
+    assert (got.info.lifecycle_stage, got.info.status, got.info.run_name) == (
+        "deleted",
+        RunStatus.FINISHED,
+        "c",
+    )
+    assert not [p for p in meta_path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_runs_ended_in_meta_json_by_earlier_versions_still_read(root):
+    """A run that an earlier version ended rewrote meta.json and has no "i"
+    line: it reads as written; a later end (here) applies over it."""
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0, run_name="old")
+    meta_path = root / "0" / run.info.run_id / "meta.json"
+    doc = json.loads(meta_path.read_text())
+    doc.update(status="KILLED", end_time=T0 + 9)
+    meta_path.write_text(json.dumps(doc, indent=1))  # as an earlier version wrote it
+    for reader in (store, FileStore(root)):
+        info = reader.get_run(run.info.run_id).info
+        assert (info.status, info.end_time, info.run_name) == ("KILLED", T0 + 9, "old")
+    store.update_run_info(run.info.run_id, status=RunStatus.FAILED)
+    info = FileStore(root).get_run(run.info.run_id).info
+    assert (info.status, info.end_time) == (RunStatus.FAILED, T0 + 9)
+
+
+def test_an_info_line_of_a_later_version_keeps_the_fields_this_one_knows(root):
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0)
+    with open(log_path(root, run), "a") as f:
+        f.write(json.dumps({"i": {"status": "FINISHED", "colour": "blue"}}) + "\n")
+    info = FileStore(root).get_run(run.info.run_id).info
+    assert info.status == RunStatus.FINISHED and not hasattr(info, "colour")

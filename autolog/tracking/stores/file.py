@@ -5,8 +5,8 @@ Layout under the root (``./mlruns`` by default)::
     .lock                          flock'ed while experiments are created or changed
     0/meta.json                    the experiment "Default" (always exists)
     1/meta.json                    {"experiment_id": "1", "name": ..., "tags": {...}, ...}
-    1/<run_id>/meta.json           the run's info: status, times, name, artifact_uri, ...
-    1/<run_id>/log.jsonl           params, tags and metrics, one line per batch, in logging order
+    1/<run_id>/meta.json           the run's info at its creation: status, times, name, ...
+    1/<run_id>/log.jsonl           params, tags, metrics and info changes, one line per batch
     1/<run_id>/artifacts/          the run's artifact root (made by its first artifact)
 
 A line of ``log.jsonl`` holds the parts of one ``log_batch`` that are present::
@@ -14,6 +14,16 @@ A line of ``log.jsonl`` holds the parts of one ``log_batch`` that are present::
     {"m": {"loss": {"value": [0.5, 0.25], "step": [0, 1], "timestamp": [1712000000000, ...]}},
      "p": [["lr", "0.1"]], "t": [["k", "v"]]}
     {"dt": ["k"]}                  a deleted tag
+    {"i": {"status": "FINISHED", "end_time": 1712000000100}}    the run's info changed
+
+A run's info is its ``meta.json`` with the ``"i"`` lines of its log applied
+in order: a run's end (``update_run_info``: status, end time, a new name) is
+one appended line, not a new ``meta.json`` (writing a temporary file and
+renaming it over the old one makes an inode and frees one: the dearest part
+of a small run's writes). Its deletion and restoration still rewrite
+``meta.json``. Runs written before ``"i"`` lines existed have none and read
+as before; an older autolog reading a newer log skips them (it sees a run
+that ended as still RUNNING).
 
 Metrics are stored per key as three parallel columns, in logging order: a
 million points then parse into a few thousand lists rather than a million
@@ -361,7 +371,7 @@ class FileStore(AbstractStore):
             metrics={key: point[2] for key, point in log.latest.items()},
             tags=dict(log.tags),
         )
-        return Run(RunInfo(**meta), data)
+        return Run(RunInfo(**{**meta, **log.info}) if log.info else RunInfo(**meta), data)
 
     def get_run(self, run_id: str) -> Run:
         with self._lock:
@@ -370,12 +380,14 @@ class FileStore(AbstractStore):
             raise ResourceNotFoundError(f"No run with id {run_id!r}")
         return run
 
-    def _update_run(self, run_id: str, active: bool = True, **changes: object) -> RunInfo:
+    def _update_run(self, run_id: str, **changes: object) -> RunInfo:
+        """Rewrite the run's ``meta.json`` with ``changes`` (its lifecycle stage)."""
         with self._lock:
-            run_dir, meta = self._active_run(run_id) if active else self._run_meta(run_id)
+            run_dir, meta = self._run_meta(run_id)
             meta = {**meta, **changes}
             self._write_doc(os.path.join(run_dir, "meta.json"), meta)
-        return RunInfo(**meta)
+            info = self._logs.read(run_dir).info
+        return RunInfo(**{**meta, **info})
 
     def update_run_info(
         self,
@@ -391,16 +403,22 @@ class FileStore(AbstractStore):
             changes["status"] = status
         if end_time is not None:
             changes["end_time"] = end_time
+        entry: dict[str, object] = {"i": changes}
         if run_name is not None:
             changes["run_name"] = run_name
-            self.log_batch(run_id, tags=[RunTag(RUN_NAME_TAG, run_name)])
-        return self._update_run(run_id, **changes)
+            entry["t"] = [[RUN_NAME_TAG, run_name]]
+        with self._lock:
+            run_dir, meta = self._active_run(run_id)
+            log = self._logs.read(run_dir)  # up to date, so our own line folds in
+            if changes:  # one line of the log, not a new meta.json (see the module)
+                self._logs.append(run_dir, entry)
+            return RunInfo(**{**meta, **log.info, **changes})
 
     def delete_run(self, run_id: str) -> None:
-        self._update_run(run_id, active=False, lifecycle_stage=LifecycleStage.DELETED)
+        self._update_run(run_id, lifecycle_stage=LifecycleStage.DELETED)
 
     def restore_run(self, run_id: str) -> None:
-        self._update_run(run_id, active=False, lifecycle_stage=LifecycleStage.ACTIVE)
+        self._update_run(run_id, lifecycle_stage=LifecycleStage.ACTIVE)
 
     def log_batch(
         self,
@@ -425,12 +443,12 @@ class FileStore(AbstractStore):
                     entry["p"] = new_params
             if tags:
                 entry["t"] = [[t.key, t.value] for t in tags]
+                renamed = [t.value for t in tags if t.key == RUN_NAME_TAG]
+                if renamed:  # the tag renames the run: its info says so too
+                    entry["i"] = {"run_name": renamed[-1]}
             if not entry:
                 return
             self._logs.append(run_dir, entry)
-            renamed = [t.value for t in tags if t.key == RUN_NAME_TAG]
-            if renamed:
-                self._update_run(run_id, run_name=renamed[-1])
 
     @staticmethod
     def _new_params(logged: dict[str, str], params: Sequence[Param]) -> list[list[str]]:

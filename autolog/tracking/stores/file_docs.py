@@ -21,6 +21,10 @@ __all__ = ["DocumentCache", "RootLock"]
 
 _Version = tuple[int, int, int]  # (inode, mtime_ns, size): changes whenever the file does
 
+# One field a line, as readable as indent=1 for these flat documents, through
+# the C encoder (json's indent makes it fall back to the Python one: 2x slower)
+_ENCODE = json.JSONEncoder(separators=(",\n ", ": ")).encode
+
 
 class DocumentCache:
     """Reads and atomic writes of JSON documents, each version parsed once.
@@ -41,7 +45,7 @@ class DocumentCache:
         is the temporary file's ``fstat`` (a rename changes neither the inode,
         the mtime nor the size), so nothing is read back after the rename."""
         path = os.fspath(path)
-        data = json.dumps(doc, indent=1).encode()
+        data = _ENCODE(doc).encode()
         folder, name = os.path.split(path)
         tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:

@@ -24,6 +24,7 @@ from pathlib import Path
 from autolog.tracking.entities import Metric
 
 __all__ = [
+    "INFO_KEYS",
     "RunLog",
     "PACK_AT",
     "RunLogFiles",
@@ -39,6 +40,8 @@ _COMPACT = {"separators": (",", ":")}
 
 #: a key with at least this many points in one batch is written packed (``"mb"``)
 PACK_AT = 32
+#: the fields of a run's info an ``"i"`` line may change (``update_run_info``)
+INFO_KEYS = ("status", "end_time", "run_name")
 _SWAP = sys.byteorder != "little"  # packed arrays are little-endian on disk
 
 #: one key's points as parallel columns: (steps, timestamps, values)
@@ -52,7 +55,7 @@ class RunLog:
     appended since (``offset``), so a run is never parsed twice.
     """
 
-    __slots__ = ("inode", "latest", "offset", "params", "tags")
+    __slots__ = ("info", "inode", "latest", "offset", "params", "tags")
 
     def __init__(self) -> None:
         self.inode = -1
@@ -60,6 +63,8 @@ class RunLog:
         self.params: dict[str, str] = {}
         self.tags: dict[str, str] = {}
         self.latest: dict[str, tuple[int, int, float]] = {}  # key -> (step, timestamp, value)
+        #: the run's info changed since ``meta.json`` (``"i"`` lines: status, end time, name)
+        self.info: dict[str, object] = {}
 
     def apply(self, entry: dict) -> None:
         latest = self.latest
@@ -87,6 +92,11 @@ class RunLog:
             self.tags[key] = value
         for key in entry.get("dt", ()):
             self.tags.pop(key, None)
+        info = entry.get("i")
+        if info:
+            for key in INFO_KEYS:  # a field this version does not know is left out
+                if key in info:
+                    self.info[key] = info[key]
 
 
 def metric_columns(metrics: Sequence[Metric]) -> tuple[dict, dict]:
