@@ -138,19 +138,80 @@ def write_lock(url: sa.URL) -> contextlib.AbstractContextManager:
     writer slot here (woken the moment it is free) instead of in SQLite's busy
     handler, which polls with sleeps of up to 100 ms. Other processes still
     meet the busy timeout. PostgreSQL: nothing (row locks are the server's)."""
-    if url.get_backend_name() != "sqlite" or (url.database or ":memory:") == ":memory:":
-        return contextlib.nullcontext()
+    if url.get_backend_name() != "sqlite" or _in_memory(url):
+        return contextlib.nullcontext()  # in memory: the pool lends its one connection
     path = str(Path(url.database).expanduser().resolve())
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(path, threading.RLock())
+
+
+class _Lender:
+    """One thing lent to one thread at a time: ``take`` waits while another
+    thread holds it; the holder may take it again (each take is given back
+    once). Unlike an RLock, a give-back may come from another thread (a
+    connection that the garbage collector returns)."""
+
+    def __init__(self) -> None:
+        self._free = threading.Condition(threading.Lock())
+        self._holder: int | None = None
+        self._takes = 0
+
+    def take(self) -> None:
+        me = threading.get_ident()
+        with self._free:
+            while self._holder not in (None, me):
+                self._free.wait()
+            self._holder = me
+            self._takes += 1
+
+    def give_back(self) -> None:
+        with self._free:
+            self._takes -= 1
+            if self._takes <= 0:
+                self._holder, self._takes = None, 0
+                self._free.notify()
+
+
+class OneMemoryConnectionPool(sa.pool.StaticPool):
+    """The pool of an in-memory SQLite database (``sqlite:///:memory:``): its one
+    connection, so that every thread of the process sees one database (SQLAlchemy's
+    default for it gives each thread a connection, so an empty database of its
+    own), lent to one thread at a time, so that two threads' transactions never
+    interleave on it (the thread that holds it may take it again)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._lender = _Lender()
+
+    def _do_get(self):
+        self._lender.take()
+        try:
+            return super()._do_get()
+        except BaseException:
+            self._lender.give_back()
+            raise
+
+    def _do_return_conn(self, record) -> None:
+        try:
+            super()._do_return_conn(record)
+        finally:
+            self._lender.give_back()
+
+
+def _in_memory(url: sa.URL) -> bool:
+    return url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:"
 
 
 def _pool_budget(url: sa.URL) -> dict[str, object]:
     """The connections one process keeps (``AUTOLOG_SQL_POOL_SIZE``, default 5) and
     may open beyond them (``AUTOLOG_SQL_MAX_OVERFLOW``, default 10); the tracking
     server sets both from ``--db-connections``."""
-    if url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:":
-        return {}  # one in-memory database: SQLAlchemy's single-connection pool
+    if _in_memory(url):
+        # one in-memory database: its one connection, for every thread
+        return {
+            "poolclass": OneMemoryConnectionPool,
+            "connect_args": {"check_same_thread": False},
+        }
     # LIFO: the connection returned last is handed out again, so SQLite's
     # serialized writer keeps one whose page cache is warm (in turn, each of
     # the pool's would reread its pages: +1 us of CPU per metric point written)
