@@ -546,9 +546,7 @@ class SqlStore(AbstractStore):
             run_row(conn, run_id)
             steps, times, values = sql_blocks.series(conn.connection.driver_connection, run_id, key)
             with _gc_paused():  # a million new objects would trigger full collections
-                return list(
-                    map(partial(Metric, key), values.tolist(), times.tolist(), steps.tolist())
-                )
+                return list(map(partial(Metric, key), values.tolist(), times.tolist(), steps))
 
         def pg_work(conn: sa.Connection) -> list[Metric]:
             run_row(conn, run_id)

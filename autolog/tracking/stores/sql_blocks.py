@@ -64,6 +64,7 @@ __all__ = [
 BLOCK_POINTS = 4096
 _SWAP = sys.byteorder == "big"  # the blobs are little-endian
 _NAN = math.nan
+_CONTIGUOUS = b""  # the steps blob of a block holding every step from min to max, once
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 
 DDL = (
@@ -99,7 +100,8 @@ _AFTER_TIME = (
     " WHERE run_id = ? AND key = ? AND max_ts >= ? LIMIT 1"
 )
 _STORED = (
-    "SELECT steps, timestamps, vals FROM metric_blocks INDEXED BY ix_metric_blocks_time"
+    "SELECT min_step, max_step, steps, timestamps, vals"
+    " FROM metric_blocks INDEXED BY ix_metric_blocks_time"
     " WHERE run_id = ? AND key = ? AND max_ts >= ? AND min_ts <= ?"
     " AND max_step >= ? AND min_step <= ?"
 )
@@ -152,19 +154,30 @@ def _block_rows(run_id: str, key: str, points: list[tuple]) -> Iterator[tuple]:
         values = list(map(_VALUE, part))
         if None in values:
             values = [_NAN if v is None else v for v in values]
+        low, high, n = steps[0], steps[-1], len(steps)
+        if high - low == n - 1 and all(map(lt, steps, islice(steps, 1, None))):
+            ordered, packed = True, _CONTIGUOUS  # every step from low to high, once
+        else:
+            low, high = min(steps), max(steps)
+            ordered, packed = _ordered(steps, times), _pack("q", steps)
         yield (
             run_id,
             key,
-            len(part),
-            min(steps),
-            max(steps),
+            n,
+            low,
+            high,
             min(times),
             max(times),
-            _ordered(steps, times),
-            _pack("q", steps),
+            ordered,
+            packed,
             _pack("q", times),
             _pack("d", values),
         )
+
+
+def _steps(low: int, high: int, blob: bytes) -> range | array:
+    """A block's steps: its ``steps`` blob, or every step from low to high."""
+    return range(low, high + 1) if blob == _CONTIGUOUS else _unpack("q", blob)
 
 
 def write(cursor: Any, history: list[tuple]) -> dict[tuple[str, str], list[tuple]]:
@@ -208,11 +221,12 @@ def _new_points(cursor: Any, run_id: str, key: str, points: list[tuple]) -> list
         else:
             meeting = (run_id, key, early, late, low, high)
             stored = cursor.execute(_STORED, meeting).fetchall()
-    for s_blob, t_blob, v_blob in stored:
+    for low_step, high_step, s_blob, t_blob, v_blob in stored:
         values = _unpack("d", v_blob).tolist()
         if any(v != v for v in values):
             values = [None if v != v else v for v in values]
-        seen.update(zip(_unpack("q", s_blob).tolist(), _unpack("q", t_blob).tolist(), values))
+        block_steps = list(_steps(low_step, high_step, s_blob))
+        seen.update(zip(block_steps, _unpack("q", t_blob).tolist(), values))
     if increasing and not seen:
         return points  # the usual write: steps above every stored one
     kept = []
@@ -297,8 +311,8 @@ def _chain(cluster: list[tuple]) -> list[tuple] | None:
 
 def series(
     cursor: Any, run_id: str, key: str, lo: int | None = None, hi: int | None = None
-) -> tuple[array, array, array]:
-    """The steps, timestamps and values (arrays) of ``run_id``'s ``key`` with
+) -> tuple[list[int], array, array]:
+    """The steps (a list), timestamps and values (arrays) of ``run_id``'s ``key`` with
     ``lo <= step <= hi`` (None: unbounded), in history order (step,
     timestamp, logging order). ``cursor``: SQLite's DB-API connection or cursor."""
     if lo is None and hi is None:
@@ -308,12 +322,29 @@ def series(
         lo = _STEP_MIN if lo is None else lo
         hi = _STEP_MAX if hi is None else hi
         rows = cursor.execute(_MEETING, (run_id, key, lo, hi)).fetchall()
-    steps, times, values = array("q"), array("q"), array("d")
+    steps: list[int] = []
+    times, values = array("q"), array("d")
     whole: list[tuple] = []  # ordered blocks inside [lo, hi], in a row: joined at once
 
     def flush() -> None:
         if whole:
-            for out, at in ((steps, 4), (times, 5), (values, 6)):
+            start = stop = None  # a run of contiguous blocks' steps: one range
+            for row in whole:
+                if row[4] == _CONTIGUOUS:
+                    if start is not None and row[1] == stop:
+                        stop = row[2] + 1
+                        continue
+                    if start is not None:
+                        steps.extend(range(start, stop))
+                    start, stop = row[1], row[2] + 1
+                    continue
+                if start is not None:
+                    steps.extend(range(start, stop))
+                    start = None
+                steps.extend(_unpack("q", row[4]))
+            if start is not None:
+                steps.extend(range(start, stop))
+            for out, at in ((times, 5), (values, 6)):
                 part = b"".join(r[at] for r in whole)
                 if _SWAP:
                     out.extend(_unpack(out.typecode, part))
@@ -329,7 +360,7 @@ def series(
                     whole.append(row)
                     continue
                 flush()
-                s = _unpack("q", row[4])
+                s = _steps(row[1], row[2], row[4])
                 i, j = bisect_left(s, lo), bisect_right(s, hi)
                 steps.extend(s[i:j])
                 times.extend(_unpack("q", row[5])[i:j])
@@ -337,8 +368,8 @@ def series(
             continue
         flush()
         points = []
-        for seq, _low, _high, _ordered, s_blob, t_blob, v_blob in cluster:
-            s = _unpack("q", s_blob)
+        for seq, low, high, _ordered, s_blob, t_blob, v_blob in cluster:
+            s = _steps(low, high, s_blob)
             points.extend(
                 zip(s, _unpack("q", t_blob), [seq] * len(s), range(len(s)), _unpack("d", v_blob))
             )
@@ -369,7 +400,7 @@ def count(
         if lo <= low and high <= hi:
             n += size
         else:
-            inside = [s for s in _unpack("q", blob) if lo <= s <= hi]
+            inside = [s for s in _steps(low, high, blob) if lo <= s <= hi]
             if not inside:
                 continue
             n += len(inside)
@@ -383,13 +414,14 @@ def logged(cursor: Any, run_id: str, key: str | None = None) -> list[tuple[str, 
     """``(key, step, timestamp, value)`` of ``run_id``'s stored points (of
     ``key`` only, if given) in logging order: what a test or a check compares
     with what was sent."""
-    sql = "SELECT key, steps, timestamps, vals FROM metric_blocks WHERE run_id = ?"
+    sql = "SELECT key, min_step, max_step, steps, timestamps, vals FROM metric_blocks"
+    sql += " WHERE run_id = ?"
     args: tuple = (run_id,)
     if key is not None:
         sql, args = f"{sql} AND key = ?", (run_id, key)
     out: list[tuple[str, int, int, float]] = []
-    for name, s_blob, t_blob, v_blob in cursor.execute(f"{sql} ORDER BY seq", args).fetchall():
-        steps = _unpack("q", s_blob)
+    for name, low, high, s_blob, t_blob, v_blob in cursor.execute(f"{sql} ORDER BY seq", args):
+        steps = _steps(low, high, s_blob)
         out.extend(zip([name] * len(steps), steps, _unpack("q", t_blob), _unpack("d", v_blob)))
     return out
 
