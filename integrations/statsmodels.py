@@ -263,7 +263,7 @@ def _copy_with_data(model: Any, keep_data: bool, pickled: bool) -> Any:
     for obj in (results, fitted, data):
         attributes = obj.__dict__
         for name, value in attributes.items():
-            if type(value) is np.ndarray:
+            if isinstance(value, np.ndarray):  # a subclass too (np.matrix)
                 if value.flags.writeable and name not in _FIT_PRODUCTS:
                     attributes[name] = copied(value)
             elif hasattr(value, "iloc"):  # a pandas object
