@@ -138,8 +138,12 @@ def _finite(value: float | None) -> bool:
 
 def _values_fields(values: list[float | None]) -> tuple[int, float | None, float | None, bytes]:
     """nonfinite, vmin, vmax and the lasts blob of one value per step."""
+    if None not in values:
+        total = sum(values)
+        if total - total == 0:  # finite: no NaN or +-inf among them (one pass)
+            return 0, min(values), max(values), _f64(values)
     nonfinite = values.count(None) + values.count(_INF) + values.count(-_INF)
-    if not nonfinite:
+    if not nonfinite:  # (a sum past the largest float)
         return 0, min(values), max(values), _f64(values)
     finite = [v for v in values if _finite(v)]
     return (
@@ -191,15 +195,14 @@ def _appended(old: Fields, base: int, steps: list[int], values: list[float | Non
     """``old`` with points of strictly increasing steps above its last step."""
     n, nonfinite, vmin, vmax, first, offsets, lasts = old
     assert lasts is not None
-    new_offsets = [s - base for s in steps]
     count = len(lasts) // 8
     added_nonfinite, low, high, blob = _values_fields(values)
-    contiguous_new = new_offsets[-1] - new_offsets[0] == len(new_offsets) - 1
-    if offsets is None and contiguous_new and new_offsets[0] == first + count:
+    contiguous_new = steps[-1] - steps[0] == len(steps) - 1
+    if offsets is None and contiguous_new and steps[0] - base == first + count:
         merged = None
     else:
         before = list(range(first, first + count)) if offsets is None else _unpack("H", offsets)
-        merged = _u16([*before, *new_offsets])
+        merged = _u16([*before, *(s - base for s in steps)])
     if low is not None:
         vmin = low if vmin is None else min(vmin, low)
         vmax = high if vmax is None else max(vmax, high)
@@ -210,16 +213,15 @@ def _new(base: int, steps: list[int], values: list[float | None]) -> Fields:
     """The fields of a new block from points of strictly increasing steps."""
     if len(values) > CAP:
         return _UNSUMMARISED
-    offsets = [s - base for s in steps]
     nonfinite, vmin, vmax, blob = _values_fields(values)
-    contiguous = offsets[-1] - offsets[0] == len(offsets) - 1
+    contiguous = steps[-1] - steps[0] == len(steps) - 1  # (strictly increasing)
     return (
         len(values),
         nonfinite,
         vmin,
         vmax,
-        offsets[0],
-        None if contiguous else _u16(offsets),
+        steps[0] - base,
+        None if contiguous else _u16([s - base for s in steps]),
         blob,
     )
 
