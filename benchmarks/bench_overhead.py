@@ -607,32 +607,50 @@ def _keras(h) -> None:
     )
     render = _summary_renderer(model)
     _part(h, "keras: model summary, drawn on the writer thread", render, number=5)
-    from autolog.integrations.keras import _callback_class
+    from autolog.integrations.keras import _callback_class, _RateWatch
 
     # a plain fit: nothing in it can set the rate, read once when training begins
     callback = _callback_class(False)(None, None, True)
     callback.set_model(model)
     callback.rate = _learning_rate(model)
-    # a fit with a callback of the user's: the rate is read at each epoch's end,
-    # one TensorFlow eager read
+    # a fit with a callback of the user's: the rate variable is watched (on
+    # TensorFlow), read at an epoch's end only after an assignment
+    watching = _callback_class(False)(None)
+    watching.set_model(model)
+    watching._watch = _RateWatch.start(model)  # as on_train_begin does
+    # one that assigns it every epoch (a warm-up): one TensorFlow eager read each
     reading = _callback_class(False)(None)
     reading.set_model(model)
     logs = {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.7}
     step = iter(range(10**9))
 
-    def per_epoch(ours=callback, values=logs):
+    def per_epoch(ours=callback, values=logs, assigned=None):
         def call() -> None:
             ours.run_id = autolog.active_run().info.run_id
+            if assigned is not None and ours._watch is not None:
+                ours._watch.saw(assigned)  # what the user's assignment leaves
             ours.on_epoch_end(next(step), values)
 
         return call
 
-    _per_call(h, "keras", per_epoch())
-    _per_call(h, "keras (a callback of the user's: the rate read each epoch)", per_epoch(reading))
-    # With a scheduler (ReduceLROnPlateau, LearningRateScheduler) Keras puts the
-    # rate in the logs.
-    per_epoch_rate_in_logs = per_epoch(reading, {**logs, "learning_rate": 0.001})
-    _per_call(h, "keras (learning rate in the logs)", per_epoch_rate_in_logs)
+    try:
+        _per_call(h, "keras", per_epoch())
+        _per_call(
+            h,
+            "keras (a callback of the user's: the rate watched, not assigned)",
+            per_epoch(watching),
+        )
+        _per_call(
+            h,
+            "keras (a callback of the user's that assigns the rate each epoch)",
+            per_epoch(watching, assigned=keras.ops.convert_to_tensor(0.001)),
+        )
+        # With a scheduler (ReduceLROnPlateau, LearningRateScheduler) Keras puts the
+        # rate in the logs.
+        per_epoch_rate_in_logs = per_epoch(reading, {**logs, "learning_rate": 0.001})
+        _per_call(h, "keras (learning rate in the logs)", per_epoch_rate_in_logs)
+    finally:
+        watching.stop_watching()
     if h.wanted("keras: learning-rate read (optimizer.learning_rate)"):
         reads = [_thread_us(lambda: _learning_rate(model), 2000) for _ in range(REPEAT)]
         h.row(

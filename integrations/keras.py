@@ -111,12 +111,22 @@ def _build_callback() -> type:
             # _rate_is_fixed): it is read once, when training begins
             self.rate_fixed = rate_fixed
             self.rate: float | None = None
+            # Otherwise, on TensorFlow, what tells whether it was assigned
+            # since the last read (see _RateWatch); None: read every epoch.
+            self._watch: _RateWatch | None = None
+
+        def __getstate__(self) -> dict[str, Any]:
+            state = dict(self.__dict__)
+            state["_watch"] = None  # this fit's, in this process
+            return state
 
         @guarded(NAME)
         def on_train_begin(self, logs: Any = None) -> None:
             _log_summary(self.model, self.run_id)
             if self.rate_fixed:
                 self.rate = _learning_rate(self.model)
+            else:
+                self._watch = _RateWatch.start(self.model)
 
         @guarded(NAME)
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -125,10 +135,25 @@ def _build_callback() -> type:
             # this epoch into the logs; otherwise read the optimizer's (a
             # TensorFlow eager read, ~10 us) unless it cannot have changed.
             if "learning_rate" not in values:
-                rate = self.rate if self.rate_fixed else _learning_rate(self.model)
+                if not self.rate_fixed:
+                    watch = self._watch
+                    if watch is None:
+                        self.rate = _learning_rate(self.model)
+                    else:
+                        self.rate = watch.rate(self.model, self.rate)
+                rate = self.rate
                 if rate is not None:
                     values["learning_rate"] = rate
             plugin.log_epoch_metrics(values, epoch, self.run_id)
+
+        @guarded(NAME)
+        def on_train_end(self, logs: Any = None) -> None:
+            self.stop_watching()
+
+        def stop_watching(self) -> None:
+            watch, self._watch = self._watch, None
+            if watch is not None:
+                watch.stop()
 
     return AutologCallback
 
@@ -191,11 +216,129 @@ def _rate_is_fixed(model: Any, callbacks: list[Any]) -> bool:
         variable = isinstance(optimizer.learning_rate, keras.Variable)
     except AttributeError:
         return False
-    step = getattr(type(model), "train_step", None)
-    if not variable or not getattr(step, "__module__", "").startswith("keras."):
+    if not variable or not _keras_train_step(model):
         return False
     keeping = tuple(getattr(keras.callbacks, name) for name in _RATE_KEEPING)
     return all(type(callback) in keeping for callback in callbacks)
+
+
+class _RateWatch:
+    """Whether the optimizer's learning-rate variable was assigned since the last
+    read, in a fit where a callback of the user's might set it (a warm-up).
+
+    Reading the rate is a TensorFlow eager op (~10 to 17 us), more than the
+    rest of the epoch's logging; most user callbacks never set it. For the
+    fit, the variable's class is a subclass of its own whose only difference
+    is that an assignment (``assign``, ``assign_add``, ``assign_sub``, the
+    ``learning_rate`` setter and ``set_weights`` all end in
+    ``_direct_assign``, given the new value in the variable's dtype) keeps
+    the value assigned: the epoch's end takes the rate from it (a float of
+    an eager tensor, ~0.5 us) and reads the variable only at the first
+    epoch's end, when the optimizer or its rate variable was replaced, or
+    once an assignment was traced into a ``tf.function`` during the fit
+    (from then on, every epoch). The class is put back when training ends
+    (or fails); a copy or pickle of the variable made meanwhile is of its
+    own class. Only on TensorFlow, with a rate variable and Keras' own
+    ``train_step`` (a custom step may assign the rate inside the compiled
+    function, which no Python method sees). What it cannot see: an
+    assignment compiled into a ``tf.function`` traced before the fit and
+    called during it.
+    """
+
+    def __init__(self, optimizer: Any, variable: Any) -> None:
+        self.optimizer = optimizer
+        self.variable = variable
+        self.written = True  # read at the first epoch's end
+        self.assigned: Any = None  # the last value assigned (an eager tensor)
+        self.traced = False  # an assignment seen while tracing a tf.function
+        self.own_class = own = type(variable)
+        watch = self
+
+        def _direct_assign(self: Any, value: Any) -> Any:
+            result = own._direct_assign(self, value)
+            if self is watch.variable:
+                watch.saw(value)
+            return result
+
+        def __reduce_ex__(self: Any, protocol: Any) -> Any:
+            # Copies and pickles are of the variable's own class: made by
+            # copyreg._reconstructor (object.__new__(own)), which pickle does not
+            # check against the object's class as it does copyreg.__newobj__.
+            import copyreg
+
+            reduced = own.__reduce_ex__(self, protocol)
+            if isinstance(reduced, tuple) and len(reduced) > 1 and reduced[1] == (type(self),):
+                reduced = (copyreg._reconstructor, (own, object, None), *reduced[2:])
+            return reduced
+
+        self.watching_class = type(
+            own.__name__,
+            (own,),
+            {
+                "__module__": own.__module__,
+                "__qualname__": own.__qualname__,
+                "_direct_assign": _direct_assign,
+                "__reduce_ex__": __reduce_ex__,
+                "_autolog_watching": True,
+            },
+        )
+        variable.__class__ = self.watching_class
+
+    @classmethod
+    def start(cls, model: Any) -> _RateWatch | None:
+        """A watch over ``model``'s rate variable, or None where it cannot watch it."""
+        import keras
+
+        if keras.backend.backend() != "tensorflow" or not _keras_train_step(model):
+            return None
+        optimizer = model.optimizer
+        variable = optimizer.learning_rate
+        own = type(variable)
+        if not isinstance(variable, keras.Variable) or not hasattr(own, "_direct_assign"):
+            return None
+        if getattr(own, "_autolog_watching", False):
+            return None  # watched already (a fit inside a fit's callback)
+        try:
+            return cls(optimizer, variable)
+        except TypeError:  # a class whose instances cannot change class
+            return None
+
+    def saw(self, value: Any) -> None:
+        import tensorflow as tf
+
+        self.written = True
+        if tf.executing_eagerly():
+            self.assigned = value
+        else:  # a tf.function assigns it: its later calls run no Python
+            self.traced, self.assigned = True, None
+
+    def rate(self, model: Any, last: float | None) -> float | None:
+        """The rate now: ``last`` (the previous epoch's) when nothing assigned it."""
+        optimizer = model.optimizer
+        if (
+            self.traced
+            or optimizer is not self.optimizer
+            or optimizer.learning_rate is not self.variable
+        ):
+            return _learning_rate(model)
+        if not self.written:
+            return last
+        assigned, self.assigned, self.written = self.assigned, None, False
+        if assigned is None:  # the first epoch's end
+            return _learning_rate(model)
+        try:
+            return plugin.numeric(assigned)
+        except (TypeError, ValueError):
+            return _learning_rate(model)
+
+    def stop(self) -> None:
+        if type(self.variable) is self.watching_class:
+            self.variable.__class__ = self.own_class
+
+
+def _keras_train_step(model: Any) -> bool:
+    step = getattr(type(model), "train_step", None)
+    return getattr(step, "__module__", "").startswith("keras.")
 
 
 def _learning_rate(model: Any) -> float | None:
@@ -794,6 +937,7 @@ class KerasIntegration(plugin.Integration):
         batch_size = _batch_size(x, call.argument("batch_size"))
         params = _fit_params(call, model, seen, batch_size)
         plugin.log_params(params, run_id)
+        ours = None
         if callbacks is not None:
             every = call.config.log_every_n_steps
             ours = _callback_class(bool(every))(run_id, every, _rate_is_fixed(model, callbacks))
@@ -801,7 +945,11 @@ class KerasIntegration(plugin.Integration):
         if batch_size is _UNKNOWN_YET:
             call.set_argument("x", _reporting_batch_size(x, run_id))
 
-        yield  # the user's fit runs here
+        try:
+            yield  # the user's fit runs here
+        finally:
+            if ours is not None:  # a fit that failed never reached on_train_end
+                ours.stop_watching()
 
         _log_early_stopping(seen, run_id)
         if call.config.log_models:

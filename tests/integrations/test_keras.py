@@ -566,3 +566,98 @@ def test_a_rate_a_users_callback_or_a_schedule_changes_is_read_each_epoch():
     model.fit(X, y, epochs=2, batch_size=32, verbose=0)  # 2 steps an epoch
     [run] = [r for r in autolog.search_runs() if r.data.params.get("optimizer") == "SGD"]
     assert [v for _, v in history(run, "learning_rate")] == pytest.approx([0.1 / 4, 0.1 / 16])
+
+
+class WatchesTheRate(keras.callbacks.Callback):
+    """A callback of the user's that never sets the rate; it copies the rate
+    variable mid-fit and fails the fit when asked."""
+
+    def __init__(self, fail_at: int | None = None):
+        super().__init__()
+        self.fail_at = fail_at
+        self.copies: list = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import copy
+        import pickle
+
+        variable = self.model.optimizer.learning_rate
+        self.copies.append(copy.deepcopy(variable))
+        self.copies.append(pickle.loads(pickle.dumps(variable)))
+        if epoch == self.fail_at:
+            raise RuntimeError("the user's failure")
+
+
+def _counting_reads(monkeypatch) -> list[int]:
+    reads: list[int] = []
+    original = keras_integration._learning_rate
+    monkeypatch.setattr(
+        keras_integration, "_learning_rate", lambda model: reads.append(1) or original(model)
+    )
+    return reads
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="watched on TensorFlow only")
+def test_a_users_callback_that_never_sets_the_rate_has_it_read_once(monkeypatch):
+    reads = _counting_reads(monkeypatch)
+    X, y = data()
+    model = tiny_model()
+    own_class = type(model.optimizer.learning_rate)
+    watcher = WatchesTheRate()
+    model.fit(X, y, epochs=3, callbacks=[watcher], verbose=0)
+    assert [v for _, v in history(only_run(), "learning_rate")] == pytest.approx([0.01] * 3)
+    assert len(reads) == 1
+    # the variable is of its own class again; copies made meanwhile always were
+    assert type(model.optimizer.learning_rate) is own_class
+    assert {type(c) for c in watcher.copies} == {own_class}
+    assert all(float(c) == pytest.approx(0.01) for c in watcher.copies)
+    model.optimizer.learning_rate.assign(0.002)  # after the fit: a plain variable
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
+    assert float(watcher.copies[0]) == pytest.approx(0.01)  # a copy is its own variable
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="watched on TensorFlow only")
+def test_a_rate_set_by_the_users_callback_is_read_after_each_assignment_only(monkeypatch):
+    reads = _counting_reads(monkeypatch)
+    X, y = data()
+    tiny_model().fit(X, y, epochs=4, callbacks=[HalvesTheRate()], verbose=0)
+    assert [v for _, v in history(only_run(), "learning_rate")] == pytest.approx(
+        [0.01, 0.005, 0.005, 0.005]
+    )
+    assert len(reads) == 1  # the first epoch's end: then the value assigned is the rate
+
+
+class HalvesTheRateInAFunction(keras.callbacks.Callback):
+    """A warm-up that assigns the rate inside a tf.function: its calls after
+    the first (which traces it) run no Python."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import tensorflow as tf
+
+        if not hasattr(self, "set_rate"):
+            variable = self.model.optimizer.learning_rate
+            self.set_rate = tf.function(lambda value: variable.assign(value))
+        self.set_rate(0.01 / 2**epoch)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="watched on TensorFlow only")
+def test_a_rate_assigned_in_a_tf_function_during_the_fit_is_read_each_epoch(monkeypatch):
+    reads = _counting_reads(monkeypatch)
+    X, y = data()
+    tiny_model().fit(X, y, epochs=3, callbacks=[HalvesTheRateInAFunction()], verbose=0)
+    assert [v for _, v in history(only_run(), "learning_rate")] == pytest.approx(
+        [0.01, 0.005, 0.0025]
+    )
+    assert len(reads) == 3
+
+
+def test_a_fit_that_fails_gives_the_rate_variable_its_own_class_back():
+    X, y = data()
+    model = tiny_model()
+    own_class = type(model.optimizer.learning_rate)
+    with pytest.raises(RuntimeError, match="the user's failure"):
+        model.fit(X, y, epochs=3, callbacks=[WatchesTheRate(fail_at=1)], verbose=0)
+    assert type(model.optimizer.learning_rate) is own_class
+    model.fit(X, y, epochs=2, callbacks=[HalvesTheRate()], verbose=0)  # a second fit: watched anew
+    runs = autolog.search_runs(order_by=["attributes.start_time DESC"])
+    assert [v for _, v in history(runs[0], "learning_rate")] == pytest.approx([0.01, 0.005])
