@@ -11,7 +11,8 @@ changed by a concurrent writer is seen too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import itemgetter
+from itertools import islice
+from operator import itemgetter, lt
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -152,14 +153,18 @@ def metric_rows(
 
 def latest_of(history: list[MetricRow]) -> dict[str, MetricRow]:
     """The latest of ``history``'s points per key (``supersedes``: ties go to the
-    later point). One key whose highest step is logged once (the usual batch):
-    passes in C over the steps only."""
+    later point). Steps that grow, or one key whose highest step is logged
+    once (the usual batches): passes in C over the steps only."""
     if not history:
         return {}
+    steps = list(map(_STEP_OF, history))
+    if all(map(lt, steps, islice(steps, 1, None))):
+        # steps that grow (the usual batch, one key or many interleaved): each
+        # key's last point is its latest
+        return dict(zip(map(_KEY_OF, history), history))
     first = history[0][1]
     keys = list(map(_KEY_OF, history))
     if keys.count(first) == len(keys):
-        steps = list(map(_STEP_OF, history))
         top = max(steps)
         if steps.count(top) == 1:
             return {first: history[steps.index(top)]}
