@@ -307,3 +307,27 @@ def test_one_step_logged_at_times_that_go_on_reads_no_block_and_chains(store, tm
         assert list(values) == [float(i) for _ in range(20) for i in range(100)]
     finally:
         conn.close()
+
+
+def test_latest_of_is_the_highest_step_then_timestamp_then_the_later_point():
+    """Every fast path of sql_write.latest_of (steps that grow over interleaved
+    keys, one key with a unique top step) against the rule itself."""
+    from autolog.tracking.stores.sql_write import latest_of
+
+    def rule(history):
+        latest = {}
+        for point in history:
+            best = latest.get(point[1])
+            if best is None or (point[4], point[5]) >= (best[4], best[5]):
+                latest[point[1]] = point
+        return latest
+
+    rng = random.Random(12)
+    for _ in range(300):
+        keys = rng.choice(["a", "ab", "abc"])
+        grow = rng.random() < 0.5
+        history, step = [], rng.randint(-5, 5)
+        for i in range(rng.randint(1, 40)):
+            step = step + rng.randint(1, 3) if grow else rng.randint(-3, 3)
+            history.append(("r", rng.choice(keys), float(i), False, step, rng.randint(0, 2)))
+        assert latest_of(history) == rule(history)
