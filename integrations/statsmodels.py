@@ -53,7 +53,9 @@ model's fit inside another's) are not the user's: they open no run.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
+import weakref
 from pathlib import Path
 
 from autolog import plugin
@@ -239,13 +241,14 @@ def _copy_without_data(model: Any) -> Any:
 _FIT_PRODUCTS = frozenset({"pinv_wexog", "_tmp_like_exog", "mu"})
 
 
-def _copy_with_data(model: Any, keep_data: bool, pickled: bool) -> Any:
+def _copy_with_data(model: Any, keep_data: bool, pickled: bool) -> tuple[Any, int]:
     """Copies of the results, their model and its data object (``_copy``), in
     which every writeable array is a copy of its own except ``_FIT_PRODUCTS``
     (an array held under two names is copied once). Data frames and series get
     a shallow copy (their names as they are now), a deep one where the pickle
     keeps them: all with ``keep_data``, a formula's ``data.frame`` when
-    ``pickled`` (loading needs it). Raises when the results are not shaped so."""
+    ``pickled`` (loading needs it). Returns the copy and the bytes of data it
+    copied; raises when the results are not shaped so."""
     import numpy as np
 
     inner = getattr(model, "_results", model)
@@ -254,10 +257,14 @@ def _copy_with_data(model: Any, keep_data: bool, pickled: bool) -> Any:
     data = fitted.data = _copy(fitted.data)
     copies: dict[tuple[int, bool], Any] = {}
 
+    size = [0]
+
     def copied(value: Any, deep: bool = True) -> Any:
         found = copies.get((id(value), deep))
         if found is None:
             found = copies[id(value), deep] = value.copy() if deep else value.copy(deep=False)
+            if deep:
+                size[0] += _nbytes(found)
         return found
 
     for obj in (results, fitted, data):
@@ -275,10 +282,38 @@ def _copy_with_data(model: Any, keep_data: bool, pickled: bool) -> Any:
         if isinstance(cache, dict):
             attributes["_cache"] = dict(cache)  # filled by the writer, not the user's
     if inner is model:
-        return results
+        return results, size[0]
     wrapper = _copy(model)
     wrapper.__dict__["_results"] = results
-    return wrapper
+    return wrapper, size[0]
+
+
+def _nbytes(value: Any) -> int:
+    nbytes = getattr(value, "nbytes", None)  # an array, a series
+    if nbytes is None:  # a data frame
+        nbytes = value.memory_usage(index=False).sum()
+    return int(nbytes)
+
+
+#: bytes of data copies the writer thread has not finished with, and the most
+#: there may be: past it (the store is slow or down, so the writer is behind)
+#: a fit's statistics are computed on the training thread, as they were
+#: before, rather than copies of its data queueing up in memory
+_PENDING = [0]
+_PENDING_LOCK = threading.Lock()
+MAX_PENDING_BYTES = 256 * 2**20
+
+
+def _hold(nbytes: int) -> list[int]:
+    with _PENDING_LOCK:
+        _PENDING[0] += nbytes
+    return [nbytes]
+
+
+def _release(held: list[int]) -> None:
+    with _PENDING_LOCK:
+        _PENDING[0] -= held[0]
+        held[0] = 0
 
 
 class StatsmodelsIntegration(plugin.Integration):
@@ -352,30 +387,43 @@ class _FitCopy:
     names (the coefficients') as they are now: the statistics read the
     arrays; their values are copied only where the pickle keeps them.
 
+    The copied data is freed once the statistics are computed (kept for the
+    pickle with ``log_model_data=True``); while more than
+    ``MAX_PENDING_BYTES`` of it waits for the writer (a slow or failing
+    store), a fit's statistics are computed on the training thread instead.
     Time-series models are not copied so (None): their state-space objects
     hold the data in compiled structures that a shallow copy would share.
     """
 
-    __slots__ = ("_statistics", "computed", "results")
+    __slots__ = ("__weakref__", "_statistics", "computed", "held", "keep_data", "results")
 
     @classmethod
     def of(
         cls, results: Any, computed: frozenset[str], keep_data: bool, pickled: bool
     ) -> _FitCopy | None:
-        if _is_time_series(results):
+        if _is_time_series(results) or _PENDING[0] > MAX_PENDING_BYTES:
             return None
         try:
-            copied = _copy_with_data(results, keep_data, pickled)
+            copied, nbytes = _copy_with_data(results, keep_data, pickled)
         except Exception:
             return None
         fit = cls()
         fit.results, fit.computed, fit._statistics = copied, computed, None
+        fit.keep_data = keep_data and pickled
+        # counted until the writer is done with the data (or drops the items)
+        fit.held = _hold(nbytes)
+        weakref.finalize(fit, _release, fit.held)
         return fit
 
     def statistics(self) -> dict[str, float]:
         """The statistics (once: the metrics and the pickle both ask)."""
         if self._statistics is None:
             self._statistics = _statistics(self.results, self.computed)
+            if not self.keep_data:  # the data is needed no more: freed now
+                stripped = _copy_without_data(self.results)
+                if stripped is not None:
+                    self.results = stripped
+                    _release(self.held)
         return self._statistics
 
     def snapshot(self, remove_data: bool) -> ModelSnapshot:
@@ -390,7 +438,10 @@ class _FitCopy:
         def pickled() -> bytes:
             self.statistics()  # cached in the copy: the loaded results have them
             model = _copy_without_data(self.results) if removed else None
-            return _dumps(self.results if model is None else model)
+            try:
+                return _dumps(self.results if model is None else model)
+            finally:
+                _release(self.held)
 
         return ModelSnapshot({}, metadata, {_MODEL_FILE: pickled})
 

@@ -124,6 +124,35 @@ def test_the_statistics_are_the_fits_though_the_user_refills_its_arrays_at_once(
     assert loaded.rsquared == pytest.approx(expected.rsquared, rel=1e-12)  # kept in the pickle
 
 
+@pytest.mark.filterwarnings("ignore:.*nested child run")  # two fits in one run of the user's
+def test_past_a_bound_of_pending_copies_the_statistics_are_computed_at_once(
+    regression, monkeypatch
+):
+    # a writer that is behind (a slow or failing store) must not have copies
+    # of the data queue up without bound: past MAX_PENDING_BYTES, on the thread
+    import gc
+
+    from autolog.integrations import statsmodels as integration
+
+    monkeypatch.setattr(integration, "MAX_PENDING_BYTES", 0)
+    autolog.autolog("statsmodels")
+    X, y = regression
+    gate = threading.Event()
+    with autolog.start_run() as run:
+        store = run_state.target(run.info.run_id).store
+        get_writer().submit(store, lambda: gate.wait(10), run.info.run_id)
+        first = sm.OLS(y, X.copy()).fit()
+        assert integration._PENDING[0] >= X.nbytes  # a copy the writer holds
+        second = sm.OLS(y, X.copy()).fit()
+        gate.set()
+    assert "ssr" not in first._results._cache  # computed from the copy
+    assert "ssr" in second._results._cache  # computed on the training thread
+    gc.collect()
+    assert integration._PENDING[0] == 0  # released once the writer was done
+    runs = autolog.Client().search_runs(["0"])  # the user's, and a child for the second fit
+    assert [r.data.metrics["rsquared"] for r in runs] == pytest.approx([first.rsquared] * 2)
+
+
 def test_read_only_arrays_are_shared_by_the_copy_and_writeable_ones_copied(regression):
     from autolog.integrations.statsmodels import _FitCopy
 
