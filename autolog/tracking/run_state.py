@@ -24,7 +24,6 @@ import os
 import random
 import sys
 import threading
-import uuid
 from collections.abc import Iterable
 from time import time_ns
 from typing import Any
@@ -241,9 +240,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_ids.seed)
 
 
+# uuid.UUID(int=..., version=4).hex, the bits set by hand: a third of the cost
+_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)  # the version nibble and the RFC 4122 variant
+_NOT_VERSION = ~((0xF000 << 64) | (0xC000 << 48))
+
+
 def new_run_id() -> str:
     """A new run id: 32 hex characters (a random version-4 UUID)."""
-    return uuid.UUID(int=_ids.getrandbits(128), version=4).hex
+    return f"{_ids.getrandbits(128) & _NOT_VERSION | _VERSION_4:032x}"
 
 
 def new_run(
