@@ -27,12 +27,17 @@ async def get_history(request: Request) -> Response:
     key = required_text(message, "metric_key")
     max_results = integer(message, "max_results") or DEFAULT_PAGE
     offset = _search.decode_page_token(optional_text(message, "page_token") or None)
-    points = await store_call(store_of(request).get_metric_history, run_id, key)
-    page = points[offset : offset + max_results]
+    store = store_of(request)
+    paged = getattr(store, "metric_history_page", None)  # the SQL store: the page's points only
+    if paged is not None:
+        page, total = await store_call(paged, run_id, key, offset, max_results)
+    else:
+        points = await store_call(store.get_metric_history, run_id, key)
+        page, total = points[offset : offset + max_results], len(points)
     answer: dict = {}
     if page:
         answer["metrics"] = [metric_to_wire(m) for m in page]
-    if offset + max_results < len(points):
+    if offset + max_results < total:
         answer["next_page_token"] = _search.encode_page_token(offset + max_results)
     return json_response(answer)
 

@@ -109,6 +109,14 @@ def test_history_order_and_ranges_match_the_row_layout(store):
                 want = model.history(run, key)
                 got = _as_points(store.get_metric_history(run, key))
                 assert _equal(got, want), (round_, kind, run, key)
+    # a page (the server's get-history) is the same slice of the whole
+    for run in runs:
+        for key in "ab":
+            whole = _as_points(store.get_metric_history(run, key))
+            for offset, limit in [(0, 1), (0, 10**6), (3, 50), (len(whole) - 5, 100), (10**6, 5)]:
+                page, total = store.metric_history_page(run, key, max(0, offset), limit)
+                assert total == len(whole)
+                assert _equal(_as_points(page), whole[max(0, offset) : max(0, offset) + limit])
     # a step range reads the blocks meeting it: the same points as the whole, cut
     driver = store._engine.raw_connection()
     try:
@@ -157,6 +165,25 @@ def test_an_identical_point_is_stored_once_and_a_retried_write_adds_no_row(store
     assert [m.value for m in store.get_metric_history(run_id, "m")][2] == 2.0
     latest = store.get_run(run_id).data.metrics
     assert latest == {"m": math.inf}
+
+
+def test_a_page_of_a_long_history_reads_only_the_blocks_it_meets(store):
+    run_id = store.create_run("0", "u", 0).info.run_id
+    for b in range(50):
+        store.log_batch(
+            run_id, [Metric("m", float(s), 5, s) for s in range(b * 100, b * 100 + 100)]
+        )
+    path = store.uri.removeprefix("sqlite:///")
+    conn = sqlite3.connect(path)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        steps, _times, values, total = sql_blocks.page(conn, run_id, "m", 1250, 100)
+    finally:
+        conn.close()
+    assert total == 5000 and steps == list(range(1250, 1350)) and list(values) == steps
+    (read,) = [s for s in statements if "WHERE seq IN" in s]
+    assert len(read.split("WHERE seq IN (")[1].split(",")) == 2  # the page's two blocks of 50
 
 
 def test_a_long_write_is_cut_into_capped_blocks_in_logging_order(store):

@@ -562,6 +562,27 @@ class SqlStore(AbstractStore):
 
         return self._read(sqlite_work if self.dialect == "sqlite" else pg_work)
 
+    def metric_history_page(
+        self, run_id: str, key: str, offset: int, max_results: int
+    ) -> tuple[list[Metric], int]:
+        """Points ``offset`` to ``offset + max_results`` of ``get_metric_history``
+        and how many there are: the server's paged get-history. SQLite reads the
+        blocks the page meets only (``sql_blocks.page``), so paging through a
+        long history costs what its points cost once."""
+        if self.dialect != "sqlite":
+            points = self.get_metric_history(run_id, key)
+            return points[offset : offset + max_results], len(points)
+
+        def work(conn: sa.Connection) -> tuple[list[Metric], int]:
+            run_row(conn, run_id)
+            driver = conn.connection.driver_connection
+            steps, times, values, total = sql_blocks.page(driver, run_id, key, offset, max_results)
+            with _gc_paused():
+                points = list(map(partial(Metric, key), values.tolist(), times.tolist(), steps))
+            return points, total
+
+        return self._read(work)
+
     def search_runs(
         self,
         experiment_ids: Sequence[str],

@@ -55,6 +55,7 @@ __all__ = [
     "create",
     "extent",
     "logged",
+    "page",
     "points_of_all",
     "series",
     "write",
@@ -106,6 +107,7 @@ _STORED = (
     " AND max_step >= ? AND min_step <= ?"
 )
 _EXTENT = f"SELECT min(min_step), max(max_step) {_BY_STEP}"
+_COUNTED = f"SELECT seq, min_step, max_step, n {_BY_STEP}"
 _COUNTS = f"SELECT min_step, max_step, n, steps {_BY_STEP} AND max_step >= ? AND min_step <= ?"
 _SERIES = "SELECT DISTINCT run_id, key FROM metric_blocks ORDER BY run_id, key"
 
@@ -322,6 +324,40 @@ def series(
         lo = _STEP_MIN if lo is None else lo
         hi = _STEP_MAX if hi is None else hi
         rows = cursor.execute(_MEETING, (run_id, key, lo, hi)).fetchall()
+    return _columns(rows, lo, hi)
+
+
+def page(
+    cursor: Any, run_id: str, key: str, offset: int, limit: int
+) -> tuple[list[int], array, array, int]:
+    """Points ``offset`` to ``offset + limit`` of the history of ``run_id``'s
+    ``key`` (``series``' order) and the number of points in all: the blocks'
+    counts place the page, and only the clusters of blocks it meets are read
+    (a page of a long history costs what its points cost, not the history's)."""
+    meta = cursor.execute(_COUNTED, (run_id, key)).fetchall()  # (seq, min, max, n)
+    total = sum(row[3] for row in meta)
+    wanted: list[int] = []
+    at = skip = 0
+    for cluster in _clusters(meta):
+        size = sum(row[3] for row in cluster)
+        if at + size > offset and at < offset + limit:
+            if not wanted:
+                skip = offset - at
+            wanted.extend(row[0] for row in cluster)
+        at += size
+    rows: list[tuple] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        sql = f"SELECT {_COLUMNS} FROM metric_blocks WHERE seq IN ({', '.join('?' * len(chunk))})"
+        rows.extend(cursor.execute(sql, chunk).fetchall())
+    steps, times, values = _columns(rows, _STEP_MIN, _STEP_MAX)
+    end = skip + max(0, limit)
+    return steps[skip:end], times[skip:end], values[skip:end], total
+
+
+def _columns(rows: list[tuple], lo: int, hi: int) -> tuple[list[int], array, array]:
+    """The points of block ``rows`` (``_COLUMNS``) with ``lo <= step <= hi``,
+    in history order."""
     steps: list[int] = []
     times, values = array("q"), array("d")
     whole: list[tuple] = []  # ordered blocks inside [lo, hi], in a row: joined at once
