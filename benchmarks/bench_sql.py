@@ -36,11 +36,12 @@ server that ``.ci/start-postgres`` starts), in throwaway schemas; they are left
 out when the server is unreachable.
 
 The search is timed side by side in time, not one tool after the other: MLflow's
-worker stays up beside this process, and each round runs three autolog
-searches back to back, then three MLflow searches, on the same number of runs
-(at least 5 rounds, up to 15 while the size's rounds take under 4 s). Each
-tool's figure is the median of all its searches, and the ratio row also gives
-the rounds' own ratios (of the rounds' medians): on a
+worker stays up beside this process, and each round gives each tool a slot of
+the same time (0.2 s, at least three searches), autolog's searches back to
+back, then MLflow's, on the same number of runs (at least 5 rounds, up to 15
+while the size's rounds take under 4 s). Each tool's figure is the median of
+all its searches, and the ratio row also gives the rounds' own ratios (of the
+rounds' medians): on a
 shared machine whose load moves by several times within a minute, a ratio of
 two figures taken minutes apart says more about the load than about the tools.
 The machine's load is printed on stderr with them.
@@ -68,7 +69,10 @@ TIMED_CREATES = 1000
 FLUENT_RUNS = 2000
 FILTER = "metrics.m1 > 0.5 and params.model = 'rf' and tags.team = 'a'"
 CREATE_GOAL = "<= 1.26 ms (10x mlflow)"
-SEARCH_BLOCK = 3  # searches of one tool back to back in a round, then the other tool's
+# A round of the side-by-side search: each tool's searches back to back for a slot
+# of the same time (at least SEARCH_BLOCK of them), autolog's slot, then MLflow's
+SEARCH_BLOCK = 3
+SEARCH_SLOT_S = 0.2
 SEARCH_ROUNDS = (5, 15)  # least and most rounds of a size's side-by-side search
 SEARCH_BUDGET_S = 4.0  # more rounds than the least only while the size's rounds took less
 DEFAULT_POSTGRES_URI = "postgresql://autolog:autolog@127.0.0.1:5432/autolog_test"
@@ -85,6 +89,17 @@ def _timed_ms(fn) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn()
     return (time.perf_counter() - start) * 1000, result
+
+
+def _slot_ms(fn) -> tuple[list[float], object]:
+    """``fn()`` back to back for SEARCH_SLOT_S, at least SEARCH_BLOCK times: each
+    call's milliseconds, and the last answer."""
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < SEARCH_BLOCK or time.perf_counter() - start < SEARCH_SLOT_S:
+        ms, result = _timed_ms(fn)
+        samples.append(ms)
+    return samples, result
 
 
 # -- autolog ---------------------------------------------------------------------------
@@ -269,13 +284,11 @@ def _mlflow_worker(uri: str, root: str) -> None:
                 session.connection().exec_driver_sql("ANALYZE")
         return {}
 
-    def search(size: int, repeat: int = 1) -> dict:
-        samples = []
-        for _ in range(repeat):
-            ms, found = _timed_ms(
-                lambda: store.search_runs([experiment], FILTER, 1, max_results=size)
-            )
-            samples.append(ms)
+    def search(size: int, slot: bool = False) -> dict:
+        def one():
+            return store.search_runs([experiment], FILTER, 1, max_results=size)
+
+        samples, found = _slot_ms(one) if slot else ([_timed_ms(one)[0]], one())
         return {"ms": samples, "found": len(found)}
 
     commands = {"create": create, "grow": grow, "search": search}
@@ -381,29 +394,24 @@ def _side_by_side(h, label: str, store, mlflow: _MlflowWorker | None) -> None:
         search()  # warm: the statement is compiled once per distinct search
         if mlflow is not None:
             mlflow.ask("search", size=size)
-        mine, peer, found, peer_found, ratios = [], [], [], None, []
+        mine, peer, found, peer_found, ratios, rounds = [], [], [], None, [], 0
         start = time.perf_counter()
         least, most = SEARCH_ROUNDS
-        while len(mine) < most * SEARCH_BLOCK and (
-            len(mine) < least * SEARCH_BLOCK or time.perf_counter() - start < SEARCH_BUDGET_S
-        ):
-            block = []
-            for _ in range(SEARCH_BLOCK):
-                ms, found = _timed_ms(search)
-                block.append(ms)
+        while rounds < most and (rounds < least or time.perf_counter() - start < SEARCH_BUDGET_S):
+            block, found = _slot_ms(search)
             mine += block
+            rounds += 1
             if mlflow is not None:
-                answer = mlflow.ask("search", size=size, repeat=SEARCH_BLOCK)
+                answer = mlflow.ask("search", size=size, slot=True)
                 peer += answer["ms"]
                 peer_found = answer["found"]
                 ratios.append(statistics.median(answer["ms"]) / statistics.median(block))
-        rounds = len(mine) // SEARCH_BLOCK
         ours[size] = statistics.median(mine)
         h.row(
             f"{label} 3-clause search {size:,} runs [autolog]",
             ours[size],
             "ms",
-            notes=f"{len(found)} runs returned with their data; {rounds} rounds",
+            notes=f"{len(found)} runs returned with their data; {len(mine)} searches",
         )
         if peer:
             theirs[size], rounds_of[size] = statistics.median(peer), ratios
@@ -411,11 +419,11 @@ def _side_by_side(h, label: str, store, mlflow: _MlflowWorker | None) -> None:
                 f"{label} 3-clause search {size:,} runs [mlflow]",
                 theirs[size],
                 "ms",
-                notes=f"{peer_found} runs returned with their data; {rounds} rounds",
+                notes=f"{peer_found} runs returned with their data; {len(peer)} searches",
             )
         print(
-            f"bench_sql: {label} {size:,} runs: {rounds} rounds of {SEARCH_BLOCK} searches "
-            f"a tool, load {os.getloadavg()[0]:.1f}",
+            f"bench_sql: {label} {size:,} runs: {rounds} rounds, {len(mine)} autolog and "
+            f"{len(peer)} MLflow searches, load {os.getloadavg()[0]:.1f}",
             file=sys.stderr,
         )
         if os.environ.get("AUTOLOG_BENCH_SQL_EXPLAIN"):
