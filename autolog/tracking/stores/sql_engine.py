@@ -10,6 +10,8 @@
   deadlocks and dropped connections; ``run_raw`` the same on the driver's own
   connection (the search's hot path).
 - ``write_lock``: the lock that queues this process's writers of one SQLite file.
+- ``OneMemoryConnectionPool``: an in-memory SQLite database's one connection,
+  lent to one thread at a time, so that every thread sees the same database.
 - ``ChangeStamp``: a number that changes whenever anything is committed to a
   SQLite file, by any process (what a reader's cache is validated against).
 - ``artifact_root_uri``: the artifact root rules (documented in ``sql.py``).
