@@ -100,10 +100,13 @@ def test_log_model_data_keeps_a_copy_taken_when_the_fit_returned(regression):
     np.testing.assert_allclose(loaded.resid, regression[1] - fitted, rtol=1e-9, atol=1e-12)
 
 
-def test_the_statistics_are_the_fits_though_the_user_refills_its_arrays_at_once(regression):
+@pytest.mark.parametrize("rows", [60, 20000], ids=["small", "copied-during-fit"])
+def test_the_statistics_are_the_fits_though_the_user_refills_its_arrays_at_once(rows):
     # a bootstrap loop refills one buffer between fits: the writer, which
     # computes the statistics after fit returned, must see the data fit saw
-    X, y = (a.copy() for a in regression)
+    rng = np.random.RandomState(0)
+    X = sm.add_constant(rng.rand(rows, 2))
+    y = X @ [1.0, 2.0, -3.0] + 0.1 * rng.randn(rows)
     expected = sm.OLS(y.copy(), X.copy()).fit()  # before autolog: no run
     autolog.autolog("statsmodels")
     gate = threading.Event()
@@ -122,6 +125,25 @@ def test_the_statistics_are_the_fits_though_the_user_refills_its_arrays_at_once(
     loaded = autolog.load_model(f"runs:/{run.info.run_id}/model")
     np.testing.assert_allclose(loaded.predict(X), expected.predict(X), rtol=1e-12)
     assert loaded.rsquared == pytest.approx(expected.rsquared, rel=1e-12)  # kept in the pickle
+
+
+def test_the_models_arrays_are_copied_while_fit_runs_and_what_fit_made_is_shared():
+    from autolog.integrations.statsmodels import _FitCopy, _InputCopies
+
+    rng = np.random.RandomState(0)
+    X = sm.add_constant(rng.rand(20000, 3))  # 640 kB: worth the helper thread
+    y = X @ [1.0, 2.0, 3.0, 4.0] + rng.randn(20000)
+    model = sm.GLM(y, X)
+    inputs = _InputCopies.start(model)
+    results = model.fit()
+    copied = _FitCopy.of(results, frozenset(), False, True, inputs).results
+    assert copied.model.exog is inputs.copies[id(X)]  # the copy made during the fit
+    np.testing.assert_array_equal(copied.model.exog, X)
+    assert copied.model.endog is inputs.copies[id(y)] is copied.model.data.endog
+    # the IRLS weights are an array the fit made (no user's memory): shared
+    assert copied.model.weights is results.model.weights
+    assert inputs.may_be_users(X[:, 1:])  # a view of the user's data would be copied
+    assert not inputs.may_be_users(np.ones_like(X))
 
 
 @pytest.mark.filterwarnings("ignore:.*nested child run")  # two fits in one run of the user's
