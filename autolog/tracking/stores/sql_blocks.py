@@ -5,7 +5,9 @@ A row of ``metric_blocks`` holds up to ``BLOCK_POINTS`` points of one run and
 key, in logging order: ``n``, their lowest and highest step and timestamp,
 whether they are already in history order (``ordered``: (step, timestamp)
 never decreasing), and three packed little-endian columns: ``steps`` and ``timestamps`` int64,
-``vals`` float64 (NaN and +-inf as they are: no NULL stands for NaN here).
+``vals`` float64 (NaN and +-inf as they are: no NULL stands for NaN here);
+``steps`` is empty when the points are every step from ``min_step`` to
+``max_step`` once, ``timestamps`` when they share one (``min_ts``).
 ``seq`` (the rowid) is the logging order of the blocks; a point's place in
 the logging order is (its block's ``seq``, its index in the block). One row
 per point cost a table row and an index entry per point (~5 us a point to
@@ -66,6 +68,7 @@ BLOCK_POINTS = 4096
 _SWAP = sys.byteorder == "big"  # the blobs are little-endian
 _NAN = math.nan
 _CONTIGUOUS = b""  # the steps blob of a block holding every step from min to max, once
+_CONSTANT = b""  # the timestamps blob of a block whose points share one timestamp
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 
 DDL = (
@@ -84,7 +87,7 @@ _INSERT = (
     "INSERT INTO metric_blocks (run_id, key, n, min_step, max_step, min_ts, max_ts, ordered,"
     " steps, timestamps, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_COLUMNS = "seq, min_step, max_step, ordered, steps, timestamps, vals"
+_COLUMNS = "seq, min_step, max_step, ordered, steps, timestamps, vals, min_ts"
 # the reads by step range: the range index (either index serves a whole series)
 _BY_STEP = "FROM metric_blocks INDEXED BY ix_metric_blocks_range WHERE run_id = ? AND key = ?"
 _ALL = f"SELECT {_COLUMNS} {_BY_STEP}"
@@ -101,7 +104,7 @@ _AFTER_TIME = (
     " WHERE run_id = ? AND key = ? AND max_ts >= ? LIMIT 1"
 )
 _STORED = (
-    "SELECT min_step, max_step, steps, timestamps, vals"
+    "SELECT min_step, max_step, min_ts, steps, timestamps, vals"
     " FROM metric_blocks INDEXED BY ix_metric_blocks_time"
     " WHERE run_id = ? AND key = ? AND max_ts >= ? AND min_ts <= ?"
     " AND max_step >= ? AND min_step <= ?"
@@ -157,6 +160,7 @@ def _block_rows(run_id: str, key: str, points: list[tuple]) -> Iterator[tuple]:
         if None in values:
             values = [_NAN if v is None else v for v in values]
         low, high, n = steps[0], steps[-1], len(steps)
+        early, late = min(times), max(times)
         if high - low == n - 1 and all(map(lt, steps, islice(steps, 1, None))):
             ordered, packed = True, _CONTIGUOUS  # every step from low to high, once
         else:
@@ -168,13 +172,23 @@ def _block_rows(run_id: str, key: str, points: list[tuple]) -> Iterator[tuple]:
             n,
             low,
             high,
-            min(times),
-            max(times),
+            early,
+            late,
             ordered,
             packed,
-            _pack("q", times),
+            _CONSTANT if early == late else _pack("q", times),
             _pack("d", values),
         )
+
+
+def _times(blob: bytes, early: int, n: int) -> array:
+    """A block's ``n`` timestamps: its ``timestamps`` blob, or ``early`` n times."""
+    return array("q", (early,)) * n if blob == _CONSTANT else _unpack("q", blob)
+
+
+def _time_bytes(row: tuple) -> bytes:
+    """The timestamps of a block row (``_COLUMNS``) as packed bytes."""
+    return row[5] or _pack("q", (row[7],)) * (len(row[6]) // 8)
 
 
 def _steps(low: int, high: int, blob: bytes) -> range | array:
@@ -223,12 +237,13 @@ def _new_points(cursor: Any, run_id: str, key: str, points: list[tuple]) -> list
         else:
             meeting = (run_id, key, early, late, low, high)
             stored = cursor.execute(_STORED, meeting).fetchall()
-    for low_step, high_step, s_blob, t_blob, v_blob in stored:
+    for low_step, high_step, early, s_blob, t_blob, v_blob in stored:
         values = _unpack("d", v_blob).tolist()
         if any(v != v for v in values):
             values = [None if v != v else v for v in values]
         block_steps = list(_steps(low_step, high_step, s_blob))
-        seen.update(zip(block_steps, _unpack("q", t_blob).tolist(), values))
+        block_times = _times(t_blob, early, len(values)).tolist()
+        seen.update(zip(block_steps, block_times, values))
     if increasing and not seen:
         return points  # the usual write: steps above every stored one
     kept = []
@@ -286,11 +301,11 @@ def _clusters(rows: list[tuple]) -> Iterator[list[tuple]]:
 
 
 def _first_time(row: tuple) -> int:
-    return _unpack("q", row[5][:8])[0]
+    return row[7] if row[5] == _CONSTANT else _unpack("q", row[5][:8])[0]
 
 
 def _last_time(row: tuple) -> int:
-    return _unpack("q", row[5][-8:])[0]
+    return row[7] if row[5] == _CONSTANT else _unpack("q", row[5][-8:])[0]
 
 
 def _chain(cluster: list[tuple]) -> list[tuple] | None:
@@ -381,7 +396,7 @@ def _columns(rows: list[tuple], lo: int, hi: int) -> tuple[list[int], array, arr
             if start is not None:
                 steps.extend(range(start, stop))
             for out, at in ((times, 5), (values, 6)):
-                part = b"".join(r[at] for r in whole)
+                part = b"".join(_time_bytes(r) if at == 5 else r[at] for r in whole)
                 if _SWAP:
                     out.extend(_unpack(out.typecode, part))
                 else:
@@ -399,15 +414,21 @@ def _columns(rows: list[tuple], lo: int, hi: int) -> tuple[list[int], array, arr
                 s = _steps(row[1], row[2], row[4])
                 i, j = bisect_left(s, lo), bisect_right(s, hi)
                 steps.extend(s[i:j])
-                times.extend(_unpack("q", row[5])[i:j])
+                times.extend(_times(row[5], row[7], len(s))[i:j])
                 values.extend(_unpack("d", row[6])[i:j])
             continue
         flush()
         points = []
-        for seq, low, high, _ordered, s_blob, t_blob, v_blob in cluster:
+        for seq, low, high, _ordered, s_blob, t_blob, v_blob, early in cluster:
             s = _steps(low, high, s_blob)
             points.extend(
-                zip(s, _unpack("q", t_blob), [seq] * len(s), range(len(s)), _unpack("d", v_blob))
+                zip(
+                    s,
+                    _times(t_blob, early, len(s)),
+                    [seq] * len(s),
+                    range(len(s)),
+                    _unpack("d", v_blob),
+                )
             )
         points.sort()  # (step, timestamp, seq, index): unique before the value
         if lo > points[0][0] or hi < points[-1][0]:
@@ -450,15 +471,18 @@ def logged(cursor: Any, run_id: str, key: str | None = None) -> list[tuple[str, 
     """``(key, step, timestamp, value)`` of ``run_id``'s stored points (of
     ``key`` only, if given) in logging order: what a test or a check compares
     with what was sent."""
-    sql = "SELECT key, min_step, max_step, steps, timestamps, vals FROM metric_blocks"
+    sql = "SELECT key, min_step, max_step, min_ts, steps, timestamps, vals FROM metric_blocks"
     sql += " WHERE run_id = ?"
     args: tuple = (run_id,)
     if key is not None:
         sql, args = f"{sql} AND key = ?", (run_id, key)
     out: list[tuple[str, int, int, float]] = []
-    for name, low, high, s_blob, t_blob, v_blob in cursor.execute(f"{sql} ORDER BY seq", args):
+    for name, low, high, early, s_blob, t_blob, v_blob in cursor.execute(
+        f"{sql} ORDER BY seq", args
+    ):
         steps = _steps(low, high, s_blob)
-        out.extend(zip([name] * len(steps), steps, _unpack("q", t_blob), _unpack("d", v_blob)))
+        times = _times(t_blob, early, len(steps))
+        out.extend(zip([name] * len(steps), steps, times, _unpack("d", v_blob)))
     return out
 
 
