@@ -38,7 +38,12 @@ XGBoost ``train``, ...) logs into the trial's run, not a run of its own;
 trials that run in threads (``n_jobs > 1``) each log into their own run.
 
 Looking up a shared study's run reads the tracking store once per
-``optimize``; per trial, everything is enqueued.
+``optimize``; per trial, everything is enqueued. A trial's run gets its
+params, value and state when Optuna has told the trial: in a callback of
+ours ahead of yours when you pass ``callbacks`` (they see the trial's run
+complete), else when its thread starts the next trial or ``optimize``
+returns, with the time its objective returned as the run's end (a callback
+would cost each trial Optuna's deep copy of it).
 """
 
 from __future__ import annotations
