@@ -312,7 +312,7 @@ class _InputCopies:
     to the copy after the fit (a hand-over costs more than copying them).
     """
 
-    __slots__ = ("copies", "done", "lock", "sources", "started")
+    __slots__ = ("copies", "done", "lock", "pid", "sources", "started")
 
     @classmethod
     def start(cls, model: Any) -> _InputCopies | None:
@@ -329,9 +329,11 @@ class _InputCopies:
                 writeable = isinstance(value, np.ndarray) and value.flags.writeable
                 if writeable and name not in _FIT_PRODUCTS:
                     sources[id(value)] = value
+        import os
+
         inputs = cls()
         inputs.sources, inputs.copies, inputs.started = sources, {}, False
-        inputs.lock, inputs.done = threading.Lock(), threading.Event()
+        inputs.lock, inputs.done, inputs.pid = threading.Lock(), threading.Event(), os.getpid()
         if any(a.nbytes >= _SMALL_ARRAY for a in sources.values()):
             _COPIER.submit(inputs)
         else:
@@ -362,8 +364,10 @@ class _InputCopies:
 
     def copy_of(self, array: Any) -> Any:
         """The copy made during the fit, or None (copy it yourself)."""
-        if id(array) not in self.sources:
-            return None
+        import os
+
+        if id(array) not in self.sources or self.pid != os.getpid():
+            return None  # not one of them; or a forked child, where no helper runs
         with self.lock:
             if not self.started:  # the helper is behind: this thread copies
                 self.started = True
@@ -381,9 +385,16 @@ class _Copier:
     started on first use (and again in a forked child, which has none)."""
 
     def __init__(self) -> None:
+        import os
+
         self.pid: int | None = None
         self.jobs: Any = None
         self.lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):  # a lock held across a fork stays held
+            os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self.lock, self.pid, self.jobs = threading.Lock(), None, None
 
     def submit(self, inputs: _InputCopies) -> None:
         import os

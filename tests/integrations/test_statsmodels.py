@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 
@@ -136,6 +137,7 @@ def test_the_models_arrays_are_copied_while_fit_runs_and_what_fit_made_is_shared
     model = sm.GLM(y, X)
     inputs = _InputCopies.start(model)
     results = model.fit()
+    assert inputs.done.wait(10)
     copied = _FitCopy.of(results, frozenset(), False, True, inputs).results
     assert copied.model.exog is inputs.copies[id(X)]  # the copy made during the fit
     np.testing.assert_array_equal(copied.model.exog, X)
@@ -144,6 +146,31 @@ def test_the_models_arrays_are_copied_while_fit_runs_and_what_fit_made_is_shared
     assert copied.model.weights is results.model.weights
     assert inputs.may_be_users(X[:, 1:])  # a view of the user's data would be copied
     assert not inputs.may_be_users(np.ones_like(X))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_the_copies_during_fit_work_in_a_forked_child():
+    from autolog.integrations.statsmodels import _FitCopy, _InputCopies
+
+    rng = np.random.RandomState(0)
+    X = sm.add_constant(rng.rand(20000, 3))
+    y = X @ [1.0, 2.0, 3.0, 4.0] + rng.randn(20000)
+
+    def copied_during_fit() -> bool:
+        model = sm.OLS(y, X)
+        inputs = _InputCopies.start(model)
+        results = model.fit()
+        if not inputs.done.wait(10):  # the helper thread made the copies
+            return False
+        copied = _FitCopy.of(results, frozenset(), False, True, inputs).results
+        return copied.model.exog is inputs.copies[id(X)] and (copied.model.exog == X).all()
+
+    assert copied_during_fit()  # the helper thread runs in this process
+    pid = os.fork()
+    if pid == 0:  # the child has no helper thread until it needs one
+        os._exit(0 if copied_during_fit() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 @pytest.mark.filterwarnings("ignore:.*nested child run")  # two fits in one run of the user's
