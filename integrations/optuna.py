@@ -211,9 +211,10 @@ class _Optimization:
 
         def objective(trial: Any) -> Any:
             run_id = None
-            with plugin.guard("optuna", "while opening the trial's run"):
-                if deferred:
+            if deferred:  # this thread's previous trial, told by now
+                with plugin.guard("optuna", "while closing a trial's run"):
                     self.close_told(self.told.pop(threading.get_ident(), ()))
+            with plugin.guard("optuna", "while opening the trial's run"):
                 run_id = self.start_trial(trial)
             if run_id is None:
                 return func(trial)
