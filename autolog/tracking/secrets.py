@@ -52,6 +52,9 @@ _LAST_WORDS = frozenset(
     {"TOKEN", "KEY", "APIKEY", "PRIVATEKEY", "ACCESSKEY", "AUTH", "AUTHTOKEN", "PASS"}
 )
 _LAST_ENDINGS = ("TOKEN", "APIKEY", "AUTH")  # "accesstoken", "oauth"
+# the shell's working directories, not passwords: masking $PWD's value would
+# mask every path under the directory training runs in
+_NOT_SECRETS = frozenset({"PWD", "OLDPWD"})
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 # scheme://user:password@  (the password may not contain '@' or '/' unencoded)
 _URI_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/@:'\"]*):([^\s/@'\"]*)@")
@@ -67,10 +70,11 @@ def looks_secret(name: str) -> bool:
     """Whether ``name`` (an environment variable, param, tag or flag) names a
     secret: SECRET, PASSWORD, CREDENTIAL(S) or AUTHORIZATION anywhere in it, or
     TOKEN, KEY or AUTH as its last word (``api_key``, ``HF_TOKEN``, ``apiKey``,
-    ``basic_auth``; not ``key_dim`` or ``max_tokens``, which ML code is full of).
+    ``basic_auth``; not ``key_dim`` or ``max_tokens``, which ML code is full of,
+    nor the shell's ``PWD`` and ``OLDPWD``, which ``db_pwd`` is not).
     """
     words = [w.upper() for w in _WORD_SPLIT.split(name) if w]
-    if not words:
+    if not words or name.upper() in _NOT_SECRETS:
         return False
     if any(w in _STRONG_WORDS for w in words):
         return True

@@ -169,6 +169,9 @@ def test_no_secret_reaches_any_table_of_a_sql_store(dirty_repo, monkeypatch, tmp
         ("tokenizer", False),
         ("n_estimators", False),
         ("author", False),
+        ("db_pwd", True),
+        ("PWD", False),  # the shell's working directory
+        ("OLDPWD", False),
     ],
 )
 def test_names_that_look_secret(name, secret):
@@ -250,3 +253,18 @@ def test_runs_show_masks_what_an_older_writer_stored_in_clear(capsys):
         out = capsys.readouterr().out
         assert "postgresql://bob:***@db/x" in out
         assert URI_SECRET not in out and "legacy-secret-1" not in out
+
+
+def test_a_path_under_the_working_directory_is_kept(monkeypatch, tmp_path):
+    """The shell exports the working directory as PWD: its value is no secret,
+    or every data path under it would be stored as ``***/data/x.csv``."""
+    monkeypatch.setenv("PWD", str(tmp_path))
+    monkeypatch.setenv("DB_PWD", "hunter2-long")
+    secrets._forget_environment()
+    try:
+        path = f"{tmp_path}/data/x.csv"
+        assert secrets.mask_value("data", path) == path
+        assert secrets.mask_value("note", "login hunter2-long") == f"login {secrets.MASK}"
+    finally:
+        monkeypatch.undo()
+        secrets._forget_environment()
