@@ -132,6 +132,7 @@ __all__ = [
     "Session",
     "active_run_id",
     "active_session",
+    "active_sessions",
     "add_overhead",
     "called_from_outside",
     "child_run",
@@ -181,6 +182,12 @@ __all__ = [
     "training_run",
     "variable_name",
 ]
+
+
+#: This thread's session stack, outermost first (a tuple of :class:`Session`,
+#: empty outside any patched call): what :func:`active_session` reads, without
+#: its Python call, for hooks that run at every training step.
+active_sessions = _SESSIONS.get
 
 
 def register(cls: type[Integration]) -> type[Integration]:

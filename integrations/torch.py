@@ -66,18 +66,22 @@ this integration does nothing: those integrations own the run. Under
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
+import sys
+import threading
 import warnings
 import weakref
 from pathlib import Path
 from time import perf_counter_ns
 
 from autolog import plugin
-from autolog.plugin import Flavor, ModelSnapshot, Patcher, active_session, guard
+from autolog.plugin import Flavor, ModelSnapshot, Patcher, active_sessions, guard
 
 TYPE_CHECKING = False  # typing stays out of autolog()'s import cost
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 __all__ = ["TorchFlavor", "TorchIntegration"]
@@ -115,9 +119,10 @@ class _LoopTracker:
         self.loss_sum: Any = None  # float32 0-d tensor on the losses' device
         self.loss_count = 0  # losses in loss_sum
         self.steps = 0  # steps of the first optimizer in this epoch
-        self.rates: dict[int, list[Any]] = {}  # optimizer index -> lr per group, last step
+        self.rates: dict[int, Any] = {}  # optimizer index -> lr per group, last step
         self.optimizers: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-        self.last_optimizer: tuple[weakref.ref[Any], int] | None = None  # and its index
+        self.last_optimizer: weakref.ref[Any] | None = None  # the last step's optimizer
+        self.last_index = 0  # and its index
         self.optimizer_count = 0
         self.trained: list[weakref.ref[Any]] = []  # the optimizers' parameters
         # The trained modules, held until the run ends so that they can be saved
@@ -136,7 +141,8 @@ class _LoopTracker:
         if self.state == _SKIPPING or loss.numel() != 1:
             return  # a non-scalar backward(gradient) is no loss
         # Appending a detached reference is the cheapest step-path work (no
-        # kernel launch); the tensors are summed on their device in batches.
+        # kernel launch, no read of the value: no sync); the tensors are summed
+        # on their device in batches.
         pending = self.pending_losses
         pending.append(loss.detach())
         if len(pending) >= _LOSS_BATCH:
@@ -166,18 +172,20 @@ class _LoopTracker:
         if self.state != _LOGGING and (self.state == _SKIPPING or not self._open()):
             return
         last = self.last_optimizer  # the common case: the same optimizer as the last step
-        if last is not None and last[0]() is optimizer:
-            index = last[1]
+        if last is not None and last() is optimizer:
+            index = self.last_index
         else:
             index = self.optimizers.get(optimizer)
             if index is None:
                 if self._is_new_training(optimizer):
                     self._start_next_training()
                 index = self._add_optimizer(optimizer)
-            self.last_optimizer = (weakref.ref(optimizer), index)
+            self.last_optimizer, self.last_index = weakref.ref(optimizer), index
         if index == 0:
             self.steps += 1
-        self.rates[index] = [group["lr"] for group in optimizer.param_groups]
+        groups = optimizer.param_groups
+        # one group (the usual case): its rate alone, no list built each step
+        self.rates[index] = groups[0]["lr"] if len(groups) == 1 else [g["lr"] for g in groups]
 
     def on_loader_iter(self, loader: Any) -> None:
         if self.state == _SKIPPING:
@@ -279,6 +287,8 @@ class _LoopTracker:
             if self.loss_count:
                 metrics["train_loss"] = (self.loss_sum / self.loss_count).item()
             for index, rates in sorted(self.rates.items()):
+                if not isinstance(rates, list):
+                    rates = [rates]
                 metrics.update(plugin.learning_rate_metrics(rates, index))
             plugin.log_epoch_metrics(metrics, self.epoch, self.run_id)
             self.epoch += 1
@@ -320,6 +330,13 @@ class _LoopTracker:
         latest = self.latest_loader  # the next training may be iterating it already
         self.__init__(self.integration)  # type: ignore[misc]
         self.latest_loader = latest
+
+
+class _Trackers(threading.local):
+    """Each thread's :class:`_LoopTracker`, made on the thread's first read."""
+
+    def __init__(self, integration: TorchIntegration) -> None:
+        self.tracker = _LoopTracker(integration)
 
 
 # -- the trained model ---------------------------------------------------------------------
@@ -440,8 +457,72 @@ def _whole_bytes(model: Any) -> bytes:
     import torch
 
     buffer = io.BytesIO()
-    torch.save(model, buffer, pickle_module=cloudpickle)
+    with _submodules_indexed():
+        torch.save(model, buffer, pickle_module=cloudpickle)
     return buffer.getvalue()
+
+
+# One save at a time swaps cloudpickle's submodule lookup (see below); the
+# index it reads is kept between saves while sys.modules stays the same.
+_SUBMODULES_LOCK = threading.Lock()
+_submodule_index: dict[str, list[tuple[str, set[str]]]] = {}
+_indexed_modules: list[Any] = [None]  # (len(sys.modules), its newest name) indexed
+
+
+@contextlib.contextmanager
+def _submodules_indexed() -> Iterator[None]:
+    """cloudpickle's ``_find_imported_submodules``, answered from an index of
+    ``sys.modules`` by package.
+
+    For each function it pickles by value (the methods of a class defined in
+    ``__main__``) cloudpickle scans all of ``sys.modules`` once per module the
+    function's globals hold, splitting every submodule's name: with torch and
+    Lightning imported (3,000+ modules) that is three quarters of the save
+    (2.6 of 3.5 ms for a small LightningModule). The replacement gives the
+    same list, in the same order, from names grouped by package once; the
+    index is rebuilt when ``sys.modules`` changed (its size or its newest
+    name). Outside the save, and where cloudpickle has no such function,
+    cloudpickle is untouched."""
+    module = sys.modules.get("cloudpickle.cloudpickle")
+    original = getattr(module, "_find_imported_submodules", None)
+    if original is None:
+        yield
+        return
+    with _SUBMODULES_LOCK:
+        module._find_imported_submodules = _find_imported_submodules
+        try:
+            yield
+        finally:
+            module._find_imported_submodules = original
+
+
+def _find_imported_submodules(code: Any, top_level_dependencies: Any) -> list[Any]:
+    import types
+
+    modules = sys.modules
+    state = (len(modules), next(reversed(modules), None))
+    if state != _indexed_modules[0]:
+        _submodule_index.clear()
+        _indexed_modules[0] = state
+    subimports = []
+    names = None
+    for x in top_level_dependencies:
+        if isinstance(x, types.ModuleType) and hasattr(x, "__package__") and x.__package__:
+            prefix = x.__name__ + "."
+            found = _submodule_index.get(prefix)
+            if found is None:
+                start = len(prefix)
+                found = _submodule_index[prefix] = [
+                    (name, set(name[start:].split(".")))
+                    for name in list(modules)
+                    if isinstance(name, str) and name.startswith(prefix)
+                ]
+            if names is None:
+                names = set(code.co_names)
+            for name, tokens in found:
+                if tokens <= names and name in modules:
+                    subimports.append(modules[name])
+    return subimports
 
 
 def _weights_bytes(model: Any) -> bytes:
@@ -483,11 +564,19 @@ class TorchIntegration(plugin.Integration):
 
     def __init__(self) -> None:
         super().__init__()
-        self.tracker = plugin.PerThread(lambda: _LoopTracker(self))  # this thread's
+        # this thread's tracker, as an attribute: made on a thread's first read
+        # of it, read without a Python call (the step path reads it twice a step)
+        self._threads = _Trackers(self)
+        self._tensor_type: Any = ()  # torch.Tensor, once patched
+
+    def tracker(self) -> _LoopTracker:
+        """This thread's loop tracker."""
+        return self._threads.tracker
 
     def patch(self, patcher: Patcher, module: Any) -> None:
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
+        self._tensor_type = module.Tensor
         handle = register_optimizer_step_post_hook(self._on_optimizer_step)
         patcher.add_cleanup(handle.remove)
         # loss.backward() calls torch.autograd.backward: one wrap sees both.
@@ -496,16 +585,31 @@ class TorchIntegration(plugin.Integration):
         patcher.observe(module.autograd, "backward", self._after_backward)
         patcher.observe(module.utils.data.DataLoader, "__iter__", self._after_loader_iter)
 
+    # The two per-step hooks do the common case inline (the same optimizer
+    # as the last step; a scalar loss that fills no batch) and call the
+    # tracker otherwise:
+    # each Python call saved is ~0.1 us of every step.
+
     def _on_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         # A global hook: it also fires inside Lightning's or Keras' fit, whose
         # integrations own that run (their session is on the stack).
-        session = active_session()
-        if session is not None and session.integration != NAME:
+        sessions = active_sessions()
+        if sessions and sessions[0].integration != NAME:
             return
         start = perf_counter_ns()
         try:  # guard()'s rule, without its object: this runs every step
-            tracker = self.tracker()
-            tracker.on_step(optimizer)
+            tracker = self._threads.tracker
+            last = tracker.last_optimizer
+            if tracker.state == _LOGGING and last is not None and last() is optimizer:
+                index = tracker.last_index  # on_step's common case
+                if index == 0:
+                    tracker.steps += 1
+                groups = optimizer.param_groups
+                tracker.rates[index] = (
+                    groups[0]["lr"] if len(groups) == 1 else [g["lr"] for g in groups]
+                )
+            else:
+                tracker.on_step(optimizer)
             tracker.spent_ns += perf_counter_ns() - start
         except Exception as exc:
             plugin.report_error(NAME, exc, "in the optimizer step hook")
@@ -513,15 +617,27 @@ class TorchIntegration(plugin.Integration):
     def _after_backward(self, instance: Any, args: Any, kwargs: Any, result: Any) -> None:
         # a loss counts once its backward pass succeeded
         start = perf_counter_ns()
-        tensors = args[0] if args else kwargs.get("tensors")
-        if hasattr(tensors, "numel"):  # one tensor, not a sequence of them
-            tracker = self.tracker()
-            tracker.add_loss(tensors)
+        loss = args[0] if args else kwargs.get("tensors")
+        if isinstance(loss, self._tensor_type):  # one tensor, not a sequence of them
+            tracker = self._threads.tracker
+            pending = tracker.pending_losses
+            if (
+                type(loss) is self._tensor_type
+                and tracker.state != _SKIPPING
+                and loss.numel() == 1
+                and len(pending) < _LOSS_BATCH - 1
+            ):
+                # add_loss's common case, a plain tensor: .data is detach()'s
+                # tensor (the same storage, no autograd history) made without
+                # the dispatcher, about half its cost; the value is not read.
+                pending.append(loss.data)
+            else:
+                tracker.add_loss(loss)
             tracker.spent_ns += perf_counter_ns() - start
 
     def _after_loader_iter(self, loader: Any, args: Any, kwargs: Any, result: Any) -> None:
         start = perf_counter_ns()
-        tracker = self.tracker()
+        tracker = self._threads.tracker
         # DataLoader.__iter__(loader), called through the class, binds no instance
         tracker.on_loader_iter(loader if loader is not None else args[0])
         tracker.spent_ns += perf_counter_ns() - start
