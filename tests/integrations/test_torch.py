@@ -299,3 +299,36 @@ def test_the_snapshot_is_a_copy_saved_later_and_training_on_changes_nothing_in_i
     model.handle = NoCopies()
     held = TorchFlavor().snapshot(model)
     assert held.deferred == {} and set(held.files) == {"model.pt", "state_dict.pt"}
+
+
+def test_the_save_finds_the_submodules_cloudpickle_would_and_restores_cloudpickle():
+    import json
+    import sys
+
+    import cloudpickle.cloudpickle as cp
+
+    from autolog.integrations import torch as torch_integration
+
+    original = cp._find_imported_submodules
+
+    def uses():  # submodules addressed through their package, as cloudpickle looks for
+        return torch.nn.functional.relu, json.decoder, torch.optim.lr_scheduler
+
+    globals_ = [torch, json, 3, None]
+    found = torch_integration._find_imported_submodules(uses.__code__, globals_)
+    assert found == original(uses.__code__, globals_)
+    assert {m.__name__ for m in found} >= {"torch.nn.functional", "json.decoder"}
+
+    # a module imported since the index was built is found too
+    def tool():
+        return json.tool
+
+    sys.modules.pop("json.tool", None)
+    assert torch_integration._find_imported_submodules(tool.__code__, [json]) == []
+    import json.tool
+
+    found = torch_integration._find_imported_submodules(tool.__code__, [json])
+    assert found == original(tool.__code__, [json]) and found[0].__name__ == "json.tool"
+    # the save uses it and gives cloudpickle its own back
+    TorchFlavor().snapshot(Net()).deferred["model.pt"]()
+    assert cp._find_imported_submodules is original
