@@ -79,7 +79,8 @@ def _tf_step_cost(h, row: str, traced: bool) -> None:
             else:
                 autolog.autolog("tensorflow", disable=True)
             fn = tf.function(step) if traced else step
-            fn()
+            fn()  # the run opens at the first step: its creation is written
+            autolog.flush()  # now, not by the writer during the steps timed
             (logged if arm else bare).append(steps(fn))
             autolog.end_run()
     b, o = statistics.median(bare), statistics.median(logged)
