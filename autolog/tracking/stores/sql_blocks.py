@@ -121,7 +121,7 @@ _IDENTITY = itemgetter(4, 5, 2)  # NaN's None equals None
 
 
 def create(conn: Any) -> None:
-    """The table and its index (an SQLAlchemy connection in the migration)."""
+    """The table and its indexes (an SQLAlchemy connection in the migration)."""
     for statement in DDL:
         conn.exec_driver_sql(statement)
 
