@@ -16,11 +16,14 @@ the range, else from the points of the history blocks that meet it
   in Python;
 - a band (one run's chart): the summary rows in range, a block inside a
   bucket by its counts, a block cut by a bucket edge by its steps' values
-  (``read_bands``; where a block holding a step logged twice is cut, or a
-  block is unsummarised, the points in view are bucketed in Python);
+  (``read_bands``; a cut block holding a step logged twice, or an
+  unsummarised block, by its points, read from its history blocks);
 - an overlay (several runs' lines): each bucket's last point, from the
-  summaries' per-step values (``read_curve``; else from the points in view);
-  nothing else is read, so ``n`` is not counted.
+  summaries' per-step values (``read_curve``; an unsummarised block's from
+  its points); nothing else is read, so ``n`` is not counted.
+
+Where no summary is kept (points written around the store) or ``SUMMARIES``
+is off, the points in view are bucketed in Python.
 
 SQLite, time axis: the points are read in history order and bucketed in Python.
 PostgreSQL: three aggregate queries per metric for all runs at once (``GROUP

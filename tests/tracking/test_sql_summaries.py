@@ -105,16 +105,23 @@ def test_every_kind_of_write_keeps_the_summaries_exact(store):
 
 def test_a_step_logged_past_the_cap_leaves_its_block_to_the_points(store):
     run_id = store.create_run("0", "u", 0).info.run_id
-    store.log_batch(run_id, [Metric("m", float(i), i, 3) for i in range(sql_summaries.CAP + 5)])
+    values = [float(i) for i in range(sql_summaries.CAP + 5)]
+    values[0], values[4], values[7] = math.inf, math.nan, -math.inf  # counted, not min or max
+    store.log_batch(run_id, [Metric("m", v, i, 3) for i, v in enumerate(values)])
     store.log_batch(run_id, [Metric("m", 1.0, 0, s) for s in range(4, 2000)])
     (first, *rest) = _rows(store)
     assert first[2] == 0 and first[9] is None  # block 0: unsummarised
     assert all(r[9] is not None for r in rest)
     assert _rows(store) == _refilled(store)
-    # the UI's lines there come from the points, and are still exact
+    # the UI's lines and band there come from that block's points, and are exact
     got = metric_series(store, [run_id], ["m"], 50, band=False)[0]
     want = bucket_runs({run_id: history_points(store, run_id, "m")}, 50, band=False)[run_id]
     assert (got["x"], got["last"]) == (want["x"], want["last"])
+    buckets_sql._CACHE.clear()
+    got = metric_series(store, [run_id], ["m"], 50)[0]
+    want = bucket_runs({run_id: history_points(store, run_id, "m")}, 50)[run_id]
+    for field in ("n", "nonfinite", "exact", "x", "last", "min", "max"):
+        assert got[field] == want[field], field
 
 
 @pytest.mark.parametrize("status", ["FINISHED", "FAILED", "KILLED"])

@@ -160,6 +160,11 @@ def summarise(base: int, points: Sequence[tuple[int, float | None]]) -> Fields:
     is None. More than ``CAP`` points: unsummarised."""
     if len(points) > CAP:
         return _UNSUMMARISED
+    return _fields(base, points)
+
+
+def _fields(base: int, points: Sequence[tuple[int, float | None]]) -> Fields:
+    """``summarise`` whatever the number of points."""
     values = [p[1] for p in points]
     nonfinite = sum(not _finite(v) for v in values)
     finite = [v for v in values if _finite(v)]
@@ -445,12 +450,24 @@ def _dense_pick(ranges: Sequence[tuple[int, int]], start: int, stop: int) -> tup
 
 def read_curve(cursor: Any, run_id: str, key: str, first: int, last: int) -> Curve | None:
     """The summary of ``key`` between steps ``first`` and ``last`` (a DB-API
-    cursor of SQLite), or None where a block in that range is unsummarised."""
+    cursor of SQLite); an unsummarised block's from its points (``sql_blocks``)."""
     rows = cursor.execute(_OF_RANGE, (run_id, key, first >> K, last >> K)).fetchall()
-    if any(r[7] is None for r in rows):
-        return None
+    rows = [_from_points(cursor, run_id, key, r[0]) if r[7] is None else r for r in rows]
     rows.sort(key=itemgetter(0))
     return Curve(rows)
+
+
+def _block_points(cursor: Any, run_id: str, key: str, block: int) -> tuple[list[int], Any]:
+    """The stored points of one block of steps: steps and values, history order."""
+    base = block << K
+    steps, _times, values = sql_blocks.series(cursor, run_id, key, base, base + BLOCK - 1)
+    return steps, values
+
+
+def _from_points(cursor: Any, run_id: str, key: str, block: int) -> tuple:
+    """An unsummarised block's row (``_OF_RANGE``'s columns) from its points."""
+    steps, values = _block_points(cursor, run_id, key, block)
+    return (block, *_fields(block << K, list(zip(steps, values))))
 
 
 def read_bands(
@@ -462,17 +479,20 @@ def read_bands(
     point, None for a non-finite one; its finite min and max, None if none).
     A block whose points all lie in one range gives its counts and min/max;
     a block that a range edge cuts gives them from its steps' values, which
-    are all its points when no step holds two. None (the caller reads the
-    points) where a block in reach is unsummarised or such a cut block holds
-    a step logged twice."""
+    are all its points when no step holds two, else from its points
+    (``sql_blocks``), as an unsummarised block does. None (the caller reads
+    the points) where no block is kept at all."""
     if not ranges:
         return 0, 0, [], [], [], []
     low, high = ranges[0][0], ranges[-1][1] - 1
     rows = cursor.execute(_OF_RANGE, (run_id, key, low >> K, high >> K)).fetchall()
-    if not rows or any(r[7] is None for r in rows):
-        return None  # (no rows: the caller saw points there, so none were kept)
+    if not rows:
+        return None  # (the caller saw points there, so none were kept)
     rows.sort(key=itemgetter(0))
-    blocks = [_Block(row) for row in rows]
+    blocks = [
+        _Block.of_points(*_block_points(cursor, run_id, key, r[0])) if r[7] is None else _Block(r)
+        for r in rows
+    ]
     n = nonfinite = 0
     xs: list[int] = []
     lasts: list[float | None] = []
@@ -493,8 +513,10 @@ def read_bands(
                 part_min, part_max = block.vmin, block.vmax
                 step, value = block.top, block.values[-1]
             else:
-                if block.n != len(block.values):
-                    return None  # a step logged twice in a cut block: its points say
+                if block.n != len(block.values):  # a step logged twice: its points say
+                    block = blocks[j] = _Block.of_points(
+                        *_block_points(cursor, run_id, key, block.bottom >> K)
+                    )
                 i0, i1 = bisect_left(block.steps, lo), bisect_left(block.steps, hi)
                 if i1 == i0:
                     part_min = part_max = None
@@ -540,3 +562,16 @@ class _Block:
         else:
             self.steps = [base + o for o in _unpack("H", offsets)]
         self.bottom, self.top = self.steps[0], self.steps[-1]
+
+    @classmethod
+    def of_points(cls, steps: list[int], values: Sequence[float]) -> _Block:
+        """A block of every point (``steps`` in history order, a step held by
+        several points repeated), not one per step: ``n`` is ``len(values)``."""
+        block = cls.__new__(cls)
+        block.values = [v if _finite(v) else _NAN for v in values]
+        block.steps = steps
+        finite = [v for v in block.values if v == v]
+        block.n, block.nonfinite = len(block.values), len(block.values) - len(finite)
+        block.vmin, block.vmax = (min(finite), max(finite)) if finite else (None, None)
+        block.bottom, block.top = steps[0], steps[-1]
+        return block
