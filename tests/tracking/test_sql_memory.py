@@ -76,3 +76,14 @@ def test_threads_writing_at_once_write_one_database(memory_store):
     runs = memory_store.search_runs([experiment_id], max_results=1000)
     assert len(runs) == 100
     assert sorted(run.data.params["w"] for run in runs) == sorted([str(n) for n in range(4)] * 25)
+
+
+def test_a_connection_taken_twice_by_one_thread_is_free_for_the_others_after(memory_store):
+    outer = memory_store._engine.raw_connection()
+    inner = memory_store._engine.raw_connection()  # the holder takes it again: no wait
+    inner.close()
+    outer.close()  # SQLAlchemy's second return of its one record: skipped
+    experiment_id = memory_store.create_experiment("after-a-nested-use")
+    assert _in_thread(lambda: memory_store.get_experiment(experiment_id).name) == (
+        "after-a-nested-use"
+    )

@@ -149,14 +149,17 @@ def write_lock(url: sa.URL) -> contextlib.AbstractContextManager:
 
 class _Lender:
     """One thing lent to one thread at a time: ``take`` waits while another
-    thread holds it; the holder may take it again (each take is given back
-    once). Unlike an RLock, a give-back may come from another thread (a
-    connection that the garbage collector returns)."""
+    thread holds it (the holder may take it again); ``give_back`` frees it,
+    from any thread (a connection that the garbage collector returns).
+
+    Not counted: the pool below has one connection record, and SQLAlchemy
+    returns a record once however often its holder took it (a nested
+    checkout's second return is a "double checkin" it skips), so a count
+    would never reach zero again and every other thread would wait forever."""
 
     def __init__(self) -> None:
         self._free = threading.Condition(threading.Lock())
         self._holder: int | None = None
-        self._takes = 0
 
     def take(self) -> None:
         me = threading.get_ident()
@@ -164,14 +167,11 @@ class _Lender:
             while self._holder not in (None, me):
                 self._free.wait()
             self._holder = me
-            self._takes += 1
 
     def give_back(self) -> None:
         with self._free:
-            self._takes -= 1
-            if self._takes <= 0:
-                self._holder, self._takes = None, 0
-                self._free.notify()
+            self._holder = None
+            self._free.notify()
 
 
 class OneMemoryConnectionPool(sa.pool.StaticPool):
