@@ -291,8 +291,11 @@ class _RateWatch:
 
         if keras.backend.backend() != "tensorflow" or not _keras_train_step(model):
             return None
-        optimizer = model.optimizer
-        variable = optimizer.learning_rate
+        optimizer = getattr(model, "optimizer", None)
+        try:
+            variable = optimizer.learning_rate
+        except AttributeError:  # no optimizer, or one without a rate: read as before
+            return None
         own = type(variable)
         if not isinstance(variable, keras.Variable) or not hasattr(own, "_direct_assign"):
             return None
