@@ -100,7 +100,7 @@ def clean_artifact_path(path: str | None, *, what: str = "artifact path") -> str
             size = len(name.encode("utf-8", "surrogatepass"))
             if size > MAX_NAME_BYTES:
                 raise InvalidParameterError(
-                    f"Invalid {what} {path!r}: the name {name[:40]!r}... is {size} bytes of "
+                    f"Invalid {what}: the name {name[:40]!r}... is {size} bytes of "
                     f"UTF-8, over {MAX_NAME_BYTES} (file systems keep 255, temporary names "
                     "need the rest)"
                 )

@@ -100,10 +100,14 @@ def lane_of(item: tuple) -> tuple:
     return (id(store), run_id, payload.lane if kind == CALL else None)
 
 
+_MAX_DESCRIBED = 120
+
+
 def describe(item: tuple) -> str:
     kind, _store, _run_id, payload = item
-    if kind == CALL:
-        return payload.what
+    if kind == CALL:  # "artifact 'name'": the name may be thousands of characters
+        what = payload.what
+        return what if len(what) <= _MAX_DESCRIBED else what[:_MAX_DESCRIBED] + "...'"
     if kind == METRIC:
         return f"metric {payload.key!r} (step {payload.step})"
     return f"{'param' if kind == PARAM else 'tag'} {payload.key!r}"

@@ -155,6 +155,22 @@ def test_rejected_item_is_reported_and_the_rest_of_the_batch_written(store, writ
     writer.flush()  # reported once, not forever
 
 
+def test_a_rejected_call_with_a_huge_name_is_reported_in_a_short_line(store, writer):
+    """An artifact name of thousands of characters is named by its start only."""
+    run_id = _new_run(store)
+    name = "k" * 5000
+
+    def refuse():
+        raise ValueError("refused")
+
+    writer.submit(store, refuse, run_id, what=f"artifact {name!r}")
+    with pytest.warns(RuntimeWarning) as caught, pytest.raises(TrackingWriteError):
+        writer.flush()
+    message = str(caught[0].message)
+    assert "artifact 'kkkk" in message and "refused" in message
+    assert len(message) < 400
+
+
 def test_synchronous_log_is_in_the_store_on_return(tracking_uri):
     with autolog.start_run() as run:
         autolog.log_metric("now", 3.0, synchronous=True)
