@@ -65,6 +65,17 @@ def test_a_malformed_file_uri_is_a_typed_error_and_changes_nothing(uri):
     assert autolog.get_tracking_uri() == before
 
 
+@pytest.mark.parametrize("uri", ["~no-such-user-here/runs", "file:~no-such-user-here"])
+def test_the_home_of_an_unknown_user_is_a_typed_error_and_changes_nothing(uri, tmp_path):
+    """pathlib raises a bare RuntimeError for it (hypothesis found ``~0``)."""
+    before = autolog.get_tracking_uri()
+    with pytest.raises(InvalidParameterError, match="home directory"):
+        autolog.set_tracking_uri(uri)
+    assert autolog.get_tracking_uri() == before
+    with pytest.raises(InvalidParameterError, match="home directory"):
+        SqlStore("sqlite:///~no-such-user-here/x.db", artifact_root=str(tmp_path))
+
+
 def test_mask_uri_hides_passwords_and_secret_query_values():
     assert mask_uri("postgresql://me:s3cret@db:5432/runs") == "postgresql://me:***@db:5432/runs"
     assert mask_uri("https://u:p%40ss@host/x?token=abc&page=2") == (

@@ -18,7 +18,13 @@ import threading
 
 from autolog.errors import StoreError
 from autolog.tracking.stores.base import AbstractStore
-from autolog.tracking.stores.uris import file_uri_to_path, mask_uri, require_uri, uri_scheme
+from autolog.tracking.stores.uris import (
+    expand_home,
+    file_uri_to_path,
+    mask_uri,
+    require_uri,
+    uri_scheme,
+)
 
 __all__ = [
     "AbstractStore",
@@ -40,9 +46,7 @@ def normalize_tracking_uri(uri: str) -> str:
     URI, or a malformed SQL one (``sqlite://mlflow.db``), is an InvalidParameterError."""
     scheme = uri_scheme(require_uri(uri))
     if scheme in ("", "file"):
-        from pathlib import Path
-
-        return Path(file_uri_to_path(uri)).expanduser().resolve().as_uri()
+        return expand_home(file_uri_to_path(uri)).resolve().as_uri()
     if scheme in _SQL_SCHEMES:
         from autolog.tracking.stores.sql_engine import engine_url
 

@@ -99,7 +99,7 @@ from autolog.tracking.stores.base import (
 )
 from autolog.tracking.stores.file_docs import DocumentCache, RootLock
 from autolog.tracking.stores.file_log import RunLogFiles, metric_columns, metric_history
-from autolog.tracking.stores.uris import file_uri_to_path
+from autolog.tracking.stores.uris import expand_home, file_uri_to_path
 from autolog.tracking.validation import check_param_unchanged
 
 __all__ = ["FileStore"]
@@ -120,7 +120,7 @@ class FileStore(AbstractStore):
     """
 
     def __init__(self, root: str | Path, *, fsync: bool = False, artifact_root: str | None = None):
-        self.root = Path(file_uri_to_path(os.fspath(root))).expanduser().absolute()
+        self.root = expand_home(file_uri_to_path(os.fspath(root))).absolute()
         # new experiments' artifacts: <artifact_root>/<id> when given (the server
         # passes "mlflow-artifacts:"), else <root>/<id> beside the runs
         self._artifact_root = artifact_root.rstrip("/") if artifact_root else None

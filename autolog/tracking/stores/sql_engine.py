@@ -27,13 +27,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from autolog.errors import InvalidParameterError, StoreError, TransientStoreError
 from autolog.tracking.stores.sql_search import SQLITE_LOWER
+from autolog.tracking.stores.uris import expand_home
 
 __all__ = [
     "ARTIFACT_ROOT_ENV",
@@ -107,7 +107,7 @@ def artifact_root_uri(artifact_root: str | None = None) -> str:
     root = artifact_root or os.environ.get(ARTIFACT_ROOT_ENV) or DEFAULT_ARTIFACT_ROOT
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", root):
         return root.rstrip("/")
-    return Path(root).expanduser().resolve().as_uri()
+    return expand_home(root).resolve().as_uri()
 
 
 def open_engines(url: sa.URL) -> tuple[sa.Engine, sa.Engine]:
@@ -118,7 +118,7 @@ def open_engines(url: sa.URL) -> tuple[sa.Engine, sa.Engine]:
     if sqlite:
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            expand_home(database).parent.mkdir(parents=True, exist_ok=True)
     # Every use ends in commit or rollback (engine.begin()), so the pool's
     # reset-on-return would be one more round trip per transaction; a dropped
     # connection is retried by run_retried instead of pinged.
@@ -142,7 +142,7 @@ def write_lock(url: sa.URL) -> contextlib.AbstractContextManager:
     meet the busy timeout. PostgreSQL: nothing (row locks are the server's)."""
     if url.get_backend_name() != "sqlite" or _in_memory(url):
         return contextlib.nullcontext()  # in memory: the pool lends its one connection
-    path = str(Path(url.database).expanduser().resolve())
+    path = str(expand_home(url.database).resolve())
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(path, threading.RLock())
 

@@ -7,9 +7,11 @@ a URI masks it with :func:`mask_uri` first.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from autolog.errors import InvalidParameterError, StoreError
 
-__all__ = ["file_uri_to_path", "mask_uri", "require_uri", "uri_scheme"]
+__all__ = ["expand_home", "file_uri_to_path", "mask_uri", "require_uri", "uri_scheme"]
 
 
 def uri_scheme(uri: str) -> str:
@@ -92,3 +94,13 @@ def file_uri_to_path(uri: str) -> str:
             )
         return unquote(parts.path)
     return unquote(rest)
+
+
+def expand_home(path: str) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded; a home that cannot be
+    found (``~nobody-here``, no ``HOME``) is an InvalidParameterError, not
+    pathlib's RuntimeError."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as exc:
+        raise InvalidParameterError(f"path {path!r}: {exc}") from None
