@@ -44,7 +44,7 @@ import math
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from operator import itemgetter, le, lt
 from typing import Any
@@ -57,9 +57,11 @@ __all__ = [
     "create",
     "extent",
     "logged",
+    "pack",
     "page",
     "points_of_all",
     "series",
+    "unpack",
     "write",
 ]
 
@@ -126,14 +128,16 @@ def create(conn: Any) -> None:
         conn.exec_driver_sql(statement)
 
 
-def _pack(code: str, values: Sequence) -> bytes:
+def pack(code: str, values: Iterable) -> bytes:
+    """``values`` as a little-endian array of ``code`` (``array`` type codes)."""
     packed = array(code, values)
     if _SWAP:
         packed.byteswap()
     return packed.tobytes()
 
 
-def _unpack(code: str, blob: bytes) -> array:
+def unpack(code: str, blob: bytes) -> array:
+    """The array of ``code`` that :func:`pack` made ``blob`` of."""
     out = array(code)
     out.frombytes(blob)
     if _SWAP:
@@ -165,7 +169,7 @@ def _block_rows(run_id: str, key: str, points: list[tuple]) -> Iterator[tuple]:
             ordered, packed = True, _CONTIGUOUS  # every step from low to high, once
         else:
             low, high = min(steps), max(steps)
-            ordered, packed = _ordered(steps, times), _pack("q", steps)
+            ordered, packed = _ordered(steps, times), pack("q", steps)
         yield (
             run_id,
             key,
@@ -176,24 +180,24 @@ def _block_rows(run_id: str, key: str, points: list[tuple]) -> Iterator[tuple]:
             late,
             ordered,
             packed,
-            _CONSTANT if early == late else _pack("q", times),
-            _pack("d", values),
+            _CONSTANT if early == late else pack("q", times),
+            pack("d", values),
         )
 
 
 def _times(blob: bytes, early: int, n: int) -> array:
     """A block's ``n`` timestamps: its ``timestamps`` blob, or ``early`` n times."""
-    return array("q", (early,)) * n if blob == _CONSTANT else _unpack("q", blob)
+    return array("q", (early,)) * n if blob == _CONSTANT else unpack("q", blob)
 
 
 def _time_bytes(row: tuple) -> bytes:
     """The timestamps of a block row (``_COLUMNS``) as packed bytes."""
-    return row[5] or _pack("q", (row[7],)) * (len(row[6]) // 8)
+    return row[5] or pack("q", (row[7],)) * (len(row[6]) // 8)
 
 
 def _steps(low: int, high: int, blob: bytes) -> range | array:
     """A block's steps: its ``steps`` blob, or every step from low to high."""
-    return range(low, high + 1) if blob == _CONTIGUOUS else _unpack("q", blob)
+    return range(low, high + 1) if blob == _CONTIGUOUS else unpack("q", blob)
 
 
 def write(cursor: Any, history: list[tuple]) -> dict[tuple[str, str], list[tuple]]:
@@ -238,7 +242,7 @@ def _new_points(cursor: Any, run_id: str, key: str, points: list[tuple]) -> list
             meeting = (run_id, key, early, late, low, high)
             stored = cursor.execute(_STORED, meeting).fetchall()
     for low_step, high_step, early, s_blob, t_blob, v_blob in stored:
-        values = _unpack("d", v_blob).tolist()
+        values = unpack("d", v_blob).tolist()
         if any(v != v for v in values):
             values = [None if v != v else v for v in values]
         block_steps = list(_steps(low_step, high_step, s_blob))
@@ -301,11 +305,11 @@ def _clusters(rows: list[tuple]) -> Iterator[list[tuple]]:
 
 
 def _first_time(row: tuple) -> int:
-    return row[7] if row[5] == _CONSTANT else _unpack("q", row[5][:8])[0]
+    return row[7] if row[5] == _CONSTANT else unpack("q", row[5][:8])[0]
 
 
 def _last_time(row: tuple) -> int:
-    return row[7] if row[5] == _CONSTANT else _unpack("q", row[5][-8:])[0]
+    return row[7] if row[5] == _CONSTANT else unpack("q", row[5][-8:])[0]
 
 
 def _chain(cluster: list[tuple]) -> list[tuple] | None:
@@ -392,13 +396,13 @@ def _columns(rows: list[tuple], lo: int, hi: int) -> tuple[list[int], array, arr
                 if start is not None:
                     steps.extend(range(start, stop))
                     start = None
-                steps.extend(_unpack("q", row[4]))
+                steps.extend(unpack("q", row[4]))
             if start is not None:
                 steps.extend(range(start, stop))
             for out, at in ((times, 5), (values, 6)):
                 part = b"".join(_time_bytes(r) if at == 5 else r[at] for r in whole)
                 if _SWAP:
-                    out.extend(_unpack(out.typecode, part))
+                    out.extend(unpack(out.typecode, part))
                 else:
                     out.frombytes(part)
             whole.clear()
@@ -415,7 +419,7 @@ def _columns(rows: list[tuple], lo: int, hi: int) -> tuple[list[int], array, arr
                 i, j = bisect_left(s, lo), bisect_right(s, hi)
                 steps.extend(s[i:j])
                 times.extend(_times(row[5], row[7], len(s))[i:j])
-                values.extend(_unpack("d", row[6])[i:j])
+                values.extend(unpack("d", row[6])[i:j])
             continue
         flush()
         points = []
@@ -427,7 +431,7 @@ def _columns(rows: list[tuple], lo: int, hi: int) -> tuple[list[int], array, arr
                     _times(t_blob, early, len(s)),
                     [seq] * len(s),
                     range(len(s)),
-                    _unpack("d", v_blob),
+                    unpack("d", v_blob),
                 )
             )
         points.sort()  # (step, timestamp, seq, index): unique before the value
@@ -482,7 +486,7 @@ def logged(cursor: Any, run_id: str, key: str | None = None) -> list[tuple[str, 
     ):
         steps = _steps(low, high, s_blob)
         times = _times(t_blob, early, len(steps))
-        out.extend(zip([name] * len(steps), steps, times, _unpack("d", v_blob)))
+        out.extend(zip([name] * len(steps), steps, times, unpack("d", v_blob)))
     return out
 
 

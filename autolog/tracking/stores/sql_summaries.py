@@ -37,8 +37,6 @@ points, NULL when they are every step from ``first`` on (one per value);
 from __future__ import annotations
 
 import math
-import sys
-from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import groupby, islice
@@ -46,6 +44,7 @@ from operator import itemgetter, lt
 from typing import Any
 
 from autolog.tracking.stores import sql_blocks
+from autolog.tracking.stores.sql_blocks import pack, unpack
 
 __all__ = [
     "BLOCK",
@@ -65,7 +64,6 @@ BLOCK = 1 << K
 CAP = 4 * BLOCK  # more points than this in one block: not summarised
 _NAN = math.nan
 _INF = math.inf
-_SWAP = sys.byteorder == "big"  # the blobs are little-endian
 
 _DDL = (
     "CREATE TABLE metric_summaries ("
@@ -110,28 +108,6 @@ def create(conn: Any) -> None:
     conn.exec_driver_sql(_DDL)
 
 
-def _f64(values: Iterable[float]) -> bytes:
-    packed = array("d", values)
-    if _SWAP:
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def _u16(values: Iterable[int]) -> bytes:
-    packed = array("H", values)
-    if _SWAP:
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def _unpack(code: str, blob: bytes) -> array:
-    out = array(code)
-    out.frombytes(blob)
-    if _SWAP:
-        out.byteswap()
-    return out
-
-
 def _finite(value: float | None) -> bool:
     return value is not None and value - value == 0  # False for None, NaN, +-inf
 
@@ -141,16 +117,16 @@ def _values_fields(values: list[float | None]) -> tuple[int, float | None, float
     if None not in values:
         total = sum(values)
         if total - total == 0:  # finite: no NaN or +-inf among them (one pass)
-            return 0, min(values), max(values), _f64(values)
+            return 0, min(values), max(values), pack("d", values)
     nonfinite = values.count(None) + values.count(_INF) + values.count(-_INF)
     if not nonfinite:  # (a sum past the largest float)
-        return 0, min(values), max(values), _f64(values)
+        return 0, min(values), max(values), pack("d", values)
     finite = [v for v in values if _finite(v)]
     return (
         nonfinite,
         min(finite) if finite else None,
         max(finite) if finite else None,
-        _f64(v if _finite(v) else _NAN for v in values),
+        pack("d", (v if _finite(v) else _NAN for v in values)),
     )
 
 
@@ -184,8 +160,8 @@ def _fields(base: int, points: Sequence[tuple[int, float | None]]) -> Fields:
         min(finite) if finite else None,
         max(finite) if finite else None,
         offsets[0],
-        None if contiguous else _u16(offsets),
-        _f64(v if _finite(v) else _NAN for v in lasts),
+        None if contiguous else pack("H", offsets),
+        pack("d", (v if _finite(v) else _NAN for v in lasts)),
     )
 
 
@@ -193,7 +169,7 @@ def _last_offset(fields: Fields) -> int:
     first, offsets, lasts = fields[4], fields[5], fields[6]
     if offsets is None:
         return first + len(lasts) // 8 - 1  # type: ignore[arg-type]
-    return _unpack("H", offsets)[-1]
+    return unpack("H", offsets)[-1]
 
 
 def _appended(old: Fields, base: int, steps: list[int], values: list[float | None]) -> Fields:
@@ -206,8 +182,8 @@ def _appended(old: Fields, base: int, steps: list[int], values: list[float | Non
     if offsets is None and contiguous_new and steps[0] - base == first + count:
         merged = None
     else:
-        before = list(range(first, first + count)) if offsets is None else _unpack("H", offsets)
-        merged = _u16([*before, *(s - base for s in steps)])
+        before = list(range(first, first + count)) if offsets is None else unpack("H", offsets)
+        merged = pack("H", [*before, *(s - base for s in steps)])
     if low is not None:
         vmin = low if vmin is None else min(vmin, low)
         vmax = high if vmax is None else max(vmax, high)
@@ -226,7 +202,7 @@ def _new(base: int, steps: list[int], values: list[float | None]) -> Fields:
         vmin,
         vmax,
         steps[0] - base,
-        None if contiguous else _u16([s - base for s in steps]),
+        None if contiguous else pack("H", [s - base for s in steps]),
         blob,
     )
 
@@ -371,16 +347,16 @@ class Curve:
                     stop = begin + len(lasts) // 8
                     continue
                 if stop is not None:
-                    segments.append((start, stop, _unpack("d", b"".join(parts)), None))
+                    segments.append((start, stop, unpack("d", b"".join(parts)), None))
                 start, stop, parts = begin, begin + len(lasts) // 8, [lasts]
                 continue
             if stop is not None:
-                segments.append((start, stop, _unpack("d", b"".join(parts)), None))
+                segments.append((start, stop, unpack("d", b"".join(parts)), None))
                 start = stop = None
-            steps = [base + o for o in _unpack("H", offsets)]
-            segments.append((steps[0], steps[-1] + 1, _unpack("d", lasts), steps))
+            steps = [base + o for o in unpack("H", offsets)]
+            segments.append((steps[0], steps[-1] + 1, unpack("d", lasts), steps))
         if stop is not None:
-            segments.append((start, stop, _unpack("d", b"".join(parts)), None))
+            segments.append((start, stop, unpack("d", b"".join(parts)), None))
         self.segments = segments
 
     @property
@@ -556,11 +532,11 @@ class _Block:
     def __init__(self, row: tuple) -> None:
         block, self.n, self.nonfinite, self.vmin, self.vmax, first, offsets, lasts = row
         base = block << K
-        self.values = _unpack("d", lasts)
+        self.values = unpack("d", lasts)
         if offsets is None:
             self.steps: Sequence[int] = range(base + first, base + first + len(self.values))
         else:
-            self.steps = [base + o for o in _unpack("H", offsets)]
+            self.steps = [base + o for o in unpack("H", offsets)]
         self.bottom, self.top = self.steps[0], self.steps[-1]
 
     @classmethod
