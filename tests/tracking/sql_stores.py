@@ -85,3 +85,29 @@ def make_postgresql_store(tmp_path: Path) -> SqlStore:
 
 
 SQL_STORE_FACTORIES = {"sqlite": make_sqlite_store, "postgresql": make_postgresql_store}
+
+
+def fill_old_schema(conn, version: int, runs: list[str], rows: list[tuple]) -> None:
+    """Bring an empty SQLite database (``conn``, in a transaction) to schema
+    ``version`` (one that still has the row table ``metrics``) and store the
+    Default experiment, ``runs`` and the metric ``rows`` (run, key, value, step,
+    timestamp; NaN as that version stored it), as an older autolog left them."""
+    from autolog.tracking.stores import sql_schema
+
+    sql_schema.ensure_schema(conn, lambda c: None, sql_schema.MIGRATIONS[:version])
+    conn.exec_driver_sql(
+        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage)"
+        " VALUES (0, 'Default', '', 'active')"
+    )
+    for run_id in runs:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status,"
+            " start_time, artifact_uri, lifecycle_stage)"
+            " VALUES (?, 0, 'r', 'u', 'FINISHED', 0, '', 'active')",
+            (run_id,),
+        )
+    conn.exec_driver_sql(
+        "INSERT INTO metrics (run_id, key, value, is_nan, step, timestamp)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [(r, k, None if v != v else v, v != v, s, t) for r, k, v, s, t in rows],
+    )

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from autolog.tracking.entities import Metric
 from autolog.tracking.stores import sql_blocks, sql_schema
 from autolog.tracking.stores.sql import SqlStore
+from tests.tracking.sql_stores import fill_old_schema
 
 
 @pytest.fixture
@@ -228,23 +229,7 @@ def _v4_database(path) -> tuple[str, dict[tuple[str, str], list[tuple]]]:
                     rows.append((run_id, key, _value(rng), step, 1000 + s + 7))
     rng.shuffle(rows)  # series interleaved in the logging order
     with engine.begin() as conn:
-        sql_schema.ensure_schema(conn, lambda c: None, sql_schema.MIGRATIONS[:4])
-        conn.exec_driver_sql(
-            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage)"
-            " VALUES (0, 'Default', '', 'active')"
-        )
-        for run_id in runs:
-            conn.exec_driver_sql(
-                "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status,"
-                " start_time, artifact_uri, lifecycle_stage)"
-                " VALUES (?, 0, 'r', 'u', 'FINISHED', 0, '', 'active')",
-                (run_id,),
-            )
-        conn.exec_driver_sql(
-            "INSERT INTO metrics (run_id, key, value, is_nan, step, timestamp)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(r, k, None if v != v else v, v != v, s, t) for r, k, v, s, t in rows],
-        )
+        fill_old_schema(conn, 4, runs, rows)
         from autolog.tracking.stores import sql_summaries
 
         sql_summaries.fill(

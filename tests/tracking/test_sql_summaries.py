@@ -15,7 +15,7 @@ from autolog.tracking.stores import sql_schema, sql_summaries
 from autolog.tracking.stores.sql import SqlStore
 from autolog.ui import buckets_sql
 from autolog.ui.buckets import bucket_runs, history_points, metric_series
-from tests.tracking.sql_stores import SQL_STORE_FACTORIES
+from tests.tracking.sql_stores import SQL_STORE_FACTORIES, fill_old_schema
 
 _ROWS = (
     "SELECT run_id, key, block, n, nonfinite, vmin, vmax, first, offsets, lasts"
@@ -170,23 +170,7 @@ def _v3_database(path) -> str:
                 if rng.random() < 0.05:  # the step logged again, later
                     rows.append((run_id, key, _value(rng), step, 2000 + s))
     with engine.begin() as conn:
-        sql_schema.ensure_schema(conn, lambda c: None, sql_schema.MIGRATIONS[:3])
-        conn.exec_driver_sql(
-            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage)"
-            " VALUES (0, 'Default', '', 'active')"
-        )
-        for run_id in runs:
-            conn.exec_driver_sql(
-                "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status,"
-                " start_time, artifact_uri, lifecycle_stage)"
-                " VALUES (?, 0, 'r', 'u', 'FINISHED', 0, '', 'active')",
-                (run_id,),
-            )
-        conn.exec_driver_sql(
-            "INSERT INTO metrics (run_id, key, value, is_nan, step, timestamp)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(r, k, None if v != v else v, v != v, s, t) for r, k, v, s, t in rows],
-        )
+        fill_old_schema(conn, 3, runs, rows)
         assert conn.exec_driver_sql("SELECT version FROM autolog_schema_version").scalar() == 3
     engine.dispose()
     return uri
