@@ -111,3 +111,21 @@ def fill_old_schema(conn, version: int, runs: list[str], rows: list[tuple]) -> N
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [(r, k, None if v != v else v, v != v, s, t) for r, k, v, s, t in rows],
     )
+
+
+def send_points(store, kind: str, run_id: str, points: list, sent: list, rng) -> tuple[str, list]:
+    """Write ``points`` to ``run_id`` as a round of ``kind`` asks: ``"retry"``
+    sends one of the earlier rounds (``sent``) again instead, ``"batch"``
+    writes them in two calls inside ``store.batch()``. Returns what was sent
+    and records it in ``sent``."""
+    if kind == "retry" and sent:
+        run_id, points = rng.choice(sent)
+    if kind == "batch":
+        with store.batch():
+            half = len(points) // 2
+            store.log_batch(run_id, points[:half])
+            store.log_batch(run_id, points[half:])
+    else:
+        store.log_batch(run_id, points)
+    sent.append((run_id, points))
+    return run_id, points

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from autolog.tracking.entities import Metric
 from autolog.tracking.stores import sql_blocks, sql_schema
 from autolog.tracking.stores.sql import SqlStore
-from tests.tracking.sql_stores import fill_old_schema
+from tests.tracking.sql_stores import fill_old_schema, send_points
 
 
 @pytest.fixture
@@ -94,17 +94,8 @@ def test_history_order_and_ranges_match_the_row_layout(store):
             points.append(Metric(key, _value(rng), 1000 + rng.randint(0, 2), step))
         if kind == "repeat":
             points += rng.sample(points, len(points) // 2)
-        if kind == "retry" and sent:
-            run_id, points = rng.choice(sent)
-        if kind == "batch":
-            with store.batch():
-                half = len(points) // 2
-                store.log_batch(run_id, points[:half])
-                store.log_batch(run_id, points[half:])
-        else:
-            store.log_batch(run_id, points)
+        run_id, points = send_points(store, kind, run_id, points, sent, rng)
         model.log(run_id, points)
-        sent.append((run_id, points))
         for run in runs:
             for key in "ab":
                 want = model.history(run, key)

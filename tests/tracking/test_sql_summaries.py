@@ -15,7 +15,7 @@ from autolog.tracking.stores import sql_schema, sql_summaries
 from autolog.tracking.stores.sql import SqlStore
 from autolog.ui import buckets_sql
 from autolog.ui.buckets import bucket_runs, history_points, metric_series
-from tests.tracking.sql_stores import SQL_STORE_FACTORIES, fill_old_schema
+from tests.tracking.sql_stores import SQL_STORE_FACTORIES, fill_old_schema, send_points
 
 _ROWS = (
     "SELECT run_id, key, block, n, nonfinite, vmin, vmax, first, offsets, lasts"
@@ -89,16 +89,7 @@ def test_every_kind_of_write_keeps_the_summaries_exact(store):
                 step[key] += 1
                 s = step[key]
             points.append(Metric(key, _value(rng), 1000 + round_ * 10 + rng.randint(0, 3), s))
-        if kind == "retry" and sent:
-            run_id, points = rng.choice(sent)
-        if kind == "batch":
-            with store.batch():
-                half = len(points) // 2
-                store.log_batch(run_id, points[:half])
-                store.log_batch(run_id, points[half:])
-        else:
-            store.log_batch(run_id, points)
-        sent.append((run_id, points))
+        send_points(store, kind, run_id, points, sent, rng)
         assert _rows(store) == _refilled(store), (round_, kind)
     assert any(r[8] is not None for r in _rows(store))  # sparse blocks were written
 
