@@ -32,6 +32,7 @@ import wrapt
 from autolog import _runs, training
 from autolog._report import guard, guarded, report_error
 from autolog._runs import AUTOLOGGING_TAG
+from autolog.tracking import training_calls
 
 # typing and dataclasses cost ~7 ms of autolog()'s 10 ms budget; type checkers
 # honour this name, and annotations are strings (PEP 563).
@@ -225,6 +226,7 @@ def _call_outermost(
             report_error(name, exc, "while recording its datasets", silent=config.silent)
     token = _SESSIONS.set((*_SESSIONS.get(), Session(name, run_id)))
     open_run = created  # a run of ours that is still open: never left behind
+    training_calls.began()  # the writer drains after the call, not beside it
     try:
         gen = _start(handler, call, name, config.silent)
         counted = training.counted_overhead(run_id)  # what callbacks count during the call
@@ -255,6 +257,7 @@ def _call_outermost(
         _SESSIONS.reset(token)
         if open_run:  # only when one of our errors is re-raised (AUTOLOG_TESTING)
             _end_run("FAILED", name, config.silent)
+        training_calls.ended()
 
 
 def _log_overhead(

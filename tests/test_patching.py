@@ -284,3 +284,24 @@ def test_testing_mode_reraises_our_errors(make_module):
     autolog.autolog("fake")
     with pytest.raises(LookupError, match="ours"):
         fw.Model().fit(1)
+
+
+def test_an_outermost_call_counts_as_training_in_progress_until_it_ends(make_module):
+    """The writer holds its drains back during the call (autolog.tracking.writer)."""
+    from autolog.tracking import training_calls
+
+    fw = __import__(make_module())
+    seen: list = []
+
+    def handler(call):
+        seen.append(training_calls.in_progress)
+        yield
+
+    autolog.register(fake_integration(fw.__name__, wraps("Model.fit", handler)))
+    autolog.autolog("fake")
+    before = training_calls.in_progress
+    fw.Model().fit(1)
+    assert seen == [before + 1] and training_calls.in_progress == before
+    with pytest.raises(TypeError):
+        fw.Model().fit()  # the user's call raises: the count is back all the same
+    assert seen == [before + 1] * 2 and training_calls.in_progress == before

@@ -65,6 +65,7 @@ from time import monotonic
 from typing import Any
 
 from autolog.errors import ResourceNotFoundError, TrackingWriteError
+from autolog.tracking import training_calls
 from autolog.tracking.writer_ops import (
     CALL,
     METRIC,
@@ -96,6 +97,8 @@ __all__ = [
 _MAX_RETRY_INTERVAL = 2.0
 _MAX_REJECTIONS_KEPT = 1_000  # past it only counted
 _CREATE_RUN = "create_run"
+#: seconds between drains while a training call is in progress
+TRAINING_INTERVAL = 1.0
 
 
 class _Held:
@@ -163,6 +166,7 @@ class BatchingWriter:
         self._dead: dict[tuple, _Rejection] = {}  # (store, run) whose creation was rejected
         self._warned_keys: set[tuple] = set()  # (run, what) already warned about
         self._closed = False
+        self._drained_at = monotonic()  # when the writer's own last drain ended
         self._thread = threading.Thread(target=self._run, name="autolog-writer", daemon=True)
         self._thread.start()
 
@@ -294,10 +298,12 @@ class BatchingWriter:
 
     def _run(self) -> None:
         while not self._closed:
-            self._wake.wait(self._sleep_time())
+            woken = self._wake.wait(self._sleep_time())
             self._wake.clear()
             if self._closed:
                 return
+            if not (woken or self._held or self._drain_due()):
+                continue  # asleep since before a training call began: sleep on
             try:
                 with self._drain_lock:
                     self._retry_held(force=False)
@@ -308,14 +314,24 @@ class BatchingWriter:
                 message = f"autolog: the tracking writer failed: {error!r}"
                 warnings.warn(message, RuntimeWarning, stacklevel=1)
             finally:
+                self._drained_at = monotonic()
                 self._notify_room()
 
+    def _drain_due(self) -> bool:
+        """False while a training call is in progress and the last drain is recent."""
+        if not training_calls.in_progress:
+            return True
+        return monotonic() >= self._drained_at + TRAINING_INTERVAL
+
     def _sleep_time(self) -> float:
+        interval = self._interval
+        if training_calls.in_progress:
+            interval = max(interval, self._drained_at + TRAINING_INTERVAL - monotonic())
         held = self._held
         if not held:
-            return self._interval
+            return interval
         soonest = min(h.retry_at for h in list(held.values()))
-        return max(0.005, min(self._interval, soonest - monotonic()))
+        return max(0.005, min(interval, soonest - monotonic()))
 
     def _notify_room(self) -> None:
         with self._room:
@@ -506,6 +522,15 @@ def _start_writer() -> BatchingWriter:
         if _writer is None:
             _writer = BatchingWriter()
         return _writer
+
+
+def _wake_writer() -> None:
+    writer = _writer
+    if writer is not None:
+        writer.wake()
+
+
+training_calls.on_idle = _wake_writer
 
 
 def reset_writer() -> None:

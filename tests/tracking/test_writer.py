@@ -237,3 +237,93 @@ def test_interpreter_exit_drains_and_ends_active_run(tracking_uri, tmp_path):
     run = autolog.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert len(autolog.Client().get_metric_history(run_id, "loss")) == 1000
+
+
+# -- while a training call is in progress ------------------------------------------
+
+
+def _wait_until_written(writer, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while writer.pending and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return writer.pending == 0
+
+
+@pytest.fixture
+def training():
+    """One training call in progress for the test's duration (ended if the test did not)."""
+    from autolog.tracking import training_calls
+
+    training_calls.began()
+    state = {"open": True}
+
+    def end():
+        state["open"] = False
+        training_calls.ended()
+
+    yield end
+    if state["open"]:
+        training_calls.ended()
+
+
+def test_a_training_call_in_progress_holds_the_drains_back_until_it_ends(store, training):
+    writer = BatchingWriter(interval=0.01)  # drains every 10 ms when no training runs
+    writers_before = writers._writer
+    writers._writer = writer  # the one the end of the training wakes
+    try:
+        run_id = _new_run(store)
+        time.sleep(0.05)  # the writer now sleeps again since a drain during the training
+        _metric(writer, store, run_id, "loss", 0.5, 0)
+        time.sleep(0.3)  # 30 of its intervals, well below TRAINING_INTERVAL
+        assert writers.TRAINING_INTERVAL >= 0.5
+        assert writer.pending == 1  # not written beside the training
+        training()
+        assert _wait_until_written(writer)
+    finally:
+        writers._writer = writers_before
+        writer.close(drain=False)
+    assert [m.value for m in store.get_metric_history(run_id, "loss")] == [0.5]
+
+
+def test_the_end_of_the_last_training_call_wakes_a_sleeping_writer(store, training):
+    writer = BatchingWriter(interval=3600)  # would not drain on its own within the test
+    writers_before = writers._writer
+    writers._writer = writer
+    try:
+        run_id = _new_run(store)
+        _metric(writer, store, run_id, "loss", 0.5, 0)
+        training()
+        assert _wait_until_written(writer)
+    finally:
+        writers._writer = writers_before
+        writer.close(drain=False)
+
+
+def test_a_full_wake_threshold_still_drains_during_a_training_call(store, training):
+    writer = BatchingWriter(interval=3600, wake_threshold=50)
+    try:
+        run_id = _new_run(store)
+        for step in range(50):
+            _metric(writer, store, run_id, "loss", step, step)
+        assert _wait_until_written(writer)  # long trainings do not pile up points
+    finally:
+        writer.close(drain=False)
+    assert len(store.get_metric_history(run_id, "loss")) == 50
+
+
+def test_training_calls_are_counted_across_nesting_and_threads():
+    from autolog.tracking import training_calls
+
+    woken = []
+    before = training_calls.on_idle
+    training_calls.on_idle = lambda: woken.append(training_calls.in_progress)
+    try:
+        training_calls.began()
+        thread = threading.Thread(target=lambda: (training_calls.began(), training_calls.ended()))
+        thread.start()
+        thread.join()
+        assert woken == []  # another call is still in progress
+        training_calls.ended()
+        assert woken == [0]
+    finally:
+        training_calls.on_idle = before
