@@ -247,7 +247,7 @@ def _hf_train(h, row: str) -> None:
         goal="<= +3%",
         repeat=7,
         setup=autolog.flush,
-        notes=f"thread CPU time, median of 7 interleaved rounds; {notes}",
+        notes=f"thread CPU time; {notes}",
     )
 
 
