@@ -14,6 +14,7 @@ written by the background writer.
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Generator
 from typing import Any
@@ -146,21 +147,21 @@ def training_metrics(
     estimator: Any, X: Any, y: Any, weight: Any, pos_label: Any = None
 ) -> tuple[dict[str, float], Any]:
     """``({"training_<metric>": value}, prediction)`` for a fitted classifier or
-    regressor (one ``predict``, one ``predict_proba``); ``({}, None)`` otherwise."""
+    regressor (one ``predict``, one ``predict_proba``: the one inside ``predict`` where it
+    makes one, :func:`_predict_with_proba`); ``({}, None)`` otherwise."""
     if X is None or y is None:
         return {}, None
     if is_classifier(estimator):
-        prediction = estimator.predict(X)
-        proba = _predict_proba(estimator, X)
+        prediction, proba = _predict_with_proba(estimator, X)
         scores = classifier_scores(
             y, prediction, weight, proba=proba, classes=getattr(estimator, "classes_", None),
             pos_label=pos_label,
         )  # fmt: skip
-        reused = "accuracy_score" if _scores_like(estimator, ClassifierMixin) else None
+        reused = "accuracy_score" if _scores_like(estimator, ClassifierMixin, weight) else None
     elif is_regressor(estimator):
         prediction = estimator.predict(X)
         scores = regressor_scores(y, prediction, weight)
-        reused = "r2_score" if _scores_like(estimator, RegressorMixin) else None
+        reused = "r2_score" if _scores_like(estimator, RegressorMixin, weight) else None
     else:
         return {}, None
     if reused in scores:  # estimator.score would predict again to compute the same number
@@ -173,6 +174,63 @@ def training_metrics(
     return {f"training_{key}": value for key, value in scores.items()}, prediction
 
 
+def _predict_with_proba(estimator: Any, X: Any) -> tuple[Any, Any]:
+    """``(estimator.predict(X), estimator.predict_proba(X))``, the probabilities
+    computed once where ``predict`` derives its answer from ``self.predict_proba(X)``
+    (forests, bagging, calibrated and soft-voting classifiers): that call's result is
+    kept instead of running it a second time (a 200-tree forest: 22 ms of 45). Its
+    value is the one a second call would return; anything else, or a model that
+    takes no instance attribute, gets the second call as before."""
+    found: list[Any] = []
+    real = getattr(estimator, "predict_proba", None)
+    watched = real is not None and _watch_proba(estimator, X, real, found)
+    try:
+        prediction = estimator.predict(X)
+    finally:
+        if watched:
+            _unwatch_proba(estimator)
+    if found:
+        return prediction, found[0]
+    return prediction, _predict_proba(estimator, X)
+
+
+def _watch_proba(estimator: Any, X: Any, real: Any, found: list[Any]) -> bool:
+    """Shadow ``estimator.predict_proba`` with an instance attribute that calls the
+    real method and keeps the result of a call with ``X`` itself, from this thread
+    (another thread predicting with the same model meanwhile is only passed on)."""
+    import threading
+
+    thread = threading.get_ident()
+
+    def predict_proba(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if (
+            not found
+            and len(args) == 1
+            and args[0] is X
+            and not kwargs
+            and threading.get_ident() == thread
+        ):
+            found.append(result)
+        return result
+
+    predict_proba._autolog_watch = True  # type: ignore[attr-defined]
+    namespace = getattr(estimator, "__dict__", None)
+    if not isinstance(namespace, dict) or "predict_proba" in namespace:
+        return False  # __slots__, or the user's own instance attribute: left alone
+    try:
+        namespace["predict_proba"] = predict_proba
+    except Exception:
+        return False
+    return True
+
+
+def _unwatch_proba(estimator: Any) -> None:
+    namespace = estimator.__dict__
+    if getattr(namespace.get("predict_proba"), "_autolog_watch", False):
+        del namespace["predict_proba"]
+
+
 def _predict_proba(estimator: Any, X: Any) -> Any:
     if not hasattr(estimator, "predict_proba"):  # e.g. SVC(probability=False)
         return None
@@ -182,14 +240,37 @@ def _predict_proba(estimator: Any, X: Any) -> Any:
         return None  # estimators that expose it but cannot (e.g. hinge-loss SGD)
 
 
-def _scores_like(estimator: Any, mixin: type) -> bool:
+def _scores_like(estimator: Any, mixin: type, weight: Any = None) -> bool:
     """Whether ``estimator.score`` is ``mixin.score`` (accuracy / R² of ``predict``),
-    looking through a Pipeline to its final step, as Pipeline.score does."""
-    while hasattr(estimator, "steps") and hasattr(estimator, "_final_estimator"):
-        estimator = estimator._final_estimator
+    looking through a Pipeline to its final step, as Pipeline.score does, and
+    through a refit search without ``scoring`` to its ``best_estimator_``, as
+    BaseSearchCV.score does (whose ``predict`` is the best estimator's: the grid
+    search of a pipeline predicted all its training rows a second time for the
+    same accuracy). A search with ``sample_weight`` is asked, as before."""
     import inspect
 
+    if weight is None and _scored_by_best_estimator(estimator, inspect):
+        estimator = estimator.best_estimator_
+    while hasattr(estimator, "steps") and hasattr(estimator, "_final_estimator"):
+        estimator = estimator._final_estimator
     return inspect.getattr_static(type(estimator), "score", None) is mixin.__dict__.get("score")
+
+
+def _scored_by_best_estimator(search: Any, inspect: Any) -> bool:
+    """``search.score(X, y)`` is ``search.best_estimator_.score(X, y)``: a
+    BaseSearchCV (its own ``score``) refit on one metric with ``scoring=None``."""
+    from autolog.integrations.sklearn_search import is_search
+
+    if not is_search(search):
+        return False
+    base = sys.modules["sklearn.model_selection._search"].BaseSearchCV
+    return (
+        inspect.getattr_static(type(search), "score", None) is base.__dict__.get("score")
+        and getattr(search, "scoring", "") is None
+        and getattr(search, "refit", None) is True
+        and not getattr(search, "multimetric_", True)
+        and hasattr(search, "best_estimator_")
+    )
 
 
 # -- model ----------------------------------------------------------------------

@@ -124,6 +124,69 @@ def test_logistic_regression_logs_params_metrics_tags_dataset_and_model(classifi
     assert info["signature"]["inputs"][0]["shape"] == [-1, 4]
 
 
+class _CountingForest(RandomForestClassifier):
+    """A forest that counts its predict_proba calls (RandomForestClassifier.predict
+    makes one itself)."""
+
+    def predict_proba(self, X):
+        type(self).proba_calls += 1
+        return super().predict_proba(X)
+
+
+def test_a_forests_training_metrics_take_predict_probas_own_call_once(multiclass):
+    """predict derives its classes from self.predict_proba(X): the training
+    metrics keep that result instead of predicting a second time, with the
+    same values, and leave nothing on the model."""
+    autolog.autolog("sklearn")
+    X, y = multiclass
+    _CountingForest.proba_calls = 0
+    model = _CountingForest(n_estimators=5, random_state=0).fit(X, y)
+    assert _CountingForest.proba_calls == 1  # without the reuse: 2 (predict's, then ours)
+    assert "predict_proba" not in vars(model)
+    got = framework_metrics(only_run())
+    assert set(got) == CLASSIFIER_METRICS | PROBA_METRICS
+    predicted, proba = model.predict(X), model.predict_proba(X)
+    assert got["training_accuracy_score"] == pytest.approx(metrics.accuracy_score(y, predicted))
+    assert got["training_log_loss"] == pytest.approx(metrics.log_loss(y, proba))
+    assert got["training_roc_auc"] == pytest.approx(
+        metrics.roc_auc_score(y, proba, multi_class="ovr", average="weighted")
+    )
+
+
+def test_predict_with_proba_leaves_a_users_instance_attribute_and_other_calls_alone(
+    multiclass,
+):
+    from autolog.integrations.sklearn_fit import _predict_with_proba
+
+    X, y = multiclass
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    expected = forest.predict_proba(X)
+    calls = []
+
+    def users(data):  # the user's own instance attribute: called, never replaced
+        calls.append(data)
+        return RandomForestClassifier.predict_proba(forest, data)
+
+    forest.predict_proba = users
+    prediction, proba = _predict_with_proba(forest, X)
+    assert forest.predict_proba is users
+    assert len(calls) == 2  # predict's call and the second one: nothing kept
+    np.testing.assert_array_equal(proba, expected)
+    np.testing.assert_array_equal(prediction, forest.predict(X))
+    del forest.predict_proba
+
+    class Other(RandomForestClassifier):  # predict_proba on other data inside predict
+        def predict(self, X):
+            self.predict_proba(X[:2])
+            return super().predict(X)
+
+    other = Other(n_estimators=3, random_state=0).fit(X, y)
+    prediction, proba = _predict_with_proba(other, X)
+    assert proba.shape == (len(X), 3)  # the call on X, not the one on X[:2]
+    np.testing.assert_array_equal(proba, expected)
+    assert "predict_proba" not in vars(other)
+
+
 def test_dataset_shape_and_dtype_tags_of_arrays_and_frames(classification):
     from autolog.integrations.sklearn_fit import dataset_tags
 
@@ -368,6 +431,36 @@ def test_search_gives_a_parent_and_top_candidate_children(classification, search
         assert {"std_test_score", "mean_fit_time", "std_fit_time", "mean_score_time"} <= set(got)
         assert child.data.tags["mlflow.autologging"] == "sklearn"
         assert child.info.status == "FINISHED"
+
+
+class _CountingLogistic(LogisticRegression):
+    """Counts its predictions of all the training rows (the folds' are smaller)."""
+
+    rows = 0
+
+    def predict(self, X):
+        if len(X) == type(self).rows:
+            type(self).full_predictions += 1
+        return super().predict(X)
+
+
+@pytest.mark.parametrize("scoring", [None, "accuracy"])
+def test_a_refit_searchs_training_score_is_its_best_estimators_accuracy(classification, scoring):
+    """Without scoring, search.score(X, y) is best_estimator_.score(X, y): the
+    accuracy the training metrics computed from search.predict(X) already, logged
+    as training_score without predicting every row again; with scoring, the
+    search's own score is asked, as before."""
+    autolog.autolog("sklearn", max_tuning_runs=0)
+    X, y = classification
+    _CountingLogistic.rows, _CountingLogistic.full_predictions = len(X), 0
+    pipeline = Pipeline([("scale", StandardScaler()), ("clf", _CountingLogistic())])
+    search = GridSearchCV(pipeline, {"clf__C": [0.1, 1.0]}, cv=3, scoring=scoring).fit(X, y)
+    (parent,) = runs()
+    got = framework_metrics(parent)
+    assert got["training_score"] == pytest.approx(search.score(X, y))
+    assert got["training_score"] == got["training_accuracy_score"]
+    # predict's own, plus the search's score when it has a scorer of its own
+    assert _CountingLogistic.full_predictions == (1 if scoring is None else 2) + 1
 
 
 def test_cv_results_csv_reads_back(classification):
