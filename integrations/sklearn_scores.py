@@ -25,6 +25,17 @@ def _weights(sample_weight: Any, n: int) -> np.ndarray:
     return np.asarray(sample_weight, dtype=float).reshape(n)
 
 
+def _weighted_sum(weight: np.ndarray, values: np.ndarray) -> Any:
+    """``weight @ values`` (per column of a 2-D ``values``) with numpy's own sum,
+    not BLAS: OpenBLAS splits a dot product of more than 10,000 elements over its
+    threads, and waking them costs milliseconds on a busy machine (10 to 20 ms for
+    the ROC AUC of 20,000 rows on two loaded cores, where the sum takes 0.05 ms).
+    sklearn's metrics sum with numpy too (``np.average``, ``np.trapezoid``)."""
+    if values.ndim == 1:
+        return np.multiply(weight, values).sum()
+    return np.multiply(weight[:, None], values).sum(axis=0)
+
+
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, 0 where the denominator is 0 (sklearn's zero_division)."""
     out = np.zeros_like(numerator, dtype=float)
@@ -109,7 +120,7 @@ def _probability_scores(
     proba = proba.astype(float, copy=False)
     eps = np.finfo(proba.dtype).eps
     picked = np.clip(proba[np.arange(y_true.size), at], eps, 1 - eps)
-    scores = {"log_loss": float(-(np.log(picked) @ weight) / weight.sum())}
+    scores = {"log_loss": float(-_weighted_sum(weight, np.log(picked)) / weight.sum())}
     if classes.size == 2:
         auc = _binary_auc(at == 1, proba[:, 1], weight)
     else:
@@ -141,7 +152,7 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray, weight: np.ndarray) -> 
         return float("nan")
     tpr = np.concatenate(([0.0], true_pos / true_pos[-1]))
     fpr = np.concatenate(([0.0], false_pos / false_pos[-1]))
-    return float(np.diff(fpr) @ (tpr[1:] + tpr[:-1]) / 2)
+    return float(_weighted_sum(np.diff(fpr), tpr[1:] + tpr[:-1]) / 2)
 
 
 def regressor_scores(y_true: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, float]:
@@ -158,11 +169,11 @@ def regressor_scores(y_true: Any, y_pred: Any, sample_weight: Any = None) -> dic
     weight = _weights(sample_weight, y_true.shape[0])
     total = weight.sum()
     error = y_true - y_pred
-    mse = (weight @ error**2) / total
-    mae = (weight @ np.abs(error)) / total
-    mean = (weight @ y_true) / total
-    residual = weight @ error**2
-    spread = weight @ (y_true - mean) ** 2
+    residual = _weighted_sum(weight, error**2)
+    mse = residual / total
+    mae = _weighted_sum(weight, np.abs(error)) / total
+    mean = _weighted_sum(weight, y_true) / total
+    spread = _weighted_sum(weight, (y_true - mean) ** 2)
     # sklearn's force_finite: a constant target scores 1 when predicted exactly, else 0
     r2 = np.where(spread != 0, 1 - _ratio(residual, spread), np.where(residual == 0, 1.0, 0.0))
     return {

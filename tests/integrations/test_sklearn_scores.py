@@ -17,18 +17,24 @@ def _proba(rng, n, k):
     return raw / raw.sum(axis=1, keepdims=True)
 
 
+# 20,001 rows: past the length from which BLAS would split a dot product over
+# threads; the sums are numpy's (_weighted_sum), and still equal sklearn's
+ROWS = [200, 20_001]
+
+
 @pytest.mark.parametrize("classes", [2, 3, 5])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_classifier_scores_equal_sklearn(classes, weighted, seed):
+@pytest.mark.parametrize("rows", ROWS)
+def test_classifier_scores_equal_sklearn(classes, weighted, seed, rows):
     rng = np.random.RandomState(seed)
     labels = np.array(["ant", "bee", "cat", "dog", "eel"][:classes])
-    y = labels[rng.randint(0, classes, 200)]
+    y = labels[rng.randint(0, classes, rows)]
     y[:classes] = labels  # every class present, as in training data
-    noisy = labels[rng.randint(0, classes, 200)]
-    pred = np.where(rng.rand(200) < 0.6, y, noisy)
-    proba = _proba(rng, 200, classes)
-    weight = rng.rand(200) if weighted else None
+    noisy = labels[rng.randint(0, classes, rows)]
+    pred = np.where(rng.rand(rows) < 0.6, y, noisy)
+    proba = _proba(rng, rows, classes)
+    weight = rng.rand(rows) if weighted else None
     got = classifier_scores(y, pred, weight, proba=proba, classes=labels)
     w = {"sample_weight": weight}
     with warnings.catch_warnings():
@@ -69,11 +75,12 @@ def test_multi_output_classification_gets_no_scores():
 
 
 @pytest.mark.parametrize("outputs", [1, 3])
-def test_regressor_scores_equal_sklearn(outputs):
+@pytest.mark.parametrize("rows", [80, 20_001])
+def test_regressor_scores_equal_sklearn(outputs, rows):
     rng = np.random.RandomState(outputs)
-    y = rng.rand(80, outputs).squeeze()
+    y = rng.rand(rows, outputs).squeeze()
     pred = y + rng.normal(scale=0.3, size=y.shape)
-    weight = rng.rand(80)
+    weight = rng.rand(rows)
     got = regressor_scores(y, pred, weight)
     w = {"sample_weight": weight}
     assert got == pytest.approx(
