@@ -178,10 +178,23 @@ def env_var_tags(names: tuple[str, ...]) -> dict[str, str]:
 
 def _name_and_version(dist: Any) -> tuple[str | None, str | None]:
     """Name and Version from the metadata's header, read as text: parsing the whole
-    file as an email (what ``dist.metadata`` does) costs ten times more."""
+    file as an email (what ``dist.metadata`` does) costs ten times more. Of a
+    distribution in a folder, only the file's first lines are read (Name and
+    Version come right after Metadata-Version): the whole files of 200
+    distributions are 2.5 MB (long descriptions), which took 17 ms of the 26."""
+    folder = getattr(dist, "_path", None)  # importlib.metadata.PathDistribution
+    if isinstance(folder, Path):
+        for file_name in ("METADATA", "PKG-INFO"):
+            found = _header_fields(folder / file_name)
+            if found is not None:
+                return found
     text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    return _fields(text.split("\n\n", 1)[0].splitlines())
+
+
+def _fields(lines: Any) -> tuple[str | None, str | None]:
     name = version = None
-    for line in text.split("\n\n", 1)[0].splitlines():
+    for line in lines:
         if line.startswith("Name:"):
             name = line[5:].strip()
         elif line.startswith("Version:"):
@@ -189,6 +202,27 @@ def _name_and_version(dist: Any) -> tuple[str | None, str | None]:
         if name and version:
             break
     return name, version
+
+
+_HEAD_BYTES = 2048
+
+
+def _header_fields(path: Path) -> tuple[str | None, str | None] | None:
+    """Name and Version from the first complete lines of ``path``, or None (no
+    such file, or not both in the lines read before the header ends or the
+    chunk does: the caller reads the whole file then, as before)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_HEAD_BYTES)
+    except OSError:
+        return None
+    complete = len(head) < _HEAD_BYTES  # the whole file: its last line counts too
+    text = head.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    header, blank, _ = text.partition("\n\n")
+    if not complete and not blank:
+        header = header.rpartition("\n")[0]  # a line cut by the chunk is not read
+    name, version = _fields(header.splitlines())
+    return (name, version) if name and version else None
 
 
 _requirements_lock = threading.Lock()

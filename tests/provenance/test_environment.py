@@ -182,3 +182,34 @@ def test_the_sampler_reads_gpus_through_the_driver_and_imports_no_framework(tmp_
         assert "system/gpu_0_memory_mb" in gpu_keys
     else:  # no NVIDIA driver here: no library load is even tried
         assert gpu_keys == []
+
+
+def test_name_and_version_from_the_metadata_head_as_from_the_whole_file(tmp_path, monkeypatch):
+    """Only the first lines are read; a Version line cut by the chunk read, a
+    header longer than the chunk or a file without its last newline still gives
+    what importlib.metadata says."""
+    from importlib.metadata import PathDistribution
+
+    from autolog.provenance import environment
+
+    monkeypatch.setattr(environment, "_HEAD_BYTES", 64)
+
+    def dist(text: str, file_name: str = "METADATA") -> PathDistribution:
+        folder = tmp_path / f"d{len(list(tmp_path.iterdir()))}.dist-info"
+        folder.mkdir()
+        (folder / file_name).write_text(text, encoding="utf-8")
+        return PathDistribution(folder)
+
+    cases = [
+        "Metadata-Version: 2.1\nName: short\nVersion: 1.0",  # no newline at the end
+        "Metadata-Version: 2.1\nName: cut-here\nSummary: x\nVersion: 1.22.333.4444.55555\n",
+        "Metadata-Version: 2.1\nSummary: " + "s" * 100 + "\nName: late\nVersion: 2.0\n",
+        "Metadata-Version: 2.1\nName: described\nVersion: 3.0\n\nName: body\nVersion: 9\n",
+    ]
+    for text in cases:
+        found = dist(text)
+        expected = (found.metadata["Name"], found.metadata["Version"])
+        assert environment._name_and_version(found) == expected, text
+    egg = dist("Metadata-Version: 1.0\nName: egg\nVersion: 0.1\n", "PKG-INFO")
+    assert environment._name_and_version(egg) == ("egg", "0.1")
+    assert environment._name_and_version(dist("Metadata-Version: 2.1\n")) == (None, None)
