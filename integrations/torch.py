@@ -36,7 +36,10 @@ code stays Python's). It holds:
   used, so schedulers show; and ``steps``, the optimizer steps of the epoch;
 - **the model**: the modules whose trainable parameters the optimizers train
   (the outermost ones; ``torch.compile`` and ``DataParallel`` wrappers are
-  unwrapped), found at each optimizer's first step and saved with
+  unwrapped), found at each optimizer's first step (among what the loop's
+  stack holds: its functions' locals and globals and their attributes, such as
+  ``self.model``; among all the process's objects when the model is kept
+  elsewhere) and saved with
   ``log_model`` as ``model`` (more than one, as ``model_1``, ...) when the run
   closes: see :class:`TorchFlavor`. autolog keeps them alive until then, so a
   model built inside ``def main()`` is saved at exit too; with
@@ -112,7 +115,7 @@ class _LoopTracker:
     Everything on the per-step path (``add_loss``, ``on_step``) is a few
     attribute updates and, for the loss, one in-place add on the loss's device.
     A new optimizer costs more once: its params, the new-training test and (with
-    ``log_models``) one scan of the heap for the modules it trains.
+    ``log_models``) the search for the modules it trains (see trained_modules).
     """
 
     def __init__(self, integration: TorchIntegration):
@@ -175,8 +178,9 @@ class _LoopTracker:
         else:
             self.loss_sum = self.loss_sum + total.to(self.loss_sum.device)
 
-    def on_step(self, optimizer: Any) -> None:
-        if self.state != _LOGGING and (self.state == _SKIPPING or not self._open()):
+    def on_step(self, optimizer: Any, started_ns: int) -> None:
+        """``started_ns``: when the step hook began (a run it opens starts then)."""
+        if self.state != _LOGGING and (self.state == _SKIPPING or not self._open(started_ns)):
             return
         last = self.last_optimizer  # the common case: the same optimizer as the last step
         if last is not None and last() is optimizer:
@@ -185,7 +189,7 @@ class _LoopTracker:
             index = self.optimizers.get(optimizer)
             if index is None:
                 if self._is_new_training(optimizer):
-                    self._start_next_training()
+                    self._start_next_training(started_ns)
                 index = self._add_optimizer(optimizer)
             self.last_optimizer, self.last_index = weakref.ref(optimizer), index
         if index == 0:
@@ -213,7 +217,7 @@ class _LoopTracker:
 
     # trainings and runs -----------------------------------------------------------
 
-    def _open(self) -> bool:
+    def _open(self, started_ns: int) -> bool:
         """Open (or join) the run at the first step; False when this step must not log."""
         if not plugin.is_main_process():
             self.state = _SKIPPING  # other ranks never log, for the life of the thread
@@ -227,15 +231,17 @@ class _LoopTracker:
             plugin.on_run_end(user_run, self._on_skipped_run_end)
             return False
         self.run_id, self.owned, self.user_run_id = run_id, created, user_run
-        self._begin(run_id)
+        self._begin(run_id, started_ns)
         return True
 
     def _start_run(self, parent: str | None = None) -> str:
         self.owned = True
         return plugin.start_training_run(self.integration, parent)
 
-    def _begin(self, run_id: str) -> None:
-        self.opened_ns = perf_counter_ns()
+    def _begin(self, run_id: str, started_ns: int) -> None:
+        # The run's training time starts with the hook that opened it: its
+        # opening is our overhead, part of the training's time as for a fit.
+        self.opened_ns = started_ns
         self.state = _LOGGING
         self.epoch = 0
         self.train_loader = self.latest_loader
@@ -255,7 +261,7 @@ class _LoopTracker:
         train = self.train_loader() if self.train_loader is not None else None
         return (latest is not None and latest is not train) or not len(self.optimizers)
 
-    def _start_next_training(self) -> None:
+    def _start_next_training(self, started_ns: int) -> None:
         """End the run of the training before (ours; a child of the user's run) and
         open the next one: ours again, or a child run of the user's run."""
         # Losses since the next training's loader started are the next training's.
@@ -268,7 +274,7 @@ class _LoopTracker:
             self._forget_run()
         self.latest_loader, self.user_run_id = latest, user_run_id
         self.run_id = self._start_run(parent=user_run_id)
-        self._begin(self.run_id)
+        self._begin(self.run_id, started_ns)
         self.pending_losses = carried
 
     def _add_optimizer(self, optimizer: Any) -> int:
@@ -284,7 +290,12 @@ class _LoopTracker:
         params[count_key] = sum(p.numel() for p in parameters)
         plugin.log_params(params, self.run_id)
         if self.integration.config.log_models:
-            self.modules = trained_modules({id(p) for r in self.trained if (p := r()) is not None})
+            from torch.nn import Parameter
+
+            live = [p for r in self.trained if (p := r()) is not None]
+            self.modules = trained_modules(
+                {id(p) for p in live}, loose={id(p) for p in live if not isinstance(p, Parameter)}
+            )
         return index
 
     def _close_epoch(self) -> None:
@@ -354,23 +365,48 @@ def _log_modules(modules: list[Any], run_id: str) -> None:
         plugin.log_model(module, "model" if number == 0 else f"model_{number}", run_id=run_id)
 
 
-def trained_modules(held: set[int]) -> list[Any]:
+def trained_modules(
+    held: set[int], frame: Any = None, loose: set[int] | frozenset[int] = frozenset()
+) -> list[Any]:
     """The outermost ``nn.Module`` objects alive whose trainable parameters all have
-    their ``id`` in ``held`` (the optimizers'), largest first; wrappers unwrapped."""
-    import torch
+    their ``id`` in ``held`` (the optimizers'), largest first; wrappers unwrapped.
 
+    Looked for first among the modules the stack reaches (see
+    :func:`_stack_modules`; ``frame``, default the caller's, and every frame
+    below it), which is where a loop's model lives. That answer is kept when
+    its modules hold every tensor of ``held`` but those of ``loose`` (plain
+    tensors, not ``nn.Parameter``: no module holds them); otherwise (a model
+    kept where the stack does not reach) every module on the heap is looked
+    at, a scan of ``gc.get_objects()``: tens of milliseconds in a big
+    process, a hundred times the stack's cost. The stack's answer differs
+    from the heap's only where a module the stack does not reach holds the
+    model inside it (not a wrapper: those are unwrapped anyway) or shares its
+    parameters."""
     if not held:
         return []
+    try:
+        found = _outermost(_stack_modules(frame or sys._getframe(1)), held)
+    except Exception:  # an object on the stack that will not be looked at: the heap then
+        found = []
+    covered = {id(p) for module in found for p in module.parameters()}
+    if held - loose <= covered:
+        return found
+    return _outermost(_heap_modules(), held)
+
+
+def _outermost(modules: list[Any], held: set[int]) -> list[Any]:
+    """Among ``modules`` and their submodules, the outermost whose trainable
+    parameters are all in ``held``, unwrapped, largest first."""
     candidates = []
-    with warnings.catch_warnings():
-        # isinstance reads __class__, which some deprecated module-level
-        # objects (torch.distributed.reduce_op) answer with a warning
-        warnings.simplefilter("ignore")
-        modules = [obj for obj in gc.get_objects() if isinstance(obj, torch.nn.Module)]
-    for module in modules:
-        trainable = [p for p in module.parameters() if p.requires_grad]
-        if trainable and all(id(p) in held for p in trainable):
-            candidates.append(module)
+    seen: set[int] = set()
+    for tree in modules:
+        for module in tree.modules():
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            trainable = [p for p in module.parameters() if p.requires_grad]
+            if trainable and all(id(p) in held for p in trainable):
+                candidates.append(module)
     inner = {id(m) for c in candidates for m in c.modules() if m is not c}
     found: dict[int, Any] = {}
     for module in candidates:
@@ -378,6 +414,88 @@ def trained_modules(held: set[int]) -> list[Any]:
             module = _unwrapped(module)
             found.setdefault(id(module), module)
     return sorted(found.values(), key=lambda m: -sum(p.numel() for p in m.parameters()))
+
+
+def _heap_modules() -> list[Any]:
+    """Every ``nn.Module`` the garbage collector tracks."""
+    import torch
+
+    with warnings.catch_warnings():
+        # isinstance reads __class__, which some deprecated module-level
+        # objects (torch.distributed.reduce_op) answer with a warning
+        warnings.simplefilter("ignore")
+        return [obj for obj in gc.get_objects() if isinstance(obj, torch.nn.Module)]
+
+
+# a list, tuple or dict longer than this (a data set, a cache) is not looked into
+_CONTAINER_LIMIT = 64
+_CO_OPTIMIZED = 0x1  # inspect.CO_OPTIMIZED: a function's frame, its f_locals a snapshot
+# Before 3.13 (PEP 667) a function frame's f_locals is a dict cached on the
+# frame, holding its locals until the function returns: see _stack_modules.
+_CACHED_LOCALS = sys.version_info < (3, 13)
+
+
+def _stack_modules(frame: Any) -> list[Any]:
+    """The modules the stack from ``frame`` down reaches: each frame's locals
+    and globals, the items of the lists, tuples and dicts among them, and the
+    attributes of the objects among them (``self.model``); not deeper."""
+    import torch
+
+    module_type = torch.nn.Module
+    found: dict[int, Any] = {}
+    seen: set[int] = set()  # the globals already looked at
+
+    def look(namespace: Any) -> None:
+        for value in list(namespace.values()):
+            kind = type(value)
+            if issubclass(kind, module_type):
+                found[id(value)] = value
+                continue
+            if kind is list or kind is tuple or kind is dict:
+                if len(value) > _CONTAINER_LIMIT:
+                    continue
+                items = value.values() if kind is dict else value
+            elif kind.__module__ == "builtins" or not kind.__dictoffset__:
+                continue  # no attributes of its own; functions and modules are skipped
+            else:
+                try:
+                    items = object.__getattribute__(value, "__dict__").values()
+                except Exception:  # a __dict__ of its own making
+                    continue
+            for item in list(items):
+                if issubclass(type(item), module_type):
+                    found[id(item)] = item
+
+    while frame is not None:
+        namespace = frame.f_globals
+        if id(namespace) not in seen:
+            seen.add(id(namespace))
+            look(namespace)
+        namespace = frame.f_locals
+        if frame.f_code.co_flags & _CO_OPTIMIZED:
+            look(namespace)
+            if _CACHED_LOCALS:
+                _drop_snapshot(namespace)
+        elif id(namespace) not in seen:  # a module's or class body's own namespace
+            seen.add(id(namespace))
+            look(namespace)
+        namespace = None
+        frame = frame.f_back
+    return list(found.values())
+
+
+def _drop_snapshot(snapshot: dict[str, Any]) -> None:
+    """Empty the dict that reading a function frame's ``f_locals`` filled, unless
+    someone else holds it (a ``locals()`` the function kept, a debugger).
+
+    Before Python 3.13 that dict is kept on the frame and holds every local it
+    was filled with until the function returns: a first batch's logits, say,
+    for the whole training. Empty, it is as if it had never been filled: every
+    reader of a frame's locals (``f_locals``, ``locals()``, a trace function's
+    call) fills it from the frame first."""
+    # the frame's reference, the caller's, ours and getrefcount's argument
+    if type(snapshot) is dict and sys.getrefcount(snapshot) == 4:
+        snapshot.clear()
 
 
 def _unwrapped(module: Any) -> Any:
@@ -623,7 +741,7 @@ class TorchIntegration(plugin.Integration):
                     tracker.spent_ns += _SAMPLE * (perf_counter_ns() - start)
             else:
                 start = perf_counter_ns()
-                tracker.on_step(optimizer)
+                tracker.on_step(optimizer, start)
                 tracker.spent_ns += perf_counter_ns() - start
         except Exception as exc:
             plugin.report_error(NAME, exc, "in the optimizer step hook")

@@ -232,6 +232,28 @@ def test_trained_modules_are_the_outermost_ones_with_trained_parameters():
     assert TorchFlavor().handles(model) and not TorchFlavor().handles(object())
 
 
+def test_opening_the_run_counts_in_its_training_time_as_in_its_overhead(monkeypatch):
+    import time
+
+    from autolog import plugin
+    from autolog.training import OVERHEAD_METRIC, TRAINING_MS_METRIC
+
+    opening = plugin.training_run
+
+    def slow_opening(*args, **kwargs):  # a store that takes its time to open a run
+        time.sleep(0.1)
+        return opening(*args, **kwargs)
+
+    monkeypatch.setattr(plugin, "training_run", slow_opening)
+    autolog.autolog("torch")
+    _train(epochs=1)
+    run_id = autolog.active_run().info.run_id
+    autolog.end_run()
+    metrics = autolog.get_run(run_id).data.metrics
+    # the run's time starts with the step hook that opened it, as a fit's with its call
+    assert 100 <= metrics[OVERHEAD_METRIC] < metrics[TRAINING_MS_METRIC]
+
+
 def test_model_from_a_script_loads_in_a_fresh_process():
     result = assert_roundtrip_in_fresh_process(
         """
