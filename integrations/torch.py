@@ -430,9 +430,7 @@ def _heap_modules() -> list[Any]:
 # a list, tuple or dict longer than this (a data set, a cache) is not looked into
 _CONTAINER_LIMIT = 64
 _CO_OPTIMIZED = 0x1  # inspect.CO_OPTIMIZED: a function's frame, its f_locals a snapshot
-# Before 3.13 (PEP 667) a function frame's f_locals is a dict cached on the
-# frame, holding its locals until the function returns: see _stack_modules.
-_CACHED_LOCALS = sys.version_info < (3, 13)
+_CACHED_LOCALS = sys.version_info < (3, 13)  # PEP 667: a snapshot kept on the frame
 
 
 def _stack_modules(frame: Any) -> list[Any]:
@@ -474,28 +472,22 @@ def _stack_modules(frame: Any) -> list[Any]:
         namespace = frame.f_locals
         if frame.f_code.co_flags & _CO_OPTIMIZED:
             look(namespace)
-            if _CACHED_LOCALS:
-                _drop_snapshot(namespace)
+            # Before Python 3.13 a function frame's f_locals is a dict kept on
+            # the frame, holding every local it was filled with until the
+            # function returns: a first batch's logits, say, for the whole
+            # training. Emptied, it is as if it had never been filled (every
+            # reader of a frame's locals, f_locals, locals() or a trace
+            # function's call, fills it from the frame first); unless someone
+            # else holds it (a locals() the function kept, a debugger): the
+            # references are the frame's, ``namespace`` and getrefcount's argument.
+            if _CACHED_LOCALS and type(namespace) is dict and sys.getrefcount(namespace) == 3:
+                namespace.clear()
         elif id(namespace) not in seen:  # a module's or class body's own namespace
             seen.add(id(namespace))
             look(namespace)
         namespace = None
         frame = frame.f_back
     return list(found.values())
-
-
-def _drop_snapshot(snapshot: dict[str, Any]) -> None:
-    """Empty the dict that reading a function frame's ``f_locals`` filled, unless
-    someone else holds it (a ``locals()`` the function kept, a debugger).
-
-    Before Python 3.13 that dict is kept on the frame and holds every local it
-    was filled with until the function returns: a first batch's logits, say,
-    for the whole training. Empty, it is as if it had never been filled: every
-    reader of a frame's locals (``f_locals``, ``locals()``, a trace function's
-    call) fills it from the frame first."""
-    # the frame's reference, the caller's, ours and getrefcount's argument
-    if type(snapshot) is dict and sys.getrefcount(snapshot) == 4:
-        snapshot.clear()
 
 
 def _unwrapped(module: Any) -> Any:
