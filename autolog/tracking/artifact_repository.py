@@ -27,6 +27,7 @@ build on the interface); which repository serves a URI is
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import posixpath
@@ -49,6 +50,7 @@ __all__ = [
     "MAX_NAME_BYTES",
     "clean_artifact_path",
     "storage_options",
+    "temporary_name",
 ]
 
 #: what to install for a scheme whose fsspec driver is missing
@@ -105,6 +107,38 @@ def clean_artifact_path(path: str | None, *, what: str = "artifact path") -> str
                     "need the rest)"
                 )
     return "" if normal == "." else normal
+
+
+@functools.lru_cache(maxsize=1024)
+def _clean_file(path: str) -> str:
+    """``clean_artifact_path`` of an artifact file, remembered: a run's files have
+    the names the last run's had (what raises is not remembered: raised each time)."""
+    relative = clean_artifact_path(path, what="artifact file")
+    if not relative:
+        raise InvalidParameterError(f"Invalid artifact file {path!r}: empty")
+    return relative
+
+
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+def temporary_name(folder: str, name: str) -> str:
+    """Where a file ``name`` in ``folder`` is written before ``os.replace`` puts it
+    in place: hidden, and unique to this process and thread (the process id is
+    remembered, not asked of the kernel each time; a forked child asks again)."""
+    return os.path.join(folder, f".{name}.{_pid}.{threading.get_ident()}.tmp")
+
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # os.open adds O_CLOEXEC
 
 
 def _join(*parts: str) -> str:
@@ -177,6 +211,10 @@ class LocalArtifactRepository(ArtifactRepository):
         else:
             self.root = Path(artifact_uri)
         self.root = self.root.expanduser().absolute()
+        self._root = os.fspath(self.root)
+        #: folders this object made or found (no mkdir for them again; one removed
+        #: behind its back is made again when a file cannot be created in it)
+        self._folders: set[str] = set()
 
     def _local(self, path: str | None, what: str = "artifact path") -> Path:
         relative = clean_artifact_path(path, what=what)
@@ -232,6 +270,7 @@ class LocalArtifactRepository(ArtifactRepository):
     def delete_artifacts(self, path: str) -> None:
         relative = clean_artifact_path(path)
         target = self._inside(relative)
+        self._folders.clear()  # what it removes is made again by the next write
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
@@ -256,18 +295,67 @@ class LocalArtifactRepository(ArtifactRepository):
         shutil.copytree(source, folder, dirs_exist_ok=True)
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
-        relative = clean_artifact_path(artifact_file, what="artifact file")
-        if not relative:
-            raise InvalidParameterError(f"Invalid artifact file {artifact_file!r}: empty")
-        target = self.root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        """Write ``data`` to a temporary file beside the target in one ``write()``
+        (os.open / os.write: no buffered file object, its fstat, ioctl and lseek),
+        then ``os.replace`` it into place: the file appears whole or not at all."""
+        if type(artifact_file) is str:
+            relative = _clean_file(artifact_file)
+        else:
+            relative = clean_artifact_path(artifact_file, what="artifact file")
+            if not relative:
+                raise InvalidParameterError(f"Invalid artifact file {artifact_file!r}: empty")
+        view = memoryview(data)  # not bytes-like: TypeError before any file is made
+        target = os.path.join(self._root, relative)
+        folder, name = os.path.split(target)
+        if folder not in self._folders:
+            self._make_folders(relative)
+        tmp = temporary_name(folder, name)
         try:
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+            except FileNotFoundError:  # a folder removed since this object made it
+                self._folders.clear()
+                self._make_folders(relative)
+                fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+        except NotADirectoryError:  # no retry mends it: refused, not held for retry
+            raise InvalidParameterError(
+                f"Invalid artifact file {artifact_file!r}: a folder on its path is a file"
+            ) from None
+        try:
+            try:
+                while view:  # after a short write the rest, or the disk's error
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            try:
+                os.replace(tmp, target)
+            except IsADirectoryError:
+                raise InvalidParameterError(
+                    f"Invalid artifact file {artifact_file!r}: a folder has that path"
+                ) from None
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
+
+    def _make_folders(self, relative: str) -> None:
+        """Make the folders of the file ``relative`` top-down from the root (one
+        ``mkdir`` each, none for a folder known to exist), and remember them."""
+        folder = self._root
+        if folder not in self._folders:
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:  # a root whose parents do not exist yet
+                os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        for part in relative.split("/")[:-1]:
+            folder = os.path.join(folder, part)
+            if folder not in self._folders:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(folder)
+                self._folders.add(folder)
 
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
         relative = clean_artifact_path(path)

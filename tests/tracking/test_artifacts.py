@@ -115,3 +115,127 @@ def test_missing_local_sources(repo, tmp_path):
         repo.log_artifact(tmp_path / "missing.txt")
     with pytest.raises(InvalidParameterError, match="not a folder"):
         repo.log_artifacts(tmp_path / "missing-dir")
+
+
+def test_a_folder_removed_behind_the_repositorys_back_is_made_again(tmp_path):
+    import shutil
+
+    repo = LocalArtifactRepository(str(tmp_path / "run" / "artifacts"))
+    repo.log_bytes(b"1", "model/a.bin")  # the repository now knows model/ exists
+    shutil.rmtree(tmp_path / "run")  # removed by someone else, root and all
+    repo.log_bytes(b"2", "model/b.bin")
+    assert (tmp_path / "run" / "artifacts" / "model" / "b.bin").read_bytes() == b"2"
+    assert [f.path for f in repo.list_artifacts("model")] == ["model/b.bin"]
+
+
+def test_a_known_folder_costs_no_mkdir_and_parents_are_made_top_down(tmp_path, monkeypatch):
+    import os
+
+    made = []
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):
+        made.append(os.path.relpath(path, tmp_path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    repo = LocalArtifactRepository(str(tmp_path / "artifacts"))
+    repo.log_bytes(b"r", "provenance/requirements.txt")
+    repo.log_bytes(b"s", "summary.txt")
+    repo.log_bytes(b"m", "model/model.pt")
+    repo.log_bytes(b"j", "model/model.json")
+    repo.log_bytes(b"j2", "model/model.json")
+    assert made == ["artifacts", "artifacts/provenance", "artifacts/model"]  # none failed
+    assert (tmp_path / "artifacts" / "model" / "model.json").read_bytes() == b"j2"
+
+
+def test_a_file_where_a_folder_is_or_a_folder_where_a_file_is_is_refused(tmp_path):
+    """Refused (InvalidParameterError), not an OSError the writer would retry forever."""
+    repo = LocalArtifactRepository(str(tmp_path / "artifacts"))
+    repo.log_bytes(b"x", "model")
+    with pytest.raises(InvalidParameterError, match="a folder on its path is a file"):
+        repo.log_bytes(b"y", "model/model.pt")
+    assert (tmp_path / "artifacts" / "model").read_bytes() == b"x"
+    repo.log_bytes(b"z", "notes/a.txt")
+    with pytest.raises(InvalidParameterError, match="a folder has that path"):
+        repo.log_bytes(b"w", "notes")
+    assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == ["model", "notes"]
+    assert (tmp_path / "artifacts" / "notes" / "a.txt").read_bytes() == b"z"
+
+
+def test_a_write_that_fails_leaves_no_temporary_file_and_the_old_file(tmp_path, monkeypatch):
+    import os
+
+    repo = LocalArtifactRepository(str(tmp_path / "artifacts"))
+    repo.log_bytes(b"old", "model/model.pt")
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        repo.log_bytes(b"new", "model/model.pt")
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "artifacts" / "model").iterdir()) == ["model.pt"]
+    assert (tmp_path / "artifacts" / "model" / "model.pt").read_bytes() == b"old"
+    with pytest.raises(TypeError):  # not bytes: refused before a file is made
+        repo.log_bytes("text", "model/other.txt")
+    assert sorted(p.name for p in (tmp_path / "artifacts" / "model").iterdir()) == ["model.pt"]
+
+
+def _write_and_get_killed(root: str) -> None:
+    """In a child process: start writing a 4 MiB artifact over an older one and be
+    SIGKILLed after the first part of it reached the temporary file."""
+    import os
+    import signal
+
+    real_write = os.write
+
+    def write_half_then_die(fd, data):
+        real_write(fd, bytes(memoryview(data)[: len(data) // 2]))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    os.write = write_half_then_die
+    LocalArtifactRepository(root).log_bytes(b"n" * 2**22, "model/model.pt")
+
+
+def test_a_process_killed_mid_write_leaves_the_old_file_and_no_partial_one(tmp_path):
+    import multiprocessing
+    import signal
+
+    root = str(tmp_path / "artifacts")
+    LocalArtifactRepository(root).log_bytes(b"old", "model/model.pt")
+    child = multiprocessing.get_context("fork").Process(target=_write_and_get_killed, args=(root,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    model = tmp_path / "artifacts" / "model"
+    assert (model / "model.pt").read_bytes() == b"old"  # never half of the new one
+    leftovers = [p.name for p in model.iterdir() if p.name != "model.pt"]
+    assert len(leftovers) == 1 and leftovers[0].endswith(".tmp")  # the torn temporary file
+    reader = LocalArtifactRepository(root)
+    assert [f.path for f in reader.list_artifacts("model")] == ["model/model.pt"]  # not listed
+
+
+def test_a_forked_child_names_its_temporary_files_with_its_own_pid(tmp_path):
+    import multiprocessing
+    import os
+
+    from autolog.tracking.artifact_repository import temporary_name
+
+    assert f".{os.getpid()}." in temporary_name(str(tmp_path), "f")
+    queue = multiprocessing.get_context("fork").SimpleQueue()
+    child = multiprocessing.get_context("fork").Process(
+        target=lambda: queue.put((os.getpid(), temporary_name(str(tmp_path), "f")))
+    )
+    child.start()
+    pid, name = queue.get()
+    child.join(60)
+    assert pid != os.getpid() and f".{pid}." in name
+
+
+def test_a_folder_deleted_through_the_repository_is_made_again_by_the_next_write(repo):
+    repo.log_bytes(b"1", "model/a.bin")
+    repo.delete_artifacts("model")
+    repo.log_bytes(b"2", "model/b.bin")
+    assert [f.path for f in repo.list_artifacts("model")] == ["model/b.bin"]

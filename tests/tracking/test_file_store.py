@@ -314,3 +314,94 @@ def test_an_info_line_of_a_later_version_keeps_the_fields_this_one_knows(root):
         f.write(json.dumps({"i": {"status": "FINISHED", "colour": "blue"}}) + "\n")
     info = FileStore(root).get_run(run.info.run_id).info
     assert info.status == RunStatus.FINISHED and not hasattr(info, "colour")
+
+
+def test_a_store_that_knows_the_log_still_ends_a_torn_line_another_process_left(root):
+    store = FileStore(root)
+    run = store.create_run("0", "alice", T0)
+    run_id = run.info.run_id
+    store.log_batch(run_id, params=[Param("p", "1")])  # the store's view is up to date
+    with open(log_path(root, run), "ab") as f:
+        f.write(b'{"p": [["q", "torn')  # another process, killed mid-line
+    store.log_batch(run_id, params=[Param("r", "3")], metrics=[Metric("m", 1.0, T0, 0)])
+    lines = log_path(root, run).read_bytes().split(b"\n")
+    assert lines[-1] == b"" and json.loads(lines[-2])["p"] == [["r", "3"]]
+    for reader in (store, FileStore(root)):
+        assert reader.get_run(run_id).data.params == {"p": "1", "r": "3"}
+
+
+def test_a_line_appended_between_our_look_and_our_write_is_read_back_once(root):
+    """Another process appends after this store brought its view of the log up to
+    date and before its own line lands: neither line is lost or counted twice."""
+    store = FileStore(root)
+    run_id = store.create_run("0", "alice", T0).info.run_id
+    run_dir = root / "0" / run_id
+    store.log_batch(run_id, params=[Param("a", "1")])
+    logs, real_update = store._logs, store._logs.update
+
+    def update_racing_another_process(folder, make, **kwargs):
+        def make_then_race(state):
+            entry = make(state)
+            FileStore(root).log_batch(run_id, params=[Param("b", "2")], tags=[RunTag("t", "x")])
+            return entry
+
+        return real_update(folder, make_then_race, **kwargs)
+
+    logs.update = update_racing_another_process
+    store.log_batch(run_id, params=[Param("c", "3")], metrics=[Metric("m", 1.0, T0, 0)])
+    logs.update = real_update
+    assert store.get_run(run_id).data.params == {"a": "1", "b": "2", "c": "3"}
+    with pytest.raises(InvalidParameterError):  # the other process's param, known here
+        store.log_batch(run_id, params=[Param("b", "changed")])
+    store.log_batch(run_id, metrics=[Metric("m", 2.0, T0, 1)])
+    run = store.get_run(run_id)
+    assert run.data.metrics == {"m": 2.0} and run.data.tags["t"] == "x"
+    assert [m.step for m in store.get_metric_history(run_id, "m")] == [0, 1]
+    entries = [json.loads(line) for line in (run_dir / "log.jsonl").read_bytes().splitlines()]
+    assert sum(1 for e in entries if "p" in e) == 3
+
+
+def _append_from_a_process(root, run_id, name, barrier):
+    store = FileStore(root)
+    barrier.wait()
+    for i in range(200):
+        store.log_batch(
+            run_id,
+            metrics=[Metric(name, float(i), T0 + i, i)],
+            params=[Param(f"{name}.{i}", str(i)), Param("shared", "same")],
+        )
+    # what the other process wrote is known here: a changed param of its is refused
+    other = "y" if name == "x" else "x"
+    try:
+        store.log_batch(run_id, params=[Param(f"{other}.0", "changed")])
+    except InvalidParameterError:
+        return
+    raise AssertionError("a param the other process logged was accepted with a new value")
+
+
+def test_two_processes_appending_to_one_run_stay_consistent(root):
+    store = FileStore(root)
+    run_id = store.create_run("0", "alice", T0, tags=[RunTag("k", "v")]).info.run_id
+    store.log_batch(run_id, params=[Param("first", "1")])  # this store's view, cached
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(2)
+    children = [
+        context.Process(target=_append_from_a_process, args=(root, run_id, name, barrier))
+        for name in ("x", "y")
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(120)
+    assert [child.exitcode for child in children] == [0, 0]
+    log = (root / "0" / run_id / "log.jsonl").read_bytes()
+    assert log.endswith(b"\n") and all(json.loads(line) for line in log.splitlines())
+    expected = {"first": "1", "shared": "same"}
+    expected.update({f"{n}.{i}": str(i) for n in "xy" for i in range(200)})
+    store.log_batch(run_id, metrics=[Metric("z", 0.0, T0, 0)])  # catches up, then appends
+    for reader in (store, FileStore(root)):
+        run = reader.get_run(run_id)
+        assert run.data.params == expected
+        assert run.data.metrics == {"x": 199.0, "y": 199.0, "z": 0.0}
+        for name in "xy":
+            assert [m.step for m in reader.get_metric_history(run_id, name)] == list(range(200))

@@ -98,7 +98,7 @@ from autolog.tracking.stores.base import (
     new_run_info,
 )
 from autolog.tracking.stores.file_docs import DocumentCache, RootLock
-from autolog.tracking.stores.file_log import RunLogFiles, metric_columns, metric_history
+from autolog.tracking.stores.file_log import RunLog, RunLogFiles, metric_columns, metric_history
 from autolog.tracking.stores.uris import expand_home, file_uri_to_path
 from autolog.tracking.validation import check_param_unchanged
 
@@ -130,7 +130,7 @@ class FileStore(AbstractStore):
         self._docs = DocumentCache(fsync=fsync)
         self._read_doc, self._write_doc = self._docs.read, self._docs.write
         self._logs = RunLogFiles(fsync=fsync)
-        self._run_dirs: dict[str, Path] = {}
+        self._run_dirs: dict[str, str | Path] = {}
         self._default_ready = False
         self._unwritten_default: dict | None = None
 
@@ -305,6 +305,7 @@ class FileStore(AbstractStore):
         info = new_run_info(
             run_id, experiment["experiment_id"], run_name, user_id, start_time, location
         )
+        fresh = False  # whether this call made the run's folder (then its log is empty)
         try:
             os.mkdir(run_dir)
         except FileExistsError:
@@ -312,13 +313,15 @@ class FileStore(AbstractStore):
             if existing is not None:  # created already: the same creation retried?
                 return self._same_creation(RunInfo(**existing), info)
             # a creation cut short (disk full, killed) before meta.json: finish it
+        else:
+            fresh = True
         # No artifacts/ folder yet: the artifact repository makes it with the
         # first artifact (a run that logs none pays no mkdir, ~0.1 ms of CPU).
         if tag_map:
-            self._logs.append(run_dir, {"t": list(map(list, tag_map.items()))})
+            self._logs.append(run_dir, {"t": list(map(list, tag_map.items()))}, new=fresh)
         # meta.json last: a run folder without it is an unfinished creation, never listed
         self._write_doc(meta, vars(info))
-        self._run_dirs[run_id] = Path(run_dir)
+        self._run_dirs[run_id] = run_dir
         return Run(info, RunData(tags=tag_map))
 
     def _same_creation(self, existing: RunInfo, info: RunInfo) -> Run:
@@ -333,7 +336,7 @@ class FileStore(AbstractStore):
             raise ResourceAlreadyExistsError(f"Run {info.run_id!r} already exists")
         return self.get_run(info.run_id)
 
-    def _active_run(self, run_id: str) -> tuple[Path, dict]:
+    def _active_run(self, run_id: str) -> tuple[str | Path, dict]:
         """The folder and ``meta.json`` of a run that may be written to:
         RunStateError if it is deleted."""
         run_dir, meta = self._run_meta(run_id)
@@ -341,10 +344,10 @@ class FileStore(AbstractStore):
             raise RunStateError(f"run {run_id} is deleted; restore it before writing to it")
         return run_dir, meta
 
-    def _run_dir(self, run_id: str) -> Path:
+    def _run_dir(self, run_id: str) -> str | Path:
         return self._run_meta(run_id)[0]
 
-    def _run_meta(self, run_id: str) -> tuple[Path, dict]:
+    def _run_meta(self, run_id: str) -> tuple[str | Path, dict]:
         """The run's folder and its ``meta.json`` document, read once (one stat
         when this store object wrote or read that version last)."""
         run_dir = self._run_dirs.get(run_id)
@@ -409,9 +412,8 @@ class FileStore(AbstractStore):
             entry["t"] = [[RUN_NAME_TAG, run_name]]
         with self._lock:
             run_dir, meta = self._active_run(run_id)
-            log = self._logs.read(run_dir)  # up to date, so our own line folds in
-            if changes:  # one line of the log, not a new meta.json (see the module)
-                self._logs.append(run_dir, entry)
+            # one line of the log, not a new meta.json (see the module)
+            log = self._logs.append(run_dir, entry) if changes else self._logs.read(run_dir)
             return RunInfo(**{**meta, **log.info, **changes})
 
     def delete_run(self, run_id: str) -> None:
@@ -434,21 +436,26 @@ class FileStore(AbstractStore):
                 entry["m"] = plain
             if packed:
                 entry["mb"] = packed
+        if tags:
+            entry["t"] = [[t.key, t.value] for t in tags]
+            renamed = [t.value for t in tags if t.key == RUN_NAME_TAG]
+            if renamed:  # the tag renames the run: its info says so too
+                entry["i"] = {"run_name": renamed[-1]}
+
+        def with_new_params(log: RunLog) -> dict | None:
+            # the log as it is now (another process's params included): only
+            # params not logged yet are written, a changed one is refused
+            new_params = self._new_params(log.params, params)
+            if new_params:
+                entry["p"] = new_params
+            return entry or None
+
         with self._lock:
             run_dir = self._active_run(run_id)[0]
-            log = self._logs.read(run_dir)  # up to date, so our own line folds in
             if params:
-                new_params = self._new_params(log.params, params)
-                if new_params:
-                    entry["p"] = new_params
-            if tags:
-                entry["t"] = [[t.key, t.value] for t in tags]
-                renamed = [t.value for t in tags if t.key == RUN_NAME_TAG]
-                if renamed:  # the tag renames the run: its info says so too
-                    entry["i"] = {"run_name": renamed[-1]}
-            if not entry:
-                return
-            self._logs.append(run_dir, entry)
+                self._logs.update(run_dir, with_new_params)
+            elif entry:
+                self._logs.append(run_dir, entry)
 
     @staticmethod
     def _new_params(logged: dict[str, str], params: Sequence[Param]) -> list[list[str]]:
@@ -465,11 +472,13 @@ class FileStore(AbstractStore):
         return new
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        with self._lock:
-            run_dir = self._active_run(run_id)[0]
-            if key not in self._logs.read(run_dir).tags:
+        def deletion(log: RunLog) -> dict:
+            if key not in log.tags:
                 raise ResourceNotFoundError(f"Run {run_id!r} has no tag {key!r}")
-            self._logs.append(run_dir, {"dt": [key]})
+            return {"dt": [key]}
+
+        with self._lock:
+            self._logs.update(self._active_run(run_id)[0], deletion)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return metric_history(self._run_dir(run_id), key)

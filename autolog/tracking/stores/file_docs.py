@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from autolog.tracking.artifact_repository import temporary_name
+
 __all__ = ["DocumentCache", "RootLock"]
 
 _Version = tuple[int, int, int]  # (inode, mtime_ns, size): changes whenever the file does
@@ -24,6 +26,7 @@ _Version = tuple[int, int, int]  # (inode, mtime_ns, size): changes whenever the
 # One field a line, as readable as indent=1 for these flat documents, through
 # the C encoder (json's indent makes it fall back to the Python one: 2x slower)
 _ENCODE = json.JSONEncoder(separators=(",\n ", ": ")).encode
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # os.open adds O_CLOEXEC
 
 
 class DocumentCache:
@@ -47,9 +50,9 @@ class DocumentCache:
         path = os.fspath(path)
         data = _ENCODE(doc).encode()
         folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp = temporary_name(folder, name)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            fd = os.open(tmp, _CREATE_FLAGS, 0o666)
             try:
                 view = memoryview(data)
                 while view:  # after a short write the rest, or the disk's error

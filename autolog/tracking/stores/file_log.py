@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice, pairwise, repeat
 from operator import attrgetter, le, lt
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 _COMPACT = {"separators": (",", ":")}
+_APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT  # os.open adds O_CLOEXEC
 
 #: a key with at least this many points in one batch is written packed (``"mb"``)
 PACK_AT = 32
@@ -284,7 +285,15 @@ def _without_repeats(
 
 class RunLogFiles:
     """The ``log.jsonl`` files as one store object sees them: appends, and reads
-    that pick up where the last one stopped (a run is never parsed twice)."""
+    that pick up where the last one stopped (a run is never parsed twice).
+
+    An append opens the file once: its ``fstat`` tells whether anything was
+    appended since this object last looked (by another store object or
+    process: then those bytes are read and applied first, so a param another
+    process logged is known before ours is checked) and whether the file ends
+    in a torn line (then ours starts with a newline); the ``fstat`` after the
+    write tells whether ours was the only line since (then it is folded into
+    the state without reading it back)."""
 
     def __init__(self, *, fsync: bool = False):
         self.fsync = fsync
@@ -313,36 +322,41 @@ class RunLogFiles:
             state.offset += complete
         return state
 
-    def append(self, run_dir: str | Path, entry: dict) -> None:
+    def append(self, run_dir: str | Path, entry: dict, *, new: bool = False) -> RunLog:
         """Append ``entry`` to the run's log as one line in one ``write()``."""
-        path = os.path.join(run_dir, "log.jsonl")
-        written, size, inode = self._write_line(path, entry)
-        # Fold our own line into the cached state unless another process
-        # appended meanwhile (then the next read picks both up from the file).
-        state = self._logs.get(path)
-        if state is None:
-            if size != written:  # not read yet and more than our line: read it then
-                return
-            # the file is our line alone (a run's first line, at create_run):
-            # known without reading it back at the run's next log_batch
-            state = self._logs[path] = RunLog()
-        if size != state.offset + written:
-            return
-        if inode == state.inode or state.offset == 0:
-            state.inode = inode
-            state.apply(entry)
-            state.offset = size
+        return self.update(run_dir, lambda state: entry, new=new)
 
-    def _write_line(self, path: str, entry: dict) -> tuple[int, int, int]:
-        """Returns (bytes written, file size and inode right after) so the caller
-        can tell whether the line is the only thing appended since it last read."""
-        data = (json.dumps(entry, **_COMPACT) + "\n").encode()
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    def update(
+        self,
+        run_dir: str | Path,
+        make: Callable[[RunLog], dict | None],
+        *,
+        new: bool = False,
+    ) -> RunLog:
+        """Bring the run's state up to date, then append the line ``make(state)``
+        returns (nothing when None; what it raises leaves the log as it was),
+        in one open of the file: open, fstat, [read what others appended],
+        write, fstat, close. Returns the state, our line folded in unless
+        another process appended between our fstat and our write (then the
+        next update reads both back from the file).
+
+        ``new``: the run's folder was made by this call's caller a moment ago,
+        so the file cannot hold anything yet (no fstat before the write)."""
+        path = os.path.join(run_dir, "log.jsonl")
+        state = self._logs.get(path)
+        if state is None or new:
+            state = self._logs[path] = RunLog()
+        fd = os.open(path, _APPEND_FLAGS, 0o644)
         try:
-            # A writer killed mid-line (in any process, at any time since our
-            # last append) leaves a torn tail: end it so that ours parses.
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            if new:
+                size, torn = 0, False
+            else:
+                size, torn = self._catch_up(fd, state)
+            entry = make(state)
+            if entry is None:
+                return state
+            data = (json.dumps(entry, **_COMPACT) + "\n").encode()
+            if torn:  # a writer killed mid-line left a torn tail: end it so ours parses
                 data = b"\n" + data
             written = os.write(fd, data)  # an error here wrote nothing
             if written != len(data):  # a full disk took part of the line
@@ -351,9 +365,41 @@ class RunLogFiles:
             if self.fsync:
                 os.fsync(fd)
             st = os.fstat(fd)
-            return len(data), st.st_size, st.st_ino
+            # our line is the only one since we looked: known without reading it back
+            if st.st_size == size + written and (new or st.st_ino == state.inode):
+                state.inode = st.st_ino
+                state.apply(entry)
+                state.offset = st.st_size
+            return state
         finally:
             os.close(fd)
+
+    @staticmethod
+    def _catch_up(fd: int, state: RunLog) -> tuple[int, bool]:
+        """Apply to ``state`` the complete lines appended since it was last brought
+        up to date (all of them when the file was replaced or cut); returns the
+        file's size and whether it ends in a torn line."""
+        st = os.fstat(fd)
+        size = st.st_size
+        if st.st_ino != state.inode or size < state.offset:
+            state.__init__()  # replaced or truncated: read again from the start
+            state.inode = st.st_ino
+        if size == state.offset:  # the offset is always just past a newline
+            return size, False
+        chunks = []
+        at = state.offset
+        while at < size:
+            chunk = os.pread(fd, size - at, at)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            at += len(chunk)
+        data = b"".join(chunks)
+        complete = data.rfind(b"\n") + 1  # a torn tail stays unread
+        for entry in parse_lines(data[:complete]):
+            state.apply(entry)
+        state.offset += complete
+        return size, state.offset < size
 
     def _take_back(self, fd: int, path: str, torn: bytes) -> None:
         """After a short write (disk full): cut the torn line off when it is still
