@@ -33,6 +33,7 @@ from autolog.errors import AutologWarning
 # typing costs several ms at import; type checkers honour this name.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from autolog.integration import IntegrationConfig
@@ -189,17 +190,18 @@ def child_run(
     config: IntegrationConfig,
     parent_run_id: str | None,
     run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> str:
-    """Open a run with autolog's tags, nested under ``parent_run_id`` (tag
-    ``mlflow.parentRunId``) unless that is None; it becomes this thread's
-    active run: end it with :func:`end_run` (which ends the innermost run)."""
-    tags = run_tags(integration, config)
-    nested = parent_run_id is not None or fluent().active_run_id() is not None
-    return (
-        fluent()
-        .start_run(nested=nested, parent_run_id=parent_run_id, tags=tags, run_name=run_name)
-        .info.run_id
-    )
+    """Open a run with autolog's tags (and ``tags``, which win over them),
+    nested under ``parent_run_id`` (tag ``mlflow.parentRunId``), else under
+    this thread's active run if there is one; it becomes this thread's active
+    run: end it with :func:`end_run` (which ends the innermost run). A parent
+    active in this process gives it its store and experiment
+    (:func:`autolog.tracking.run_state.start_child`: a search opens one per trial)."""
+    all_tags = {AUTOLOGGING_TAG: integration, **config.extra_tags}
+    if tags:
+        all_tags.update(tags)
+    return fluent().run_state.start_child(parent_run_id, run_name, all_tags).run_id
 
 
 def end_run(

@@ -86,6 +86,7 @@ from autolog.provenance.datasets import datasets_from
 from autolog.training import (
     MAX_PARAM_LENGTH,
     SUMMARY_FILE,
+    TRUNCATED_PARAMS_TAG,
     PerThread,
     add_overhead,
     class_path,
@@ -305,13 +306,19 @@ def training_run(integration: Integration, model: Any = None) -> tuple[str | Non
 
 
 def start_training_run(
-    integration: Integration, parent_run_id: str | None = None, run_name: str | None = None
+    integration: Integration,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> str:
     """Open a run of ``integration`` now, whatever the user's runs: tagged like
     every run autolog opens, nested under ``parent_run_id`` when given (the
-    next training of a loop that ran in the user's run). It is this thread's
-    active run; end it with :func:`end_training_run`."""
-    return _runs.child_run(integration.name, integration.config, parent_run_id, run_name)
+    next training of a loop that ran in the user's run). ``tags`` are set at
+    its creation (strings, or converted as :func:`set_tags` does), with the
+    run's creation rather than as a write of their own: what a run is known by
+    (an Optuna trial's number). It is this thread's active run; end it with
+    :func:`end_training_run`."""
+    return _runs.child_run(integration.name, integration.config, parent_run_id, run_name, tags)
 
 
 def process_rank() -> int:
@@ -341,14 +348,65 @@ def active_run_id() -> str | None:
 
 
 def end_training_run(
-    status: str = "FINISHED", run_id: str | None = None, end_time: int | None = None
+    status: str = "FINISHED",
+    run_id: str | None = None,
+    end_time: int | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> None:
     """End ``run_id`` (default: this thread's innermost run), a run that
     :func:`training_run` or :func:`start_training_run` created, without
     waiting for the writer. ``end_time`` (ms since the epoch, default now):
     when the training ended, for a run closed later (an Optuna trial's, once
-    Optuna has told the trial's state)."""
-    _runs.end_run(status, run_id, end_time)
+    Optuna has told the trial's state).
+
+    ``params``, ``metrics`` (at step 0) and ``tags``: the run's last values
+    (a trial's params, value and state), logged as :func:`log_params`,
+    :func:`log_metrics` and :func:`set_tags` log them (long param values cut,
+    a param the run holds with another value kept) and queued with the run's
+    end in one go. Whatever they raise (an invalid value), the run ends, then
+    the error propagates."""
+    if not (params or metrics or tags):
+        _runs.end_run(status, run_id, end_time)
+        return
+    values: dict[str, str] = {}
+    cut: list[str] = []
+    if params:
+        for key, value in params.items():
+            values[key], was_cut = param_value(value)
+            if was_cut:
+                cut.append(key)
+    if cut:
+        tags = {**(tags or {}), TRUNCATED_PARAMS_TAG: ",".join(sorted(cut))}
+    fl = _runs.fluent()
+    if run_id is None:
+        run_id = fl.active_run_id()
+    try:
+        fl.end_run(
+            status,
+            flush=False,
+            run_id=run_id,
+            end_time=end_time,
+            params=values,
+            metrics=metrics,
+            tags=tags,
+        )
+        return
+    except Exception:
+        if run_id not in fl.active_runs:  # it ended (a write of it failed earlier)
+            raise
+    # nothing of it was queued and the run is still active: one call at a time
+    try:
+        if params:
+            log_params(params, run_id)  # a changed param is skipped here
+        if metrics:
+            log_metrics(metrics, run_id=run_id)
+        if tags:
+            set_tags(tags, run_id=run_id)
+    finally:
+        _runs.end_run(status, run_id, end_time)
 
 
 class child_run:

@@ -186,20 +186,30 @@ class OptunaIntegration(plugin.Integration):
 
 class _Optimization:
     """One ``optimize`` call: its objective wrapper, and the closing of each
-    trial's run (by Optuna's callback, or ``deferred`` to the thread's next trial)."""
+    trial's run (by Optuna's callback, or ``deferred`` to the thread's next trial).
+
+    Per trial this runs on the training thread between Optuna's code and the
+    objective's, with cold caches: no guard objects (``try``/``except`` and
+    :func:`plugin.report_error`, the same policy), no lock (a dict's item
+    assignment and ``pop`` are atomic: each trial has its own key), the
+    trial's number and study name set at the run's creation."""
 
     def __init__(
         self, integration: OptunaIntegration, study: Any, parent: str, catch: Any, deferred: bool
     ):
         self.integration = integration
         self.study = study
+        self.study_name = study.study_name
         self.parent = parent
         self.deferred = deferred
         from optuna.exceptions import TrialPruned
+        from optuna.trial import TrialState
 
         # Optuna tells these and calls the callbacks; any other exception it re-raises
         self.caught = (TrialPruned, *_exception_types(catch))
-        self.lock = threading.Lock()
+        #: a final state -> its name (the enum's name and hash are Python calls)
+        final = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        self.final = tuple((state, state.name) for state in final)
         #: trial number -> its run id, from the objective's start to the trial's end
         self.trials: dict[int, str] = {}
         #: deferred: thread id -> [(trial id, the time its objective returned)], the
@@ -208,46 +218,56 @@ class _Optimization:
 
     def wrap(self, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
         deferred = self.deferred
+        told = self.told  # end_unfinished empties it in place
+        get_ident = threading.get_ident
+        report_error = plugin.report_error
 
         def objective(trial: Any) -> Any:
-            run_id = None
             if deferred:  # this thread's previous trial, told by now
-                with plugin.guard("optuna", "while closing a trial's run"):
-                    self.close_told(self.told.pop(threading.get_ident(), ()))
-            with plugin.guard("optuna", "while opening the trial's run"):
-                run_id = self.start_trial(trial)
-            if run_id is None:
+                mine = told.pop(get_ident(), None)
+                if mine:
+                    try:
+                        self.close_told(mine)
+                    except Exception as exc:
+                        report_error("optuna", exc, "while closing a trial's run")
+            try:
+                self.start_trial(trial)
+            except Exception as exc:
+                report_error("optuna", exc, "while opening the trial's run")
                 return func(trial)
             try:
                 with plugin.outside_session():  # its trainings log into the trial's run
                     value = func(trial)
             except BaseException as exc:
                 if not isinstance(exc, self.caught):  # Optuna re-raises it: no callback
-                    with plugin.guard("optuna", "while closing a failed trial's run"):
+                    try:
                         self.end_failed(trial, exc)
+                    except Exception as error:
+                        report_error("optuna", error, "while closing a failed trial's run")
                 elif deferred:
-                    self.returned(trial)
+                    told.setdefault(get_ident(), []).append(
+                        (trial._trial_id, time.time_ns() // 1_000_000)
+                    )
                 raise
-            if deferred:
-                self.returned(trial)
+            if deferred:  # Optuna tells the trial next; its run ends now
+                told.setdefault(get_ident(), []).append(
+                    (trial._trial_id, time.time_ns() // 1_000_000)
+                )
             return value
 
         objective.__wrapped__ = func  # type: ignore[attr-defined]
         return objective
 
     def start_trial(self, trial: Any) -> str:
+        number = trial.number
         run_id = plugin.start_training_run(
-            self.integration, parent_run_id=self.parent, run_name=f"trial_{trial.number}"
+            self.integration,
+            self.parent,
+            f"trial_{number}",
+            {TRIAL_NUMBER_TAG: number, STUDY_NAME_TAG: self.study_name},
         )
-        with self.lock:
-            self.trials[trial.number] = run_id
+        self.trials[number] = run_id
         return run_id
-
-    def returned(self, trial: Any) -> None:
-        """The objective of ``trial`` returned: Optuna tells it next (deferred)."""
-        self.told.setdefault(threading.get_ident(), []).append(
-            (trial._trial_id, time.time_ns() // 1_000_000)
-        )
 
     def close_told(self, told: Any) -> None:
         """Close the runs of trials Optuna has told since their objectives returned
@@ -256,45 +276,62 @@ class _Optimization:
         storage = self.study._storage
         for trial_id, end_time in told:
             frozen = storage.get_trial(trial_id)  # Optuna's own, not a copy: only read
-            if frozen.state.is_finished():
-                self.trial_finished(self.study, frozen, end_time)
+            state = frozen.state
+            for final, name in self.final:
+                if state is final:
+                    self.trial_finished(self.study, frozen, end_time, name)
+                    break
 
     def tags(self, number: int, state: str) -> dict[str, Any]:
         return {
             TRIAL_NUMBER_TAG: number,
             TRIAL_STATE_TAG: state,
-            STUDY_NAME_TAG: self.study.study_name,
+            STUDY_NAME_TAG: self.study_name,
         }
 
-    def trial_finished(self, study: Any, frozen: Any, end_time: int | None = None) -> None:
-        """A trial with its final state: Optuna's callback, or :meth:`close_told`."""
-        with self.lock:
-            run_id = self.trials.pop(frozen.number, None)
+    def trial_finished(
+        self, study: Any, frozen: Any, end_time: int | None = None, state: str | None = None
+    ) -> None:
+        """A trial with its final state (``state``, its name, if known): Optuna's
+        callback, or :meth:`close_told`. Its number and study name were tagged at
+        the run's creation; its params, value and state are queued with the
+        run's end, in one go."""
+        number = frozen.number
+        run_id = self.trials.pop(number, None)
         if run_id is None:
             return
-        state = frozen.state.name
+        if state is None:
+            state = frozen.state.name
+        status = "FAILED" if state == "FAIL" else "FINISHED"
+        ended = False
         try:
-            with plugin.guard("optuna", "while logging a trial"):
-                plugin.log_params(frozen.params, run_id)
-                metrics = _values(study, frozen.values)
-                if metrics:
-                    plugin.log_metrics(metrics, run_id=run_id)
-                for step, value in sorted(frozen.intermediate_values.items()):
-                    plugin.log_metric(INTERMEDIATE_METRIC, value, step, run_id=run_id)
-                plugin.set_tags(self.tags(frozen.number, state), run_id=run_id)
-                if state == "COMPLETE" and frozen.values and len(frozen.values) == 1:
-                    plugin.log_metric(
-                        "trial_value", frozen.values[0], frozen.number, run_id=self.parent
-                    )
+            values = frozen.values
+            intermediate = frozen.intermediate_values
+            for step in sorted(intermediate):
+                plugin.log_metric(INTERMEDIATE_METRIC, intermediate[step], step, run_id=run_id)
+            plugin.end_training_run(
+                status,
+                run_id=run_id,
+                end_time=end_time,
+                params=frozen.params,
+                metrics=_values(study, values),
+                tags={TRIAL_STATE_TAG: state},
+            )  # it ends the run whatever it raises
+            ended = True
+            if state == "COMPLETE" and values and len(values) == 1:
+                plugin.log_metric("trial_value", values[0], number, run_id=self.parent)
+        except Exception as exc:
+            plugin.report_error("optuna", exc, "while logging a trial")
         finally:  # whatever failed above, the trial's run ends here
-            with plugin.guard("optuna", "while closing a trial's run"):
-                status = "FAILED" if state == "FAIL" else "FINISHED"
-                plugin.end_training_run(status, run_id=run_id, end_time=end_time)
+            if not ended:
+                try:
+                    plugin.end_training_run(status, run_id=run_id, end_time=end_time)
+                except Exception as exc:
+                    plugin.report_error("optuna", exc, "while closing a trial's run")
 
     def end_failed(self, trial: Any, exc: BaseException) -> None:
         """A trial whose exception ends ``optimize``: Optuna calls no callback."""
-        with self.lock:
-            run_id = self.trials.pop(trial.number, None)
+        run_id = self.trials.pop(trial.number, None)
         if run_id is None:
             return
         try:
@@ -307,12 +344,13 @@ class _Optimization:
     def end_unfinished(self) -> None:
         """At the end of ``optimize``: the told trials not closed yet (deferred),
         then the runs of trials that never got a final state (Optuna failed telling)."""
-        told, self.told = self.told, {}
-        for entries in told.values():
+        told = list(self.told.values())
+        self.told.clear()
+        for entries in told:
             with plugin.guard("optuna", "while closing a trial's run"):
                 self.close_told(entries)
-        with self.lock:
-            left, self.trials = list(self.trials.values()), {}
+        left = list(self.trials.values())
+        self.trials.clear()
         for run_id in left:
             with plugin.guard("optuna", "while closing a trial's run"):
                 plugin.end_training_run("FAILED", run_id=run_id)

@@ -68,6 +68,7 @@ from autolog.tracking.run_state import (
     RunState,
     active_run_id,
     active_runs,
+    check_status,
     check_writable,
     enqueue,
     finish,
@@ -193,6 +194,9 @@ def end_run(
     flush: bool = True,
     run_id: str | None = None,
     end_time: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> None:
     """End this thread's active run (no-op without one) and drain the writer.
 
@@ -203,15 +207,71 @@ def end_run(
     (internal, for integrations whose run outlives a call) ends that active
     run of the process instead, wherever it is on the stack (no-op if it is not
     active). ``end_time=`` (internal, ms): when the run ended, if not now.
+    ``params``, ``metrics`` (step 0, now) and ``tags`` (internal): the run's
+    last values, checked as :func:`log_params`, :func:`log_metrics` and
+    :func:`set_tags` check them and queued with the run's end in one go; if
+    one is invalid (or a param would change) it raises and neither they nor
+    the end are queued (the run stays active). Given for a run that is not
+    active, they are logged to it by id and nothing ends.
     """
     if run_id is not None:
         state = active_runs.get(run_id)
-        if state is not None:
-            finish(state, status, flush, end_time)
-        return
-    stack = run_stack()
-    if stack:
-        finish(stack[-1], status, flush, end_time)
+        if state is None:
+            if params or metrics or tags:
+                _log_last(run_id, params, metrics, tags)
+            return
+    else:
+        stack = run_stack()
+        if not stack:
+            return
+        state = stack[-1]
+    if params or metrics or tags:
+        check_status(status)  # before the run's params record the new ones
+        finish(state, status, flush, end_time, _last_items(state, params, metrics, tags))
+    else:
+        finish(state, status, flush, end_time)
+
+
+def _last_items(
+    state: RunState,
+    params: Mapping[str, Any] | None,
+    metrics: Mapping[str, float] | None,
+    tags: Mapping[str, Any] | None,
+) -> list:
+    """The writer items of a run's last params, metrics and tags, all validated
+    (params against the run's) before the run's params record the new ones."""
+    if state.deleted:
+        check_writable(state)
+    store, run_id = state.store, state.run_id
+    new = new_params(state, params.items()) if params else None
+    items: list = []
+    if metrics:
+        when = now_ms()
+        for key, value in metrics.items():
+            if type(key) is not str or key not in checked_keys:
+                check_key(key, "metric key")
+            if type(value) is not float:
+                value = validate_metric_value(key, value)
+            items.append((METRIC, store, run_id, Metric(key, value, when, 0)))
+    clean = validated_tags(tags) if tags else None
+    if new:
+        state.params.update(new)
+        items[:0] = [(PARAM, store, run_id, Param(k, v)) for k, v in new.items()]
+    if clean:
+        items.extend([(TAG, store, run_id, RunTag(k, v)) for k, v in clean.items()])
+    return items
+
+
+def _log_last(
+    run_id: str,
+    params: Mapping[str, Any] | None,
+    metrics: Mapping[str, float] | None,
+    tags: Mapping[str, Any] | None,
+) -> None:
+    state = target(run_id)
+    items = _last_items(state, params, metrics, tags)
+    if items:
+        get_writer().extend(items)
 
 
 def active_run() -> ActiveRun | None:

@@ -45,7 +45,7 @@ from autolog.tracking.validation import (
     validate_tag_value,
     validated_tags,
 )
-from autolog.tracking.writer import get_writer, reset_writer, started_writer
+from autolog.tracking.writer import CALL, Call, get_writer, reset_writer, started_writer
 
 __all__ = [
     "RunState",
@@ -71,6 +71,7 @@ __all__ = [
     "resume",
     "run_stack",
     "start",
+    "start_child",
     "state_in",
     "target",
 ]
@@ -83,17 +84,32 @@ _end_hooks: dict[str, list[Any]] = {}  # run id -> callables run just before it 
 
 
 class RunState:
-    """What the process knows of a run it logs to, without asking the store."""
+    """What the process knows of a run it logs to, without asking the store.
+
+    A new run's :class:`RunInfo` is made when first read (``info``), from
+    ``new_info`` (``(experiment_id, run_name, user_id, start_time,
+    artifact_location)``): many runs (an Optuna trial's, a fit's) end without
+    anyone reading it."""
 
     __slots__ = (
-        *("created", "deleted", "info", "params", "pid", "repository", "run_id", "store"),
-        "secret_params",
+        *("created", "deleted", "_ended", "_info", "_new_info", "params", "pid"),
+        *("repository", "run_id", "secret_params", "store"),
     )
 
-    def __init__(self, store: AbstractStore, info: RunInfo, params: dict[str, str], created: bool):
+    def __init__(
+        self,
+        store: AbstractStore,
+        info: RunInfo | None,
+        params: dict[str, str],
+        created: bool,
+        run_id: str | None = None,
+        new_info: tuple[str, str, str, int, str] | None = None,
+    ):
         self.store = store
-        self.info = info
-        self.run_id = info.run_id
+        self._info = info
+        self._new_info = new_info
+        self._ended: tuple[str, int] | None = None  # (status, end time) before info was made
+        self.run_id = info.run_id if info is not None else run_id
         self.params = params  # logged so far: immutability is checked against these
         self.created = created  # True once the store is known to hold the run
         self.repository: Any = None
@@ -102,6 +118,19 @@ class RunState:
         # key -> fingerprint of a secret param's value (stored as "***"), so that
         # logging it again with another value still raises (never kept in clear)
         self.secret_params: dict[str, str] | None = None
+
+    @property
+    def info(self) -> RunInfo:
+        info = self._info
+        if info is None:
+            info = self._info = new_run_info(self.run_id, *self._new_info)  # type: ignore[misc]
+            if self._ended is not None:
+                info.status, info.end_time = self._ended
+        return info
+
+    @info.setter
+    def info(self, info: RunInfo) -> None:
+        self._info = info
 
 
 def on_run_end(run_id: str, hook: Any) -> None:
@@ -205,6 +234,30 @@ def start(
     return state
 
 
+def start_child(parent_run_id: str | None, run_name: str | None, tags: Any) -> RunState:
+    """A new run of autolog's (a training's, an Optuna trial's) made this
+    thread's innermost active run, nested under ``parent_run_id``, else under
+    this thread's innermost run if there is one. A parent that is active in
+    this process gives the child its store and experiment (where the child's
+    ``mlflow.parentRunId`` names a run), without resolving either again: a
+    search opens one of these per trial. Otherwise as :func:`start` (nested)."""
+    stack = run_stack()
+    parent = parent_run_id or (stack[-1].run_id if stack else None)
+    extra_tags = validated_tags(tags) if tags else {}
+    of_parent = active_runs.get(parent) if parent is not None else None
+    if of_parent is not None:
+        store, exp_id = of_parent.store, of_parent.info.experiment_id
+    else:
+        store = current_store()
+        exp_id = active_experiment_id(store)
+    if parent is not None:
+        extra_tags[context.PARENT_RUN_ID] = parent
+    state = new_run(store, exp_id, run_name, extra_tags)[0]
+    stack.append(state)
+    active_runs[state.run_id] = state
+    return state
+
+
 def target(run_id: str | None) -> RunState:
     """The run a ``log_*`` call goes to: ``run_id``'s (read once from the store
     when this process does not know it), else this thread's active run, else a
@@ -279,9 +332,8 @@ def new_run(
         tags = [RunTag(k, v) for k, v in tag_map.items()]
         store.create_run(exp_id, user, start_time, tags=tags, run_name=name, run_id=run_id)
 
-    get_writer().submit(store, create_run, run_id)
-    info = new_run_info(run_id, exp_id, name, user, start_time, location)
-    state = RunState(store, info, {}, created=False)
+    get_writer().append((CALL, store, run_id, Call(create_run)))
+    state = RunState(store, None, {}, False, run_id, (exp_id, name, user, start_time, location))
     context.run_started(state, tag_map)  # provenance: background artifacts, sampler
     return state, tag_map
 
@@ -388,31 +440,55 @@ def queue_run_info(state: RunState, **changes: Any) -> None:
 # -- ending it -----------------------------------------------------------------------
 
 
-def finish(state: RunState, status: str, flush: bool, end_time: int | None = None) -> None:
+def finish(
+    state: RunState,
+    status: str,
+    flush: bool,
+    end_time: int | None = None,
+    items: list[tuple[int, Any, str | None, Any]] | None = None,
+) -> None:
     """End an active run with ``status`` (at ``end_time``, ms, default now): its
     hooks run, it leaves the stack, its end is queued; ``flush`` drains the
     writer. Either way what failed of this run's writes is raised
-    (TrackingWriteError); another run's is not."""
+    (TrackingWriteError); another run's is not. ``items``: writer items
+    (validated) queued right before the end, with it in one go."""
     global _last_run_id
     check_status(status)
-    for hook in _end_hooks.pop(state.run_id, ()):
-        hook(state.run_id, status)
+    run_id = state.run_id
+    if _end_hooks:
+        for hook in _end_hooks.pop(run_id, ()):
+            hook(run_id, status)
     stack = run_stack()
     if state in stack:
         stack.remove(state)
-    active_runs.pop(state.run_id, None)
-    _last_run_id = state.run_id
+    active_runs.pop(run_id, None)
+    _last_run_id = run_id
     if end_time is None:
         end_time = now_ms()
-    state.info.status = status
-    state.info.end_time = end_time
-    if not state.deleted:  # a deleted run keeps what it had (the stores refuse writes)
-        queue_run_info(state, status=status, end_time=end_time)
+    info = state._info
+    if info is None:  # not made yet: made with these if it ever is
+        state._ended = (status, end_time)
+        info = state._info  # unless another thread (a sampler) made it meanwhile
+    if info is not None:
+        info.status = status
+        info.end_time = end_time
     writer = get_writer()
+    if not state.deleted:  # a deleted run keeps what it had (the stores refuse writes)
+        store = state.store
+
+        def update_run_info() -> None:
+            store.update_run_info(run_id, status=status, end_time=end_time)
+
+        end = (CALL, store, run_id, Call(update_run_info))
+        if items:
+            items.append(end)
+            writer.extend(items)
+        else:
+            writer.append(end)
     if flush:
-        writer.flush(state.run_id)  # raises for this run's writes, not for another's
+        writer.flush(run_id)  # raises for this run's writes, not for another's
     else:
-        writer.check(state.run_id)  # its earlier failures, without waiting for a retry
+        writer.check(run_id)  # its earlier failures, without waiting for a retry
 
 
 def _exit_error() -> BaseException | None:

@@ -311,14 +311,25 @@ def test_processes_sharing_an_rdb_storage_log_under_one_study_run(tmp_path, trac
     assert parents[0].data.metrics["best_value"] == pytest.approx(study.best_value)
 
 
-def test_our_failures_never_reach_the_study(monkeypatch):
+@pytest.mark.parametrize(
+    "broken_parts",
+    [
+        ("autolog.plugin.log_metrics",),  # the study's best value, at the end of optimize
+        ("autolog.plugin.log_metric",),  # the study's history, at each trial's end
+        # a trial's params, value and state, queued with its end, and one at a
+        # time when that fails
+        ("autolog.tracking.fluent._last_items", "autolog.plugin.set_tags"),
+    ],
+)
+def test_our_failures_never_reach_the_study(monkeypatch, broken_parts):
     monkeypatch.setenv("AUTOLOG_TESTING", "0")  # our errors are warnings, as for users
     autolog.autolog("optuna")
 
     def broken(*args, **kwargs):
         raise RuntimeError("bug in autolog")
 
-    monkeypatch.setattr("autolog.plugin.log_metrics", broken)  # in the trial callback
+    for part in broken_parts:
+        monkeypatch.setattr(part, broken)
     study = optuna.create_study(sampler=_sampler())
     with pytest.warns(autolog.AutologWarning, match="bug in autolog"):
         study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
