@@ -211,7 +211,8 @@ def _watch_proba(estimator: Any, X: Any, real: Any, found: list[Any]) -> bool:
             and not kwargs
             and threading.get_ident() == thread
         ):
-            found.append(result)
+            # a copy: predict may change the array it was given in place
+            found.append(result.copy() if hasattr(result, "copy") else result)
         return result
 
     predict_proba._autolog_watch = True  # type: ignore[attr-defined]

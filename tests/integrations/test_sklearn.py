@@ -186,6 +186,16 @@ def test_predict_with_proba_leaves_a_users_instance_attribute_and_other_calls_al
     np.testing.assert_array_equal(proba, expected)
     assert "predict_proba" not in vars(other)
 
+    class Rounding(RandomForestClassifier):  # changes the probabilities in place
+        def predict(self, X):
+            proba = self.predict_proba(X)
+            proba[:] = proba.round()
+            return self.classes_.take(proba.argmax(axis=1))
+
+    rounding = Rounding(n_estimators=3, random_state=0).fit(X, y)
+    _, proba = _predict_with_proba(rounding, X)
+    np.testing.assert_array_equal(proba, expected)  # what predict_proba returned
+
 
 def test_dataset_shape_and_dtype_tags_of_arrays_and_frames(classification):
     from autolog.integrations.sklearn_fit import dataset_tags
