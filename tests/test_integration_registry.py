@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import warnings
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import autolog
 from autolog import _registry, integration
@@ -251,3 +254,33 @@ def test_importing_autolog_imports_no_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+_releases = st.lists(st.integers(0, 12), min_size=1, max_size=4).map(
+    lambda parts: ".".join(map(str, parts))
+)
+_locals = st.sampled_from(["", "+cpu", "+cu121", "+local.7"])
+_suffixes = st.sampled_from(["", "rc1", ".post1", ".dev3", "a2"])  # packaging's answer then
+_clauses = st.tuples(st.sampled_from([">=", "<=", "<", ">", "==", "!="]), _releases).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    installed=st.tuples(_releases, _suffixes, _locals).map("".join),
+    clauses=st.lists(_clauses, min_size=1, max_size=3).map(",".join),
+)
+def test_version_ranges_are_answered_as_packaging_answers(installed, clauses):
+    from packaging.specifiers import SpecifierSet
+
+    expected = installed in SpecifierSet(clauses, prereleases=True)
+    assert _registry.version_in_range(installed, clauses) is expected
+
+
+def test_a_final_release_in_a_plain_range_needs_no_packaging():
+    code = (
+        "import sys; from autolog._registry import version_in_range as v; "
+        "assert v('2.13.0+cpu', '>=2.1,<2.14') and not v('2.14', '>=2.1,<2.14'); "
+        "assert v('1.5', '>=1.3,<1.11') and not v('1.2.9', '>=1.3'); "
+        "assert 'packaging.specifiers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
