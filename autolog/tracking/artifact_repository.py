@@ -284,7 +284,7 @@ class LocalArtifactRepository(ArtifactRepository):
             raise InvalidParameterError(f"log_artifact: {str(source)!r} is not a file")
         folder = self._local(artifact_path)
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, folder / source.name)
+        _copy_whole(source, folder / source.name)
 
     def log_artifacts(self, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
         source = Path(local_dir)
@@ -292,7 +292,7 @@ class LocalArtifactRepository(ArtifactRepository):
             raise InvalidParameterError(f"log_artifacts: {str(source)!r} is not a folder")
         folder = self._local(artifact_path)
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source, folder, dirs_exist_ok=True)
+        shutil.copytree(source, folder, dirs_exist_ok=True, copy_function=_copy_whole)
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
         """Write ``data`` to a temporary file beside the target in one ``write()``
@@ -387,6 +387,20 @@ class LocalArtifactRepository(ArtifactRepository):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
         return str(target)
+
+
+def _copy_whole(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """``shutil.copy2`` through a temporary file beside ``target`` and ``os.replace``:
+    a copy cut short (a kill, a full disk) never shows as ``target``."""
+    folder, name = os.path.split(os.fspath(target))
+    tmp = temporary_name(folder, name)
+    try:
+        shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 class FsspecArtifactRepository(ArtifactRepository):

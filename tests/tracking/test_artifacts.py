@@ -239,3 +239,45 @@ def test_a_folder_deleted_through_the_repository_is_made_again_by_the_next_write
     repo.delete_artifacts("model")
     repo.log_bytes(b"2", "model/b.bin")
     assert [f.path for f in repo.list_artifacts("model")] == ["model/b.bin"]
+
+
+def _copy_and_get_killed(root: str, source: str, folder: bool) -> None:
+    """In a child process: copy a file (or a folder) into the artifacts and be
+    SIGKILLed once half of the file is copied."""
+    import os
+    import shutil
+    import signal
+
+    def copy_half_then_die(src, dst, **kwargs):
+        with open(src, "rb") as f, open(dst, "wb") as out:
+            out.write(f.read(os.path.getsize(src) // 2))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    shutil.copyfile = copy_half_then_die
+    repo = LocalArtifactRepository(root)
+    if folder:
+        repo.log_artifacts(source, "data")
+    else:
+        repo.log_artifact(source, "data")
+
+
+@pytest.mark.parametrize("folder", [False, True], ids=["log_artifact", "log_artifacts"])
+def test_a_copy_killed_halfway_leaves_no_partial_file_under_its_name(tmp_path, folder):
+    import multiprocessing
+    import signal
+
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "big.bin").write_bytes(b"b" * 2**20)
+    root = str(tmp_path / "artifacts")
+    child = multiprocessing.get_context("fork").Process(
+        target=_copy_and_get_killed,
+        args=(root, str(source if folder else source / "big.bin"), folder),
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    assert not (tmp_path / "artifacts" / "data" / "big.bin").exists()
+    assert LocalArtifactRepository(root).list_artifacts("data") == []
+    LocalArtifactRepository(root).log_artifacts(source, "data")  # a retry copies it whole
+    assert (tmp_path / "artifacts" / "data" / "big.bin").read_bytes() == b"b" * 2**20

@@ -124,6 +124,7 @@ class FileStore(AbstractStore):
         # new experiments' artifacts: <artifact_root>/<id> when given (the server
         # passes "mlflow-artifacts:"), else <root>/<id> beside the runs
         self._artifact_root = artifact_root.rstrip("/") if artifact_root else None
+        self._root = os.fspath(self.root)
         self.uri = self.root.as_uri()
         self._lock = threading.RLock()
         self._exclusive = RootLock(self.root, self._lock).held
@@ -202,7 +203,8 @@ class FileStore(AbstractStore):
         doc = None
         if isinstance(experiment_id, str) and experiment_id.isdigit():
             try:
-                doc = self._read_doc(self.root / experiment_id / "meta.json")
+                # a str path: pathlib's joins cost more than the (cached) read
+                doc = self._read_doc(os.path.join(self._root, experiment_id, "meta.json"))
             except NotADirectoryError:
                 pass
             if doc is None and experiment_id == DEFAULT_EXPERIMENT_ID:
@@ -299,7 +301,7 @@ class FileStore(AbstractStore):
         experiment = self._experiment_doc(experiment_id)
         self._ensure_default()
         run_id, tag_map, run_name = new_run_identity(run_id, tags, run_name)
-        run_dir = os.path.join(self.root, experiment["experiment_id"], run_id)
+        run_dir = os.path.join(self._root, experiment["experiment_id"], run_id)
         meta = os.path.join(run_dir, "meta.json")
         location = experiment["artifact_location"].rstrip("/")
         info = new_run_info(

@@ -36,7 +36,9 @@ __all__ = [
     "parse_lines",
 ]
 
-_COMPACT = {"separators": (",", ":")}
+#: one line's JSON: compact, through one encoder made once (json.dumps with
+#: ``separators`` makes a new JSONEncoder per call)
+_ENCODE_LINE = json.JSONEncoder(separators=(",", ":")).encode
 _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT  # os.open adds O_CLOEXEC
 
 #: a key with at least this many points in one batch is written packed (``"mb"``)
@@ -355,7 +357,7 @@ class RunLogFiles:
             entry = make(state)
             if entry is None:
                 return state
-            data = (json.dumps(entry, **_COMPACT) + "\n").encode()
+            data = (_ENCODE_LINE(entry) + "\n").encode()
             if torn:  # a writer killed mid-line left a torn tail: end it so ours parses
                 data = b"\n" + data
             written = os.write(fd, data)  # an error here wrote nothing
