@@ -375,9 +375,11 @@ def end_training_run(
     cut: list[str] = []
     if params:
         for key, value in params.items():
-            values[key], was_cut = param_value(value)
-            if was_cut:
+            text = value if isinstance(value, str) else str(value)
+            if len(text) > MAX_PARAM_LENGTH:  # cut as param_value() cuts it
+                text = param_value(text)[0]
                 cut.append(key)
+            values[key] = text
     if cut:
         tags = {**(tags or {}), TRUNCATED_PARAMS_TAG: ",".join(sorted(cut))}
     fl = _runs.fluent()

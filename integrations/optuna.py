@@ -132,10 +132,18 @@ class OptunaIntegration(plugin.Integration):
             status = "FINISHED"
         finally:  # also when optimize raised (the generator is closed)
             optimization.end_unfinished()
+            metrics: dict[str, Any] = {}
+            tags: dict[str, Any] = {}
             with plugin.guard(self.name, "while logging the study's best trial"):
-                _log_best(study, parent)
-            if ours:
-                plugin.end_training_run(status, run_id=parent)
+                metrics, tags = _best(study)
+                if not ours:  # the user's run: they end it
+                    if metrics:
+                        plugin.log_metrics(metrics, run_id=parent)
+                    if tags:
+                        plugin.set_tags(tags, run_id=parent)
+            if ours:  # the best trial is queued with the run's end, which it always ends
+                with plugin.guard(self.name, "while closing the study's run"):
+                    plugin.end_training_run(status, run_id=parent, metrics=metrics, tags=tags)
 
     def _study_run(self, study: Any) -> tuple[str | None, bool]:
         """The study's run and whether we end it: the user's active run (by the
@@ -172,10 +180,11 @@ class OptunaIntegration(plugin.Integration):
         return run_id, True
 
     def _open_study_run(self, study: Any, key: str | None) -> str:
-        tags = {**plugin.run_tags(self), STUDY_NAME_TAG: study.study_name}
+        """A new run for the study (no run is active on this thread)."""
+        tags = {STUDY_NAME_TAG: study.study_name}
         if key is not None:
             tags[STUDY_TAG] = key
-        return autolog.start_run(run_name=study.study_name, tags=tags).info.run_id
+        return plugin.start_training_run(self, None, study.study_name, tags)
 
     def _resume(self, run_id: str) -> str | None:
         try:
@@ -314,7 +323,9 @@ class _Optimization:
                 run_id=run_id,
                 end_time=end_time,
                 params=frozen.params,
-                metrics=_values(study, values),
+                metrics={"value": values[0]}
+                if values and len(values) == 1
+                else _values(study, values),
                 tags={TRIAL_STATE_TAG: state},
             )  # it ends the run whatever it raises
             ended = True
@@ -383,16 +394,17 @@ def _values(study: Any, values: Any) -> dict[str, float]:
     return dict(zip(names, values))
 
 
-def _log_best(study: Any, run_id: str) -> None:
+def _best(study: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The study's best trial as the metrics and tags of its run (none when no
+    trial completed)."""
     if len(study.directions) > 1:
-        plugin.log_metric("best_trials", len(study.best_trials), run_id=run_id)
-        return
+        return {"best_trials": len(study.best_trials)}, {}
     try:
         best = _best_trial(study)
     except ValueError:  # no trial completed
-        return
-    plugin.log_metrics({"best_value": best.value, "best_trial": best.number}, run_id=run_id)
-    plugin.set_tags({f"best_params.{k}": v for k, v in best.params.items()}, run_id=run_id)
+        return {}, {}
+    metrics = {"best_value": best.value, "best_trial": best.number}
+    return metrics, {f"best_params.{k}": v for k, v in best.params.items()}
 
 
 def _best_trial(study: Any) -> Any:

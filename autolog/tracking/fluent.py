@@ -226,7 +226,8 @@ def end_run(
             return
         state = stack[-1]
     if params or metrics or tags:
-        check_status(status)  # before the run's params record the new ones
+        if status not in RunStatus.ALL:  # before the run's params record the new ones
+            check_status(status)
         finish(state, status, flush, end_time, _last_items(state, params, metrics, tags))
     else:
         finish(state, status, flush, end_time)
@@ -246,7 +247,7 @@ def _last_items(
     new = new_params(state, params.items()) if params else None
     items: list = []
     if metrics:
-        when = now_ms()
+        when = time_ns() // 1_000_000
         for key, value in metrics.items():
             if type(key) is not str or key not in checked_keys:
                 check_key(key, "metric key")

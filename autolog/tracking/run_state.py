@@ -241,7 +241,9 @@ def start_child(parent_run_id: str | None, run_name: str | None, tags: Any) -> R
     this process gives the child its store and experiment (where the child's
     ``mlflow.parentRunId`` names a run), without resolving either again: a
     search opens one of these per trial. Otherwise as :func:`start` (nested)."""
-    stack = run_stack()
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = run_stack()
     parent = parent_run_id or (stack[-1].run_id if stack else None)
     extra_tags = validated_tags(tags) if tags else {}
     of_parent = active_runs.get(parent) if parent is not None else None
@@ -314,13 +316,13 @@ def new_run(
     state and its tags (system tags included). Used by ``start_run`` and
     ``Client.create_run``."""
     location = artifact_location(store, exp_id)
-    run_id = new_run_id()
+    run_id = f"{_ids.getrandbits(128) & _NOT_VERSION | _VERSION_4:032x}"  # new_run_id()
     name = run_name or extra_tags.get(context.RUN_NAME) or context.generate_run_name()
     system = context.system_tags()
     tag_map = {**system, **extra_tags, context.RUN_NAME: validate_tag_value(context.RUN_NAME, name)}
     user = system[context.USER]
     if start_time is None:
-        start_time = now_ms()
+        start_time = time_ns() // 1_000_000
     if getattr(store, "assigns_run_ids", False):  # a server that picks ids (mlflow server)
         tags = [RunTag(k, v) for k, v in tag_map.items()]
         run = store.create_run(exp_id, user, start_time, tags=tags, run_name=name)
@@ -453,18 +455,19 @@ def finish(
     (TrackingWriteError); another run's is not. ``items``: writer items
     (validated) queued right before the end, with it in one go."""
     global _last_run_id
-    check_status(status)
+    if status not in RunStatus.ALL:
+        check_status(status)
     run_id = state.run_id
     if _end_hooks:
         for hook in _end_hooks.pop(run_id, ()):
             hook(run_id, status)
-    stack = run_stack()
-    if state in stack:
+    stack = getattr(_local, "stack", None)
+    if stack and state in stack:
         stack.remove(state)
     active_runs.pop(run_id, None)
     _last_run_id = run_id
     if end_time is None:
-        end_time = now_ms()
+        end_time = time_ns() // 1_000_000
     info = state._info
     if info is None:  # not made yet: made with these if it ever is
         state._ended = (status, end_time)

@@ -314,7 +314,7 @@ def test_processes_sharing_an_rdb_storage_log_under_one_study_run(tmp_path, trac
 @pytest.mark.parametrize(
     "broken_parts",
     [
-        ("autolog.plugin.log_metrics",),  # the study's best value, at the end of optimize
+        ("autolog.integrations.optuna._best_trial",),  # the study's best, at the end
         ("autolog.plugin.log_metric",),  # the study's history, at each trial's end
         # a trial's params, value and state, queued with its end, and one at a
         # time when that fails
