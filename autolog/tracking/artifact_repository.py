@@ -341,6 +341,13 @@ class LocalArtifactRepository(ArtifactRepository):
     def _make_folders(self, relative: str) -> None:
         """Make the folders of the file ``relative`` top-down from the root (one
         ``mkdir`` each, none for a folder known to exist), and remember them."""
+        try:
+            self._make_folders_from_known(relative)
+        except FileNotFoundError:  # a folder it knew of was removed: from the root again
+            self._folders.clear()
+            self._make_folders_from_known(relative)
+
+    def _make_folders_from_known(self, relative: str) -> None:
         folder = self._root
         if folder not in self._folders:
             try:

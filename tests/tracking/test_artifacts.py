@@ -128,6 +128,16 @@ def test_a_folder_removed_behind_the_repositorys_back_is_made_again(tmp_path):
     assert [f.path for f in repo.list_artifacts("model")] == ["model/b.bin"]
 
 
+def test_a_new_folder_under_a_known_one_removed_behind_its_back_is_made_with_it(tmp_path):
+    import shutil
+
+    repo = LocalArtifactRepository(str(tmp_path / "artifacts"))
+    repo.log_bytes(b"r", "provenance/requirements.txt")  # the root is known now
+    shutil.rmtree(tmp_path / "artifacts")
+    repo.log_bytes(b"m", "model/model.pt")  # model/ is new, its parent gone
+    assert (tmp_path / "artifacts" / "model" / "model.pt").read_bytes() == b"m"
+
+
 def test_a_known_folder_costs_no_mkdir_and_parents_are_made_top_down(tmp_path, monkeypatch):
     import os
 
