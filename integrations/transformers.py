@@ -47,6 +47,7 @@ integration (``torch``) stays quiet inside ``train``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from pathlib import Path
 
@@ -228,9 +229,12 @@ class TransformersFlavor(Flavor):
     priority = 10  # before the torch flavor, which takes any nn.Module
 
     def handles(self, model: Any) -> bool:
-        import transformers
-
-        return isinstance(model, transformers.PreTrainedModel)
+        # transformers is a lazy module: its PreTrainedModel attribute imports
+        # transformers.modeling_utils (0.4-0.5 s), and Lightning imports
+        # transformers, so every Lightning or torch model's log_model paid that.
+        # No PreTrainedModel exists before that module is imported.
+        modeling = sys.modules.get("transformers.modeling_utils")
+        return modeling is not None and isinstance(model, modeling.PreTrainedModel)
 
     def requirements(self, model: Any) -> list[str]:
         return ["torch", "safetensors"]

@@ -301,3 +301,28 @@ def test_autolog_status_lists_it_with_what_it_patches():
     assert row.installed_version == transformers.__version__
     assert row.state == "active"
     assert row.targets == ("transformers.trainer.Trainer.train",)
+
+
+def test_logging_a_torch_model_does_not_import_transformers_models(tmp_path):
+    """transformers is a lazy module: asking it for PreTrainedModel imports its
+    modeling code (0.4 s); Lightning imports transformers, so every torch
+    model's log_model paid that while choosing a flavor."""
+    code = (
+        "import sys, torch, transformers, autolog\n"
+        "autolog.set_tracking_uri(sys.argv[1])\n"
+        "with autolog.start_run():\n"
+        "    autolog.log_model(torch.nn.Linear(2, 1), 'model')\n"
+        "autolog.flush()\n"
+        "assert 'transformers.modeling_utils' not in sys.modules\n"
+        "print(autolog.last_active_run().info.run_id)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, (tmp_path / "mlruns").as_uri()],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    run_id = out.stdout.split()[-1]
+    autolog.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    model = autolog.load_model(f"runs:/{run_id}/model")
+    assert isinstance(model, torch.nn.Linear)  # the torch flavor took it
