@@ -246,7 +246,8 @@ def _wait_until_written(writer, timeout=10.0):
     deadline = time.monotonic() + timeout
     while writer.pending and time.monotonic() < deadline:
         time.sleep(0.005)
-    return writer.pending == 0
+    with writer._drain_lock:  # the drain that took the items has written them
+        return writer.pending == 0
 
 
 @pytest.fixture
