@@ -245,7 +245,7 @@ def _last_items(
         check_writable(state)
     store, run_id = state.store, state.run_id
     new = new_params(state, params.items()) if params else None
-    items: list = []
+    points = []
     if metrics:
         when = time_ns() // 1_000_000
         for key, value in metrics.items():
@@ -253,13 +253,19 @@ def _last_items(
                 check_key(key, "metric key")
             if type(value) is not float:
                 value = validate_metric_value(key, value)
-            items.append((METRIC, store, run_id, Metric(key, value, when, 0)))
+            points.append(Metric(key, value, when, 0))
     clean = validated_tags(tags) if tags else None
+    # all valid: in log_params, log_metrics, set_tags order (loops: no comprehension's call)
+    items: list = []
     if new:
         state.params.update(new)
-        items[:0] = [(PARAM, store, run_id, Param(k, v)) for k, v in new.items()]
+        for key, text in new.items():
+            items.append((PARAM, store, run_id, Param(key, text)))
+    for point in points:
+        items.append((METRIC, store, run_id, point))
     if clean:
-        items.extend([(TAG, store, run_id, RunTag(k, v)) for k, v in clean.items()])
+        for key, text in clean.items():
+            items.append((TAG, store, run_id, RunTag(key, text)))
     return items
 
 
