@@ -45,3 +45,17 @@ def test_import_autolog_loads_of_ours_only_the_package_and_the_run_hooks():
     loaded = loaded_after("import autolog")
     ours = {m for m in loaded if m.split(".")[0] == "autolog"}
     assert ours == {"autolog", "autolog.tracking", "autolog.tracking.run_hooks"}, sorted(ours)
+
+
+def test_a_logged_run_loads_no_search_code(tmp_path):
+    # the filter parser and evaluator are for reads; a training script that only
+    # logs (the common one) would pay their import at its first run
+    loaded = loaded_after(
+        f"import autolog; autolog.set_tracking_uri({(tmp_path / 'mlruns').as_uri()!r})\n"
+        "with autolog.start_run():\n"
+        "    autolog.log_param('p', 1); autolog.log_metric('m', 1.0)\n"
+        "autolog.flush()"
+    )
+    assert "autolog.tracking.stores.file" in loaded
+    searching = {m for m in loaded if m.startswith("autolog.tracking.search")}
+    assert not searching, sorted(searching)

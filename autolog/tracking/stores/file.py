@@ -75,7 +75,6 @@ from autolog.errors import (
     RunStateError,
     TransientStoreError,
 )
-from autolog.tracking import search as _search
 from autolog.tracking.context import RUN_NAME as RUN_NAME_TAG
 from autolog.tracking.entities import (
     Experiment,
@@ -262,7 +261,9 @@ class FileStore(AbstractStore):
             for doc in self._experiment_docs()
             if doc["lifecycle_stage"] in stages
         ]
-        return _search.search_experiments(experiments, filter_string, order_by, max_results)
+        from autolog.tracking import search  # a few ms: only when a search runs
+
+        return search.search_experiments(experiments, filter_string, order_by, max_results)
 
     def _update_experiment(self, experiment_id: str, **changes: object) -> None:
         self._ensure_default()
@@ -507,7 +508,9 @@ class FileStore(AbstractStore):
                             run = self._load_run(entry.path)
                             if run is not None and run.info.lifecycle_stage in stages:
                                 runs.append(run)
-        return _search.search(runs, filter_string, order_by, max_results, page_token)
+        from autolog.tracking import search
+
+        return search.search(runs, filter_string, order_by, max_results, page_token)
 
     def close(self) -> None:
         with self._lock:
