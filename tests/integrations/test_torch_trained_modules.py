@@ -15,16 +15,7 @@ torch = pytest.importorskip("torch")
 import autolog  # noqa: E402
 from autolog.integrations import torch as torch_integration  # noqa: E402
 from tests.integrations.runs import artifact_names, only_run  # noqa: E402
-
-
-class Net(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
-        self.head = torch.nn.Linear(8, 1)
-
-    def forward(self, x):
-        return self.head(self.body(x))
+from tests.integrations.test_torch import Net  # noqa: E402
 
 
 class Box:
