@@ -198,7 +198,7 @@ def child_run(
     run: end it with :func:`end_run` (which ends the innermost run). A parent
     active in this process gives it its store and experiment
     (:func:`autolog.tracking.run_state.start_child`: a search opens one per trial)."""
-    all_tags = {AUTOLOGGING_TAG: integration, **config.extra_tags}
+    all_tags = run_tags(integration, config)
     if tags:
         all_tags.update(tags)
     return fluent().run_state.start_child(parent_run_id, run_name, all_tags).run_id

@@ -103,6 +103,7 @@ from autolog.training import (
     optimizer_params,
     optimizer_prefix,
     param_value,
+    param_values,
     settings_params,
 )
 from autolog.training import log_training_params as log_params
@@ -371,15 +372,7 @@ def end_training_run(
     if not (params or metrics or tags):
         _runs.end_run(status, run_id, end_time)
         return
-    values: dict[str, str] = {}
-    cut: list[str] = []
-    if params:
-        for key, value in params.items():
-            text = value if isinstance(value, str) else str(value)
-            if len(text) > MAX_PARAM_LENGTH:  # cut as param_value() cuts it
-                text = param_value(text)[0]
-                cut.append(key)
-            values[key] = text
+    values, cut = param_values(params) if params else ({}, [])
     if cut:
         tags = {**(tags or {}), TRUNCATED_PARAMS_TAG: ",".join(sorted(cut))}
     fl = _runs.fluent()

@@ -61,6 +61,17 @@ def param_value(value: Any) -> tuple[str, bool]:
     return text[: MAX_PARAM_LENGTH - len(_MARKER)] + _MARKER, True
 
 
+def param_values(params: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Each of ``params`` as :func:`param_value` makes it, and the keys it cut."""
+    values: dict[str, str] = {}
+    cut: list[str] = []
+    for key, value in params.items():
+        values[key], was_cut = param_value(value)
+        if was_cut:
+            cut.append(key)
+    return values, cut
+
+
 def flatten(params: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
     """Nested mappings to one level: ``{"opt": {"lr": 0.1}}`` -> ``{"opt.lr": 0.1}``."""
     out: dict[str, Any] = {}
@@ -86,12 +97,7 @@ def log_training_params(params: Mapping[str, Any], run_id: str | None) -> list[s
     from autolog.errors import ParamOverwriteError
     from autolog.tracking import fluent
 
-    values: dict[str, str] = {}
-    cut: list[str] = []
-    for key, value in params.items():
-        values[key], was_cut = param_value(value)
-        if was_cut:
-            cut.append(key)
+    values, cut = param_values(params)
     if cut:
         fluent.set_tag(TRUNCATED_PARAMS_TAG, ",".join(sorted(cut)), run_id=run_id)
     if not values:

@@ -245,15 +245,7 @@ def _last_items(
         check_writable(state)
     store, run_id = state.store, state.run_id
     new = new_params(state, params.items()) if params else None
-    points = []
-    if metrics:
-        when = time_ns() // 1_000_000
-        for key, value in metrics.items():
-            if type(key) is not str or key not in checked_keys:
-                check_key(key, "metric key")
-            if type(value) is not float:
-                value = validate_metric_value(key, value)
-            points.append(Metric(key, value, when, 0))
+    points = _metric_points(metrics, now_ms(), 0) if metrics else ()
     clean = validated_tags(tags) if tags else None
     # all valid: in log_params, log_metrics, set_tags order (loops: no comprehension's call)
     items: list = []
@@ -396,6 +388,11 @@ def log_metrics(
     if type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
         step = validate_step(first, step)
     when = now_ms() if timestamp is None else validate_timestamp(first, timestamp)
+    enqueue(state, METRIC, _metric_points(metrics, when, step), synchronous)
+
+
+def _metric_points(metrics: Mapping[str, float], when: int, step: int) -> list[Metric]:
+    """``metrics`` as points at ``when`` and ``step``, every key and value checked."""
     points = []
     for key, value in metrics.items():
         if type(key) is not str or key not in checked_keys:
@@ -403,7 +400,7 @@ def log_metrics(
         if type(value) is not float:
             value = validate_metric_value(key, value)
         points.append(Metric(key, value, when, step))
-    enqueue(state, METRIC, points, synchronous)
+    return points
 
 
 def log_param(key: str, value: Any, synchronous: bool = False, *, run_id: str | None = None) -> Any:

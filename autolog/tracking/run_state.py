@@ -316,13 +316,13 @@ def new_run(
     state and its tags (system tags included). Used by ``start_run`` and
     ``Client.create_run``."""
     location = artifact_location(store, exp_id)
-    run_id = f"{_ids.getrandbits(128) & _NOT_VERSION | _VERSION_4:032x}"  # new_run_id()
+    run_id = new_run_id()
     name = run_name or extra_tags.get(context.RUN_NAME) or context.generate_run_name()
     system = context.system_tags()
     tag_map = {**system, **extra_tags, context.RUN_NAME: validate_tag_value(context.RUN_NAME, name)}
     user = system[context.USER]
     if start_time is None:
-        start_time = time_ns() // 1_000_000
+        start_time = now_ms()
     if getattr(store, "assigns_run_ids", False):  # a server that picks ids (mlflow server)
         tags = [RunTag(k, v) for k, v in tag_map.items()]
         run = store.create_run(exp_id, user, start_time, tags=tags, run_name=name)
@@ -467,7 +467,7 @@ def finish(
     active_runs.pop(run_id, None)
     _last_run_id = run_id
     if end_time is None:
-        end_time = time_ns() // 1_000_000
+        end_time = now_ms()
     info = state._info
     if info is None:  # not made yet: made with these if it ever is
         state._ended = (status, end_time)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 in_progress = 0
 _lock = threading.Lock()
-#: set by the writer when it starts: called when the last training call ends
+#: set when the writer module loads: called when the last training call ends
 on_idle: Callable[[], None] | None = None
 
 
