@@ -244,25 +244,23 @@ class _Optimization:
             except Exception as exc:
                 report_error("optuna", exc, "while opening the trial's run")
                 return func(trial)
+            failed = False  # an error Optuna re-raises: no state to be told
             try:
                 with plugin.outside_session():  # its trainings log into the trial's run
-                    value = func(trial)
+                    return func(trial)
             except BaseException as exc:
-                if not isinstance(exc, self.caught):  # Optuna re-raises it: no callback
+                if not isinstance(exc, self.caught):
+                    failed = True
                     try:
                         self.end_failed(trial, exc)
                     except Exception as error:
                         report_error("optuna", error, "while closing a failed trial's run")
-                elif deferred:
+                raise
+            finally:
+                if deferred and not failed:  # Optuna tells the trial next; its run ends now
                     told.setdefault(get_ident(), []).append(
                         (trial._trial_id, time.time_ns() // 1_000_000)
                     )
-                raise
-            if deferred:  # Optuna tells the trial next; its run ends now
-                told.setdefault(get_ident(), []).append(
-                    (trial._trial_id, time.time_ns() // 1_000_000)
-                )
-            return value
 
         objective.__wrapped__ = func  # type: ignore[attr-defined]
         return objective
@@ -323,9 +321,7 @@ class _Optimization:
                 run_id=run_id,
                 end_time=end_time,
                 params=frozen.params,
-                metrics={"value": values[0]}
-                if values and len(values) == 1
-                else _values(study, values),
+                metrics=_values(study, values),
                 tags={TRIAL_STATE_TAG: state},
             )  # it ends the run whatever it raises
             ended = True
