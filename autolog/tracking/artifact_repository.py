@@ -109,14 +109,17 @@ def clean_artifact_path(path: str | None, *, what: str = "artifact path") -> str
     return "" if normal == "." else normal
 
 
-@functools.lru_cache(maxsize=1024)
-def _clean_file(path: str) -> str:
-    """``clean_artifact_path`` of an artifact file, remembered: a run's files have
-    the names the last run's had (what raises is not remembered: raised each time)."""
+def _checked_file(path: str | os.PathLike) -> str:
+    """``clean_artifact_path`` of an artifact file, which must name one."""
     relative = clean_artifact_path(path, what="artifact file")
     if not relative:
         raise InvalidParameterError(f"Invalid artifact file {path!r}: empty")
     return relative
+
+
+#: :func:`_checked_file` of a name, remembered: a run's files have the names the
+#: last run's had (what raises is not remembered: raised each time)
+_clean_file = functools.lru_cache(maxsize=1024)(_checked_file)
 
 
 _pid = os.getpid()
@@ -240,14 +243,13 @@ class LocalArtifactRepository(ArtifactRepository):
 
     @contextlib.contextmanager
     def open_write(self, path: str) -> Iterator[BinaryIO]:
-        if not clean_artifact_path(path, what="artifact file"):
-            raise InvalidParameterError(f"Invalid artifact file {path!r}: empty")
+        _checked_file(path)
         target = self._inside(path)
         if target.is_dir():
             raise InvalidParameterError(f"Artifact {path!r} is a folder, not a file")
         target.parent.mkdir(parents=True, exist_ok=True)
         self._inside(path)  # a symlinked folder created meanwhile
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp = Path(temporary_name(os.fspath(target.parent), target.name))
         try:
             with open(tmp, "wb") as stream:
                 yield stream
@@ -298,12 +300,8 @@ class LocalArtifactRepository(ArtifactRepository):
         """Write ``data`` to a temporary file beside the target in one ``write()``
         (os.open / os.write: no buffered file object, its fstat, ioctl and lseek),
         then ``os.replace`` it into place: the file appears whole or not at all."""
-        if type(artifact_file) is str:
-            relative = _clean_file(artifact_file)
-        else:
-            relative = clean_artifact_path(artifact_file, what="artifact file")
-            if not relative:
-                raise InvalidParameterError(f"Invalid artifact file {artifact_file!r}: empty")
+        check = _clean_file if type(artifact_file) is str else _checked_file
+        relative = check(artifact_file)
         view = memoryview(data)  # not bytes-like: TypeError before any file is made
         target = os.path.join(self._root, relative)
         folder, name = os.path.split(target)
