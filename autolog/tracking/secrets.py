@@ -85,21 +85,35 @@ def looks_secret(name: str) -> bool:
     return last in _LAST_WORDS or last.endswith(_LAST_ENDINGS)
 
 
-@functools.cache
-def _env_secret_pattern() -> re.Pattern[str] | None:
+def _read_environment() -> tuple[re.Pattern[str] | None, int]:
     """The values of this process's environment variables that look secret, as one
-    pattern (longest first); read once per process."""
+    pattern (longest first), and the length of the shortest; read once per
+    process (:data:`_environment`)."""
+    global _environment
     values = sorted(
         {v for k, v in os.environ.items() if looks_secret(k) and len(v) >= _MIN_ENV_SECRET},
         key=len,
         reverse=True,
     )
-    return re.compile("|".join(map(re.escape, values))) if values else None
+    pattern = re.compile("|".join(map(re.escape, values))) if values else None
+    _environment = (pattern, len(values[-1]) if values else 0)
+    return _environment
+
+
+#: (pattern of the environment's secret values or None, the shortest one's length),
+#: None until the first mask reads the environment
+_environment: tuple[re.Pattern[str] | None, int] | None = None
+
+
+def _env_secret_pattern() -> re.Pattern[str] | None:
+    """The environment's secret values as one pattern, or None (read once)."""
+    return (_environment or _read_environment())[0]
 
 
 def _forget_environment() -> None:
     """Read the environment again at the next mask (tests change it)."""
-    _env_secret_pattern.cache_clear()
+    global _environment
+    _environment = None
 
 
 def _mask_env_values(text: str) -> str:
@@ -111,6 +125,11 @@ def _mask_uris(text: str) -> str:
     return _URI_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text) if "@" in text else text
 
 
+#: keys :func:`looks_secret` said no to: a set test is no call (bounded)
+_plain_keys: set[str] = set()
+_MAX_PLAIN_KEYS = 10_000
+
+
 def mask_value(key: str, text: str) -> str:
     """``text`` as it may be stored under ``key``: ``***`` when the key looks
     secret, else with URI passwords and environment secrets masked.
@@ -119,10 +138,24 @@ def mask_value(key: str, text: str) -> str:
     '***'
     >>> mask_value("db", "postgresql://me:hunter2@db.local/x")
     'postgresql://me:***@db.local/x'
+
+    Called for every param and tag value the tracking API takes, so written
+    as one call for the common case (a key seen before, a short value without
+    ``@``): the rules of :func:`looks_secret`, :func:`_mask_uris` and
+    :func:`_mask_env_values`, inline.
     """
-    if looks_secret(key):
-        return MASK if text else text
-    return _mask_env_values(_mask_uris(text))
+    if key not in _plain_keys:
+        if looks_secret(key):
+            return MASK if text else text
+        if len(_plain_keys) < _MAX_PLAIN_KEYS:
+            _plain_keys.add(key)
+    if "@" in text:
+        text = _URI_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
+    pattern, shortest = _environment or _read_environment()
+    # a text shorter than every secret value cannot hold one
+    if pattern is not None and len(text) >= shortest:
+        text = pattern.sub(MASK, text)
+    return text
 
 
 def _mask_assignment(match: re.Match[str]) -> str:

@@ -107,12 +107,16 @@ def check_key(key: Any, kind: str) -> str:
 
 
 def validated_tags(tags: Any) -> dict[str, str]:
-    """Tags (a mapping) as stored: keys checked, values :func:`validate_tag_value`'d."""
+    """Tags (a mapping) as stored: keys checked, values :func:`validate_tag_value`'d
+    (its rules inline: a run's creation passes several tags)."""
     clean = {}
     for key, value in tags.items():
         if type(key) is not str or key not in checked_keys:
             check_key(key, "tag key")
-        clean[key] = validate_tag_value(key, value)
+        text = value if type(value) is str else str(value)
+        if len(text) > MAX_TAG_VALUE_LENGTH or "\x00" in text:
+            _refuse_string_value(key, text, MAX_TAG_VALUE_LENGTH, "tag")
+        clean[key] = mask_value(key, text)
     return clean
 
 
@@ -125,8 +129,9 @@ def validate_experiment_name(name: Any) -> str:
     return name
 
 
-def _validate_string_value(key: str, value: Any, limit: int, kind: str) -> str:
-    text = value if type(value) is str else str(value)
+def _refuse_string_value(key: str, text: str, limit: int, kind: str) -> None:
+    """Raise for a param or tag value that holds a NUL character or is longer
+    than ``limit`` (the callers test both first: the common value costs no call)."""
     if "\x00" in text:
         raise InvalidParameterError(
             f"{kind} value of {key!r} contains a NUL character (\\x00), which stores "
@@ -137,17 +142,22 @@ def _validate_string_value(key: str, value: Any, limit: int, kind: str) -> str:
             f"{kind} value of {key!r} is {len(text)} characters long; the limit is {limit} "
             f"(value starts {_shorten(text, 40)!r})"
         )
-    return text
 
 
 def validate_param_value(key: str, value: Any) -> str:
     """``str(value)``, at most 6000 characters; secrets masked (``mask_value``)."""
-    return mask_value(key, _validate_string_value(key, value, MAX_PARAM_VALUE_LENGTH, "param"))
+    text = value if type(value) is str else str(value)
+    if len(text) > MAX_PARAM_VALUE_LENGTH or "\x00" in text:
+        _refuse_string_value(key, text, MAX_PARAM_VALUE_LENGTH, "param")
+    return mask_value(key, text)
 
 
 def validate_tag_value(key: str, value: Any) -> str:
     """``str(value)``, at most 8000 characters; secrets masked (``mask_value``)."""
-    return mask_value(key, _validate_string_value(key, value, MAX_TAG_VALUE_LENGTH, "tag"))
+    text = value if type(value) is str else str(value)
+    if len(text) > MAX_TAG_VALUE_LENGTH or "\x00" in text:
+        _refuse_string_value(key, text, MAX_TAG_VALUE_LENGTH, "tag")
+    return mask_value(key, text)
 
 
 def validate_metric_value(key: str, value: Any) -> float:
