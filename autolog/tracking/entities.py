@@ -1,13 +1,13 @@
 """The tracking data model: what a user reads back from a store.
 
-Plain, immutable-by-convention value classes with ``__slots__``: the hot path
+Plain value classes with ``__slots__`` (params and tags immutable): the hot path
 (``log_metric``) creates one :class:`Metric` per call, so these stay cheap.
 Names follow the vocabulary of the tracking tools ML engineers already know.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, Generic, TypeVar
 
 __all__ = [
@@ -106,26 +106,66 @@ class Metric:
         )
 
 
-@dataclass(frozen=True)
-class Param:
+class _KeyValue:
+    """An immutable ``(key, value)`` pair of strings: a param or a tag.
+
+    A slotted class, not a frozen dataclass: the training thread makes one per
+    param and tag it logs, and a frozen dataclass's ``__init__`` costs twice
+    as much (it sets each field through ``object.__setattr__``). What the
+    dataclass gave is kept: keyword construction, equality and hash by class
+    and fields, a repr, assignment refused, pickling and copying."""
+
+    __slots__ = ("key", "value")
+    key: str
+    value: str
+
+    def __init__(self, key: str, value: str) -> None:
+        _set_key(self, key)  # the slots' own setters: __setattr__ refuses
+        _set_value(self, value)
+
+    __match_args__ = ("key", "value")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")  # as a frozen dataclass
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self.key == other.key and self.value == other.value  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.value))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r}, value={self.value!r})"
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickle, copy: no setattr
+        return (type(self), (self.key, self.value))
+
+
+_set_key = _KeyValue.key.__set__  # type: ignore[attr-defined]
+_set_value = _KeyValue.value.__set__  # type: ignore[attr-defined]
+
+
+class Param(_KeyValue):
     """A run input; the value is always a string."""
 
-    key: str
-    value: str
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class RunTag:
+class RunTag(_KeyValue):
     """A mutable string label on a run."""
 
-    key: str
-    value: str
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class ExperimentTag:
-    key: str
-    value: str
+class ExperimentTag(_KeyValue):
+    """A string label on an experiment."""
+
+    __slots__ = ()
 
 
 @dataclass
