@@ -36,7 +36,9 @@ import os
 import sys
 import threading
 
+from autolog.provenance import captures
 from autolog.provenance.captures import CAPTURES, capture_rows, configure, options
+from autolog.tracking import run_hooks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ __all__ = [
     "record_dataset",
     "run_started",
     "run_tags",
+    "system_tags",
 ]
 
 BRANCH = "mlflow.source.git.branch"
@@ -64,6 +67,8 @@ REQUIREMENTS_FILE = "provenance/requirements.txt"
 
 _process_tags: tuple[dict[str, Any], dict[str, str]] | None = None  # (options, their tags)
 _tags_by_options: dict[tuple, dict[str, str]] = {}  # so that switching back costs nothing
+#: (options, their tags with :func:`commit_tag`, their tags) for :func:`system_tags`
+_system_tags: tuple[dict[str, Any], dict[str, str], dict[str, str]] | None = None
 
 
 def _script_dir() -> str:
@@ -128,22 +133,33 @@ def _compute_process_tags(opts: dict[str, Any]) -> dict[str, str]:
     return tags
 
 
+def _tags_of(opts: dict[str, Any]) -> dict[str, str]:
+    """The process's provenance tags under the options ``opts`` (GPU facts aside):
+    computed once per options, then looked up."""
+    global _process_tags
+    cached = _process_tags
+    if cached is not None and cached[0] is opts:  # configure() makes a new dict
+        return cached[1]
+    key = tuple(opts[k] for k in ("git", "command", "machine", "env_vars"))
+    tags = _tags_by_options.get(key)
+    if tags is None:
+        tags = _tags_by_options[key] = _compute_process_tags(opts)
+    _process_tags = (opts, tags)
+    return tags
+
+
+def _with_gpu_facts(opts: dict[str, Any]) -> bool:
+    """Whether the machine tags get GPU facts (torch or TensorFlow is imported)."""
+    return opts["machine"] and ("torch" in sys.modules or "tensorflow" in sys.modules)
+
+
 def run_tags() -> dict[str, str]:
     """The provenance tags of a new run: computed at the first run of the
     process, then a dict copy (GPU facts are added once torch or TensorFlow is
     imported)."""
-    global _process_tags
     opts = options()
-    cached = _process_tags
-    if cached is not None and cached[0] is opts:  # configure() makes a new dict
-        tags = cached[1]
-    else:
-        key = tuple(opts[k] for k in ("git", "command", "machine", "env_vars"))
-        tags = _tags_by_options.get(key)
-        if tags is None:
-            tags = _tags_by_options[key] = _compute_process_tags(opts)
-        _process_tags = (opts, tags)
-    if opts["machine"] and ("torch" in sys.modules or "tensorflow" in sys.modules):
+    tags = _tags_of(opts)
+    if _with_gpu_facts(opts):
         from autolog.provenance.environment import gpu_tags
 
         return {**tags, **gpu_tags()}
@@ -163,6 +179,26 @@ def commit_tag() -> dict[str, str]:
     return {"mlflow.source.git.commit": commit} if commit else {}
 
 
+def system_tags() -> dict[str, str]:
+    """:func:`run_tags` with :func:`commit_tag`: what each new run gets from
+    provenance (the tracking API's tag source, :mod:`autolog.tracking.run_hooks`).
+    One dict per options in force, made at the first run: a run after it
+    costs this call and a few look-ups, the options read without a call (with
+    GPU facts, a dict made each run)."""
+    global _system_tags
+    cached = _system_tags
+    if cached is None or cached[0] is not captures._options:
+        opts = options()
+        tags = _tags_of(opts)
+        cached = _system_tags = (opts, {**tags, **commit_tag()}, tags)
+    modules = sys.modules
+    if cached[0]["machine"] and ("torch" in modules or "tensorflow" in modules):
+        from autolog.provenance.environment import gpu_tags
+
+        return {**cached[2], **gpu_tags(), **commit_tag()}
+    return cached[1]
+
+
 def run_started(state: RunState, tags: dict[str, str]) -> None:
     """A run was just created (its creation is queued): queue what is written in
     the background for a top-level run, and start the system-metrics sampler if
@@ -173,8 +209,11 @@ def run_started(state: RunState, tags: dict[str, str]) -> None:
     - the diff and requirements.txt, files, in the run's ``artifacts`` lane (as
       ``log_bytes`` does): an artifact store that fails never holds back the
       run's data, and what fails transiently is kept and retried.
+
+    A nested run (a trial's, a search candidate's) costs one call: the
+    options in force, read without one.
     """
-    opts = options()
+    opts = captures._options or options()
     if "mlflow.parentRunId" not in tags and (opts["git"] or opts["requirements"]):
         from autolog.tracking.writer import get_writer
 
@@ -292,8 +331,8 @@ def record_dataset(data: Any, name: str, run_id: str | None = None, **kwargs: An
 
 def _reset_for_tests() -> None:
     """Forget options, cached tags and git answers (the environment is read again)."""
-    global _process_tags
-    from autolog.provenance import captures, environment, git
+    global _process_tags, _system_tags
+    from autolog.provenance import environment, git
     from autolog.tracking import secrets
 
     for thread in _warming:
@@ -301,6 +340,7 @@ def _reset_for_tests() -> None:
     _warming.clear()
     captures._reset()
     _process_tags = None
+    _system_tags = None
     _tags_by_options.clear()
     _find_repo.cache_clear()
     git._forget()
@@ -308,3 +348,17 @@ def _reset_for_tests() -> None:
     environment.machine_tags.cache_clear()
     environment._gpu_tags.cache_clear()
     commit_tag.cache_clear()
+
+
+def _take_over_run_hooks() -> None:
+    """Put :func:`system_tags` and :func:`run_started` in the tracking API's run
+    hooks in place of the stand-ins the ``autolog`` package registers there
+    (each imports this module at every run, then calls in: two calls of a run's
+    dozen more). The first run, which imports this module, still goes through
+    them; every run after it calls in directly."""
+    package = sys.modules.get("autolog")
+    run_hooks.replace(getattr(package, "_provenance_tags", None), system_tags)
+    run_hooks.replace(getattr(package, "_provenance_run_started", None), run_started)
+
+
+_take_over_run_hooks()

@@ -3,9 +3,12 @@
 :mod:`autolog.provenance` registers itself at its import (``autolog``'s
 ``__init__`` imports it): its tags join the system tags of each new run
 (:func:`add_tag_source`), and it is told of each run created
-(:func:`add_run_started`) to queue what it writes in the background. The
-tracking API calls what is registered (:mod:`autolog.tracking.context`)
-and imports none of it. A leaf: it imports nothing of ours.
+(:func:`add_run_started`) to queue what it writes in the background. What
+``autolog`` registers are stand-ins that import provenance at the first run;
+provenance, once imported, puts its own functions in their place
+(:func:`replace`). The tracking API calls what is registered
+(:mod:`autolog.tracking.context`) and imports none of it. A leaf: it
+imports nothing of ours.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["add_run_started", "add_tag_source", "run_started_hooks", "tag_sources"]
+__all__ = ["add_run_started", "add_tag_source", "replace", "run_started_hooks", "tag_sources"]
 
 #: callables returning tags for a new run (later ones win; the run's own tags win over all)
 tag_sources: list[Callable[[], dict[str, str]]] = []
@@ -33,3 +36,15 @@ def add_run_started(hook: Callable[[Any, dict[str, str]], None]) -> None:
     """Call ``hook(state, tags)`` right after each new run's creation is queued (once)."""
     if hook not in run_started_hooks:
         run_started_hooks.append(hook)
+
+
+def replace(old: Any, new: Callable[..., Any]) -> None:
+    """Put ``new`` where ``old`` is registered (as a tag source or a run-started
+    hook), in the same place; nothing if ``old`` is not. For a stand-in that
+    imports the part it stands for at the first run: the part, once
+    imported, is called directly. A list's item assignment is atomic: a run
+    starting on another thread calls one or the other."""
+    for hooks in (tag_sources, run_started_hooks):
+        for i, hook in enumerate(hooks):
+            if hook is old:
+                hooks[i] = new
