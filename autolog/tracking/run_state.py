@@ -248,7 +248,8 @@ def start_child(parent_run_id: str | None, run_name: str | None, tags: Any) -> R
     extra_tags = validated_tags(tags) if tags else {}
     of_parent = active_runs.get(parent) if parent is not None else None
     if of_parent is not None:
-        store, exp_id = of_parent.store, of_parent.info.experiment_id
+        store, info = of_parent.store, of_parent._info  # not made yet: its new_info has it
+        exp_id = info.experiment_id if info is not None else of_parent._new_info[0]  # type: ignore[index]
     else:
         store = current_store()
         exp_id = active_experiment_id(store)
@@ -316,13 +317,13 @@ def new_run(
     state and its tags (system tags included). Used by ``start_run`` and
     ``Client.create_run``."""
     location = artifact_location(store, exp_id)
-    run_id = new_run_id()
+    run_id = f"{_ids.getrandbits(128) & _NOT_VERSION | _VERSION_4:032x}"  # new_run_id()
     name = run_name or extra_tags.get(context.RUN_NAME) or context.generate_run_name()
     system = context.system_tags()
     tag_map = {**system, **extra_tags, context.RUN_NAME: validate_tag_value(context.RUN_NAME, name)}
     user = system[context.USER]
     if start_time is None:
-        start_time = now_ms()
+        start_time = time_ns() // 1_000_000
     if getattr(store, "assigns_run_ids", False):  # a server that picks ids (mlflow server)
         tags = [RunTag(k, v) for k, v in tag_map.items()]
         run = store.create_run(exp_id, user, start_time, tags=tags, run_name=name)
@@ -334,7 +335,7 @@ def new_run(
         tags = [RunTag(k, v) for k, v in tag_map.items()]
         store.create_run(exp_id, user, start_time, tags=tags, run_name=name, run_id=run_id)
 
-    get_writer().append((CALL, store, run_id, Call(create_run)))
+    get_writer().append((CALL, store, run_id, Call(create_run, "create_run")))
     state = RunState(store, None, {}, False, run_id, (exp_id, name, user, start_time, location))
     context.run_started(state, tag_map)  # provenance: background artifacts, sampler
     return state, tag_map
@@ -467,7 +468,7 @@ def finish(
     active_runs.pop(run_id, None)
     _last_run_id = run_id
     if end_time is None:
-        end_time = now_ms()
+        end_time = time_ns() // 1_000_000
     info = state._info
     if info is None:  # not made yet: made with these if it ever is
         state._ended = (status, end_time)
@@ -482,7 +483,7 @@ def finish(
         def update_run_info() -> None:
             store.update_run_info(run_id, status=status, end_time=end_time)
 
-        end = (CALL, store, run_id, Call(update_run_info))
+        end = (CALL, store, run_id, Call(update_run_info, "update_run_info"))
         if items:
             items.append(end)
             writer.extend(items)
