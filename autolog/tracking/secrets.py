@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 
 __all__ = [
     "MASK",
@@ -34,6 +35,9 @@ __all__ = [
     "mask_mapping",
     "mask_text",
     "mask_value",
+    "needs_mask",
+    "plain_keys",
+    "shortest_env_secret",
     "strip_userinfo",
 ]
 
@@ -96,13 +100,19 @@ def _read_environment() -> tuple[re.Pattern[str] | None, int]:
         reverse=True,
     )
     pattern = re.compile("|".join(map(re.escape, values))) if values else None
+    global shortest_env_secret
     _environment = (pattern, len(values[-1]) if values else 0)
+    shortest_env_secret = len(values[-1]) if values else sys.maxsize
     return _environment
 
 
 #: (pattern of the environment's secret values or None, the shortest one's length),
 #: None until the first mask reads the environment
 _environment: tuple[re.Pattern[str] | None, int] | None = None
+#: a text shorter than this holds no secret value of the environment: the
+#: shortest one's length once the environment is read (0 before: nothing is
+#: known yet; ``sys.maxsize`` when it holds none)
+shortest_env_secret = 0
 
 
 def _env_secret_pattern() -> re.Pattern[str] | None:
@@ -112,8 +122,9 @@ def _env_secret_pattern() -> re.Pattern[str] | None:
 
 def _forget_environment() -> None:
     """Read the environment again at the next mask (tests change it)."""
-    global _environment
+    global _environment, shortest_env_secret
     _environment = None
+    shortest_env_secret = 0
 
 
 def _mask_env_values(text: str) -> str:
@@ -125,9 +136,16 @@ def _mask_uris(text: str) -> str:
     return _URI_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text) if "@" in text else text
 
 
-#: keys :func:`looks_secret` said no to: a set test is no call (bounded)
-_plain_keys: set[str] = set()
+#: keys :func:`looks_secret` said no to: a set test is no call (bounded; the
+#: same set for the life of the process, which validation tests too)
+plain_keys: set[str] = set()
 _MAX_PLAIN_KEYS = 10_000
+
+
+def needs_mask(key: str, text: str) -> bool:
+    """Whether :func:`mask_value` could change ``text`` under ``key``; False
+    only where it would return ``text`` itself. What validation tests inline."""
+    return not (key in plain_keys and "@" not in text and len(text) < shortest_env_secret)
 
 
 def mask_value(key: str, text: str) -> str:
@@ -140,15 +158,17 @@ def mask_value(key: str, text: str) -> str:
     'postgresql://me:***@db.local/x'
 
     Called for every param and tag value the tracking API takes, so written
-    as one call for the common case (a key seen before, a short value without
-    ``@``): the rules of :func:`looks_secret`, :func:`_mask_uris` and
-    :func:`_mask_env_values`, inline.
+    as one call (the rules of :func:`looks_secret`, :func:`_mask_uris` and
+    :func:`_mask_env_values` inline), and one that the tracking API's
+    validation skips where it would change nothing: a key in
+    :data:`plain_keys`, a value without ``@`` shorter than
+    :data:`shortest_env_secret` (:func:`needs_mask`).
     """
-    if key not in _plain_keys:
+    if key not in plain_keys:
         if looks_secret(key):
             return MASK if text else text
-        if len(_plain_keys) < _MAX_PLAIN_KEYS:
-            _plain_keys.add(key)
+        if len(plain_keys) < _MAX_PLAIN_KEYS:
+            plain_keys.add(key)
     if "@" in text:
         text = _URI_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
     pattern, shortest = _environment or _read_environment()

@@ -23,7 +23,8 @@ from numbers import Real
 from typing import Any
 
 from autolog.errors import InvalidParameterError, ParamOverwriteError
-from autolog.tracking.secrets import mask_value  # secrets are never stored (issue 18)
+from autolog.tracking import secrets as _secrets
+from autolog.tracking.secrets import mask_value, plain_keys  # secrets never stored (issue 18)
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -116,7 +117,11 @@ def validated_tags(tags: Any) -> dict[str, str]:
         text = value if type(value) is str else str(value)
         if len(text) > MAX_TAG_VALUE_LENGTH or "\x00" in text:
             _refuse_string_value(key, text, MAX_TAG_VALUE_LENGTH, "tag")
-        clean[key] = mask_value(key, text)
+        # secrets.needs_mask(key, text), inline: most values need no mask
+        if key in plain_keys and "@" not in text and len(text) < _secrets.shortest_env_secret:
+            clean[key] = text
+        else:
+            clean[key] = mask_value(key, text)
     return clean
 
 
@@ -149,6 +154,8 @@ def validate_param_value(key: str, value: Any) -> str:
     text = value if type(value) is str else str(value)
     if len(text) > MAX_PARAM_VALUE_LENGTH or "\x00" in text:
         _refuse_string_value(key, text, MAX_PARAM_VALUE_LENGTH, "param")
+    if key in plain_keys and "@" not in text and len(text) < _secrets.shortest_env_secret:
+        return text  # secrets.needs_mask(key, text), inline
     return mask_value(key, text)
 
 
@@ -157,6 +164,8 @@ def validate_tag_value(key: str, value: Any) -> str:
     text = value if type(value) is str else str(value)
     if len(text) > MAX_TAG_VALUE_LENGTH or "\x00" in text:
         _refuse_string_value(key, text, MAX_TAG_VALUE_LENGTH, "tag")
+    if key in plain_keys and "@" not in text and len(text) < _secrets.shortest_env_secret:
+        return text  # secrets.needs_mask(key, text), inline
     return mask_value(key, text)
 
 

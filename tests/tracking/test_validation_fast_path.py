@@ -6,6 +6,8 @@ environment read once)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import autolog
@@ -44,6 +46,10 @@ CHECKERS = [
 
 @pytest.fixture
 def env_secret(monkeypatch):
+    """ENV_SECRET, the environment's only secret value."""
+    for name in list(os.environ):
+        if secrets.looks_secret(name):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("MY_SERVICE_API_TOKEN", ENV_SECRET)
     secrets._forget_environment()
     yield ENV_SECRET
@@ -154,3 +160,20 @@ def test_the_tracking_api_stores_what_the_rules_make(env_secret):
         "state": "COMPLETE",
         "token": "***",
     }
+
+
+@pytest.mark.parametrize("with_env_secret", [False, True])
+def test_a_value_said_to_need_no_mask_is_what_masking_returns(with_env_secret, request):
+    if with_env_secret:
+        request.getfixturevalue("env_secret")
+    keys = ["lr", "api_key", "db_url", "comment", "HF_TOKEN", "max_tokens"]
+    values = ["0.1", "", "x" * 40, "a@b", "postgresql://me:pw@h/db", ENV_SECRET, ENV_SECRET[:-1]]
+    for _ in range(2):  # before and after the verdicts are cached
+        for key in keys:
+            for value in values:
+                masked = secrets.mask_value(key, value)
+                if not secrets.needs_mask(key, value):
+                    assert masked is value, (key, value)
+                assert validate_tag_value(key, value) == masked
+                assert validate_param_value(key, value) == masked
+                assert validated_tags({key: value}) == {key: masked}
