@@ -230,6 +230,9 @@ class _Optimization:
         told = self.told  # end_unfinished empties it in place
         get_ident = threading.get_ident
         report_error = plugin.report_error
+        start_training_run = plugin.start_training_run
+        integration, parent, study_name = self.integration, self.parent, self.study_name
+        trials = self.trials  # end_unfinished empties it in place
 
         def objective(trial: Any) -> Any:
             if deferred:  # this thread's previous trial, told by now
@@ -239,8 +242,14 @@ class _Optimization:
                         self.close_told(mine)
                     except Exception as exc:
                         report_error("optuna", exc, "while closing a trial's run")
-            try:
-                self.start_trial(trial)
+            try:  # the trial's run: its number and study name tagged at its creation
+                number = trial.number
+                trials[number] = start_training_run(
+                    integration,
+                    parent,
+                    f"trial_{number}",
+                    {TRIAL_NUMBER_TAG: number, STUDY_NAME_TAG: study_name},
+                )
             except Exception as exc:
                 report_error("optuna", exc, "while opening the trial's run")
                 return func(trial)
@@ -264,17 +273,6 @@ class _Optimization:
 
         objective.__wrapped__ = func  # type: ignore[attr-defined]
         return objective
-
-    def start_trial(self, trial: Any) -> str:
-        number = trial.number
-        run_id = plugin.start_training_run(
-            self.integration,
-            self.parent,
-            f"trial_{number}",
-            {TRIAL_NUMBER_TAG: number, STUDY_NAME_TAG: self.study_name},
-        )
-        self.trials[number] = run_id
-        return run_id
 
     def close_told(self, told: Any) -> None:
         """Close the runs of trials Optuna has told since their objectives returned
