@@ -130,6 +130,49 @@ def test_wrap_subclasses_covers_existing_and_later_subclasses(make_module):
     assert not is_autolog_wrapper(AfterDisable.__dict__["fit"])
 
 
+def test_one_subclass_hook_per_base_for_all_its_attributes(make_module):
+    """Each wrapped attribute used to chain an ``__init_subclass__`` of its own:
+    scikit-learn's eleven per root ran on every class it defines. One hook per
+    base now wraps them all, and asks ``include`` once per class."""
+    fw = __import__(make_module())
+    asked: list[str] = []
+
+    def include(cls):
+        asked.append(cls.__name__)
+        return True
+
+    def patch(self, patcher, module):
+        for attribute in ("fit", "size", "helper"):
+            patcher.wrap_subclasses(module.Model, attribute, recorder([]), include=include)
+
+    autolog.register(fake_integration(fw.__name__, patch))
+    autolog.autolog("fake")
+    hook = fw.Model.__dict__["__init_subclass__"].__func__
+    cells = dict(zip(hook.__code__.co_freevars, (c.cell_contents for c in hook.__closure__)))
+    assert cells["original"] is patching._MISSING  # one hook, not a chain of three
+    asked.clear()
+
+    class Late(fw.Model):
+        def fit(self, x, epochs=1, callbacks=None):
+            return x
+
+        def helper(self):
+            return "late"
+
+    assert is_autolog_wrapper(Late.__dict__["fit"])
+    assert is_autolog_wrapper(Late.__dict__["helper"])
+    assert asked == ["Late"]  # once, for both attributes it defines
+    autolog.autolog("fake", disable=True)
+    assert "__init_subclass__" not in fw.Model.__dict__
+    autolog.autolog("fake")  # patched again: a fresh hook that wraps all three again
+
+    class Again(fw.Model):
+        def fit(self, x, epochs=1, callbacks=None):
+            return x
+
+    assert is_autolog_wrapper(Again.__dict__["fit"])
+
+
 def test_one_run_per_outermost_call_with_tags(make_module):
     fw = __import__(make_module())
     events: list = []
