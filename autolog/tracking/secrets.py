@@ -92,15 +92,14 @@ def looks_secret(name: str) -> bool:
 def _read_environment() -> tuple[re.Pattern[str] | None, int]:
     """The values of this process's environment variables that look secret, as one
     pattern (longest first), and the length of the shortest; read once per
-    process (:data:`_environment`)."""
-    global _environment
+    process (:data:`_environment`, :data:`shortest_env_secret`)."""
+    global _environment, shortest_env_secret
     values = sorted(
         {v for k, v in os.environ.items() if looks_secret(k) and len(v) >= _MIN_ENV_SECRET},
         key=len,
         reverse=True,
     )
     pattern = re.compile("|".join(map(re.escape, values))) if values else None
-    global shortest_env_secret
     _environment = (pattern, len(values[-1]) if values else 0)
     shortest_env_secret = len(values[-1]) if values else sys.maxsize
     return _environment
@@ -123,8 +122,8 @@ def _env_secret_pattern() -> re.Pattern[str] | None:
 def _forget_environment() -> None:
     """Read the environment again at the next mask (tests change it)."""
     global _environment, shortest_env_secret
+    shortest_env_secret = 0  # first: validation's inline test now asks mask_value
     _environment = None
-    shortest_env_secret = 0
 
 
 def _mask_env_values(text: str) -> str:
