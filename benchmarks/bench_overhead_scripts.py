@@ -16,6 +16,16 @@ Rows: each script, bare vs autolog (median wall time of the process); and the
 median of the scripts' added percentages (goal <= 2 %), with the startup cost
 alone (``python -c "import autolog; autolog.autolog()"`` vs ``python -c pass``).
 
+``AUTOLOG_BENCH_SCRIPT_INSTRUCTIONS=1`` adds, per script, the instructions the
+autolog process executes beyond the bare one, and their median over the
+scripts: a count that the machine's load does not move, where the wall-time
+rows swing by a couple of points between runs. Both arms run under
+valgrind's cachegrind (every thread) with ``PYTHONHASHSEED=0`` and one
+OpenMP/BLAS thread, whose spin-waits valgrind would otherwise count. A script
+runs some 30 times slower there, so the writer's drains during a training
+call (one per second of wall time) are spaced ``VALGRIND_SLOWDOWN`` times
+further apart, as many as a real run makes. Slow: 4 to 15 minutes a script.
+
 ``--quick`` / ``AUTOLOG_BENCH_QUICK=1``: one round, three scripts. Run alone:
 ``.venv/bin/python benchmarks/bench_overhead_scripts.py [--quick] [filter ...]``.
 """
@@ -23,6 +33,7 @@ alone (``python -c "import autolog; autolog.autolog()"`` vs ``python -c pass``).
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -33,13 +44,18 @@ from pathlib import Path
 
 QUICK = os.environ.get("AUTOLOG_BENCH_QUICK", "") not in ("", "0") or "--quick" in sys.argv
 ROUNDS = int(os.environ.get("AUTOLOG_BENCH_SCRIPT_ROUNDS", "1" if QUICK else "3"))
+INSTRUCTIONS = os.environ.get("AUTOLOG_BENCH_SCRIPT_INSTRUCTIONS", "") not in ("", "0")
+VALGRIND_SLOWDOWN = 30
 
 RUNNER = """
-import runpy, sys
+import os, runpy, sys
 script, arm = sys.argv[1], sys.argv[2]
 if arm == "on":
     import autolog
     autolog.autolog()
+    if os.environ.get("BENCH_UNDER_VALGRIND"):
+        from autolog.tracking import writer
+        writer.TRAINING_INTERVAL *= float(os.environ["BENCH_UNDER_VALGRIND"])
 sys.argv = [script]
 runpy.run_path(script, run_name="__main__")
 """
@@ -179,6 +195,31 @@ def _process_seconds(args: list[str], cwd: str) -> float:
     return elapsed
 
 
+def _process_instructions(args: list[str], cwd: str) -> int:
+    """Instructions the process executes, every thread (cachegrind's ``I refs``)."""
+    env = {
+        **os.environ,
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONHASHSEED": "0",
+        "BENCH_UNDER_VALGRIND": str(VALGRIND_SLOWDOWN),
+        # one thread per pool: valgrind runs one thread at a time, and the spin-waits
+        # of OpenMP and OpenBLAS workers would be counted as work
+        **dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"),
+    }
+    env.pop("AUTOLOG_TRACKING_URI", None)
+    valgrind = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+    ]
+    done = subprocess.run(valgrind + args, cwd=cwd, env=env, capture_output=True, text=True)
+    match = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or match is None:
+        raise RuntimeError(f"{args} under valgrind failed:\n{done.stderr[-2000:]}")
+    return int(match.group(1).replace(",", ""))
+
+
 def _compile_autolog() -> None:
     """Bytecode for the autolog that the scripts import, as ``pip install`` leaves
     it. Without it (``PYTHONDONTWRITEBYTECODE`` set, or a module edited since
@@ -202,6 +243,7 @@ def run(h) -> None:
     runner.write_text(RUNNER)
     names = QUICK_SCRIPTS if QUICK else tuple(SCRIPTS)
     added: list[float] = []
+    added_instructions: list[float] = []
     load_before = os.getloadavg()[0]
     for name in names:
         row = f"whole process: {name}"
@@ -226,6 +268,33 @@ def run(h) -> None:
             notes=f"median of {ROUNDS} process runs per arm, alternating",
         )
         h.rows[-1].base = b
+        if INSTRUCTIONS:
+            counts = {}
+            for arm in ("off", "on"):
+                cwd = root / f"{script.stem}-{arm}-valgrind"
+                cwd.mkdir()
+                args = [python, str(runner), str(script), arm]
+                counts[arm] = _process_instructions(args, str(cwd))
+            extra = counts["on"] - counts["off"]
+            share = extra / counts["off"] * 100
+            print(f"{name}: {counts} ({share:+.2f} %)", file=sys.stderr, flush=True)  # slow rows
+            added_instructions.append(share)
+            h.row(
+                f"whole process instructions: {name}",
+                share,
+                "%",
+                peer=f"bare {counts['off'] / 1e9:.2f} G, autolog {extra / 1e6:+,.0f} M",
+                notes="cachegrind, every thread, one run per arm",
+            )
+    if added_instructions:
+        h.row(
+            "whole process instructions: median added over the scripts",
+            statistics.median(added_instructions),
+            "%",
+            goal="<= 2 %",
+            peer="each: " + ", ".join(f"{a:+.2f} %" for a in added_instructions),
+            notes="the same scripts' instruction counts; the load does not move them",
+        )
     if added:
         h.row(
             "whole process: median added over the scripts",
