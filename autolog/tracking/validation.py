@@ -108,20 +108,12 @@ def check_key(key: Any, kind: str) -> str:
 
 
 def validated_tags(tags: Any) -> dict[str, str]:
-    """Tags (a mapping) as stored: keys checked, values :func:`validate_tag_value`'d
-    (its rules inline: a run's creation passes several tags)."""
+    """Tags (a mapping) as stored: keys checked, values :func:`validate_tag_value`'d."""
     clean = {}
     for key, value in tags.items():
         if type(key) is not str or key not in checked_keys:
             check_key(key, "tag key")
-        text = value if type(value) is str else str(value)
-        if len(text) > MAX_TAG_VALUE_LENGTH or "\x00" in text:
-            _refuse_string_value(key, text, MAX_TAG_VALUE_LENGTH, "tag")
-        # secrets.needs_mask(key, text), inline: most values need no mask
-        if key in plain_keys and "@" not in text and len(text) < _secrets.shortest_env_secret:
-            clean[key] = text
-        else:
-            clean[key] = mask_value(key, text)
+        clean[key] = _stored_text(key, value, MAX_TAG_VALUE_LENGTH, "tag")
     return clean
 
 
@@ -149,24 +141,27 @@ def _refuse_string_value(key: str, text: str, limit: int, kind: str) -> None:
         )
 
 
+def _stored_text(key: str, value: Any, limit: int, kind: str) -> str:
+    """A param or tag value as stored: ``str(value)``, refused with a NUL or over
+    ``limit``, secrets masked. The common value (a key found not secret, no
+    ``@``, shorter than any secret of the environment: ``secrets.needs_mask``,
+    inline) costs no further call."""
+    text = value if type(value) is str else str(value)
+    if len(text) > limit or "\x00" in text:
+        _refuse_string_value(key, text, limit, kind)
+    if key in plain_keys and "@" not in text and len(text) < _secrets.shortest_env_secret:
+        return text
+    return mask_value(key, text)
+
+
 def validate_param_value(key: str, value: Any) -> str:
     """``str(value)``, at most 6000 characters; secrets masked (``mask_value``)."""
-    text = value if type(value) is str else str(value)
-    if len(text) > MAX_PARAM_VALUE_LENGTH or "\x00" in text:
-        _refuse_string_value(key, text, MAX_PARAM_VALUE_LENGTH, "param")
-    if key in plain_keys and "@" not in text and len(text) < _secrets.shortest_env_secret:
-        return text  # secrets.needs_mask(key, text), inline
-    return mask_value(key, text)
+    return _stored_text(key, value, MAX_PARAM_VALUE_LENGTH, "param")
 
 
 def validate_tag_value(key: str, value: Any) -> str:
     """``str(value)``, at most 8000 characters; secrets masked (``mask_value``)."""
-    text = value if type(value) is str else str(value)
-    if len(text) > MAX_TAG_VALUE_LENGTH or "\x00" in text:
-        _refuse_string_value(key, text, MAX_TAG_VALUE_LENGTH, "tag")
-    if key in plain_keys and "@" not in text and len(text) < _secrets.shortest_env_secret:
-        return text  # secrets.needs_mask(key, text), inline
-    return mask_value(key, text)
+    return _stored_text(key, value, MAX_TAG_VALUE_LENGTH, "tag")
 
 
 def validate_metric_value(key: str, value: Any) -> float:
