@@ -18,7 +18,14 @@ from collections.abc import Mapping
 import wrapt
 
 from autolog import flavors as _flavors
-from autolog._base import RESERVED_OPTION_NAMES, Integration, Option, as_option
+from autolog._base import (
+    RESERVED_OPTION_NAMES,
+    Integration,
+    IntegrationConfig,
+    Option,
+    as_option,
+    option_defaults,
+)
 from autolog._report import report_error
 from autolog.errors import AutologWarning, IntegrationError
 from autolog.patching import Patcher
@@ -129,24 +136,79 @@ FAILED = "failed"
 
 
 class _State:
-    """Run-time state of one registered integration."""
+    """Run-time state of one registered integration.
 
-    def __init__(self, cls: type[Integration]):
-        self.cls = cls
-        self.integration = cls()
-        self.patcher = Patcher(self.integration)
+    A built-in is registered from its row of the manifest
+    (:data:`autolog.integrations.FRAMEWORK_MODULES`) and its class is loaded
+    from ``entry_point`` at the first use of ``cls``, ``integration`` or
+    ``patcher``: when one of its frameworks is imported, or when ``status()``,
+    an option of its own, or a flavor needs it."""
+
+    def __init__(
+        self,
+        name: str,
+        modules: tuple[str, ...],
+        covers: tuple[str, ...],
+        entry_point: str | None = None,
+        cls: type[Integration] | None = None,
+    ):
+        self.name = name
+        self.modules = modules
+        self.covers = covers
+        self.entry_point = entry_point  # "module:attr", loaded when needed
+        self.common: dict[str, Any] | None = None  # autolog()'s options, until loaded
         self.enabled = False
         self.hooked: set[str] = set()  # modules with a post-import hook installed
         self.patched: set[str] = set()  # modules patched now
         self.problem: tuple[str, str] | None = None  # (state, reason)
+        self._cls = cls
+        if cls is not None:
+            self._attach(cls)
+
+    def _attach(self, cls: type[Integration]) -> None:
+        self._cls = cls
+        self._integration = cls()
+        self._patcher = Patcher(self._integration)
+        if self.common is not None:
+            own = option_defaults(cls.options)
+            self._integration.config = IntegrationConfig(own, **self.common)
+
+    @property
+    def loaded(self) -> bool:
+        return self._cls is not None
+
+    @property
+    def cls(self) -> type[Integration]:
+        if self._cls is None:
+            registry.load(self)
+        return self._cls  # type: ignore[return-value]
+
+    @property
+    def integration(self) -> Integration:
+        self.cls  # noqa: B018 (loads it)
+        return self._integration
+
+    @property
+    def patcher(self) -> Patcher:
+        self.cls  # noqa: B018 (loads it)
+        return self._patcher
+
+
+def _builtin_row(name: str, value: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The manifest's row for a built-in's entry point, None for any other."""
+    if not value.startswith("autolog.integrations."):
+        return None
+    from autolog.integrations import FRAMEWORK_MODULES
+
+    return FRAMEWORK_MODULES.get(name)
 
 
 class _Registry:
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.classes: dict[str, type[Integration]] = {}
+        self.classes: dict[str, type[Integration]] = {}  # the loaded ones
         self.load_errors: dict[str, str] = {}
-        self.states: dict[str, _State] = {}
+        self.states: dict[str, _State] = {}  # every registered one, loaded or not
         self.from_entry_points: set[str] = set()
         self.discovered = False
 
@@ -156,29 +218,77 @@ class _Registry:
                 return
             self.discovered = True
             for name, value in _entry_points(ENTRY_POINT_GROUP):
+                row = _builtin_row(name, value)
+                if row is not None and name not in self.states:
+                    self.states[name] = _State(name, *row, entry_point=value)
+                    self.from_entry_points.add(name)
+                    continue
                 try:
-                    cls = _load(value)
-                    if getattr(cls, "name", None) != name:
-                        raise IntegrationError(
-                            f"entry point {name!r} = {value!r} loads an integration "
-                            f"named {getattr(cls, 'name', None)!r}"
-                        )
-                    self.add(cls)
+                    self.add(_load_entry_point(name, value))
                     self.from_entry_points.add(name)
                 except Exception as exc:
-                    # One broken plugin must not stop the others (or autolog()):
-                    # status() shows it as failed, with the reason.
-                    self.load_errors[name] = f"{type(exc).__name__}: {exc}"
-                    warnings.warn(
-                        f"autolog: cannot load integration {name!r} from entry point "
-                        f"{value!r}: {type(exc).__name__}: {exc}",
-                        AutologWarning,
-                        stacklevel=3,
-                    )
+                    self._failed(name, value, exc, stacklevel=3)
+
+    def _failed(self, name: str, value: str, exc: Exception, stacklevel: int) -> None:
+        # One broken plugin must not stop the others (or autolog()): status()
+        # shows it as failed, with the reason.
+        self.load_errors[name] = f"{type(exc).__name__}: {exc}"
+        warnings.warn(
+            f"autolog: cannot load integration {name!r} from entry point "
+            f"{value!r}: {type(exc).__name__}: {exc}",
+            AutologWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+    def load(self, state: _State) -> None:
+        """Load a built-in's class; raises what loading raises."""
+        with self.lock:
+            if state.loaded:
+                return
+            cls = _load_entry_point(state.name, state.entry_point or "")
+            if (cls.modules, cls.covers) != (state.modules, state.covers):
+                raise IntegrationError(
+                    f"{cls.__module__}.{cls.__qualname__} patches {cls.modules} and covers "
+                    f"{cls.covers}; autolog.integrations.FRAMEWORK_MODULES says "
+                    f"{state.modules} and {state.covers}"
+                )
+            _validate(cls)
+            state._attach(cls)
+            self.classes[cls.name] = cls
+            _flavors.add_integration_flavors(cls.flavors)
+
+    def try_load(self, state: _State, stacklevel: int = 2) -> bool:
+        """Load ``state``'s class; a failure is reported as discovery reports
+        one, and forgets the integration."""
+        try:
+            self.load(state)
+            return True
+        except Exception as exc:
+            with self.lock:
+                self.states.pop(state.name, None)
+                self.from_entry_points.discard(state.name)
+            self._failed(state.name, state.entry_point or "", exc, stacklevel + 1)
+            return False
+
+    def load_all(self, imported_only: bool = False) -> None:
+        """Load every registered class (``imported_only``: those of the
+        frameworks imported by now, the only ones whose objects can exist)."""
+        self.discover()
+        with self.lock:
+            for state in list(self.states.values()):
+                if state.loaded:
+                    continue
+                if imported_only and not any(
+                    m.partition(".")[0] in sys.modules for m in state.modules
+                ):
+                    continue
+                self.try_load(state, stacklevel=3)
 
     def add(self, cls: type[Integration]) -> None:
         _validate(cls)
         with self.lock:
+            if cls.name in self.states and not self.states[cls.name].loaded:
+                self.try_load(self.states[cls.name], stacklevel=3)
             existing = self.classes.get(cls.name)
             if existing is cls:
                 return
@@ -189,7 +299,7 @@ class _Registry:
                     f"cannot register {cls.__module__}.{cls.__qualname__}"
                 )
             self.classes[cls.name] = cls
-            self.states[cls.name] = _State(cls)
+            self.states[cls.name] = _State(cls.name, cls.modules, cls.covers, cls=cls)
             self.load_errors.pop(cls.name, None)
             _flavors.add_integration_flavors(cls.flavors)  # pushed, never pulled
 
@@ -204,7 +314,7 @@ class _Registry:
 registry = _Registry()
 
 
-def _load(value: str) -> Any:
+def _load_entry_point(name: str, value: str) -> Any:
     module_name, _, attr = value.partition(":")
     import importlib
 
@@ -212,6 +322,11 @@ def _load(value: str) -> Any:
     for part in attr.strip().split("."):
         if part:
             obj = getattr(obj, part)
+    if getattr(obj, "name", None) != name:
+        raise IntegrationError(
+            f"entry point {name!r} = {value!r} loads an integration "
+            f"named {getattr(obj, 'name', None)!r}"
+        )
     return obj
 
 
@@ -239,8 +354,11 @@ def _entry_points(group: str) -> list[tuple[str, str]]:
                 if dist in seen:
                     continue
                 seen.add(dist)
+                path = os.path.join(item.path, "entry_points.txt")
+                if not os.access(path, os.R_OK):  # most have none: no exception raised
+                    continue
                 try:
-                    with open(os.path.join(item.path, "entry_points.txt"), encoding="utf-8") as fh:
+                    with open(path, encoding="utf-8") as fh:
                         text = fh.read()
                 except OSError:
                     continue
@@ -330,7 +448,9 @@ def _on_import(name: str, module_name: str, module: types.ModuleType) -> None:
         state = registry.states.get(name)
         if state is None or not state.enabled or module_name in state.patched:
             return
-        if module_name in state.cls.covers and _owner_enabled(module_name):
+        if module_name in state.covers and _owner_enabled(module_name):
+            return
+        if not registry.try_load(state, stacklevel=3):
             return
         problem = _version_problem(state)
         if problem is not None:
@@ -363,24 +483,24 @@ def _on_import(name: str, module_name: str, module: types.ModuleType) -> None:
 
 def _owner_enabled(module_name: str) -> bool:
     """Whether an enabled integration has ``module_name`` in its ``modules``."""
-    return any(s.enabled and module_name in s.cls.modules for s in registry.states.values())
+    return any(s.enabled and module_name in s.modules for s in registry.states.values())
 
 
 def _coverers(state: _State) -> list[_State]:
     """Enabled integrations that cover this one's framework (``covers``: the
     scikit-learn integration wraps XGBoost's estimators while XGBoost's own
     integration is off)."""
-    own = set(state.cls.modules)
+    own = set(state.modules)
     return [
         other
         for other in registry.states.values()
-        if other is not state and other.enabled and own & set(other.cls.covers)
+        if other is not state and other.enabled and own & set(other.covers)
     ]
 
 
 def _step_aside(state: _State) -> None:
     """Remove the wraps that covering integrations put on ``state``'s framework."""
-    own = tuple(state.cls.modules)
+    own = tuple(state.modules)
     for other in _coverers(state):
         covered = {m for m in other.patched if _in_modules(m, own)}
         if covered:
@@ -391,10 +511,10 @@ def _step_aside(state: _State) -> None:
 def _cover_again(state: _State) -> None:
     """``state`` was disabled: integrations that cover its framework patch it now."""
     for other in _coverers(state):
-        for module_name in set(other.cls.covers) & set(state.cls.modules):
+        for module_name in set(other.covers) & set(state.modules):
             module = sys.modules.get(module_name)
             if module is not None:
-                _on_import(other.cls.name, module_name, module)
+                _on_import(other.name, module_name, module)
 
 
 def _in_modules(module_name: str, modules: tuple[str, ...]) -> bool:
@@ -409,27 +529,28 @@ def enable_integration(state: _State) -> None:
 def _enable_one(state: _State) -> None:
     state.enabled = True
     state.problem = None
-    for module_name in (*state.cls.modules, *state.cls.covers):
+    for module_name in (*state.modules, *state.covers):
         if module_name not in state.hooked:
             # wrapt calls the hook at once when the module is already imported.
             state.hooked.add(module_name)
             wrapt.register_post_import_hook(
-                lambda module, n=state.cls.name, m=module_name: _on_import(n, m, module),
+                lambda module, n=state.name, m=module_name: _on_import(n, m, module),
                 module_name,
             )
         elif module_name in sys.modules:
-            _on_import(state.cls.name, module_name, sys.modules[module_name])
+            _on_import(state.name, module_name, sys.modules[module_name])
 
 
 def disable_integration(state: _State) -> None:
     state.enabled = False
-    state.patcher.unpatch_all()
-    state.patched.clear()
     state.problem = None
-    try:
-        state.integration.unpatch()
-    except Exception as exc:
-        report_error(
-            state.cls.name, exc, "while unpatching", silent=state.integration.config.silent
-        )
+    if state.loaded:  # else it has patched nothing
+        state.patcher.unpatch_all()
+        state.patched.clear()
+        try:
+            state.integration.unpatch()
+        except Exception as exc:
+            report_error(
+                state.name, exc, "while unpatching", silent=state.integration.config.silent
+            )
     _cover_again(state)

@@ -82,7 +82,7 @@ def register(cls: type[Integration]) -> type[Integration]:
 
 def integration_classes() -> list[type[Integration]]:
     """Every registered integration class: built-in, entry-point and run-time ones."""
-    _registry.discover()
+    _registry.load_all()
     with _registry.lock:
         return list(_registry.classes.values())
 
@@ -125,18 +125,20 @@ def autolog(
     """
     _registry.discover()
     with _registry.lock:
-        known = sorted(_registry.classes)
-        unknown = [n for n in names if n not in _registry.classes]
+        known = sorted(_registry.states)
+        unknown = [n for n in names if n not in _registry.states]
         if unknown:
             raise IntegrationError(
                 f"unknown integration(s) {unknown}; registered integrations: {known}"
             )
         selected = [_registry.states[n] for n in (names or known)]
+        if options:  # their declarations are in the classes
+            selected = [s for s in selected if _registry.try_load(s, stacklevel=4)]
         # An integration that covers another's framework while that one is off
         # (sklearn covers XGBoost's estimators) is enabled after it and
         # disabled before it: no patching that is undone at once.
-        owned = {m for s in selected for m in s.cls.modules}
-        selected.sort(key=lambda s: bool(owned & set(s.cls.covers)), reverse=disable)
+        owned = {m for s in selected for m in s.modules}
+        selected.sort(key=lambda s: bool(owned & set(s.covers)), reverse=disable)
         if disable:
             for state in selected:
                 disable_integration(state)
@@ -156,23 +158,26 @@ def autolog(
 
             provenance.configure(system_metrics=log_system_metrics)
         for state in selected:
-            own = {
-                **option_defaults(state.cls.options),
-                **{k: v for k, v in options.items() if k in state.cls.options},
-            }
-            state.integration.config = IntegrationConfig(own, **common)
+            if state.loaded:
+                own = {
+                    **option_defaults(state.cls.options),
+                    **{k: v for k, v in options.items() if k in state.cls.options},
+                }
+                state.integration.config = IntegrationConfig(own, **common)
+            state.common = common  # the config of a class loaded later
             enable_integration(state)
 
 
 def _check_values(selected: list[Any], common: dict[str, Any], options: dict[str, Any]) -> None:
     """Every option value against its declaration, before anything changes:
     a stray name is a TypeError, a wrong type an InvalidParameterError naming
-    the option, the integration and the expected type."""
-    declared = {key for s in selected for key in s.cls.options}
+    the option, the integration and the expected type. The classes of
+    ``selected`` are loaded when there are ``options``."""
+    declared = {key for s in selected if options for key in s.cls.options}
     stray = sorted(set(options) - declared)
     if stray:
         raise TypeError(
-            f"autolog() got option(s) {stray} that none of {[s.cls.name for s in selected]} "
+            f"autolog() got option(s) {stray} that none of {[s.name for s in selected]} "
             f"declares; their options: {sorted(declared)}"
         )
     check_options("autolog", COMMON_OPTIONS, common)
@@ -182,8 +187,8 @@ def _check_values(selected: list[Any], common: dict[str, Any], options: dict[str
             from autolog.errors import InvalidParameterError
 
             raise InvalidParameterError(f"autolog(): extra_tags keys must be strings, got {bad}")
-    for state in selected:
-        check_options(state.cls.name, state.cls.options, options)
+    for state in selected if options else ():
+        check_options(state.name, state.cls.options, options)
 
 
 def is_enabled(name: str) -> bool:
@@ -227,7 +232,7 @@ def status() -> list[IntegrationStatus]:
     """
     import importlib.util
 
-    _registry.discover()
+    _registry.load_all()
     rows = []
     with _registry.lock:
         for name, error in sorted(_registry.load_errors.items()):
@@ -267,7 +272,7 @@ def _reset_for_tests() -> None:
 
     with _registry.lock:
         for state in _registry.states.values():
-            if state.enabled or state.patcher.records:
+            if state.enabled or (state.loaded and state.patcher.records):
                 disable_integration(state)
         for name in set(_registry.classes) - _registry.from_entry_points:
             _registry.remove(name)

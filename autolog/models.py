@@ -171,7 +171,7 @@ def log_model(
     booster); it is stored as is, and ``flavor_options`` are then refused.
     """
     artifact_path = _checked_artifact_path(name)
-    _discover_integrations()
+    _discover_integrations(imported_only=True)
     chosen = flavor_for_model(model, flavor)
     if snapshot is not None:
         if flavor is None or flavor_options or not isinstance(snapshot, ModelSnapshot):
@@ -447,13 +447,14 @@ def _loadable_flavor_class(metadata: dict[str, Any], model_uri: str) -> type[Fla
 # -- small helpers ------------------------------------------------------------
 
 
-def _discover_integrations() -> None:
-    """Register the installed integrations (once per process), whose flavors the
-    registry hands to :mod:`autolog.flavors`: a fresh process that only loads
-    a model knows its flavor too."""
+def _discover_integrations(imported_only: bool = False) -> None:
+    """Register the installed integrations, whose flavors the registry hands to
+    :mod:`autolog.flavors`: a fresh process that only loads a model knows its
+    flavor too (``imported_only``: the integrations of the frameworks imported
+    by now, enough to find the flavor of a model object)."""
     from autolog._registry import registry
 
-    registry.discover()
+    registry.load_all(imported_only)
 
 
 def _autolog_version() -> str:

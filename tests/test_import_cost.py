@@ -35,8 +35,9 @@ def test_import_autolog_loads_no_framework_and_no_slow_stdlib():
 def test_autolog_call_with_no_framework_imported_loads_none():
     loaded = loaded_after("import autolog; autolog.autolog()")
     assert loaded.isdisjoint(HEAVY + SLOW_STDLIB), sorted(loaded & set(HEAVY + SLOW_STDLIB))
+    # a built-in's module loads when its framework is imported (test_integration_registry)
     integrations = {m for m in loaded if m.startswith("autolog.integrations.")}
-    assert {f"autolog.integrations.{n}" for n in ("sklearn", "keras", "torch")} <= integrations
+    assert not integrations, sorted(integrations)
 
 
 def test_import_autolog_loads_of_ours_only_the_package_and_the_run_hooks():

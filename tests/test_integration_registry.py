@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -284,3 +285,85 @@ def test_a_final_release_in_a_plain_range_needs_no_packaging():
         "assert 'packaging.specifiers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- built-ins loaded when their framework is imported -----------------------------
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+
+
+def test_the_manifest_is_each_builtin_class_modules_and_covers():
+    from autolog.integrations import FRAMEWORK_MODULES
+
+    builtins = {
+        name: value
+        for name, value in _registry._entry_points(_registry.ENTRY_POINT_GROUP)
+        if value.startswith("autolog.integrations.")
+    }
+    assert set(FRAMEWORK_MODULES) == set(builtins)
+    for name, value in builtins.items():
+        cls = _registry._load_entry_point(name, value)
+        assert FRAMEWORK_MODULES[name] == (cls.modules, cls.covers), name
+
+
+def test_a_builtin_loads_when_its_framework_is_imported_with_the_options_in_force():
+    code = (
+        "import json, sys, autolog\n"
+        "autolog.autolog(log_models=False, extra_tags={'team': 'a'})\n"
+        "ours = lambda: sorted(m for m in sys.modules if m.startswith('autolog.integrations.'))\n"
+        "before = ours()\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "state = autolog.integration._registry.states['sklearn']\n"
+        "config = state.integration.config\n"
+        "print(json.dumps([before, ours(), sorted(state.patched),\n"
+        "    config.log_models, config.extra_tags, config.options['max_tuning_runs'],\n"
+        "    autolog.integration._registry.states['xgboost'].loaded]))\n"
+    )
+    before, after, patched, log_models, tags, tuning, xgboost_loaded = json.loads(
+        _run(code).stdout.splitlines()[-1]
+    )
+    assert before == []
+    assert "autolog.integrations.sklearn" in after
+    assert not {"autolog.integrations.xgboost", "autolog.integrations.torch"} & set(after)
+    assert patched == ["sklearn", "sklearn.metrics", "sklearn.model_selection"]
+    assert (log_models, tags, tuning) == (False, {"team": "a"}, 5)
+    assert xgboost_loaded is False
+
+
+def test_a_builtin_that_fails_to_load_is_reported_when_its_framework_is_imported():
+    # the statsmodels row made to disagree with its class: loading it refuses
+    code = (
+        "import json, warnings, autolog\n"
+        "from autolog.integrations import FRAMEWORK_MODULES\n"
+        "FRAMEWORK_MODULES['statsmodels'] = (('colorsys',), ())\n"
+        "autolog.autolog()\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import colorsys\n"
+        "row = next(r for r in autolog.status() if r.name == 'statsmodels')\n"
+        "print(json.dumps([[str(w.message) for w in caught], row.state, row.reason,\n"
+        "    autolog.integration.is_enabled('sklearn')]))\n"
+    )
+    messages, state, reason, others = json.loads(_run(code).stdout.splitlines()[-1])
+    assert len(messages) == 1 and "cannot load integration 'statsmodels'" in messages[0]
+    assert state == "failed"
+    assert "FRAMEWORK_MODULES says ('colorsys',)" in reason
+    assert others is True
+
+
+def test_log_model_finds_the_flavor_of_an_imported_framework_without_autolog(tmp_path):
+    code = (
+        "import json, sys, autolog\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        f"autolog.set_tracking_uri({(tmp_path / 'mlruns').as_uri()!r})\n"
+        "with autolog.start_run():\n"
+        "    info = autolog.log_model(LogisticRegression().fit([[0], [1]], [0, 1]), 'model')\n"
+        "print(json.dumps([info.flavor, 'autolog.integrations.torch' in sys.modules]))\n"
+    )
+    flavor, torch_loaded = json.loads(_run(code).stdout.splitlines()[-1])
+    assert flavor == "sklearn"
+    assert torch_loaded is False
