@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -194,11 +195,11 @@ def test_name_and_version_from_the_metadata_head_as_from_the_whole_file(tmp_path
 
     monkeypatch.setattr(environment, "_HEAD_BYTES", 64)
 
-    def dist(text: str, file_name: str = "METADATA") -> PathDistribution:
+    def dist(text: str, file_name: str = "METADATA") -> str:
         folder = tmp_path / f"d{len(list(tmp_path.iterdir()))}.dist-info"
         folder.mkdir()
         (folder / file_name).write_text(text, encoding="utf-8")
-        return PathDistribution(folder)
+        return str(folder)
 
     cases = [
         "Metadata-Version: 2.1\nName: short\nVersion: 1.0",  # no newline at the end
@@ -208,7 +209,8 @@ def test_name_and_version_from_the_metadata_head_as_from_the_whole_file(tmp_path
     ]
     for text in cases:
         found = dist(text)
-        expected = (found.metadata["Name"], found.metadata["Version"])
+        metadata = PathDistribution(Path(found)).metadata
+        expected = (metadata["Name"], metadata["Version"])
         assert environment._name_and_version(found) == expected, text
     egg = dist("Metadata-Version: 1.0\nName: egg\nVersion: 0.1\n", "PKG-INFO")
     assert environment._name_and_version(egg) == ("egg", "0.1")
