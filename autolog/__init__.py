@@ -27,28 +27,12 @@ from autolog.tracking import run_hooks as _run_hooks
 
 TYPE_CHECKING = False  # typing costs ~7 ms on a bare interpreter; checkers honour this
 
-if TYPE_CHECKING:
-    from typing import Any
-
-
 # Provenance (git commit, machine, requirements, ... of every new run) sits above
 # the tracking API, which imports nothing of it: the package pushes it into the
 # tracking API's run hooks here, before any run can start (every import of a
 # part of autolog runs this file first). Provenance itself loads at the first run.
-def _provenance_tags() -> dict[str, str]:
-    from autolog import provenance
-
-    return {**provenance.run_tags(), **provenance.commit_tag()}
-
-
-def _provenance_run_started(state: Any, tags: dict[str, str]) -> None:
-    from autolog import provenance
-
-    provenance.run_started(state, tags)
-
-
-_run_hooks.add_tag_source(_provenance_tags)
-_run_hooks.add_run_started(_provenance_run_started)
+_run_hooks.add_tag_source(_run_hooks.lazy("autolog.provenance:system_tags"))
+_run_hooks.add_run_started(_run_hooks.lazy("autolog.provenance:run_started"))
 
 __version__ = "0.1.0"
 

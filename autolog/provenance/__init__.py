@@ -38,7 +38,6 @@ import threading
 
 from autolog.provenance import captures
 from autolog.provenance.captures import CAPTURES, capture_rows, configure, options
-from autolog.tracking import run_hooks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -348,17 +347,3 @@ def _reset_for_tests() -> None:
     environment.machine_tags.cache_clear()
     environment._gpu_tags.cache_clear()
     commit_tag.cache_clear()
-
-
-def _take_over_run_hooks() -> None:
-    """Put :func:`system_tags` and :func:`run_started` in the tracking API's run
-    hooks in place of the stand-ins the ``autolog`` package registers there
-    (each imports this module at every run, then calls in: two calls of a run's
-    dozen more). The first run, which imports this module, still goes through
-    them; every run after it calls in directly."""
-    package = sys.modules.get("autolog")
-    run_hooks.replace(getattr(package, "_provenance_tags", None), system_tags)
-    run_hooks.replace(getattr(package, "_provenance_run_started", None), run_started)
-
-
-_take_over_run_hooks()

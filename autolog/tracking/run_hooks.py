@@ -4,9 +4,9 @@
 ``__init__`` imports it): its tags join the system tags of each new run
 (:func:`add_tag_source`), and it is told of each run created
 (:func:`add_run_started`) to queue what it writes in the background. What
-``autolog`` registers are stand-ins that import provenance at the first run;
-provenance, once imported, puts its own functions in their place
-(:func:`replace`). The tracking API calls what is registered
+``autolog`` registers are :func:`lazy` stand-ins, which import provenance at
+the first run and put its functions in their place (:func:`replace`): every
+later run calls them directly. The tracking API calls what is registered
 (:mod:`autolog.tracking.context`) and imports none of it. A leaf: it
 imports nothing of ours.
 """
@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["add_run_started", "add_tag_source", "replace", "run_started_hooks", "tag_sources"]
+__all__ = [
+    "add_run_started",
+    "add_tag_source",
+    "lazy",
+    "replace",
+    "run_started_hooks",
+    "tag_sources",
+]
 
 #: callables returning tags for a new run (later ones win; the run's own tags win over all)
 tag_sources: list[Callable[[], dict[str, str]]] = []
@@ -48,3 +55,19 @@ def replace(old: Any, new: Callable[..., Any]) -> None:
         for i, hook in enumerate(hooks):
             if hook is old:
                 hooks[i] = new
+
+
+def lazy(reference: str) -> Callable[..., Any]:
+    """A stand-in for the function ``"module:name"``: its first call imports
+    it, puts it where the stand-in is registered, and calls it."""
+
+    def stand_in(*args: Any) -> Any:
+        import importlib
+
+        module, _, name = reference.partition(":")
+        target = getattr(importlib.import_module(module), name)
+        replace(stand_in, target)
+        return target(*args)
+
+    stand_in.__qualname__ = f"lazy({reference!r})"
+    return stand_in

@@ -18,8 +18,21 @@ def test_provenance_takes_the_place_of_the_stand_ins():
         pass
     assert provenance.system_tags in run_hooks.tag_sources
     assert provenance.run_started in run_hooks.run_started_hooks
-    assert autolog._provenance_tags not in run_hooks.tag_sources
-    assert autolog._provenance_run_started not in run_hooks.run_started_hooks
+    assert not [h for h in run_hooks.tag_sources if h.__qualname__.startswith("lazy(")]
+    assert not [h for h in run_hooks.run_started_hooks if h.__qualname__.startswith("lazy(")]
+
+
+def test_a_lazy_stand_in_imports_its_target_at_the_first_call_and_steps_aside():
+    saved = list(run_hooks.tag_sources)
+    try:
+        stand_in = run_hooks.lazy("colorsys:rgb_to_hsv")
+        run_hooks.tag_sources[:0] = [stand_in]
+        assert stand_in(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+        import colorsys
+
+        assert run_hooks.tag_sources == [colorsys.rgb_to_hsv, *saved]
+    finally:
+        run_hooks.tag_sources[:] = saved
 
 
 def test_replace_puts_the_new_hook_in_the_same_place_and_ignores_the_unknown():
