@@ -22,7 +22,7 @@ by the next flush, as :class:`~autolog.errors.TrackingWriteError`.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -184,7 +184,7 @@ class Client:
         keep_detached(state)  # later log_* calls find its params without a read
         if synchronous:
             get_writer().flush(state.run_id)
-        return Run(dataclasses.replace(state.info), RunData(tags=dict(all_tags)))
+        return Run(copy.copy(state.info), RunData(tags=dict(all_tags)))
 
     def get_run(self, run_id: str) -> Run:
         """Info, params, latest metrics and tags of a run."""
@@ -207,7 +207,7 @@ class Client:
         state.info.status, state.info.end_time = status, end
         if synchronous:
             get_writer().flush(run_id)
-        return dataclasses.replace(state.info)
+        return copy.copy(state.info)
 
     def update_run(
         self,

@@ -7,8 +7,13 @@ Names follow the vocabulary of the tracking tools ML engineers already know.
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError, dataclass, field
-from typing import Any, Generic, TypeVar
+# dataclasses and typing are not imported here: the first logged run of a
+# process imports this module (see _Record); type checkers honour this.
+from operator import attrgetter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Experiment",
@@ -126,10 +131,10 @@ class _KeyValue:
     __match_args__ = ("key", "value")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")  # as a frozen dataclass
+        _refuse(f"cannot assign to field {name!r}")  # as a frozen dataclass
 
     def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
+        _refuse(f"cannot delete field {name!r}")
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -168,63 +173,160 @@ class ExperimentTag(_KeyValue):
     __slots__ = ()
 
 
-@dataclass
-class RunInfo:
-    run_id: str
-    experiment_id: str
-    run_name: str
-    user_id: str
-    status: str
-    start_time: int
-    end_time: int | None
-    artifact_uri: str
-    lifecycle_stage: str = LifecycleStage.ACTIVE
+class _Record:
+    """What the dataclasses these classes were gave, without building them at
+    import (the dataclass decorator costs milliseconds a class, paid by the
+    first logged run of a process): equality by class and fields, a repr that
+    names them, ``__match_args__``. Instances keep a ``__dict__``, so ``vars()``
+    reads the fields back in order (the stores write it) and copy and pickle
+    work as for any plain object."""
+
+    _fields: tuple[str, ...] = ()
+
+    def __init_subclass__(cls) -> None:
+        cls.__match_args__ = cls._fields
+        cls._values = attrgetter(*cls._fields)  # a tuple of them: two fields or more
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values(self) == self._values(other)  # tuples, as a dataclass compares
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__qualname__}({shown})"
+
+
+class RunInfo(_Record):
+    _fields = (
+        "run_id",
+        "experiment_id",
+        "run_name",
+        "user_id",
+        "status",
+        "start_time",
+        "end_time",
+        "artifact_uri",
+        "lifecycle_stage",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        experiment_id: str,
+        run_name: str,
+        user_id: str,
+        status: str,
+        start_time: int,
+        end_time: int | None,
+        artifact_uri: str,
+        lifecycle_stage: str = LifecycleStage.ACTIVE,
+    ) -> None:
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.run_name = run_name
+        self.user_id = user_id
+        self.status = status
+        self.start_time = start_time
+        self.end_time = end_time
+        self.artifact_uri = artifact_uri
+        self.lifecycle_stage = lifecycle_stage
 
     @property
     def run_uuid(self) -> str:  # the older name some users still type
         return self.run_id
 
 
-@dataclass
-class RunData:
+class RunData(_Record):
     """``metrics``: the latest value per key (highest step, then latest timestamp)."""
 
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
+    _fields = ("params", "metrics", "tags")
+
+    def __init__(
+        self,
+        params: dict[str, str] | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.params = {} if params is None else params  # a fresh dict each, as a
+        self.metrics = {} if metrics is None else metrics  # default_factory gave
+        self.tags = {} if tags is None else tags
 
 
-@dataclass
-class Run:
-    info: RunInfo
-    data: RunData = field(default_factory=RunData)
+class Run(_Record):
+    _fields = ("info", "data")
+
+    def __init__(self, info: RunInfo, data: RunData | None = None) -> None:
+        self.info = info
+        self.data = RunData() if data is None else data
 
 
-@dataclass
-class Experiment:
-    experiment_id: str
-    name: str
-    artifact_location: str
-    lifecycle_stage: str = LifecycleStage.ACTIVE
-    tags: dict[str, str] = field(default_factory=dict)
-    creation_time: int | None = None
-    last_update_time: int | None = None
+class Experiment(_Record):
+    _fields = (
+        "experiment_id",
+        "name",
+        "artifact_location",
+        "lifecycle_stage",
+        "tags",
+        "creation_time",
+        "last_update_time",
+    )
+
+    def __init__(
+        self,
+        experiment_id: str,
+        name: str,
+        artifact_location: str,
+        lifecycle_stage: str = LifecycleStage.ACTIVE,
+        tags: dict[str, str] | None = None,
+        creation_time: int | None = None,
+        last_update_time: int | None = None,
+    ) -> None:
+        self.experiment_id = experiment_id
+        self.name = name
+        self.artifact_location = artifact_location
+        self.lifecycle_stage = lifecycle_stage
+        self.tags = {} if tags is None else tags
+        self.creation_time = creation_time
+        self.last_update_time = last_update_time
 
 
-@dataclass(frozen=True)
-class FileInfo:
-    """An artifact: ``path`` relative to the run's artifact root, POSIX separators."""
+class FileInfo(_Record):
+    """An artifact: ``path`` relative to the run's artifact root, POSIX separators.
 
-    path: str
-    is_dir: bool
-    file_size: int | None
+    Immutable and hashable, as the frozen dataclass it was."""
+
+    _fields = ("path", "is_dir", "file_size")
+
+    def __init__(self, path: str, is_dir: bool, file_size: int | None) -> None:
+        fields = self.__dict__  # __setattr__ refuses
+        fields["path"] = path
+        fields["is_dir"] = is_dir
+        fields["file_size"] = file_size
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _refuse(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        _refuse(f"cannot delete field {name!r}")
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.is_dir, self.file_size))
 
 
-T = TypeVar("T")
+def _refuse(message: str) -> None:
+    """Raise what a frozen dataclass raises; ``dataclasses`` is imported only then."""
+    from dataclasses import FrozenInstanceError
+
+    raise FrozenInstanceError(message)
 
 
-class PagedList(list, Generic[T]):
-    """A page of results; ``token`` fetches the next page (None when this is the last)."""
+class PagedList(list):
+    """A page of results; ``token`` fetches the next page (None when this is the last).
+
+    ``PagedList[Run]`` subscripts as ``list`` does (``list.__class_getitem__``)."""
 
     def __init__(self, items: Any = (), token: str | None = None):
         super().__init__(items)
