@@ -1,7 +1,8 @@
 """The tracking data model: what a user reads back from a store.
 
-Plain value classes with ``__slots__`` (params and tags immutable): the hot path
-(``log_metric``) creates one :class:`Metric` per call, so these stay cheap.
+Plain value classes, no dataclasses (their building is import time): the hot
+path's (:class:`Metric`, one per ``log_metric``; params and tags, immutable)
+with ``__slots__``; the records a store returns with a ``__dict__``.
 Names follow the vocabulary of the tracking tools ML engineers already know.
 """
 
