@@ -31,8 +31,11 @@ machine is shared; quote ratios, not absolute times.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -46,6 +49,7 @@ import autolog
 
 GOAL = "<= +3%"
 STEP_GOAL = "<= +10 us"
+INSTRUCTIONS = os.environ.get("AUTOLOG_BENCH_INSTRUCTIONS", "") not in ("", "0")
 TRIALS = 8
 
 
@@ -87,40 +91,8 @@ def _wall_and_cpu(h, name, bare, logged, goal, repeat, cpu_repeat=None):
 OPTUNA_ROUNDS = 41
 
 
-def _paired_cpu_row(h, name, bare, logged, clock, goal, rounds, what="thread CPU time"):
-    """``bare`` vs ``logged`` in ``rounds`` rounds, each arm once a round (which
-    runs first alternates), the writer drained and a GC run before each: the
-    row's figure is the median of the rounds' own differences, which a loaded
-    machine swings far less than the difference of the two medians (a round's
-    arms share the host's state of that moment); both are in the peer cell."""
-    if not h.wanted(name):
-        return
-    base, other = [], []
-    for i in range(rounds):
-        arms = ((bare, base), (logged, other))
-        for fn, samples in arms if i % 2 == 0 else arms[::-1]:
-            autolog.flush()
-            gc.collect()
-            start = clock()
-            fn()
-            samples.append((clock() - start) * 1e3)
-    autolog.flush()
-    b, o = statistics.median(base), statistics.median(other)
-    extra = statistics.median(y - x for x, y in zip(base, other))
-    h.row(
-        name,
-        b + extra,
-        "ms",
-        goal=goal,
-        peer=f"bare {b:.1f} ms; +{extra:.2f} ms ({100 * extra / b:+.1f}%) median of the "
-        f"rounds' differences; medians {o:.1f} vs {b:.1f} ms",
-        notes=f"{what}, {rounds} paired rounds, alternating which arm runs first "
-        "(the writer drained between arms)",
-    )
-    h.rows[-1].base = b
-
-
-def _optuna_rows(h):
+def _optuna_study():
+    """The study row's name and its bare and autolog arms."""
     import optuna
     from sklearn.linear_model import LogisticRegression
 
@@ -140,9 +112,19 @@ def _optuna_rows(h):
 
         return go
 
-    bare_optimize = _bare(optuna.study.Study, "optimize")
     name = f"optuna optimize {TRIALS} trials (LogisticRegression 3000x20 each)"
-    bare, logged = optimize(bare_optimize), optimize(optuna.study.Study.optimize)
+    return (
+        name,
+        optimize(_bare(optuna.study.Study, "optimize")),
+        optimize(optuna.study.Study.optimize),
+    )
+
+
+def _optuna_rows(h):
+    import optuna
+
+    name, bare, logged = _optuna_study()
+    bare_optimize = _bare(optuna.study.Study, "optimize")
     # As _wall_and_cpu: with the writer's 9 runs left to the next bare arm,
     # autolog read 7-9 % faster than bare.
     h.compare(
@@ -155,18 +137,26 @@ def _optuna_rows(h):
         base_setup=autolog.flush,
         setup=autolog.flush,
     )
-    _paired_cpu_row(
-        h, f"{name}: training thread CPU", bare, logged, time.thread_time, GOAL, OPTUNA_ROUNDS
+    _cpu_rows(
+        h,
+        f"{name}: training thread CPU",
+        bare,
+        logged,
+        clock="training thread CPU",
+        goal=GOAL,
+        repeat=OPTUNA_ROUNDS,
+        setup=autolog.flush,
+        notes="thread CPU time, the writer drained between the arms",
     )
-    _paired_cpu_row(
+    _cpu_rows(
         h,
         f"{name}: process CPU, writer's drain included",
         lambda: (bare(), autolog.flush()),
         lambda: (logged(), autolog.flush()),
-        time.process_time,
-        "what the store costs: 9 runs written",
-        OPTUNA_ROUNDS // 2,
-        what="process CPU time (BLAS threads and the writer thread included)",
+        clock="process CPU",
+        goal="what the store costs: 9 runs written",
+        repeat=OPTUNA_ROUNDS // 2,
+        notes="process CPU time (BLAS threads and the writer thread included)",
     )
 
     # Intermediate values are logged when the trial ends: per reported step,
@@ -204,7 +194,11 @@ def _optuna_rows(h):
         h.rows[-1].base = base
 
 
-def _catboost_rows(h):
+def _catboost_fit(iterations, live=False):
+    """A CatBoost row's name and its bare and autolog arms (``live``: our
+    per-iteration callback, for which CatBoost rebuilds its metric history at
+    every iteration, quadratic; the default logs the iterations from
+    ``get_evals_result()`` after the fit)."""
     from catboost import CatBoostClassifier
 
     rng = np.random.RandomState(0)
@@ -214,17 +208,21 @@ def _catboost_rows(h):
     data = (X[:1600], y[:1600])
     evals = (X[1600:], y[1600:])
     quiet = {"thread_count": 1, "verbose": 0, "allow_writing_files": False, "random_seed": 0}
-    # The default logs the iterations from get_evals_result() after the fit;
-    # live_metrics=True installs our callback, for which CatBoost rebuilds its
-    # metric history at every iteration (quadratic: the 300-iteration rows).
+    model = CatBoostClassifier(iterations=iterations, **quiet)
+    autolog.autolog("catboost", silent=True, live_metrics=live)
+    name = f"CatBoostClassifier.fit {iterations} iterations 2000x20 + eval set"
+    name += " live_metrics=True" if live else ""
+    return (
+        name,
+        lambda: bare_fit(model, *data, eval_set=evals),
+        lambda: model.fit(*data, eval_set=evals),
+    )
+
+
+def _catboost_rows(h):
     for iterations, live in ((100, False), (300, False), (300, True)):
-        model = CatBoostClassifier(iterations=iterations, **quiet)
-        autolog.autolog("catboost", silent=True, live_metrics=live)
-        name = f"CatBoostClassifier.fit {iterations} iterations 2000x20 + eval set"
-        name += " live_metrics=True" if live else ""
+        name, bare, logged = _catboost_fit(iterations, live)
         goal = GOAL if not live else "opt-in: what live metrics cost"
-        bare = lambda m=model: bare_fit(m, *data, eval_set=evals)  # noqa: E731
-        logged = lambda m=model: m.fit(*data, eval_set=evals)  # noqa: E731
         _wall_and_cpu(h, name, bare, logged, goal, 5 if iterations == 100 else 3)
     autolog.autolog("catboost", silent=True)
 
@@ -260,7 +258,8 @@ def _catboost_rows(h):
             )
 
 
-def _statsmodels_rows(h):
+def _statsmodels_fits():
+    """The statsmodels rows: name, bare and autolog arms, goal."""
     import statsmodels.api as sm
 
     rng = np.random.RandomState(0)
@@ -270,7 +269,7 @@ def _statsmodels_rows(h):
     bare_logit = _bare(sm.Logit, "fit")
     ols = sm.OLS(y.astype(float), X)
     bare_ols = _bare(sm.OLS, "fit")
-    rows = (
+    return (
         (
             "statsmodels Logit.fit 20000x20",
             lambda: bare_logit(logit, disp=0),
@@ -285,7 +284,10 @@ def _statsmodels_rows(h):
             "opt-in: what the summary costs",
         ),
     )
-    for name, bare, logged, goal in rows:
+
+
+def _statsmodels_rows(h):
+    for name, bare, logged, goal in _statsmodels_fits():
         if "log_summary" in name:
             autolog.autolog("statsmodels", silent=True, log_summary=True)
         # 25 rounds: a fit of 10 ms at the load this machine runs at moves by more
@@ -293,21 +295,111 @@ def _statsmodels_rows(h):
         _wall_and_cpu(h, name, bare, logged, goal, 5, cpu_repeat=25)
 
 
-def run(h) -> None:
+# Issue 19's +3 % rows, counted by callgrind in a child process (this file run
+# as a script), one workload each: the load does not move a count
+INSTRUCTION_WORKLOADS = {
+    "optuna": lambda: _optuna_study()[1:],
+    "catboost": lambda: _catboost_fit(100)[1:],
+    "statsmodels OLS": lambda: _statsmodels_fits()[1][1:3],
+    "statsmodels Logit": lambda: _statsmodels_fits()[0][1:3],
+}
+INSTRUCTION_ROUNDS = 3
+
+
+@contextlib.contextmanager
+def _session():
+    """autolog on for these three integrations only, into a temporary store, BLAS
+    on one thread (as CatBoost's thread_count=1: the fits are the same in both
+    arms, and the training thread's CPU clock then sees all of them)."""
+    from threadpoolctl import threadpool_limits
+
+    names = ("optuna", "catboost", "statsmodels")
     with tempfile.TemporaryDirectory(prefix="autolog-bench-integrations-a-") as tmp:
         autolog.set_tracking_uri(Path(tmp, "mlruns").as_uri())
-        names = ("optuna", "catboost", "statsmodels")
         autolog.autolog(*names, silent=True)
-        # One BLAS thread, as CatBoost's thread_count=1: the fits are the same in
-        # both arms, and the training thread's CPU clock then sees all of them.
-        from threadpoolctl import threadpool_limits
-
         try:
             with warnings.catch_warnings(), threadpool_limits(1):
                 warnings.simplefilter("ignore")
-                _optuna_rows(h)
-                _catboost_rows(h)
-                _statsmodels_rows(h)
+                yield
         finally:
             autolog.autolog(*names, disable=True)
             autolog.flush()
+
+
+def _instructions_child(workload: str) -> None:
+    """Under callgrind: both arms once (the first logged fit's imports), then
+    ``INSTRUCTION_ROUNDS`` rounds of each, alternating which runs first. The
+    writer is drained after each arm's phase: a ``flush()`` does the writer's
+    work on the thread that calls it."""
+    from _callgrind import SLOWDOWN, phase, print_labels
+
+    from autolog.tracking import writer
+
+    writer.TRAINING_INTERVAL *= SLOWDOWN  # as many drains during a fit as outside valgrind
+    with _session():
+        arms = tuple(zip(("bare", "autolog"), INSTRUCTION_WORKLOADS[workload]()))
+        for _, fn in arms:
+            fn()
+            autolog.flush()
+        for i in range(INSTRUCTION_ROUNDS):
+            for label, fn in arms if i % 2 == 0 else arms[::-1]:
+                gc.collect()
+                phase(label)
+                fn()
+                phase("drain")
+                autolog.flush()
+    print_labels()
+
+
+def _added(arms: dict[str, list[dict[str, int]]], event: str) -> float:
+    """The median of the rounds' differences, in % of the median bare."""
+    extra = statistics.median(o[event] - b[event] for b, o in zip(arms["bare"], arms["autolog"]))
+    return extra / statistics.median(b[event] for b in arms["bare"]) * 100
+
+
+def _instruction_rows(h) -> None:
+    """Per workload: what autolog adds to the training thread's instructions and
+    to its cycle estimate (callgrind's cache simulation). Only the thread that
+    marks a phase is counted per phase, so the writer thread's share (its
+    drains during the fit) is not in these rows."""
+    import _callgrind
+
+    for workload in INSTRUCTION_WORKLOADS:
+        name = f"{workload}: training thread instructions"
+        if not h.wanted(name):
+            continue
+        phases = _callgrind.run([sys.executable, __file__, workload], cache_sim=True)
+        arms: dict[str, list[dict[str, int]]] = {"bare": [], "autolog": []}
+        for label, threads in phases:
+            if label in arms:
+                arms[label].append(threads[1])
+        notes = (
+            f"callgrind, {INSTRUCTION_ROUNDS} rounds per arm: the median of the rounds' "
+            "differences over the median bare"
+        )
+        for event, what, detail in (
+            ("Ir", "", ""),
+            ("CEst", ", cycle estimate", ": Ir + 10 L1 misses + 100 last-level misses"),
+        ):
+            bare = statistics.median(b[event] for b in arms["bare"])
+            h.row(
+                f"{name}{what}",
+                _added(arms, event),
+                "%",
+                goal="<= 3 %",
+                peer=f"bare {bare / 1e6:,.0f} M",
+                notes=notes + detail,
+            )
+
+
+def run(h) -> None:
+    with _session():
+        _optuna_rows(h)
+        _catboost_rows(h)
+        _statsmodels_rows(h)
+    if INSTRUCTIONS:
+        _instruction_rows(h)
+
+
+if __name__ == "__main__":  # the callgrind child of _instruction_rows
+    _instructions_child(sys.argv[1])

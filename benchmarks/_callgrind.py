@@ -1,0 +1,106 @@
+"""Instructions per phase and per thread, counted by valgrind's callgrind.
+
+A wall-time or CPU-time row on this shared 2-CPU machine swings by a few
+percent between runs, more than the +3 % some goals allow. Instruction counts
+do not move with the load. A child process runs under callgrind with
+``--dump-before=getppid --separate-threads=yes``: each ``phase(label)`` calls
+``os.getppid()``, so callgrind writes what every thread executed since the
+previous phase began, and the child prints the phases' labels in order on its
+last stdout line. ``run`` gives, per phase, each thread's counts.
+
+With the cache simulated, a count also has callgrind's cycle estimate
+(``Ir + 10 L1 misses + 100 last-level misses``, KCachegrind's "CEst"): code
+that runs between a framework's and evicts it, or is evicted by it, costs more
+than its instructions say, and the estimate sees that where ``Ir`` cannot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# valgrind runs one thread at a time: the spin-waits of OpenMP and OpenBLAS
+# workers would be counted as work, and hash randomisation moves counts
+VALGRIND_ENV = {
+    "PYTHONHASHSEED": "0",
+    "PYTHONWARNINGS": "ignore",
+    **dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"),
+}
+# how much slower a process runs under valgrind, for timers that should fire
+# as often per unit of work as they do outside it
+SLOWDOWN = 30
+
+_labels: list[str] = ["startup"]
+
+
+def phase(label: str) -> None:
+    """In the child: what runs from here on is counted as ``label``."""
+    os.getppid()
+    _labels.append(label)
+
+
+def print_labels() -> None:
+    """In the child, last: the phases' labels, for ``run``."""
+    print(json.dumps(_labels), flush=True)
+
+
+def _estimate(events: dict[str, int]) -> int:
+    l1 = sum(events.get(e, 0) for e in ("I1mr", "D1mr", "D1mw"))
+    ll = sum(events.get(e, 0) for e in ("ILmr", "DLmr", "DLmw"))
+    return events["Ir"] + 10 * l1 + 100 * ll
+
+
+def _counts(path: Path) -> dict[str, int]:
+    names: list[str] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("events:"):
+            names = line.split()[1:]
+        elif line.startswith("totals:"):
+            events = dict(zip(names, map(int, line.split()[1:])))
+            return {"Ir": events["Ir"], "CEst": _estimate(events)}
+    raise RuntimeError(f"no totals in {path}")
+
+
+def run(args: list[str], cache_sim: bool = False) -> list[tuple[str, dict[int, dict[str, int]]]]:
+    """Run ``args`` (a Python child that calls ``phase``/``print_labels``) under
+    callgrind; per phase in order, ``(label, {thread number: {"Ir", "CEst"}})``,
+    the main thread being 1."""
+    with tempfile.TemporaryDirectory(prefix="autolog-callgrind-") as tmp:
+        out = Path(tmp, "cg.out")
+        valgrind = [
+            "valgrind",
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            "--dump-before=getppid",
+            f"--cache-sim={'yes' if cache_sim else 'no'}",
+            f"--callgrind-out-file={out}",
+        ]
+        env = {**os.environ, **VALGRIND_ENV, "BENCH_UNDER_VALGRIND": str(SLOWDOWN)}
+        done = subprocess.run(valgrind + args, env=env, capture_output=True, text=True)
+        if done.returncode != 0 or not done.stdout.strip():
+            raise RuntimeError(f"{args} under callgrind failed:\n{done.stderr[-3000:]}")
+        labels = json.loads(done.stdout.strip().splitlines()[-1])
+        parts: dict[int, dict[int, dict[str, int]]] = {}
+        for path in Path(tmp).glob("cg.out.*-*"):
+            part, thread = path.name.removeprefix("cg.out.").split("-")
+            parts.setdefault(int(part), {})[int(thread)] = _counts(path)
+    # part k is what ran up to the k-th phase() call, under the label given
+    # at the (k-1)-th; the last phase runs to exit and is not dumped
+    return [(labels[k - 1], parts.get(k, {})) for k in range(1, len(labels))]
+
+
+if __name__ == "__main__":  # a self-check: python benchmarks/_callgrind.py
+    if sys.argv[1:] == ["child"]:
+        phase("small")
+        sum(range(10_000))
+        phase("large")
+        sum(range(100_000))
+        phase("end")
+        print_labels()
+    else:
+        for label, threads in run([sys.executable, __file__, "child"], cache_sim=True):
+            print(label, threads)
