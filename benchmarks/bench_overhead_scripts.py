@@ -42,10 +42,12 @@ import textwrap
 import time
 from pathlib import Path
 
+from _callgrind import SLOWDOWN as VALGRIND_SLOWDOWN
+from _callgrind import VALGRIND_ENV
+
 QUICK = os.environ.get("AUTOLOG_BENCH_QUICK", "") not in ("", "0") or "--quick" in sys.argv
 ROUNDS = int(os.environ.get("AUTOLOG_BENCH_SCRIPT_ROUNDS", "1" if QUICK else "3"))
 INSTRUCTIONS = os.environ.get("AUTOLOG_BENCH_SCRIPT_INSTRUCTIONS", "") not in ("", "0")
-VALGRIND_SLOWDOWN = 30
 
 RUNNER = """
 import os, runpy, sys
@@ -197,15 +199,7 @@ def _process_seconds(args: list[str], cwd: str) -> float:
 
 def _process_instructions(args: list[str], cwd: str) -> int:
     """Instructions the process executes, every thread (cachegrind's ``I refs``)."""
-    env = {
-        **os.environ,
-        "PYTHONWARNINGS": "ignore",
-        "PYTHONHASHSEED": "0",
-        "BENCH_UNDER_VALGRIND": str(VALGRIND_SLOWDOWN),
-        # one thread per pool: valgrind runs one thread at a time, and the spin-waits
-        # of OpenMP and OpenBLAS workers would be counted as work
-        **dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"),
-    }
+    env = {**os.environ, **VALGRIND_ENV, "BENCH_UNDER_VALGRIND": str(VALGRIND_SLOWDOWN)}
     env.pop("AUTOLOG_TRACKING_URI", None)
     valgrind = [
         "valgrind",
