@@ -1,6 +1,7 @@
-"""An in-memory SQLite store (``sqlite:///:memory:``) is one database for every
-thread of the process: what one thread writes, another reads, and threads
-writing at once all land in it (``sql_engine``'s one-connection pool)."""
+"""An in-memory SQLite store (``sqlite:///:memory:``, or a URI with
+``mode=memory``) is one database for every thread of the process: what one
+thread writes, another reads, and threads writing at once all land in it
+(``sql_engine``'s one-connection pool); nothing is written to disk."""
 
 from __future__ import annotations
 
@@ -8,15 +9,34 @@ import threading
 
 import pytest
 
+import autolog
 from autolog.tracking.entities import Metric, Param
 from autolog.tracking.stores.sql import SqlStore
 
+MEMORY_URIS = [
+    "sqlite:///:memory:",
+    "sqlite:///file:autolog-test?mode=memory&cache=shared&uri=true",
+]
 
-@pytest.fixture
-def memory_store(tmp_path):
-    store = SqlStore("sqlite:///:memory:", artifact_root=str(tmp_path / "art"))
+
+@pytest.fixture(params=MEMORY_URIS)
+def memory_store(request, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a file named after the URI would land
+    store = SqlStore(request.param, artifact_root=str(tmp_path / "art"))
     yield store
     store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database file
+
+
+def test_a_memory_uri_logs_through_the_fluent_api(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = MEMORY_URIS[-1]
+    autolog.set_tracking_uri(uri)  # the conftest's fixture resets it after the test
+    with autolog.start_run() as run:
+        autolog.log_metric("m", 1.0)
+    autolog.flush()
+    assert autolog.Client(uri).get_run(run.info.run_id).data.metrics == {"m": 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["mlartifacts"]  # the artifact root only
 
 
 def _in_thread(fn):

@@ -106,6 +106,7 @@ from autolog.tracking.stores.sql_engine import (
     ChangeStamp,
     artifact_root_uri,
     engine_url,
+    in_memory,
     open_engines,
     run_raw,
     run_retried,
@@ -196,9 +197,8 @@ class SqlStore(AbstractStore):
             self._write_engine, self._writer, self._label, self._write_lock
         )
         self._transaction(lambda conn: ensure_schema(conn, self._insert_default_experiment))
-        database = url.database or ":memory:"
-        in_memory = database == ":memory:" or "mode=memory" in database
-        self._stamp = ChangeStamp(database) if self.dialect == "sqlite" and not in_memory else None
+        sqlite_file = self.dialect == "sqlite" and not in_memory(url)
+        self._stamp = ChangeStamp(url.database) if sqlite_file else None
 
     # -- plumbing --------------------------------------------------------------
     def _insert_default_experiment(self, conn: sa.Connection) -> None:

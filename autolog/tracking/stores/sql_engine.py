@@ -140,7 +140,7 @@ def write_lock(url: sa.URL) -> contextlib.AbstractContextManager:
     writer slot here (woken the moment it is free) instead of in SQLite's busy
     handler, which polls with sleeps of up to 100 ms. Other processes still
     meet the busy timeout. PostgreSQL: nothing (row locks are the server's)."""
-    if url.get_backend_name() != "sqlite" or _in_memory(url):
+    if url.get_backend_name() != "sqlite" or in_memory(url):
         return contextlib.nullcontext()  # in memory: the pool lends its one connection
     path = str(expand_home(url.database).resolve())
     with _WRITE_LOCKS_GUARD:
@@ -200,15 +200,21 @@ class OneMemoryConnectionPool(sa.pool.StaticPool):
             self._lender.give_back()
 
 
-def _in_memory(url: sa.URL) -> bool:
-    return url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:"
+def in_memory(url: sa.URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database: ``sqlite://``,
+    ``sqlite:///:memory:``, or a URI with ``mode=memory``
+    (``sqlite:///file:name?mode=memory&cache=shared&uri=true``), as SQLAlchemy
+    tells them from files."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    return (url.database or ":memory:") == ":memory:" or url.query.get("mode") == "memory"
 
 
 def _pool_budget(url: sa.URL) -> dict[str, object]:
     """The connections one process keeps (``AUTOLOG_SQL_POOL_SIZE``, default 5) and
     may open beyond them (``AUTOLOG_SQL_MAX_OVERFLOW``, default 10); the tracking
     server sets both from ``--db-connections``."""
-    if _in_memory(url):
+    if in_memory(url):
         # one in-memory database: its one connection, for every thread
         return {
             "poolclass": OneMemoryConnectionPool,
