@@ -379,7 +379,11 @@ def _instruction_rows(h) -> None:
         )
         for event, what, detail in (
             ("Ir", "", ""),
-            ("CEst", ", cycle estimate", ": Ir + 10 L1 misses + 100 last-level misses"),
+            (
+                "CEst",
+                ", cycle estimate",
+                "; the estimate: Ir + 10 L1 misses + 100 last-level misses",
+            ),
         ):
             bare = statistics.median(b[event] for b in arms["bare"])
             h.row(
