@@ -58,6 +58,10 @@ patched call there runs bare, :func:`training_run` answers ``(None, False)``).
 Code that logs without asking for a run (a callback pickled into spawned
 workers) checks :func:`is_main_process`; :func:`process_rank` says the rank.
 
+**Plain loops.** :func:`objects_on_stack` gives the instances of a class the
+caller's stack holds (locals, globals, their items and attributes): where a
+loop's model is, without a scan of the heap.
+
 **Framework callbacks.** A callback class that subclasses a framework's class
 is defined on first use and pickles by reference: :class:`FrameworkClasses`.
 Callbacks hold only picklable state (the run id).
@@ -71,6 +75,7 @@ from autolog._calls import _SESSIONS, Call, Session, active_session
 from autolog._lazy_classes import FrameworkClasses
 from autolog._report import guard, guarded, report_error
 from autolog._runs import AUTOLOGGING_TAG
+from autolog._stack import objects_on_stack
 from autolog.errors import IntegrationError, InvalidParameterError, ModelError
 from autolog.flavors import (
     Flavor,
@@ -165,6 +170,7 @@ __all__ = [
     "log_params",
     "log_text",
     "numeric",
+    "objects_on_stack",
     "on_run_end",
     "optimizer_params",
     "optimizer_prefix",

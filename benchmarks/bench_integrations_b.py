@@ -12,13 +12,18 @@ the distributed rank check (issue 19, items 1, 5, 6), beside bare training.
   the epoch mean), eager and in a ``tf.function``, as thread CPU time per step
   of rounds alternating autolog off and on, and our two observers alone
   (patched vs the original methods), wall and thread CPU time;
-- ``process_rank()``: the rank check each run-opening makes.
+- finding the model a plain TensorFlow loop trains (its first step), from
+  the stack and by the heap scan it replaces;
+- ``process_rank()``: the rank check each run-opening makes;
+- with ``AUTOLOG_BENCH_INSTRUCTIONS=1``, the Trainer's training thread counted by
+  callgrind (``_callgrind.py``), which the load does not move.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -190,7 +195,9 @@ def _hf_parts():
     return transformers, config, Tokens(HF_STEPS * 4)
 
 
-def _hf_train(h, row: str) -> None:
+def _hf_arms():
+    """``Trainer.train`` bare and logged (``transformers`` autologged, models off),
+    after a first logged training (imports, the first run)."""
     import torch
 
     import autolog
@@ -221,14 +228,21 @@ def _hf_train(h, row: str) -> None:
     autolog.autolog("transformers", silent=True, log_models=False)
     original = transformers.Trainer.train.__wrapped__
     train(transformers.Trainer.train)  # warm-up: imports, first run
+    return lambda: train(original), lambda: train(transformers.Trainer.train)
+
+
+def _hf_train(h, row: str) -> None:
+    import autolog
+
+    bare, logged = _hf_arms()
     notes = (
         f"tiny BERT (2 layers, hidden 32), {HF_STEPS} steps, a log every 2 steps, "
         "1 torch thread, model saving off"
     )
     h.compare(
         row,
-        lambda: train(original),
-        lambda: train(transformers.Trainer.train),
+        bare,
+        logged,
         repeat=5,
         unit="ms",
         goal="<= +3%",
@@ -241,8 +255,8 @@ def _hf_train(h, row: str) -> None:
     _cpu_rows(
         h,
         f"{row}: training thread CPU",
-        lambda: train(original),
-        lambda: train(transformers.Trainer.train),
+        bare,
+        logged,
         clock="training thread CPU",
         goal="<= +3%",
         repeat=7,
@@ -305,21 +319,68 @@ def _rank_check(h, row: str) -> None:
     )
 
 
-def run(h) -> None:
+def _tf_model_search(h, row: str) -> None:
+    """Finding the model a plain loop trains, once per training at its first
+    step: from the loop's stack, against the scan of the heap it replaces."""
+    import keras
+
+    from autolog.integrations import tensorflow as tf_integration
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+    held = {id(v) for v in model.trainable_variables}
+    assert tf_integration.trained_models(held) == [model]
+    heap = h.time(
+        f"{row}: heap scan",
+        lambda: tf_integration._outermost(tf_integration._heap_models(), held),
+        repeat=5,
+        unit="ms",
+        notes="gc.get_objects() in a process that imported TensorFlow",
+    )
+    h.time(
+        row,
+        lambda: tf_integration.trained_models(held),
+        repeat=5,
+        number=200,
+        unit="ms",
+        goal="<= 1 ms",
+        peer=f"heap scan {heap:.1f} ms" if heap else None,
+        notes="the model a local of the loop's frame",
+    )
+
+
+def _setup() -> None:
     import logging
 
     import autolog
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
     autolog.set_tracking_uri((Path(tempfile.mkdtemp(prefix="bench-intb-")) / "mlruns").as_uri())
+
+
+def run(h) -> None:
+    _setup()
     rows = {
         "transformers: Trainer.train, tiny BERT": _hf_train,
         "transformers: added cost per logged step": _hf_logged_step,
         "tensorflow eager loop: added cost per step": lambda h, r: _tf_step_cost(h, r, False),
         "tensorflow tf.function loop: added cost per step": lambda h, r: _tf_step_cost(h, r, True),
         "tensorflow: observers per eager step": _tf_hooks,
+        "tensorflow: finding the trained model": _tf_model_search,
         "distributed: process_rank() per run opened": _rank_check,
     }
     for name, measure in rows.items():
         if h.wanted(name):
             measure(h, name)
+    if os.environ.get("AUTOLOG_BENCH_INSTRUCTIONS", "") not in ("", "0"):
+        import _callgrind  # the Trainer counted on the training thread (about 10 min)
+
+        _callgrind.rows(h, "transformers Trainer.train", [sys.executable, __file__])
+
+
+if __name__ == "__main__":  # the callgrind child of the rows above
+    import _callgrind
+
+    import autolog
+
+    _setup()
+    _callgrind.count_arms(*_hf_arms(), drain=autolog.flush)

@@ -427,67 +427,11 @@ def _heap_modules() -> list[Any]:
         return [obj for obj in gc.get_objects() if isinstance(obj, torch.nn.Module)]
 
 
-# a list, tuple or dict longer than this (a data set, a cache) is not looked into
-_CONTAINER_LIMIT = 64
-_CO_OPTIMIZED = 0x1  # inspect.CO_OPTIMIZED: a function's frame, its f_locals a snapshot
-_CACHED_LOCALS = sys.version_info < (3, 13)  # PEP 667: a snapshot kept on the frame
-
-
 def _stack_modules(frame: Any) -> list[Any]:
-    """The modules the stack from ``frame`` down reaches: each frame's locals
-    and globals, the items of the lists, tuples and dicts among them, and the
-    attributes of the objects among them (``self.model``); not deeper."""
+    """The modules the stack from ``frame`` down reaches (``plugin.objects_on_stack``)."""
     import torch
 
-    module_type = torch.nn.Module
-    found: dict[int, Any] = {}
-    seen: set[int] = set()  # the globals already looked at
-
-    def look(namespace: Any) -> None:
-        for value in list(namespace.values()):
-            kind = type(value)
-            if issubclass(kind, module_type):
-                found[id(value)] = value
-                continue
-            if kind is list or kind is tuple or kind is dict:
-                if len(value) > _CONTAINER_LIMIT:
-                    continue
-                items = value.values() if kind is dict else value
-            elif kind.__module__ == "builtins" or not kind.__dictoffset__:
-                continue  # no attributes of its own; functions and modules are skipped
-            else:
-                try:
-                    items = object.__getattribute__(value, "__dict__").values()
-                except Exception:  # a __dict__ of its own making
-                    continue
-            for item in list(items):
-                if issubclass(type(item), module_type):
-                    found[id(item)] = item
-
-    while frame is not None:
-        namespace = frame.f_globals
-        if id(namespace) not in seen:
-            seen.add(id(namespace))
-            look(namespace)
-        namespace = frame.f_locals
-        if frame.f_code.co_flags & _CO_OPTIMIZED:
-            look(namespace)
-            # Before Python 3.13 a function frame's f_locals is a dict kept on
-            # the frame, holding every local it was filled with until the
-            # function returns: a first batch's logits, say, for the whole
-            # training. Emptied, it is as if it had never been filled (every
-            # reader of a frame's locals, f_locals, locals() or a trace
-            # function's call, fills it from the frame first); unless someone
-            # else holds it (a locals() the function kept, a debugger): the
-            # references are the frame's, ``namespace`` and getrefcount's argument.
-            if _CACHED_LOCALS and type(namespace) is dict and sys.getrefcount(namespace) == 3:
-                namespace.clear()
-        elif id(namespace) not in seen:  # a module's or class body's own namespace
-            seen.add(id(namespace))
-            look(namespace)
-        namespace = None
-        frame = frame.f_back
-    return list(found.values())
+    return plugin.objects_on_stack(torch.nn.Module, frame)
 
 
 def _unwrapped(module: Any) -> Any:

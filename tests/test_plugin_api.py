@@ -4,11 +4,14 @@ option types checked at autolog(), and one public module for integrations."""
 from __future__ import annotations
 
 import ast
+import sys
+import weakref
 from pathlib import Path
 
 import pytest
 
 import autolog
+from autolog import _stack as plugin_stack
 from autolog import plugin
 from autolog.errors import IntegrationError, InvalidParameterError
 
@@ -218,3 +221,51 @@ def test_the_boosting_integration_classes_are_at_most_half_their_length_before_t
     xgb = _class_lines(ROOT / "integrations" / "xgboost.py")["XGBoostIntegration"]
     lgb = _class_lines(ROOT / "integrations" / "lightgbm.py")["LightGBMIntegration"]
     assert xgb + lgb <= BOOSTING_CLASSES_BEFORE // 2, (xgb, lgb)
+
+
+class _Model:
+    """What objects_on_stack looks for."""
+
+
+class _Holder:
+    """A plain object holding things as attributes."""
+
+
+MODULE_MODEL = _Model()  # a global of the module whose frame is on the stack
+
+
+def _frames_down(depth: int, found: list) -> None:
+    """A stack ``depth`` frames deeper than the test's; searched from the deepest."""
+    if depth:
+        _frames_down(depth - 1, found)
+    else:
+        found.extend(plugin.objects_on_stack(_Model, sys._getframe()))
+
+
+def test_objects_on_stack_finds_locals_globals_items_and_attributes_one_level_deep():
+    local, in_list, in_dict, attribute = _Model(), _Model(), _Model(), _Model()
+    listed, named = [in_list], {"m": in_dict}
+    holder = _Holder()
+    holder.model = attribute
+    holder.inner = _Holder()
+    holder.inner.model = _Model()  # two attributes deep: not looked at
+    del in_list, in_dict, attribute
+    long_list = [_Model() for _ in range(plugin_stack.CONTAINER_LIMIT + 1)]  # not looked into
+    found: list = []
+    _frames_down(3, found)
+    ids = {id(o) for o in found}
+    assert {id(local), id(listed[0]), id(named["m"]), id(holder.model), id(MODULE_MODEL)} <= ids
+    assert id(holder.inner.model) not in ids and not ids & {id(m) for m in long_list}
+    assert len(found) == len(ids)  # each once
+
+
+def test_objects_on_stack_keeps_no_local_of_a_searched_frame_alive():
+    def searched() -> weakref.ref:
+        local = _Holder()
+        gone = weakref.ref(local)
+        plugin.objects_on_stack(_Model, sys._getframe())
+        del local  # the function goes on; its snapshot of locals must not hold it
+        assert gone() is None
+        return gone
+
+    assert searched()() is None

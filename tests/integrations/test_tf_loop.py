@@ -170,3 +170,93 @@ def test_autolog_status_lists_it_with_what_it_patches():
         "gradient",
         "__iter__",
     }
+
+
+# -- finding the model: the loop's stack first, the heap only when it must ------------
+
+
+class Box:
+    """A plain object holding things as attributes."""
+
+
+@pytest.fixture
+def heap_scans(monkeypatch) -> list[int]:
+    """One entry per scan of the heap for Keras models."""
+    from autolog.integrations import tensorflow as tf_integration
+
+    scans: list[int] = []
+    original = tf_integration._heap_models
+
+    def counted():
+        scans.append(1)
+        return original()
+
+    monkeypatch.setattr(tf_integration, "_heap_models", counted)
+    return scans
+
+
+def _loop(dataset, optimizer, predict, variables) -> None:
+    """Steps whose model, if any, is reached only through ``predict`` and ``variables``."""
+    for x, y in dataset:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(predict(x) - y))
+        grads = tape.gradient(loss, variables())
+        optimizer.apply_gradients(zip(grads, variables()))
+
+
+def _logged_model(run) -> np.ndarray:
+    loaded = autolog.load_model(f"runs:/{run.info.run_id}/model")
+    return loaded.predict(np.ones((2, 4), "float32"), verbose=0)
+
+
+def test_the_loops_model_is_found_on_its_stack_without_a_heap_scan(heap_scans):
+    autolog.autolog("tensorflow")
+    model = new_model()
+    train(model, keras.optimizers.SGD(learning_rate=0.01), data(), epochs=1)
+    autolog.end_run()
+    assert heap_scans == []
+    expected = model.predict(np.ones((2, 4), "float32"), verbose=0)
+    np.testing.assert_allclose(_logged_model(only_run()), expected)
+
+
+def test_a_model_the_stack_does_not_reach_is_found_on_the_heap(heap_scans):
+    autolog.autolog("tensorflow")
+    box = Box()
+    box.inner = Box()
+    box.inner.model = new_model()  # two attributes deep: not looked at on the stack
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    _loop(
+        data(),
+        optimizer,
+        lambda x: box.inner.model(x, training=True),
+        lambda: box.inner.model.trainable_variables,
+    )
+    autolog.end_run()
+    assert heap_scans == [1]
+    expected = box.inner.model.predict(np.ones((2, 4), "float32"), verbose=0)
+    np.testing.assert_allclose(_logged_model(only_run()), expected)
+
+
+def test_plain_variables_trained_beside_or_without_a_model_need_no_heap_scan(heap_scans):
+    autolog.autolog("tensorflow")
+    model = new_model()
+    scale = tf.Variable(1.0)  # no Keras layer holds a plain variable
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    _loop(
+        data(),
+        optimizer,
+        lambda x: model(x, training=True) * scale,
+        lambda: [*model.trainable_variables, scale],
+    )
+    autolog.end_run()
+    with_model = only_run()
+    assert "model" in artifact_names(with_model)
+
+    w = tf.Variable(tf.zeros((4, 1)))
+    _loop(data(), keras.optimizers.SGD(learning_rate=0.01), lambda x: x @ w, lambda: [w])
+    autolog.end_run()
+    runs = autolog.Client().search_runs(["0"])
+    without = next(r for r in runs if r.info.run_id != with_model.info.run_id)
+    assert without.data.params["parameter_count"] == "4"
+    assert "model" not in artifact_names(without)
+    assert heap_scans == []
