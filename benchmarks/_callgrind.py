@@ -6,7 +6,9 @@ do not move with the load. A child process runs under callgrind with
 ``--dump-before=getppid --separate-threads=yes``: each ``phase(label)`` calls
 ``os.getppid()``, so callgrind writes what every thread executed since the
 previous phase began, and the child prints the phases' labels in order on its
-last stdout line. ``run`` gives, per phase, each thread's counts.
+last stdout line. ``run`` gives, per phase, each thread's counts;
+``count_arms`` (in the child) and ``rows`` (in the benchmark) make of it a
+bare-vs-autolog comparison of the training thread.
 
 With the cache simulated, a count also has callgrind's cycle estimate
 (``Ir + 10 L1 misses + 100 last-level misses``, KCachegrind's "CEst"): code
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 # valgrind runs one thread at a time: the spin-waits of OpenMP and OpenBLAS
@@ -91,6 +95,67 @@ def run(args: list[str], cache_sim: bool = False) -> list[tuple[str, dict[int, d
     # part k is what ran up to the k-th phase() call, under the label given
     # at the (k-1)-th; the last phase runs to exit and is not dumped
     return [(labels[k - 1], parts.get(k, {})) for k in range(1, len(labels))]
+
+
+ROUNDS = 3
+
+
+def count_arms(bare: Callable[[], object], logged: Callable[[], object], drain) -> None:
+    """In the child: both arms once (the first logged call's imports), then
+    ``ROUNDS`` rounds of each, alternating which runs first, each a phase;
+    ``drain()`` (``autolog.flush``, which does the writer's work on the thread
+    that calls it) after each arm, outside its phase; then the labels."""
+    import gc
+
+    from autolog.tracking import writer
+
+    writer.TRAINING_INTERVAL *= SLOWDOWN  # as many drains during a fit as outside valgrind
+    arms = (("bare", bare), ("autolog", logged))
+    for _, fn in arms:
+        fn()
+        drain()
+    for i in range(ROUNDS):
+        for label, fn in arms if i % 2 == 0 else arms[::-1]:
+            gc.collect()
+            phase(label)
+            fn()
+            phase("drain")
+            drain()
+    print_labels()
+
+
+def rows(h, workload: str, args: list[str], goal: str = "<= 3 %") -> None:
+    """In the benchmark: run ``args`` (a child that calls ``count_arms``) and add
+    what autolog adds to the training thread's instructions and to its cycle
+    estimate. Only the thread that marks a phase is counted per phase, so the
+    writer thread's share (its drains during the fit) is not in these rows."""
+    name = f"{workload}: training thread instructions"
+    if not h.wanted(name):
+        return
+    arms: dict[str, list[dict[str, int]]] = {"bare": [], "autolog": []}
+    for label, threads in run(args, cache_sim=True):
+        if label in arms:
+            arms[label].append(threads[1])
+    notes = (
+        f"callgrind, {ROUNDS} rounds per arm: the median of the rounds' differences "
+        "over the median bare"
+    )
+    for event, what, detail in (
+        ("Ir", "", ""),
+        ("CEst", ", cycle estimate", "; the estimate: Ir + 10 L1 misses + 100 last-level misses"),
+    ):
+        bare = statistics.median(b[event] for b in arms["bare"])
+        extra = statistics.median(
+            o[event] - b[event] for b, o in zip(arms["bare"], arms["autolog"])
+        )
+        h.row(
+            f"{name}{what}",
+            extra / bare * 100,
+            "%",
+            goal=goal,
+            peer=f"bare {bare / 1e6:,.0f} M",
+            notes=notes + detail,
+        )
 
 
 if __name__ == "__main__":  # a self-check: python benchmarks/_callgrind.py

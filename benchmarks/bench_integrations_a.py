@@ -27,12 +27,16 @@ which on a loaded machine says what the wall time would on a quiet one. The
 statsmodels fits and the Optuna trials are short: autolog's fixed cost
 per run (creating it in the store, a few ms) is what these rows show. The
 machine is shared; quote ratios, not absolute times.
+
+With ``AUTOLOG_BENCH_INSTRUCTIONS=1``, each +3 % workload is also counted on
+the training thread by callgrind (``_callgrind.py``; this file run as a script
+is its child): instructions and a cycle estimate, which the load does not
+move (3 to 10 minutes a workload).
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import statistics
 import sys
@@ -303,7 +307,6 @@ INSTRUCTION_WORKLOADS = {
     "statsmodels OLS": lambda: _statsmodels_fits()[1][1:3],
     "statsmodels Logit": lambda: _statsmodels_fits()[0][1:3],
 }
-INSTRUCTION_ROUNDS = 3
 
 
 @contextlib.contextmanager
@@ -327,73 +330,17 @@ def _session():
 
 
 def _instructions_child(workload: str) -> None:
-    """Under callgrind: both arms once (the first logged fit's imports), then
-    ``INSTRUCTION_ROUNDS`` rounds of each, alternating which runs first. The
-    writer is drained after each arm's phase: a ``flush()`` does the writer's
-    work on the thread that calls it."""
-    from _callgrind import SLOWDOWN, phase, print_labels
+    import _callgrind
 
-    from autolog.tracking import writer
-
-    writer.TRAINING_INTERVAL *= SLOWDOWN  # as many drains during a fit as outside valgrind
     with _session():
-        arms = tuple(zip(("bare", "autolog"), INSTRUCTION_WORKLOADS[workload]()))
-        for _, fn in arms:
-            fn()
-            autolog.flush()
-        for i in range(INSTRUCTION_ROUNDS):
-            for label, fn in arms if i % 2 == 0 else arms[::-1]:
-                gc.collect()
-                phase(label)
-                fn()
-                phase("drain")
-                autolog.flush()
-    print_labels()
-
-
-def _added(arms: dict[str, list[dict[str, int]]], event: str) -> float:
-    """The median of the rounds' differences, in % of the median bare."""
-    extra = statistics.median(o[event] - b[event] for b, o in zip(arms["bare"], arms["autolog"]))
-    return extra / statistics.median(b[event] for b in arms["bare"]) * 100
+        _callgrind.count_arms(*INSTRUCTION_WORKLOADS[workload](), drain=autolog.flush)
 
 
 def _instruction_rows(h) -> None:
-    """Per workload: what autolog adds to the training thread's instructions and
-    to its cycle estimate (callgrind's cache simulation). Only the thread that
-    marks a phase is counted per phase, so the writer thread's share (its
-    drains during the fit) is not in these rows."""
     import _callgrind
 
     for workload in INSTRUCTION_WORKLOADS:
-        name = f"{workload}: training thread instructions"
-        if not h.wanted(name):
-            continue
-        phases = _callgrind.run([sys.executable, __file__, workload], cache_sim=True)
-        arms: dict[str, list[dict[str, int]]] = {"bare": [], "autolog": []}
-        for label, threads in phases:
-            if label in arms:
-                arms[label].append(threads[1])
-        notes = (
-            f"callgrind, {INSTRUCTION_ROUNDS} rounds per arm: the median of the rounds' "
-            "differences over the median bare"
-        )
-        for event, what, detail in (
-            ("Ir", "", ""),
-            (
-                "CEst",
-                ", cycle estimate",
-                "; the estimate: Ir + 10 L1 misses + 100 last-level misses",
-            ),
-        ):
-            bare = statistics.median(b[event] for b in arms["bare"])
-            h.row(
-                f"{name}{what}",
-                _added(arms, event),
-                "%",
-                goal="<= 3 %",
-                peer=f"bare {bare / 1e6:,.0f} M",
-                notes=notes + detail,
-            )
+        _callgrind.rows(h, workload, [sys.executable, __file__, workload])
 
 
 def run(h) -> None:
