@@ -129,29 +129,7 @@ def _optuna_rows(h):
 
     name, bare, logged = _optuna_study()
     bare_optimize = _bare(optuna.study.Study, "optimize")
-    # As _wall_and_cpu: with the writer's 9 runs left to the next bare arm,
-    # autolog read 7-9 % faster than bare.
-    h.compare(
-        name,
-        bare,
-        logged,
-        repeat=5,
-        goal=GOAL,
-        base_label="bare",
-        base_setup=autolog.flush,
-        setup=autolog.flush,
-    )
-    _cpu_rows(
-        h,
-        f"{name}: training thread CPU",
-        bare,
-        logged,
-        clock="training thread CPU",
-        goal=GOAL,
-        repeat=OPTUNA_ROUNDS,
-        setup=autolog.flush,
-        notes="thread CPU time, the writer drained between the arms",
-    )
+    _wall_and_cpu(h, name, bare, logged, GOAL, 5, cpu_repeat=OPTUNA_ROUNDS)
     _cpu_rows(
         h,
         f"{name}: process CPU, writer's drain included",
