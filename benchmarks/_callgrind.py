@@ -4,11 +4,12 @@ A wall-time or CPU-time row on this shared 2-CPU machine swings by a few
 percent between runs, more than the +3 % some goals allow. Instruction counts
 do not move with the load. A child process runs under callgrind with
 ``--dump-before=getppid --separate-threads=yes``: each ``phase(label)`` calls
-``os.getppid()``, so callgrind writes what every thread executed since the
-previous phase began, and the child prints the phases' labels in order on its
-last stdout line. ``run`` gives, per phase, each thread's counts;
-``count_arms`` (in the child) and ``rows`` (in the benchmark) make of it a
-bare-vs-autolog comparison of the training thread.
+``os.getppid()``, so callgrind writes what the calling thread executed since
+the previous phase began (the other threads' counts are written at exit), and
+the child prints the phases' labels in order on its last stdout line. ``run``
+gives the main thread's counts per phase; ``count_arms`` (in the child) and
+``rows`` (in the benchmark) make of them a bare-vs-autolog comparison of the
+training thread.
 
 With the cache simulated, a count also has callgrind's cycle estimate
 (``Ir + 10 L1 misses + 100 last-level misses``, KCachegrind's "CEst"): code
@@ -69,10 +70,10 @@ def _counts(path: Path) -> dict[str, int]:
     raise RuntimeError(f"no totals in {path}")
 
 
-def run(args: list[str], cache_sim: bool = False) -> list[tuple[str, dict[int, dict[str, int]]]]:
-    """Run ``args`` (a Python child that calls ``phase``/``print_labels``) under
-    callgrind; per phase in order, ``(label, {thread number: {"Ir", "CEst"}})``,
-    the main thread being 1."""
+def run(args: list[str], cache_sim: bool = False) -> list[tuple[str, dict[str, int]]]:
+    """Run ``args`` (a Python child whose main thread calls ``phase`` and
+    ``print_labels``) under callgrind; per phase in order, ``(label, {"Ir": ...,
+    "CEst": ...})`` of the main thread."""
     with tempfile.TemporaryDirectory(prefix="autolog-callgrind-") as tmp:
         out = Path(tmp, "cg.out")
         valgrind = [
@@ -88,19 +89,18 @@ def run(args: list[str], cache_sim: bool = False) -> list[tuple[str, dict[int, d
         if done.returncode != 0 or not done.stdout.strip():
             raise RuntimeError(f"{args} under callgrind failed:\n{done.stderr[-3000:]}")
         labels = json.loads(done.stdout.strip().splitlines()[-1])
-        parts: dict[int, dict[int, dict[str, int]]] = {}
-        for path in Path(tmp).glob("cg.out.*-*"):
-            part, thread = path.name.removeprefix("cg.out.").split("-")
-            parts.setdefault(int(part), {})[int(thread)] = _counts(path)
-    # part k is what ran up to the k-th phase() call, under the label given
-    # at the (k-1)-th; the last phase runs to exit and is not dumped
-    return [(labels[k - 1], parts.get(k, {})) for k in range(1, len(labels))]
+        # part k (file cg.out.<k>-01, thread 1) is what ran up to the k-th
+        # phase() call, under the label given at the (k-1)-th; the last phase
+        # runs to exit and is not dumped
+        return [(labels[k - 1], _counts(Path(f"{out}.{k}-01"))) for k in range(1, len(labels))]
 
 
 ROUNDS = 3
 
 
-def count_arms(bare: Callable[[], object], logged: Callable[[], object], drain) -> None:
+def count_arms(
+    bare: Callable[[], object], logged: Callable[[], object], drain: Callable[[], object]
+) -> None:
     """In the child: both arms once (the first logged call's imports), then
     ``ROUNDS`` rounds of each, alternating which runs first, each a phase;
     ``drain()`` (``autolog.flush``, which does the writer's work on the thread
@@ -133,9 +133,9 @@ def rows(h, workload: str, args: list[str], goal: str = "<= 3 %") -> None:
     if not h.wanted(name):
         return
     arms: dict[str, list[dict[str, int]]] = {"bare": [], "autolog": []}
-    for label, threads in run(args, cache_sim=True):
+    for label, counts in run(args, cache_sim=True):
         if label in arms:
-            arms[label].append(threads[1])
+            arms[label].append(counts)
     notes = (
         f"callgrind, {ROUNDS} rounds per arm: the median of the rounds' differences "
         "over the median bare"
@@ -167,5 +167,5 @@ if __name__ == "__main__":  # a self-check: python benchmarks/_callgrind.py
         phase("end")
         print_labels()
     else:
-        for label, threads in run([sys.executable, __file__, "child"], cache_sim=True):
-            print(label, threads)
+        for label, counts in run([sys.executable, __file__, "child"], cache_sim=True):
+            print(label, counts)
