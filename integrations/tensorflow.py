@@ -29,8 +29,11 @@ plain-PyTorch integration (``torch``) does for its loops:
   optimizer's, schedules included, at the epoch's end); ``steps``, the
   optimizer's iterations in the epoch;
 - **the model**: the outermost Keras models whose trainable variables the
-  optimizers train, saved with ``log_model`` as ``model`` (``model_1``, ...)
-  when the run closes, in the ``.keras`` format (the ``keras`` flavor).
+  optimizers train, found at each optimizer's first step (among what the
+  loop's stack holds: its functions' locals and globals and their
+  attributes; among all the process's objects when the model is kept
+  elsewhere), saved with ``log_model`` as ``model`` (``model_1``, ...) when
+  the run closes, in the ``.keras`` format (the ``keras`` flavor).
 
 **Epochs** are iterations over a ``tf.data.Dataset`` in Python: the one whose
 iteration was running at the first step is the training data, and each new
