@@ -35,6 +35,8 @@ VALGRIND_ENV = {
     "PYTHONWARNINGS": "ignore",
     **dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"),
 }
+# AUTOLOG_BENCH_INSTRUCTIONS=1: the benchmarks that can add these rows do
+ASKED = os.environ.get("AUTOLOG_BENCH_INSTRUCTIONS", "") not in ("", "0")
 # how much slower a process runs under valgrind, for timers that should fire
 # as often per unit of work as they do outside it
 SLOWDOWN = 30

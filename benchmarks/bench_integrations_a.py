@@ -37,7 +37,6 @@ move (3 to 10 minutes a workload).
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import sys
 import tempfile
@@ -45,6 +44,7 @@ import time
 import warnings
 from pathlib import Path
 
+import _callgrind
 import numpy as np
 from bench_integrations_b import _cpu_per_call
 from bench_overhead import _cpu_rows  # the CPU-time rows of issue 16, shared
@@ -53,7 +53,6 @@ import autolog
 
 GOAL = "<= +3%"
 STEP_GOAL = "<= +10 us"
-INSTRUCTIONS = os.environ.get("AUTOLOG_BENCH_INSTRUCTIONS", "") not in ("", "0")
 TRIALS = 8
 
 
@@ -308,15 +307,11 @@ def _session():
 
 
 def _instructions_child(workload: str) -> None:
-    import _callgrind
-
     with _session():
         _callgrind.count_arms(*INSTRUCTION_WORKLOADS[workload](), drain=autolog.flush)
 
 
 def _instruction_rows(h) -> None:
-    import _callgrind
-
     for workload in INSTRUCTION_WORKLOADS:
         _callgrind.rows(h, workload, [sys.executable, __file__, workload])
 
@@ -326,7 +321,7 @@ def run(h) -> None:
         _optuna_rows(h)
         _catboost_rows(h)
         _statsmodels_rows(h)
-    if INSTRUCTIONS:
+    if _callgrind.ASKED:
         _instruction_rows(h)
 
 

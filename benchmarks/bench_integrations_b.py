@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _callgrind
+
 NAME = "tensorflow"
 TF_STEPS = 300
 TF_ROUNDS = 15
@@ -371,15 +373,11 @@ def run(h) -> None:
     for name, measure in rows.items():
         if h.wanted(name):
             measure(h, name)
-    if os.environ.get("AUTOLOG_BENCH_INSTRUCTIONS", "") not in ("", "0"):
-        import _callgrind  # the Trainer counted on the training thread (about 10 min)
-
+    if _callgrind.ASKED:  # the Trainer counted on the training thread (about 10 min)
         _callgrind.rows(h, "transformers Trainer.train", [sys.executable, __file__])
 
 
 if __name__ == "__main__":  # the callgrind child of the rows above
-    import _callgrind
-
     import autolog
 
     _setup()
