@@ -285,6 +285,10 @@ def _without_repeats(
     return kept
 
 
+#: how often an append looks again at a tail that seems torn before ending it
+_TORN_LOOKS = 3
+
+
 class RunLogFiles:
     """The ``log.jsonl`` files as one store object sees them: appends, and reads
     that pick up where the last one stopped (a run is never parsed twice).
@@ -354,6 +358,15 @@ class RunLogFiles:
                 size, torn = 0, False
             else:
                 size, torn = self._catch_up(fd, state)
+                for _ in range(_TORN_LOOKS):
+                    if not torn:
+                        break
+                    # Another process's line may still be going in (the kernel
+                    # grows the file a page at a time): a tail that stays torn
+                    # is a killed writer's. Ended while it grows, it would
+                    # leave a blank line (skipped by readers, never data lost).
+                    os.sched_yield()
+                    size, torn = self._catch_up(fd, state)
             entry = make(state)
             if entry is None:
                 return state
