@@ -5,21 +5,10 @@ each phase gets its own count, in order, and ``rows`` turns the arms of
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import textwrap
-from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
+from tests.benchmarks.test_bench_peers import BENCH_DIR, _load
 
 callgrind = _load("_callgrind")
 harness = _load("run")
