@@ -340,8 +340,11 @@ def flavor_for_model(model: Any, requested: str | type[Flavor] | None = None) ->
     else ``python``."""
     if requested is not None:
         if isinstance(requested, type):
-            validate_flavor_class(requested)
-            return flavor_instance(requested)
+            flavor = _instances.get(requested)  # one instance per class, made once checked
+            if flavor is None:
+                validate_flavor_class(requested)
+                flavor = flavor_instance(requested)
+            return flavor
         return flavor_instance(flavor_named(requested, purpose="save"))
     # sorted() is stable: among equal priorities the registration order decides
     candidates = sorted(flavor_classes(), key=lambda cls: -cls.priority)

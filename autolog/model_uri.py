@@ -94,6 +94,9 @@ def _download(uri: str, dst: Path) -> Path:
 
 def checked_artifact_path(name: Any) -> str:
     """``name`` as a clean relative POSIX path inside the run, or InvalidParameterError."""
+    checked = _checked_paths.get(name) if type(name) is str else None
+    if checked is not None:  # every fit logs "model" and the same file names
+        return checked
     if not isinstance(name, str) or not name.strip("/ "):
         raise InvalidParameterError(f"model name must be a non-empty path, got {name!r}")
     path = PurePosixPath(name)
@@ -102,4 +105,10 @@ def checked_artifact_path(name: Any) -> str:
             f"model name {name!r} must be a relative path inside the run "
             "(no leading '/', no '..', no drive, no backslash)"
         )
-    return path.as_posix()
+    checked = path.as_posix()
+    if len(_checked_paths) < 1000:
+        _checked_paths[name] = checked
+    return checked
+
+
+_checked_paths: dict[str, str] = {}  # name -> its clean path (only valid names are kept)

@@ -74,6 +74,7 @@ from autolog.model_uri import checked_artifact_path as _checked_artifact_path
 # this module at registration (see autolog.flavors); type checkers honour this.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from autolog.signature import Signature
@@ -124,19 +125,31 @@ class ModelInfo:
     ``artifact_path`` and ``metadata`` (the content of ``model.json``).
     """
 
-    __slots__ = ("artifact_path", "flavor", "metadata", "model_uri", "run_id")
+    __slots__ = ("_metadata", "artifact_path", "flavor", "model_uri", "run_id")
 
     def __init__(
-        self, model_uri: str, flavor: str, run_id: str, artifact_path: str, metadata: dict
+        self,
+        model_uri: str,
+        flavor: str,
+        run_id: str,
+        artifact_path: str,
+        metadata: dict | Callable[[], dict],
     ):
         self.model_uri = model_uri
         self.flavor = flavor
         self.run_id = run_id
         self.artifact_path = artifact_path
-        self.metadata = metadata
+        self._metadata = metadata  # or the function that makes it, when first read
 
     def __repr__(self) -> str:
         return f"ModelInfo(model_uri={self.model_uri!r}, flavor={self.flavor!r})"
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        metadata = self._metadata
+        if callable(metadata):  # made once by whoever reads it first: the writer, or you
+            metadata = self._metadata = metadata()
+        return metadata
 
     @property
     def signature(self) -> Signature | None:
@@ -171,7 +184,8 @@ def log_model(
     booster); it is stored as is, and ``flavor_options`` are then refused.
     """
     artifact_path = _checked_artifact_path(name)
-    _discover_integrations(imported_only=True)
+    if not isinstance(flavor, type):  # a flavor class needs no registry to be used
+        _discover_integrations(imported_only=True)
     chosen = flavor_for_model(model, flavor)
     if snapshot is not None:
         if flavor is None or flavor_options or not isinstance(snapshot, ModelSnapshot):
@@ -214,52 +228,60 @@ def _log_snapshot(
             raise ModelError(f"flavor {chosen.name!r} wrote the reserved file name {file_name!r}")
         _checked_artifact_path(file_name)
 
-    # the signature module is imported only by calls that use it (import cost)
-    from autolog.signature import coerce_signature, infer_signature, input_example_json
-
     files = dict(snapshot.files)
-    if input_example is not None:
-        files[INPUT_EXAMPLE_FILE] = input_example_json(input_example)
-    if signature is not None:
-        signature = coerce_signature(signature)
-    elif input_example is not None:
-        try:
-            signature = infer_signature(input_example)
-        except InvalidParameterError:
-            signature = None  # an example we can store but not describe: no signature
+    if input_example is not None or signature is not None:
+        # the signature module is imported only by calls that use it (import cost)
+        from autolog.signature import coerce_signature, infer_signature, input_example_json
+
+        if input_example is not None:
+            files[INPUT_EXAMPLE_FILE] = input_example_json(input_example)
+        if signature is not None:
+            signature = coerce_signature(signature)
+        else:
+            try:
+                signature = infer_signature(input_example)
+            except InvalidParameterError:
+                signature = None  # an example we can store but not describe: no signature
 
     from autolog.tracking import fluent
 
     run_id = run_id or _active_or_new_run_id(fluent)
-    metadata = {
-        "format_version": METADATA_FORMAT_VERSION,
-        "flavor": chosen.name,
-        "framework": {
-            "distribution": chosen.distribution,
-            "version": distribution_version(chosen.distribution),
-        },
-        "python_version": python_version(),
-        "autolog_version": _autolog_version(),
-        "run_id": run_id,
-        "artifact_path": artifact_path,
-        "created_ms": time.time_ns() // 1_000_000,
-        "files": sorted({*snapshot.files, *snapshot.deferred}),
-        "requirements": _requirements(chosen, model),
-        "signature": signature.to_dict() if signature is not None else None,
-        "input_example": INPUT_EXAMPLE_FILE if input_example is not None else None,
-        "flavor_metadata": snapshot.metadata,
-    }
+    created_ms = time.time_ns() // 1_000_000
+    # a flavor's own requirements may read the model: asked now, on this thread
+    extra = chosen.requirements(model) if _own_requirements(chosen) else ()
+
+    def metadata() -> dict[str, Any]:
+        return {
+            "format_version": METADATA_FORMAT_VERSION,
+            "flavor": chosen.name,
+            "framework": {
+                "distribution": chosen.distribution,
+                "version": distribution_version(chosen.distribution),
+            },
+            "python_version": python_version(),
+            "autolog_version": _autolog_version(),
+            "run_id": run_id,
+            "artifact_path": artifact_path,
+            "created_ms": created_ms,
+            "files": sorted({*snapshot.files, *snapshot.deferred}),
+            "requirements": _pinned(chosen.distribution, extra),
+            "signature": signature.to_dict() if signature is not None else None,
+            "input_example": INPUT_EXAMPLE_FILE if input_example is not None else None,
+            "flavor_metadata": snapshot.metadata,
+        }
+
     import json
 
-    try:
-        # the C encoder checks it here (30 -> 11 us); json's indenting one is
-        # pure Python, so model.json's indented text is made by the writer
-        compact = json.dumps(metadata, sort_keys=False)
+    try:  # the flavor's part, checked here (the rest is ours); the C encoder: microseconds
+        json.dumps(snapshot.metadata)
     except (TypeError, ValueError) as exc:
         raise ModelError(
             f"flavor {chosen.name!r} returned metadata that is not JSON: {exc}"
         ) from exc
-    encoded: Any = functools.partial(_indented, compact)
+    info = ModelInfo(
+        f"runs:/{run_id}/{artifact_path}", chosen.name, run_id, artifact_path, metadata
+    )
+    encoded: Any = functools.partial(_encoded, info)
     deferred = snapshot.deferred
     if not _writer_serialises():
         encoded = encoded()
@@ -277,16 +299,19 @@ def _log_snapshot(
         fluent.log_bytes(later.then(encoded), f"{artifact_path}/{METADATA_FILE}", run_id=run_id)
     else:
         fluent.log_bytes(encoded, f"{artifact_path}/{METADATA_FILE}", run_id=run_id)
-    return ModelInfo(
-        f"runs:/{run_id}/{artifact_path}", chosen.name, run_id, artifact_path, metadata
-    )
+    return info
 
 
-def _indented(compact: str) -> bytes:
-    """model.json's text: the metadata, one key a line."""
+def _encoded(info: ModelInfo) -> bytes:
+    """model.json's text: the metadata, one key a line (made on the writer thread:
+    json's indenting encoder is pure Python)."""
     import json
 
-    return json.dumps(json.loads(compact), indent=1, sort_keys=False).encode()
+    return json.dumps(info.metadata, indent=1, sort_keys=False).encode()
+
+
+def _own_requirements(flavor: Flavor) -> bool:
+    return type(flavor).requirements is not Flavor.requirements
 
 
 def _writer_serialises() -> bool:
@@ -344,10 +369,11 @@ def _active_or_new_run_id(fluent: Any) -> str:
     return run.info.run_id
 
 
-def _requirements(flavor: Flavor, model: Any) -> list[str]:
-    names = dict.fromkeys([flavor.distribution, *flavor.requirements(model)])
+def _pinned(distribution: str, extra: Any) -> list[str]:
+    """The model's requirements: its flavor's distribution and ``extra``, pinned
+    to their installed versions."""
     pinned = []
-    for dist in names:
+    for dist in dict.fromkeys([distribution, *extra]):
         version = distribution_version(dist)
         pinned.append(f"{dist}=={version}" if version else dist)
     return pinned

@@ -40,7 +40,8 @@ below take it as the keyword-only ``run_id`` (:func:`log_metrics`,
 argument (:func:`log_params`, :func:`log_epoch_metrics`,
 :func:`log_early_stopping`). Statistics that cost a pass over the training
 data are computed on the writer thread, from a copy taken when the fit
-returns: :func:`log_metrics_later`. :class:`child_run` opens a nested run;
+returns: :func:`log_metrics_later`; :func:`log_later` hands a short fit's
+params, tags and metrics to the writer in one piece. :class:`child_run` opens a nested run;
 :func:`training_run` asks the run-opening policy for a training that is no
 patched call (a plain loop).
 
@@ -101,6 +102,7 @@ from autolog.training import (
     learning_rate_metrics,
     log_early_stopping,
     log_epoch_metrics,
+    log_later,
     log_metrics_later,
     log_model_summary,
     log_overhead,
@@ -163,6 +165,7 @@ __all__ = [
     "log_figure",
     "log_metric",
     "log_metrics",
+    "log_later",
     "log_metrics_later",
     "log_model",
     "log_model_summary",

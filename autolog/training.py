@@ -33,6 +33,7 @@ __all__ = [
     "flatten",
     "log_early_stopping",
     "log_epoch_metrics",
+    "log_later",
     "log_metrics_later",
     "log_training_params",
     "learning_rate_metrics",
@@ -167,22 +168,38 @@ def log_metrics_later(
     run_id: str,
     integration: str,
 ) -> None:
-    """Log the metrics that ``compute()`` returns, calling it on the writer thread
-    (or in a ``flush()`` that drains the queue, after this call returned): for
-    statistics that cost more to compute than the training thread should pay
-    (a pass over the training data), computed from a copy taken now.
+    """Log the metrics that ``compute()`` returns, calling it on the writer thread:
+    :func:`log_later` for metrics alone."""
+    log_later(lambda: {"metrics": compute()}, run_id, integration, step)
+
+
+def log_later(
+    compute: Callable[[], Mapping[str, Mapping[str, Any]]],
+    run_id: str,
+    integration: str,
+    step: int = 0,
+) -> None:
+    """Log what ``compute()`` returns, calling it on the writer thread (or in a
+    ``flush()`` that drains the queue, after this call returned): a mapping
+    with any of ``"params"``, ``"metrics"`` (at ``step``) and ``"tags"``, each
+    a mapping. For what costs more to compute than the training thread should
+    pay (a pass over the training data, a walk over a fitted model's
+    settings), from a copy taken now: all of it one write, so a short fit
+    hands its whole record to the writer in one piece.
 
     The points are timestamped now and go to ``run_id`` in order with what was
-    logged to it before (so before its end, if it ends after this call);
-    numeric values only, keys the tracking API refuses left out (as
-    :func:`log_epoch_metrics`). ``compute`` must use only what it was given,
+    logged to it before (so before its end, if it ends after this call).
+    Params are made as :func:`log_training_params` makes them (stringified,
+    long values cut, a param the run holds with another value skipped, both
+    listed in their tags), checked against the run's params when written;
+    metrics are numeric values only; a key the tracking API refuses is left
+    out (with one warning). ``compute`` must use only what it was given,
     never an object that training goes on changing. What it raises is
     reported as a failure of ``integration`` (once per process, as in a
     callback) and logs nothing: it never fails a ``flush()`` (outside the
     test mode, ``AUTOLOG_TESTING``, which raises it there). It is called
     once, even if the writer writes the batch again."""
     from autolog.tracking import run_state
-    from autolog.tracking.entities import Metric
     from autolog.tracking.writer import get_writer
 
     state = run_state.target(run_id)
@@ -191,35 +208,92 @@ def log_metrics_later(
         raise TypeError(f"step must be an int, not {type(step).__name__}")
     when = run_state.now_ms()
     store, target_run = state.store, state.run_id
-    computed: list[Any] = []  # the points, once: a rolled-back batch runs this again
+    computed: list[Any] = []  # the batch, once: a rolled-back batch runs this again
 
-    def log_computed_metrics() -> None:
+    def log_computed() -> None:
         if not computed:
-            computed.append(_computed_points(compute, integration, Metric, when, step))
-        if computed[0]:
-            store.log_batch(target_run, metrics=computed[0], params=[], tags=[])
+            computed.append(_computed_batch(compute, integration, state, when, step))
+        metrics, params, tags = computed[0]
+        if metrics or params or tags:
+            store.log_batch(target_run, metrics=metrics, params=params, tags=tags)
 
-    get_writer().submit(store, log_computed_metrics, target_run, what="computed metrics")
+    get_writer().submit(store, log_computed, target_run, what="computed values")
 
 
-def _computed_points(
-    compute: Callable[[], Mapping[str, Any]], integration: str, metric: Any, when: int, step: int
-) -> list[Any]:
+def _computed_batch(
+    compute: Callable[[], Mapping[str, Mapping[str, Any]]],
+    integration: str,
+    state: Any,
+    when: int,
+    step: int,
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """``(metrics, params, tags)`` entities of what ``compute()`` returned."""
     from autolog._report import report_error
+    from autolog.tracking.entities import Metric, Param, RunTag
 
     try:
         values = compute()
+        metrics = []
+        for key, value in (values.get("metrics") or {}).items():
+            number = value if type(value) is float else numeric(value)
+            if number is None or type(key) is not str:
+                continue
+            if key in _valid_keys or _valid_key(key):
+                metrics.append(Metric(key, number, when, step))
+        tags = _checked_tags(values.get("tags") or {})
+        params = _new_params(state, values.get("params") or {}, tags)
     except Exception as exc:
-        report_error(integration, exc, "while computing its metrics on the writer thread")
-        return []
-    points = []
-    for key, value in values.items():
-        number = value if type(value) is float else numeric(value)
-        if number is None or type(key) is not str:
-            continue
-        if key in _valid_keys or _valid_key(key):
-            points.append(metric(key, number, when, step))
-    return points
+        report_error(integration, exc, "while computing what it logs on the writer thread")
+        return [], [], []
+    return (
+        metrics,
+        [Param(k, v) for k, v in params.items()],
+        [RunTag(k, v) for k, v in tags.items()],
+    )
+
+
+def _checked_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """The tags the tracking API takes (one it refuses left out, with a warning)."""
+    from autolog.errors import InvalidParameterError
+    from autolog.tracking.validation import validated_tags
+
+    try:
+        return validated_tags(tags)
+    except InvalidParameterError:
+        checked = {}
+        for key, value in tags.items():
+            try:
+                checked.update(validated_tags({key: value}))
+            except InvalidParameterError as exc:
+                _warn_once(str(key), exc, "tag")
+        return checked
+
+
+def _new_params(state: Any, params: Mapping[str, Any], tags: dict[str, str]) -> dict[str, str]:
+    """:func:`log_training_params` on the writer thread: the params of ``params``
+    that the run does not hold yet, recorded in its state (``tags`` gets the
+    truncated and skipped keys)."""
+    from autolog.errors import InvalidParameterError, ParamOverwriteError
+    from autolog.tracking.run_state import new_params
+
+    values, cut = param_values(params)
+    try:
+        new = new_params(state, values.items())  # the usual case: all new, all valid
+    except (InvalidParameterError, ParamOverwriteError):
+        new, skipped = {}, []
+        for key, value in values.items():
+            try:
+                new.update(new_params(state, [(key, value)]))
+            except ParamOverwriteError:
+                skipped.append(key)
+            except InvalidParameterError as exc:
+                _warn_once(str(key), exc, "param")
+        if skipped:
+            tags[SKIPPED_PARAMS_TAG] = ",".join(sorted(skipped))
+    if cut:
+        tags[TRUNCATED_PARAMS_TAG] = ",".join(sorted(cut))
+    state.params.update(new)
+    return new
 
 
 def _valid_key(name: str) -> bool:
@@ -250,17 +324,17 @@ def _fluent() -> Any:
 
 
 _valid_keys: set[str] = set()
-_refused_keys: set[str] = set()
+_refused_keys: set[tuple[str, str]] = set()
 
 
-def _warn_once(key: str, exc: Exception) -> None:
-    if key not in _refused_keys:
+def _warn_once(key: str, exc: Exception, kind: str = "metric") -> None:
+    if (kind, key) not in _refused_keys:
         import warnings
 
         from autolog.errors import AutologWarning
 
-        _refused_keys.add(key)
-        warnings.warn(f"autolog: metric {key!r} not logged: {exc}", AutologWarning, stacklevel=3)
+        _refused_keys.add((kind, key))
+        warnings.warn(f"autolog: {kind} {key!r} not logged: {exc}", AutologWarning, stacklevel=3)
 
 
 def log_early_stopping(

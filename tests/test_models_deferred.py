@@ -86,3 +86,46 @@ def test_a_failing_deferred_file_is_a_write_error_and_leaves_no_model_json():
     assert "model/model.json" not in names and "model/box.json" not in names
     with pytest.raises(autolog.errors.ResourceNotFoundError):
         autolog.load_model(info.model_uri)
+
+
+def test_model_json_is_made_by_whoever_reads_it_first_once():
+    """log_model builds no metadata on the caller's thread: the writer makes
+    model.json from it, and ModelInfo.metadata is the same dict."""
+    from autolog import models
+    from autolog.tracking.writer import get_writer
+
+    built = []
+    real = models._pinned
+
+    def counted(*args):
+        built.append(threading.current_thread().name)
+        return real(*args)
+
+    with autolog.start_run():
+        models._pinned = counted
+        try:
+            info = autolog.log_model(Box(1), "model")
+            returned.set()
+            assert built == []  # nothing made yet
+            get_writer().flush()
+        finally:
+            models._pinned = real
+    assert len(built) == 1  # once, for model.json
+    assert autolog.models.read_model_metadata(info.model_uri) == info.metadata
+    assert len(built) == 1  # the ModelInfo holds the dict the writer made
+
+
+def test_flavor_metadata_that_is_not_json_is_refused_by_log_model():
+    from autolog.errors import ModelError
+
+    class Odd(BoxFlavor):
+        name = "odd"
+
+        def snapshot(self, model):
+            return ModelSnapshot({"kind.txt": b"box"}, {"made": object()})
+
+    with autolog.start_run() as run:
+        with pytest.raises(ModelError, match="not JSON"):
+            autolog.log_model(Box(1), "model", flavor=Odd)
+        autolog.flush()
+    assert autolog.Client().list_artifacts(run.info.run_id, "model") == []

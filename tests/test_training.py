@@ -142,3 +142,53 @@ def test_metrics_later_under_the_test_mode_raise_at_the_flush():
         training.log_metrics_later(compute, 0, run.info.run_id, "toyml")
         with pytest.raises(TrackingWriteError, match="singular design"):
             autolog.flush()
+
+
+def test_later_params_tags_and_metrics_are_one_write_made_as_on_the_training_thread(monkeypatch):
+    from autolog.tracking.stores.file import FileStore
+
+    batches = []
+    real = FileStore.log_batch
+
+    def counted(self, run_id, metrics=(), params=(), tags=()):
+        batches.append((len(metrics), len(params), len(tags)))
+        return real(self, run_id, metrics=metrics, params=params, tags=tags)
+
+    monkeypatch.setattr(FileStore, "log_batch", counted)
+
+    def compute():
+        params = {"short": 1, "long": "x" * 7000, "kept": 3, "k" * 300: 1}
+        return {"params": params, "tags": {"kind": "ols"}, "metrics": {"aic": np.float64(1.5)}}
+
+    with autolog.start_run() as run, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training.log_training_params({"kept": 2}, run.info.run_id)  # the run holds it already
+        autolog.flush()
+        batches.clear()
+        training.log_later(compute, run.info.run_id, "toyml", step=2)
+        autolog.flush()
+    assert batches == [(1, 2, 3)]  # one write: aic; short, long; kind and both key lists
+    data = logged(run.info.run_id)
+    assert data.params["short"] == "1" and data.params["kept"] == "2"
+    assert data.params["long"].endswith("...[truncated]")
+    assert "k" * 300 not in data.params
+    assert data.tags["kind"] == "ols"
+    assert data.tags[training.TRUNCATED_PARAMS_TAG] == "long"
+    assert data.tags[training.SKIPPED_PARAMS_TAG] == "kept"
+    (point,) = autolog.Client().get_metric_history(run.info.run_id, "aic")
+    assert point.step == 2 and point.value == 1.5
+    refused = [w for w in caught if "k" * 300 in str(w.message)]
+    assert len(refused) == 1 and "param" in str(refused[0].message)
+
+
+def test_later_params_are_checked_against_the_run_when_written():
+    import pytest
+
+    from autolog.errors import ParamOverwriteError
+
+    with autolog.start_run() as run:
+        training.log_later(lambda: {"params": {"alpha": 1}}, run.info.run_id, "toyml")
+        autolog.flush()
+        with pytest.raises(ParamOverwriteError):  # the writer recorded what it logged
+            autolog.log_param("alpha", 2)
+    assert logged(run.info.run_id).params == {"alpha": "1"}

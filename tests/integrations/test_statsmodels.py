@@ -299,6 +299,38 @@ def test_logs_into_the_users_run_without_a_model_when_log_models_is_off(regressi
     assert artifact_names(logged) - {"provenance"} == set()  # no model, no summary
 
 
+def test_a_fit_that_raises_keeps_its_settings_in_its_failed_run(regression):
+    autolog.autolog("statsmodels")
+    X, y = regression
+    with pytest.raises(ValueError):
+        sm.OLS(y, X).fit(cov_type="no such covariance")
+    run = only_run()
+    assert run.info.status == "FAILED"
+    assert run.data.params["cov_type"] == "no such covariance"
+    assert run.data.tags["model_class"] == "statsmodels.regression.linear_model.OLS"
+    assert run.data.metrics.keys() <= {
+        "autolog.overhead_ms",
+        "autolog.training_ms",
+        "autolog.overhead_pct",
+    }
+
+
+def test_the_settings_are_the_models_when_fit_returned(frame, monkeypatch):
+    """They are read on the writer thread, from the copy taken at the fit's return."""
+    autolog.autolog("statsmodels")
+    model = smf.glm("churned ~ tenure", frame, family=sm.families.Binomial())
+    writer = get_writer()
+    writer.flush()
+    with monkeypatch.context() as patch:
+        patch.setattr(writer, "_drain_due", lambda: False)  # nothing written meanwhile
+        patch.setattr(writer, "wake", lambda: None)
+        model.fit()
+        assert writer.pending  # the record waits in the queue
+        model.family = sm.families.Poisson()  # the user changes it before it is written
+    autolog.flush()
+    assert only_run().data.params["family"] == "Binomial"
+
+
 def test_disabled_logs_nothing(regression):
     autolog.autolog("statsmodels")
     autolog.autolog("statsmodels", disable=True)
