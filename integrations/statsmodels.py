@@ -54,9 +54,10 @@ model's fit inside another's) are not the user's: they open no run.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 import warnings
-import weakref
 from pathlib import Path
 
 from autolog import plugin
@@ -261,13 +262,14 @@ def _copy_with_data(
     fitted = results.model = _copy(inner.model)
     data = fitted.data = _copy(fitted.data)
     copies: dict[tuple[int, bool], Any] = {}
-
+    frames = _pandas_types()
     size = [0]
+    made = inputs.taken() if inputs is not None else {}
 
     def copied(value: Any, deep: bool = True) -> Any:
         found = copies.get((id(value), deep))
         if found is None:
-            found = inputs.copy_of(value) if inputs is not None and deep else None
+            found = made.get(id(value)) if deep else None
             if found is None:
                 found = value.copy() if deep else value.copy(deep=False)
             copies[id(value), deep] = found
@@ -283,7 +285,7 @@ def _copy_with_data(
                     continue
                 if inputs is None or inputs.may_be_users(value):
                     attributes[name] = copied(value)
-            elif hasattr(value, "iloc"):  # a pandas object
+            elif frames and isinstance(value, frames):
                 # its names (the coefficients') are read from it: a shallow copy
                 # keeps them as they are now; its values only where pickled
                 deep = keep_data or (pickled and obj is data and name == "frame")
@@ -298,6 +300,13 @@ def _copy_with_data(
     return wrapper, size[0]
 
 
+def _pandas_types() -> tuple[type, ...]:
+    """pandas' Series and DataFrame, once pandas is imported (no model holds one
+    before): an isinstance check, not a failed attribute lookup per attribute."""
+    pd = sys.modules.get("pandas")
+    return (pd.Series, pd.DataFrame) if pd is not None else ()
+
+
 class _InputCopies:
     """Copies of a model's arrays (``model.__dict__`` and ``model.data``'s), made
     on a helper thread while its fit runs and taken when it returns.
@@ -305,14 +314,14 @@ class _InputCopies:
     The fit only reads them, and numpy copies without holding the GIL, so the
     copy (0.23 ms for 20,000 x 21 float64, and more after a fit has flushed
     the caches) costs the training thread nothing unless the fit is shorter
-    than it: then ``copy_of`` waits for the rest, or copies itself what the
-    helper has not started. A user thread that writes the arrays while fit
+    than it: then ``taken`` waits for the rest, or leaves the copies to the
+    caller when the helper has not started. A user thread that writes the arrays while fit
     reads them changes the fit too; one that writes them after fit returns
     cannot reach these copies. Arrays under ``_SMALL_ARRAY`` bytes are left
     to the copy after the fit (a hand-over costs more than copying them).
     """
 
-    __slots__ = ("copies", "done", "lock", "pid", "sources", "started")
+    __slots__ = ("copies", "done", "pid", "sources", "turn")
 
     @classmethod
     def start(cls, model: Any) -> _InputCopies | None:
@@ -329,29 +338,32 @@ class _InputCopies:
                 writeable = isinstance(value, np.ndarray) and value.flags.writeable
                 if writeable and name not in _FIT_PRODUCTS:
                     sources[id(value)] = value
-        import os
-
         inputs = cls()
-        inputs.sources, inputs.copies, inputs.started = sources, {}, False
-        inputs.lock, inputs.done, inputs.pid = threading.Lock(), threading.Event(), os.getpid()
+        inputs.sources, inputs.copies, inputs.pid = sources, {}, os.getpid()
+        # Whoever pops the turn makes the copies: the helper, or the training
+        # thread when the helper has not begun (list.pop is atomic). ``done``
+        # is held until the copies are made. (A lock each, not an Event: a
+        # fit of milliseconds pays for what it makes.)
+        inputs.done = threading.Lock()
         if any(a.nbytes >= _SMALL_ARRAY for a in sources.values()):
+            inputs.turn = [True]
+            inputs.done.acquire()
             _COPIER.submit(inputs)
         else:
-            inputs.started = True  # nothing worth a hand-over: copied after the fit
-            inputs.done.set()
+            inputs.turn = []  # nothing worth a hand-over: copied after the fit
         return inputs
 
     def run(self) -> None:  # on the helper thread
-        with self.lock:
-            if self.started:
-                return
-            self.started = True
+        try:
+            self.turn.pop()
+        except IndexError:  # the training thread took it
+            return
         try:
             for key, array in self.sources.items():
                 if array.nbytes >= _SMALL_ARRAY:
                     self.copies[key] = array.copy()
         finally:
-            self.done.set()
+            self.done.release()
 
     def may_be_users(self, array: Any) -> bool:
         """Whether ``array`` is one the model held before fit, or may share
@@ -362,18 +374,26 @@ class _InputCopies:
 
         return any(np.may_share_memory(array, source) for source in self.sources.values())
 
-    def copy_of(self, array: Any) -> Any:
-        """The copy made during the fit, or None (copy it yourself)."""
-        import os
+    def taken(self) -> dict[int, Any]:
+        """The copies made during the fit, by their source's id, once the helper
+        is done; none when it had not begun (it never will: the caller copies)
+        or in a forked child, where no helper runs."""
+        if self.pid != os.getpid():
+            return {}
+        try:
+            self.turn.pop()
+        except IndexError:  # the helper has it (or had): wait until it is done
+            self.finished()
+        else:  # the helper is behind: the caller copies, and nobody waits
+            self.done.release()
+        return self.copies
 
-        if id(array) not in self.sources or self.pid != os.getpid():
-            return None  # not one of them; or a forked child, where no helper runs
-        with self.lock:
-            if not self.started:  # the helper is behind: this thread copies
-                self.started = True
-                self.done.set()
-        self.done.wait()
-        return self.copies.get(id(array))
+    def finished(self, timeout: float = -1) -> bool:
+        """Wait until the copies are made (or left to the training thread)."""
+        if not self.done.acquire(timeout=timeout):
+            return False
+        self.done.release()
+        return True
 
 
 #: arrays smaller than this are copied after the fit, on the training thread
@@ -385,8 +405,6 @@ class _Copier:
     started on first use (and again in a forked child, which has none)."""
 
     def __init__(self) -> None:
-        import os
-
         self.pid: int | None = None
         self.jobs: Any = None
         self.lock = threading.Lock()
@@ -397,8 +415,6 @@ class _Copier:
         self.lock, self.pid, self.jobs = threading.Lock(), None, None
 
     def submit(self, inputs: _InputCopies) -> None:
-        import os
-
         if self.pid != os.getpid():
             import queue
 
@@ -561,7 +577,7 @@ class _FitCopy:
     hold the data in compiled structures that a shallow copy would share.
     """
 
-    __slots__ = ("__weakref__", "_statistics", "computed", "held", "keep_data", "results")
+    __slots__ = ("_statistics", "computed", "held", "keep_data", "results")
 
     @classmethod
     def of(
@@ -583,8 +599,10 @@ class _FitCopy:
         fit.keep_data = keep_data and pickled
         # counted until the writer is done with the data (or drops the items)
         fit.held = _hold(nbytes)
-        weakref.finalize(fit, _release, fit.held)
         return fit
+
+    def __del__(self) -> None:  # the writer dropped its items without using them
+        _release(self.held)
 
     def statistics(self) -> dict[str, float]:
         """The statistics (once: the metrics and the pickle both ask)."""

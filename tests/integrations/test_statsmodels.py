@@ -137,7 +137,7 @@ def test_the_models_arrays_are_copied_while_fit_runs_and_what_fit_made_is_shared
     model = sm.GLM(y, X)
     inputs = _InputCopies.start(model)
     results = model.fit()
-    assert inputs.done.wait(10)
+    assert inputs.finished(10)
     copied = _FitCopy.of(results, frozenset(), False, True, inputs).results
     assert copied.model.exog is inputs.copies[id(X)]  # the copy made during the fit
     np.testing.assert_array_equal(copied.model.exog, X)
@@ -160,7 +160,7 @@ def test_the_copies_during_fit_work_in_a_forked_child():
         model = sm.OLS(y, X)
         inputs = _InputCopies.start(model)
         results = model.fit()
-        if not inputs.done.wait(10):  # the helper thread made the copies
+        if not inputs.finished(10):  # the helper thread made the copies
             return False
         copied = _FitCopy.of(results, frozenset(), False, True, inputs).results
         return copied.model.exog is inputs.copies[id(X)] and (copied.model.exog == X).all()
