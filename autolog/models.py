@@ -270,14 +270,10 @@ def _log_snapshot(
             "flavor_metadata": snapshot.metadata,
         }
 
-    import json
-
-    try:  # the flavor's part, checked here (the rest is ours); the C encoder: microseconds
-        json.dumps(snapshot.metadata)
-    except (TypeError, ValueError) as exc:
+    if not _is_json(snapshot.metadata):  # the flavor's part, checked here (the rest is ours)
         raise ModelError(
-            f"flavor {chosen.name!r} returned metadata that is not JSON: {exc}"
-        ) from exc
+            f"flavor {chosen.name!r} returned metadata that is not JSON: {snapshot.metadata!r}"
+        )
     info = ModelInfo(
         f"runs:/{run_id}/{artifact_path}", chosen.name, run_id, artifact_path, metadata
     )
@@ -308,6 +304,21 @@ def _encoded(info: ModelInfo) -> bytes:
     import json
 
     return json.dumps(info.metadata, indent=1, sort_keys=False).encode()
+
+
+def _is_json(value: Any) -> bool:
+    """Whether json.dumps takes ``value`` (a walk: cheaper than encoding it)."""
+    if value is None or type(value) in (str, int, float, bool):
+        return True
+    if isinstance(value, dict):
+        return all(_is_json_key(k) and _is_json(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_is_json(v) for v in value)
+    return isinstance(value, (str, int, float))  # their subclasses encode as their bases
+
+
+def _is_json_key(key: Any) -> bool:
+    return key is None or isinstance(key, (str, int, float))  # bool is an int
 
 
 def _own_requirements(flavor: Flavor) -> bool:

@@ -199,9 +199,7 @@ def log_later(
     callback) and logs nothing: it never fails a ``flush()`` (outside the
     test mode, ``AUTOLOG_TESTING``, which raises it there). It is called
     once, even if the writer writes the batch again."""
-    from autolog.tracking import run_state
-    from autolog.tracking.writer import get_writer
-
+    run_state = _fluent().run_state
     state = run_state.target(run_id)
     run_state.check_writable(state)
     if type(step) is not int:
@@ -217,7 +215,7 @@ def log_later(
         if metrics or params or tags:
             store.log_batch(target_run, metrics=metrics, params=params, tags=tags)
 
-    get_writer().submit(store, log_computed, target_run, what="computed values")
+    run_state.get_writer().submit(store, log_computed, target_run, what="computed values")
 
 
 def _computed_batch(

@@ -129,3 +129,27 @@ def test_flavor_metadata_that_is_not_json_is_refused_by_log_model():
             autolog.log_model(Box(1), "model", flavor=Odd)
         autolog.flush()
     assert autolog.Client().list_artifacts(run.info.run_id, "model") == []
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"a": 1, "b": [1, 2.0, None, "x", {"c": True}], "t": (1, "a")},
+        {1: "x", None: 2.5, True: "k"},
+        {"numpy float": __import__("numpy").float64(1.5)},  # a float subclass
+        {"numpy int": __import__("numpy").int64(1)},
+        {"object": object()},
+        {(1, 2): "tuple key"},
+        {"set": {1, 2}},
+        {"bytes": b"b"},
+    ],
+)
+def test_the_metadata_check_agrees_with_json(metadata):
+    from autolog.models import _is_json
+
+    try:
+        json.dumps(metadata)
+        encodes = True
+    except (TypeError, ValueError):
+        encodes = False
+    assert _is_json(metadata) is encodes

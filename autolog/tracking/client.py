@@ -184,7 +184,7 @@ class Client:
         keep_detached(state)  # later log_* calls find its params without a read
         if synchronous:
             get_writer().flush(state.run_id)
-        return Run(copy.copy(state.info), RunData(tags=dict(all_tags)))
+        return Run(copy.copy(state.info), RunData(tags=dict(all_tags())))
 
     def get_run(self, run_id: str) -> Run:
         """Info, params, latest metrics and tags of a run."""

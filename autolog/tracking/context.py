@@ -37,6 +37,7 @@ __all__ = [
     "generate_run_name",
     "run_started",
     "system_tags",
+    "user",
 ]
 
 RUN_NAME = "mlflow.runName"
@@ -115,6 +116,11 @@ def _source_tags() -> dict[str, str]:
     return tags
 
 
+def user() -> str:
+    """The user a new run is recorded as (``mlflow.user``)."""
+    return _source_tags()[USER]
+
+
 def system_tags() -> dict[str, str]:
     """The system tags of a new run: user, source name and type, and the tags of
     every registered source (provenance: git commit, branch, remote, command
@@ -129,7 +135,8 @@ def system_tags() -> dict[str, str]:
 
 def run_started(state: RunState, tags: dict[str, str]) -> None:
     """Called by the run's maker right after a new run's creation is queued, with
-    its tags: tells every registered hook (provenance queues what it writes in the
+    the tags it was started with (its parent's id among them; not the system
+    tags, which the writer makes): tells every registered hook (provenance queues what it writes in the
     background and starts the system-metrics sampler when it is on)."""
     for hook in run_hooks.run_started_hooks:
         hook(state, tags)

@@ -24,7 +24,7 @@ import os
 import random
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from time import time_ns
 from typing import Any
 
@@ -312,33 +312,41 @@ def new_run(
     run_name: str | None,
     extra_tags: dict[str, str],
     start_time: int | None = None,
-) -> tuple[RunState, dict[str, str]]:
+) -> tuple[RunState, Callable[[], dict[str, str]]]:
     """Make a RUNNING run of ``store`` locally and queue its creation; returns its
-    state and its tags (system tags included). Used by ``start_run`` and
-    ``Client.create_run``."""
+    state and a function giving its tags (system tags included). Those are
+    made on the writer thread, for the creation, unless asked first: a fit's
+    run costs its training thread only the id, the name and a queued call.
+    Used by ``start_run`` and ``Client.create_run``."""
     location = artifact_location(store, exp_id)
     run_id = f"{_ids.getrandbits(128) & _NOT_VERSION | _VERSION_4:032x}"  # new_run_id()
-    name = run_name or extra_tags.get(context.RUN_NAME) or context.generate_run_name()
-    system = context.system_tags()
-    tag_map = {**system, **extra_tags, context.RUN_NAME: validate_tag_value(context.RUN_NAME, name)}
-    user = system[context.USER]
+    name = run_name or extra_tags.get(context.RUN_NAME)
+    name = validate_tag_value(context.RUN_NAME, name) if name else context.generate_run_name()
+    made: list[dict[str, str]] = []  # the tags, made once by whoever asks first
+
+    def tags() -> dict[str, str]:
+        if not made:
+            made.append({**context.system_tags(), **extra_tags, context.RUN_NAME: name})
+        return made[0]
+
+    user = context.user()
     if start_time is None:
         start_time = time_ns() // 1_000_000
     if getattr(store, "assigns_run_ids", False):  # a server that picks ids (mlflow server)
-        tags = [RunTag(k, v) for k, v in tag_map.items()]
-        run = store.create_run(exp_id, user, start_time, tags=tags, run_name=name)
+        run_tags = [RunTag(k, v) for k, v in tags().items()]
+        run = store.create_run(exp_id, user, start_time, tags=run_tags, run_name=name)
         state = RunState(store, run.info, {}, created=True)
-        context.run_started(state, tag_map)  # provenance: background artifacts, sampler
-        return state, tag_map
+        context.run_started(state, extra_tags)  # provenance: background artifacts, sampler
+        return state, tags
 
     def create_run() -> None:
-        tags = [RunTag(k, v) for k, v in tag_map.items()]
-        store.create_run(exp_id, user, start_time, tags=tags, run_name=name, run_id=run_id)
+        run_tags = [RunTag(k, v) for k, v in tags().items()]
+        store.create_run(exp_id, user, start_time, tags=run_tags, run_name=name, run_id=run_id)
 
     get_writer().append((CALL, store, run_id, Call(create_run, "create_run")))
     state = RunState(store, None, {}, False, run_id, (exp_id, name, user, start_time, location))
-    context.run_started(state, tag_map)  # provenance: background artifacts, sampler
-    return state, tag_map
+    context.run_started(state, extra_tags)  # provenance: background artifacts, sampler
+    return state, tags
 
 
 def resume(run_id: str, run_name: str | None, extra_tags: dict[str, str]) -> RunState:

@@ -254,6 +254,8 @@ def check_param_unchanged(key: str, old_value: str, new_value: str) -> None:
 
 def validate_artifact_path(path: Any, kind: str = "artifact path") -> str:
     """A relative POSIX path inside the run's artifact root (``None`` is not allowed)."""
+    if type(path) is str and path in _valid_artifact_paths:  # each fit writes the same names
+        return path
     if not isinstance(path, str):
         raise InvalidParameterError(f"{kind} {path!r} must be a string")
     if not path.strip("/"):
@@ -261,7 +263,12 @@ def validate_artifact_path(path: Any, kind: str = "artifact path") -> str:
     reason = _path_escape_reason(path)
     if reason is not None:
         raise InvalidParameterError(f"{kind} {path!r} {reason}; it must stay inside the run")
+    if len(_valid_artifact_paths) < 1000:
+        _valid_artifact_paths.add(path)
     return path
+
+
+_valid_artifact_paths: set[str] = set()  # paths found valid (a set: lookups are atomic)
 
 
 def require_run_id(run_id: Any) -> str:
