@@ -341,22 +341,20 @@ class _InputCopies:
         inputs = cls()
         inputs.sources, inputs.copies, inputs.pid = sources, {}, os.getpid()
         # Whoever pops the turn makes the copies: the helper, or the training
-        # thread when the helper has not begun (list.pop is atomic). ``done``
+        # thread when the helper has not begun (dict.pop is atomic). ``done``
         # is held until the copies are made. (A lock each, not an Event: a
         # fit of milliseconds pays for what it makes.)
         inputs.done = threading.Lock()
         if any(a.nbytes >= _SMALL_ARRAY for a in sources.values()):
-            inputs.turn = [True]
+            inputs.turn = {0: True}
             inputs.done.acquire()
             _COPIER.submit(inputs)
         else:
-            inputs.turn = []  # nothing worth a hand-over: copied after the fit
+            inputs.turn = {}  # nothing worth a hand-over: copied after the fit
         return inputs
 
     def run(self) -> None:  # on the helper thread
-        try:
-            self.turn.pop()
-        except IndexError:  # the training thread took it
+        if not self.turn.pop(0, False):  # the training thread took it
             return
         try:
             for key, array in self.sources.items():
@@ -380,12 +378,10 @@ class _InputCopies:
         or in a forked child, where no helper runs."""
         if self.pid != os.getpid():
             return {}
-        try:
-            self.turn.pop()
-        except IndexError:  # the helper has it (or had): wait until it is done
-            self.finished()
-        else:  # the helper is behind: the caller copies, and nobody waits
+        if self.turn.pop(0, False):  # the helper is behind: the caller copies
             self.done.release()
+        else:  # the helper has it (or had): wait until it is done
+            self.finished()
         return self.copies
 
     def finished(self, timeout: float = -1) -> bool:

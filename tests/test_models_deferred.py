@@ -135,7 +135,7 @@ def test_flavor_metadata_that_is_not_json_is_refused_by_log_model():
     "metadata",
     [
         {"a": 1, "b": [1, 2.0, None, "x", {"c": True}], "t": (1, "a")},
-        {1: "x", None: 2.5, True: "k"},
+        {1: "x", None: 2.5, False: "k", 0.5: "float key"},
         {"numpy float": __import__("numpy").float64(1.5)},  # a float subclass
         {"numpy int": __import__("numpy").int64(1)},
         {"object": object()},

@@ -136,7 +136,8 @@ def system_tags() -> dict[str, str]:
 def run_started(state: RunState, tags: dict[str, str]) -> None:
     """Called by the run's maker right after a new run's creation is queued, with
     the tags it was started with (its parent's id among them; not the system
-    tags, which the writer makes): tells every registered hook (provenance queues what it writes in the
-    background and starts the system-metrics sampler when it is on)."""
+    tags, which the writer makes): tells every registered hook (provenance
+    queues what it writes in the background and starts the system-metrics
+    sampler when it is on)."""
     for hook in run_hooks.run_started_hooks:
         hook(state, tags)
