@@ -41,9 +41,9 @@ argument (:func:`log_params`, :func:`log_epoch_metrics`,
 :func:`log_early_stopping`). Statistics that cost a pass over the training
 data are computed on the writer thread, from a copy taken when the fit
 returns: :func:`log_metrics_later`; :func:`log_later` hands a short fit's
-params, tags and metrics to the writer in one piece. :class:`child_run` opens a nested run;
-:func:`training_run` asks the run-opening policy for a training that is no
-patched call (a plain loop).
+params, tags and metrics to the writer in one piece. :class:`child_run`
+opens a nested run; :func:`training_run` asks the run-opening policy for a
+training that is no patched call (a plain loop).
 
 **Calls inside calls.** Only a thread's outermost patched call logs; a
 training that runs *other* trainings, each of which deserves its own run (the

@@ -27,9 +27,11 @@ __all__ = [
     "tag_sources",
 ]
 
-#: callables returning tags for a new run (later ones win; the run's own tags win over all)
+#: callables returning tags for a new run, called when its creation is written
+#: (on the writer thread; later ones win; the run's own tags win over all)
 tag_sources: list[Callable[[], dict[str, str]]] = []
-#: callables ``hook(state, tags)`` told of each run just created (its creation queued)
+#: callables ``hook(state, tags)`` told of each run just created (its creation
+#: queued), with the tags it was started with
 run_started_hooks: list[Callable[[Any, dict[str, str]], None]] = []
 
 
